@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# System packages strata's tests and demo use, then the npm dependencies and the build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DEBIAN_FRONTEND=noninteractive
+pkgs=(tar gzip zstd attr libcap2-bin skopeo umoci fuse-overlayfs fuse3 docker-registry util-linux debootstrap)
+missing=()
+for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if ((${#missing[@]})); then
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+npm ci --no-fund --no-audit
+npm run build

@@ -1,0 +1,54 @@
+// The storage driver contract, modelled on Docker's graphdriver.ProtoDriver/DiffDriver.
+// Layer ids are driver ids (random 64-hex), never chain IDs: the store maps between them.
+import type { Readable } from 'node:stream';
+import type { Change } from '../archive/changes.js';
+
+export interface CreateOpts {
+  /** Driver-specific per-layer options, e.g. { size: '50M' } for a quota. */
+  storageOpt?: Record<string, string>;
+}
+
+export interface DriverOptions {
+  /** The store root; the driver keeps its data under `${root}/${name}`. */
+  root: string;
+  /** Global options from `--storage-opt` (e.g. overlay2.size, dm.basesize). */
+  options: Record<string, string>;
+}
+
+export interface Driver {
+  readonly name: string;
+  /** `${root}/${name}` */
+  readonly home: string;
+
+  /** Read-only (image) layer on top of parent. */
+  create(id: string, parent: string | null, opts?: CreateOpts): Promise<void>;
+  /** Writable (container or init) layer on top of parent. */
+  createReadWrite(id: string, parent: string | null, opts?: CreateOpts): Promise<void>;
+  remove(id: string): Promise<void>;
+  /** Mount (reference counted, across processes) and return the root of the merged view. */
+  get(id: string): Promise<string>;
+  /** Drop one reference taken by get; unmount at zero. */
+  put(id: string): Promise<void>;
+  exists(id: string): Promise<boolean>;
+  /** Rows printed under "Storage Driver" by `strata info`. */
+  status(): Promise<[string, string][]>;
+  /** Driver data for inspect's GraphDriver.Data (LowerDir/UpperDir/… for overlay2). */
+  metadata(id: string): Promise<Record<string, string>>;
+  /** The changeset of id against parent as a layer tar stream. */
+  diff(id: string, parent: string | null): Promise<Readable>;
+  /** The A/C/D list of id against parent, as `docker diff` prints it. */
+  changes(id: string, parent: string | null): Promise<Change[]>;
+  /** Apply an uncompressed layer tar into the (empty, just created) layer id; returns bytes of content. */
+  applyDiff(id: string, parent: string | null, tar: Readable): Promise<number>;
+  /** Bytes of content in id's changeset against parent. */
+  diffSize(id: string, parent: string | null): Promise<number>;
+  /** Release every mount this process or a crashed one left (store close / open). */
+  cleanup(): Promise<void>;
+}
+
+export class DriverError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'DriverError';
+  }
+}
