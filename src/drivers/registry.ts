@@ -1,0 +1,109 @@
+// Storage drivers by name, and the choice of one for a store root the way Docker makes it:
+// data already in the root decides; else the first usable driver in priority order.
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { DriverError, type Driver, type DriverOptions } from './driver.js';
+
+export type DriverFactory = (opts: DriverOptions) => Promise<Driver>;
+
+export interface DriverTraits {
+  /** Lower is tried first when nothing decides otherwise (Docker's order: btrfs, zfs, overlay2, fuse-overlayfs, …, vfs). */
+  priority: number;
+  /** Whether the driver can work for this root on this machine; a string says why not. */
+  usable(root: string): Promise<true | string>;
+}
+
+interface Entry extends DriverTraits {
+  name: string;
+  factory: DriverFactory;
+}
+
+const drivers = new Map<string, Entry>();
+
+/** Names Docker uses for driver data directories: data under one of them pins the root to it. */
+const KNOWN_DATA_DIRS = ['btrfs', 'zfs', 'overlay2', 'fuse-overlayfs', 'aufs', 'overlay', 'devicemapper', 'vfs'];
+
+/** Make a driver available under name. Called once per driver, in ./index.ts. */
+export function register(name: string, factory: DriverFactory, traits: DriverTraits): void {
+  if (drivers.has(name)) throw new Error(`storage driver ${name} registered twice`);
+  drivers.set(name, { name, factory, ...traits });
+}
+
+/** Registered driver names, in priority order. */
+export function driverNames(): string[] {
+  return [...drivers.values()].sort((a, b) => a.priority - b.priority).map((d) => d.name);
+}
+
+/** Open the named driver without any choosing; unknown names are an error. */
+export async function createDriver(name: string, opts: DriverOptions): Promise<Driver> {
+  return lookup(name).factory(opts);
+}
+
+/**
+ * The driver for a store root: the requested one (which must be known and usable), else the
+ * one whose data the root already holds, else the first usable one by priority.
+ */
+export async function selectDriver(
+  root: string,
+  requested: string | undefined,
+  options: Record<string, string>,
+): Promise<Driver> {
+  const opts: DriverOptions = { root, options };
+  if (requested !== undefined && requested !== '') {
+    const entry = lookup(requested);
+    const ok = await entry.usable(root);
+    if (ok !== true) throw new DriverError(`storage driver ${requested} is not usable for ${root}: ${ok}`);
+    return entry.factory(opts);
+  }
+
+  const prior = await driversWithData(root);
+  if (prior.length > 1) {
+    throw new DriverError(
+      `${root} contains several valid storage drivers: ${prior.join(', ')}; clean up or choose one explicitly (--driver NAME)`,
+    );
+  }
+  if (prior.length === 1) {
+    const name = prior[0];
+    const entry = drivers.get(name);
+    if (!entry) throw new DriverError(`${root} holds data of storage driver ${name}, which strata does not support`);
+    const ok = await entry.usable(root);
+    if (ok !== true) throw new DriverError(`${root} holds data of storage driver ${name}, which is not usable here: ${ok}`);
+    return entry.factory(opts);
+  }
+
+  const refusals: string[] = [];
+  for (const name of driverNames()) {
+    const entry = drivers.get(name) as Entry;
+    const ok = await entry.usable(root);
+    if (ok === true) return entry.factory(opts);
+    refusals.push(`${name}: ${ok}`);
+  }
+  throw new DriverError(`no usable storage driver for ${root} (${refusals.join('; ') || 'none registered'})`);
+}
+
+/** Driver names whose data directory under root exists and is not empty. */
+export async function driversWithData(root: string): Promise<string[]> {
+  const names = new Set([...KNOWN_DATA_DIRS, ...drivers.keys()]);
+  const found: string[] = [];
+  for (const name of names) {
+    try {
+      if ((await readdir(join(root, name))).length > 0) found.push(name);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw err;
+    }
+  }
+  return found.sort((a, b) => rank(a) - rank(b));
+}
+
+function rank(name: string): number {
+  return drivers.get(name)?.priority ?? Number.MAX_SAFE_INTEGER;
+}
+
+function lookup(name: string): Entry {
+  const entry = drivers.get(name);
+  if (!entry) {
+    throw new DriverError(`unknown storage driver ${JSON.stringify(name)} (known: ${driverNames().join(', ')})`);
+  }
+  return entry;
+}
