@@ -1,0 +1,157 @@
+// Mount reference counts shared by every process using one driver home: `strata mount C` in
+// one process and `strata umount C` in another must agree on when to unmount. Counts live in a
+// JSON file guarded by flock(2); a count whose mount has vanished (reboot, someone else's
+// umount) is taken as 0, so the state can never keep a layer "mounted" that is not.
+import { closeSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { flock, LOCK_EX, LOCK_UN, tryFlock } from '../sys/linux.js';
+import { isMountPoint } from '../sys/mountinfo.js';
+
+interface Entry {
+  mountPoint: string;
+  count: number;
+}
+type State = Record<string, Entry>;
+
+export class MountRefs {
+  private readonly stateFile: string;
+  private readonly lockFile: string;
+  // flock orders processes; this chain orders callers inside one process, so at most one
+  // blocking flock waits on koffi's worker pool at a time.
+  private chain: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly dir: string, name = 'mountrefs') {
+    this.stateFile = join(dir, `${name}.json`);
+    this.lockFile = join(dir, `${name}.lock`);
+  }
+
+  /** Take one reference; runs doMount first when the mount is not there. Returns the new count. */
+  acquire(key: string, mountPoint: string, doMount: () => Promise<void> | void): Promise<number> {
+    return this.locked(async (state) => {
+      const e = state[key];
+      let count = e && e.mountPoint === mountPoint && isMountPoint(mountPoint) ? e.count : 0;
+      if (count === 0 && !isMountPoint(mountPoint)) await doMount();
+      count += 1;
+      state[key] = { mountPoint, count };
+      return count;
+    });
+  }
+
+  /**
+   * Drop one reference; runs doUnmount when none remain and the mount is there.
+   * Returns the remaining count (0 also when nothing was held).
+   */
+  release(key: string, doUnmount: (mountPoint: string) => Promise<void> | void): Promise<number> {
+    return this.locked(async (state) => {
+      const e = state[key];
+      if (!e) return 0;
+      const mounted = isMountPoint(e.mountPoint);
+      const count = mounted ? Math.max(0, e.count - 1) : 0;
+      if (count === 0) {
+        if (mounted) await doUnmount(e.mountPoint);
+        delete state[key];
+      } else {
+        state[key] = { ...e, count };
+      }
+      return count;
+    });
+  }
+
+  /** The live count for key (0 when its mount is gone). */
+  count(key: string): Promise<number> {
+    return this.locked((state) => {
+      const e = state[key];
+      return e && isMountPoint(e.mountPoint) ? e.count : 0;
+    });
+  }
+
+  /** Unmount (if mounted) and drop key whatever its count: the layer is going away. */
+  forget(key: string, doUnmount: (mountPoint: string) => Promise<void> | void): Promise<void> {
+    return this.locked(async (state) => {
+      const e = state[key];
+      if (!e) return;
+      if (isMountPoint(e.mountPoint)) await doUnmount(e.mountPoint);
+      delete state[key];
+    });
+  }
+
+  /**
+   * Drop entries whose mounts are gone and unmount those left at count 0.
+   * `extra` lists mount points the caller found that have no entry at all (a process died
+   * between mounting and recording); they are unmounted too. Returns what was unmounted.
+   */
+  sweep(doUnmount: (mountPoint: string) => Promise<void> | void, extra: string[] = []): Promise<string[]> {
+    return this.locked(async (state) => {
+      const done: string[] = [];
+      const known = new Set<string>();
+      for (const [key, e] of Object.entries(state)) {
+        known.add(e.mountPoint);
+        const mounted = isMountPoint(e.mountPoint);
+        if (mounted && e.count > 0) continue;
+        if (mounted) {
+          await doUnmount(e.mountPoint);
+          done.push(e.mountPoint);
+        }
+        delete state[key];
+      }
+      for (const mp of extra) {
+        if (known.has(mp) || !isMountPoint(mp)) continue;
+        await doUnmount(mp);
+        done.push(mp);
+      }
+      return done;
+    });
+  }
+
+  private locked<T>(fn: (state: State) => Promise<T> | T): Promise<T> {
+    const run = this.chain.then(() => this.underFlock(fn));
+    this.chain = run.catch(() => undefined);
+    return run;
+  }
+
+  private async underFlock<T>(fn: (state: State) => Promise<T> | T): Promise<T> {
+    mkdirSync(this.dir, { recursive: true, mode: 0o710 });
+    const fd = openSync(this.lockFile, 'a', 0o600);
+    try {
+      if (!tryFlock(fd, LOCK_EX)) await flock(fd, LOCK_EX);
+      const state = this.read();
+      const before = JSON.stringify(state);
+      try {
+        return await fn(state);
+      } finally {
+        // Written even when fn failed half way: an unmount that happened must be recorded.
+        if (JSON.stringify(state) !== before) this.write(state);
+      }
+    } finally {
+      try {
+        tryFlock(fd, LOCK_UN);
+      } finally {
+        closeSync(fd);
+      }
+    }
+  }
+
+  private read(): State {
+    let text: string;
+    try {
+      text = readFileSync(this.stateFile, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
+      throw err;
+    }
+    try {
+      const parsed = JSON.parse(text) as unknown;
+      return parsed && typeof parsed === 'object' ? (parsed as State) : {};
+    } catch {
+      // A torn file cannot happen (rename below); a hand-edited one is treated as empty,
+      // which the "mount gone means 0" rule makes safe.
+      return {};
+    }
+  }
+
+  private write(state: State): void {
+    const tmp = `${this.stateFile}.${process.pid}.tmp`;
+    writeFileSync(tmp, JSON.stringify(state), { mode: 0o600 });
+    renameSync(tmp, this.stateFile);
+  }
+}

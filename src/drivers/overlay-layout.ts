@@ -1,0 +1,257 @@
+// Docker's overlay2 directory layout, shared by the overlay2 and fuse-overlayfs drivers:
+//   <home>/<id>/diff     the layer's own files (the upper dir when it is on top)
+//   <home>/<id>/link     a 26-character name; <home>/l/<name> -> ../<id>/diff
+//   <home>/<id>/lower    l/<parent link>:l/<grandparent link>:…  (absent for a base layer)
+//   <home>/<id>/work     overlay's work dir (layers with a parent only)
+//   <home>/<id>/merged   the mount point, made on first mount
+// Short links keep mount data small; the lower file lets a layer be mounted without walking
+// its ancestors one by one.
+import { randomBytes } from 'node:crypto';
+import { lstat, mkdir, open, opendir, readFile, readdir, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { DriverError } from './driver.js';
+
+export const LINK_DIR = 'l';
+const LINK_LEN = 26;
+/** The kernel's OVL_MAX_STACK: overlay refuses more lower layers than this. */
+export const MAX_LOWERS = 500;
+const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+
+/** 26 random base32 characters, like Docker's overlayutils.GenerateID. */
+export function generateLinkId(): string {
+  const bytes = randomBytes(LINK_LEN);
+  let s = '';
+  for (const b of bytes) s += BASE32[b & 31];
+  return s;
+}
+
+function isENOENT(err: unknown): boolean {
+  return (err as NodeJS.ErrnoException).code === 'ENOENT';
+}
+
+export class OverlayLayout {
+  constructor(readonly home: string) {}
+
+  async init(): Promise<void> {
+    await mkdir(this.home, { recursive: true, mode: 0o710 });
+    await mkdir(join(this.home, LINK_DIR), { recursive: true, mode: 0o700 });
+  }
+
+  checkId(id: string): void {
+    if (!ID_RE.test(id) || id === LINK_DIR || id.endsWith('.removing')) {
+      throw new DriverError(`invalid layer id '${id}'`);
+    }
+  }
+
+  dir(id: string): string {
+    this.checkId(id);
+    return join(this.home, id);
+  }
+  diffDir(id: string): string {
+    return join(this.dir(id), 'diff');
+  }
+  workDir(id: string): string {
+    return join(this.dir(id), 'work');
+  }
+  mergedDir(id: string): string {
+    return join(this.dir(id), 'merged');
+  }
+
+  async exists(id: string): Promise<boolean> {
+    try {
+      return (await lstat(this.diffDir(id))).isDirectory();
+    } catch (err) {
+      if (isENOENT(err) || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return false;
+      throw err;
+    }
+  }
+
+  async require(id: string): Promise<void> {
+    if (!(await this.exists(id))) throw new DriverError(`layer ${id} does not exist`);
+  }
+
+  /** Make the directories, link and lower file of a new layer on top of parent. */
+  async create(id: string, parent: string | null): Promise<void> {
+    const dir = this.dir(id);
+    if (parent !== null) await this.require(parent);
+    const lower = parent === null ? null : await this.lowerFor(parent);
+    if (lower !== null && lower.length > MAX_LOWERS) {
+      throw new DriverError(
+        `max depth exceeded: layer ${id} would have ${lower.length} lower layers, overlay allows ${MAX_LOWERS}`,
+      );
+    }
+    try {
+      await mkdir(dir, { mode: 0o710 });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new DriverError(`layer ${id} already exists`);
+      throw err;
+    }
+    try {
+      await mkdir(join(dir, 'diff'), { mode: 0o755 });
+      const link = generateLinkId();
+      await symlink(join('..', id, 'diff'), join(this.home, LINK_DIR, link));
+      await writeFile(join(dir, 'link'), link, { mode: 0o644 });
+      if (lower !== null) {
+        await mkdir(join(dir, 'work'), { mode: 0o700 });
+        await writeFile(join(dir, 'lower'), lower.join(':'), { mode: 0o644 });
+      }
+    } catch (err) {
+      await this.remove(id).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  async link(id: string): Promise<string> {
+    const link = (await readFile(join(this.dir(id), 'link'), 'utf8')).trim();
+    if (link.length !== LINK_LEN || !/^[A-Z2-7]+$/.test(link)) {
+      throw new DriverError(`layer ${id} has a corrupt link file`);
+    }
+    return link;
+  }
+
+  /** `l/<link>` entries below id, parent first; [] for a base layer. */
+  async lowerLinks(id: string): Promise<string[]> {
+    let text: string;
+    try {
+      text = await readFile(join(this.dir(id), 'lower'), 'utf8');
+    } catch (err) {
+      if (isENOENT(err)) return [];
+      throw err;
+    }
+    const parts = text.trim().split(':').filter((p) => p.length > 0);
+    for (const p of parts) {
+      if (!/^l\/[A-Z2-7]{26}$/.test(p)) throw new DriverError(`layer ${id} has a corrupt lower file`);
+    }
+    return parts;
+  }
+
+  /** What a child of parent writes in its lower file. */
+  private async lowerFor(parent: string): Promise<string[]> {
+    return [`${LINK_DIR}/${await this.link(parent)}`, ...(await this.lowerLinks(parent))];
+  }
+
+  /** Host paths of the lower diff dirs, parent first (what Docker shows as LowerDir). */
+  async lowerDirs(id: string): Promise<string[]> {
+    const out: string[] = [];
+    for (const l of await this.lowerLinks(id)) {
+      const target = await readlink(join(this.home, l)).catch((err: unknown) => {
+        if (isENOENT(err)) throw new DriverError(`layer ${id}: lower link ${l} is missing`);
+        throw err;
+      });
+      out.push(join(this.home, LINK_DIR, target));
+    }
+    return out;
+  }
+
+  /** True when parent is id's direct parent (null: id is a base layer). */
+  async isParent(id: string, parent: string | null): Promise<boolean> {
+    const lowers = await this.lowerLinks(id);
+    if (parent === null) return lowers.length === 0;
+    if (lowers.length === 0) return false;
+    return lowers[0] === `${LINK_DIR}/${await this.link(parent)}`;
+  }
+
+  /** Layer ids in the home (not the link dir, nor half-removed ones). */
+  async ids(): Promise<string[]> {
+    const out: string[] = [];
+    for (const name of await readdir(this.home)) {
+      if (name === LINK_DIR || !ID_RE.test(name) || name.endsWith('.removing')) continue;
+      if (await this.exists(name)) out.push(name);
+    }
+    return out;
+  }
+
+  /** Ids of the layers created directly on top of id. */
+  async children(id: string): Promise<string[]> {
+    const mine = `${LINK_DIR}/${await this.link(id)}`;
+    const out: string[] = [];
+    for (const other of await this.ids()) {
+      if (other === id) continue;
+      let head: string;
+      try {
+        const fh = await open(join(this.home, other, 'lower'), 'r');
+        try {
+          const buf = Buffer.alloc(mine.length + 1);
+          const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+          head = buf.subarray(0, bytesRead).toString('utf8');
+        } finally {
+          await fh.close();
+        }
+      } catch (err) {
+        if (isENOENT(err)) continue;
+        throw err;
+      }
+      if (head === mine || head === `${mine}:`) out.push(other);
+    }
+    return out;
+  }
+
+  /**
+   * Remove a layer's link and directory. The directory is renamed first so a crash half way
+   * leaves `<id>.removing`, never a half-deleted layer that still looks whole.
+   */
+  async remove(id: string): Promise<void> {
+    const dir = this.dir(id);
+    try {
+      const link = (await readFile(join(dir, 'link'), 'utf8')).trim();
+      if (/^[A-Z2-7]{26}$/.test(link)) await rm(join(this.home, LINK_DIR, link), { force: true });
+    } catch (err) {
+      if (!isENOENT(err)) throw err;
+    }
+    const doomed = `${dir}.removing`;
+    try {
+      await rename(dir, doomed);
+    } catch (err) {
+      if (isENOENT(err)) return;
+      throw err;
+    }
+    await rm(doomed, { recursive: true, force: true });
+  }
+
+  /** Finish removals a crash interrupted and drop links whose layer is gone. */
+  async sweep(): Promise<void> {
+    for (const name of await readdir(this.home)) {
+      if (name.endsWith('.removing') || name.startsWith('native-diff-check-')) await rm(join(this.home, name), { recursive: true, force: true });
+    }
+    const linkDir = join(this.home, LINK_DIR);
+    for (const name of await readdir(linkDir)) {
+      const p = join(linkDir, name);
+      try {
+        await lstat(join(linkDir, await readlink(p)));
+      } catch (err) {
+        if (isENOENT(err) || (err as NodeJS.ErrnoException).code === 'EINVAL') await rm(p, { force: true });
+        else throw err;
+      }
+    }
+  }
+}
+
+/**
+ * Bytes of content under dir, as Docker's directory.Size counts them: the size of every
+ * non-directory, each hard-linked inode once. Whiteout devices count 0.
+ */
+export async function directorySize(dir: string): Promise<number> {
+  const seen = new Set<string>();
+  let total = 0;
+  const stack = [dir];
+  while (stack.length > 0) {
+    const d = stack.pop() as string;
+    const handle = await opendir(d, { bufferSize: 256 });
+    for await (const ent of handle) {
+      const p = join(d, ent.name);
+      if (ent.isDirectory()) {
+        stack.push(p);
+        continue;
+      }
+      const st = await lstat(p, { bigint: true });
+      if (st.nlink > 1n) {
+        const key = `${st.dev}:${st.ino}`;
+        if (seen.has(key)) continue;
+        seen.add(key);
+      }
+      total += Number(st.size);
+    }
+  }
+  return total;
+}
