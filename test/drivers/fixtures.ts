@@ -1,7 +1,7 @@
 // Trees with everything a layer can hold, built with direct filesystem calls, and GNU tar
 // streams of them (the real tool as the source of layer tars).
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { chmod, lchown, link, mkdir, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
@@ -25,7 +25,7 @@ export async function buildBaseTree(dir: string): Promise<void> {
   await writeFile(p('etc/hosts'), '127.0.0.1 localhost\n');
   await writeFile(p('etc/gone'), 'to be deleted\n');
   await mkdir(p('bin'));
-  await writeFile(p('bin/tool'), randomBytes(1536 * 1024)); // more than one 1 MiB chunk
+  await writeFile(p('bin/tool'), pseudoRandom(1536 * 1024)); // more than one 1 MiB chunk
   await chmod(p('bin/tool'), 0o755);
   await writeFile(p('setuid'), '#!/bin/sh\n');
   await chmod(p('setuid'), 0o4755);
@@ -71,9 +71,20 @@ export async function buildBaseTree(dir: string): Promise<void> {
   await writeFile(p('ro/file'), 'read only');
   await chmod(p('ro/file'), 0o444);
   await chmod(p('ro'), 0o555);
-  for (const rel of ['etc/hosts', 'etc/gone', 'bin/tool', 'setuid', 'owned', 'links/a', 'xattr-file', 'keep/sub/file']) {
-    await utimes(p(rel), T0, T0);
+  const timed = ['etc/hosts', 'etc/gone', 'bin/tool', 'setuid', 'sticky/inside', 'setgid/file', 'zero-mode', 'owned', 'empty'];
+  timed.push('links/a', 'dev/null', 'dev/loop9', 'dev/fifo', 'xattr-file', 'olddir/inner/f', 'keep/sub/file', 'ro/file');
+  for (const rel of timed) await utimes(p(rel), T0, T0);
+}
+
+/** The same incompressible bytes every time, so two trees built apart compare equal. */
+export function pseudoRandom(size: number, seed = 'strata'): Buffer {
+  const out = Buffer.alloc(size);
+  let block = createHash('sha256').update(seed).digest();
+  for (let at = 0; at < size; at += block.length) {
+    block.copy(out, at);
+    block = createHash('sha256').update(block).digest();
   }
+  return out;
 }
 
 /** A pax tar of dir's contents made by GNU tar, numeric owners, all xattrs. */
