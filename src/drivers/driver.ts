@@ -19,6 +19,11 @@ export interface Driver {
   readonly name: string;
   /** `${root}/${name}` */
   readonly home: string;
+  /**
+   * True when a layer's contents do not depend on its parent's (overlay2, aufs, fuse-overlayfs:
+   * each layer is its own directory), so the layers of one image can be applied in parallel.
+   */
+  readonly independentLayers?: boolean;
 
   /** Read-only (image) layer on top of parent. */
   create(id: string, parent: string | null, opts?: CreateOpts): Promise<void>;

@@ -1,0 +1,97 @@
+// The metadata database: one SQLite file in WAL mode, shared by every strata process on a root.
+// better-sqlite3 is synchronous, so a transaction is atomic for this process; BEGIN IMMEDIATE
+// plus busy_timeout makes it atomic across processes too.
+import Database from 'better-sqlite3';
+import { join } from 'node:path';
+
+export type DB = Database.Database;
+
+const SCHEMA_VERSION = 1;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS layers (
+  id           TEXT PRIMARY KEY,
+  chain_id     TEXT UNIQUE,
+  parent       TEXT REFERENCES layers(id),
+  diff_id      TEXT,
+  size         INTEGER NOT NULL DEFAULT 0,
+  content_size INTEGER NOT NULL DEFAULT 0,
+  kind         TEXT NOT NULL CHECK (kind IN ('image', 'init', 'container')),
+  state        TEXT NOT NULL CHECK (state IN ('incomplete', 'complete', 'removing')),
+  owner        TEXT,
+  created      TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS layers_parent ON layers(parent);
+
+CREATE TABLE IF NOT EXISTS images (
+  id                  TEXT PRIMARY KEY,
+  config              BLOB NOT NULL,
+  top_layer           TEXT REFERENCES layers(id),
+  created             TEXT NOT NULL,
+  manifest            BLOB,
+  manifest_media_type TEXT,
+  manifest_digest     TEXT
+);
+CREATE INDEX IF NOT EXISTS images_top ON images(top_layer);
+
+CREATE TABLE IF NOT EXISTS names (
+  name     TEXT PRIMARY KEY,
+  image_id TEXT NOT NULL REFERENCES images(id),
+  created  TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS names_image ON names(image_id);
+
+CREATE TABLE IF NOT EXISTS repo_digests (
+  image_id TEXT NOT NULL REFERENCES images(id),
+  ref      TEXT NOT NULL,
+  PRIMARY KEY (image_id, ref)
+);
+
+CREATE TABLE IF NOT EXISTS layer_blobs (
+  diff_id    TEXT NOT NULL,
+  digest     TEXT NOT NULL,
+  media_type TEXT NOT NULL,
+  size       INTEGER NOT NULL,
+  PRIMARY KEY (diff_id, digest)
+);
+
+CREATE TABLE IF NOT EXISTS containers (
+  id         TEXT PRIMARY KEY,
+  name       TEXT NOT NULL UNIQUE,
+  image_id   TEXT NOT NULL REFERENCES images(id),
+  init_layer TEXT NOT NULL REFERENCES layers(id),
+  layer      TEXT NOT NULL REFERENCES layers(id),
+  state      TEXT NOT NULL CHECK (state IN ('creating', 'created', 'removing')),
+  owner      TEXT,
+  created    TEXT NOT NULL,
+  config     TEXT NOT NULL
+);
+`;
+
+export function openDatabase(root: string): DB {
+  const db = new Database(join(root, 'strata.db'), { timeout: 60_000 });
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  db.pragma('foreign_keys = ON');
+  const version = db.pragma('user_version', { simple: true }) as number;
+  if (version > SCHEMA_VERSION) {
+    db.close();
+    throw new Error(`strata.db in ${root} has schema version ${version}, newer than this strata (${SCHEMA_VERSION})`);
+  }
+  if (version < SCHEMA_VERSION) {
+    db.transaction(() => {
+      db.exec(SCHEMA);
+      db.pragma(`user_version = ${SCHEMA_VERSION}`);
+    }).immediate();
+  }
+  return db;
+}
+
+/** Run fn in a BEGIN IMMEDIATE transaction (serialised with every other writer on the root). */
+export function writeTx<T>(db: DB, fn: () => T): T {
+  return db.transaction(fn).immediate();
+}
+
+export function now(): string {
+  return new Date().toISOString();
+}

@@ -1,0 +1,156 @@
+// Images: config bytes (the image ID is their digest), the top layer, and names.
+import type { ImageConfig } from '../image/types.js';
+import { parseNormalizedNamed, withDefaultTag, referenceString, familiarString, ReferenceError } from '../registry/reference.js';
+import { type DB, now, writeTx } from './db.js';
+import { NotFoundError, StrataError } from './errors.js';
+
+export interface ImageRecord {
+  id: string;
+  config: Buffer;
+  topLayer: string | null;
+  created: string;
+  manifest: { mediaType: string; bytes: Buffer; digest: string } | null;
+}
+
+interface ImageRow {
+  id: string;
+  config: Buffer;
+  top_layer: string | null;
+  created: string;
+  manifest: Buffer | null;
+  manifest_media_type: string | null;
+  manifest_digest: string | null;
+}
+
+function fromRow(r: ImageRow): ImageRecord {
+  return {
+    id: r.id,
+    config: r.config,
+    topLayer: r.top_layer,
+    created: r.created,
+    manifest: r.manifest ? { mediaType: r.manifest_media_type!, bytes: r.manifest, digest: r.manifest_digest! } : null,
+  };
+}
+
+export function parseConfig(img: ImageRecord): ImageConfig {
+  return JSON.parse(img.config.toString('utf8')) as ImageConfig;
+}
+
+/** "nginx" -> "docker.io/library/nginx:latest"; a clear error for an invalid reference. */
+export function normalizeName(name: string): string {
+  try {
+    const ref = parseNormalizedNamed(name);
+    if (ref.digest !== undefined) throw new StrataError(`refusing to use a digest reference as a name: ${name}`);
+    return referenceString(withDefaultTag(ref));
+  } catch (err) {
+    if (err instanceof ReferenceError) throw new StrataError(`${err.message}: ${name}`);
+    throw err;
+  }
+}
+
+/** "docker.io/library/nginx:latest" -> "nginx:latest", as docker prints it. */
+export function familiar(name: string): string {
+  return familiarString(parseNormalizedNamed(name));
+}
+
+export class ImageStore {
+  constructor(private readonly db: DB) {}
+
+  get(id: string): ImageRecord | undefined {
+    const r = this.db.prepare('SELECT * FROM images WHERE id = ?').get(id) as ImageRow | undefined;
+    return r && fromRow(r);
+  }
+
+  list(): ImageRecord[] {
+    return (this.db.prepare('SELECT * FROM images ORDER BY created DESC').all() as ImageRow[]).map(fromRow);
+  }
+
+  count(): number {
+    return (this.db.prepare('SELECT count(*) AS n FROM images').get() as { n: number }).n;
+  }
+
+  names(id: string): string[] {
+    return (this.db.prepare('SELECT name FROM names WHERE image_id = ? ORDER BY name').all(id) as { name: string }[]).map((r) => r.name);
+  }
+
+  repoDigests(id: string): string[] {
+    return (this.db.prepare('SELECT ref FROM repo_digests WHERE image_id = ? ORDER BY ref').all(id) as { ref: string }[]).map((r) => r.ref);
+  }
+
+  /**
+   * Find an image by name, full ID ("sha256:…" or 64 hex) or unique ID prefix, as docker does.
+   */
+  resolve(ref: string): ImageRecord {
+    const hex = ref.startsWith('sha256:') ? ref.slice(7) : ref;
+    if (/^[a-f0-9]{64}$/.test(hex)) {
+      const img = this.get(`sha256:${hex}`);
+      if (img) return img;
+    }
+    let name: string | null = null;
+    try {
+      name = normalizeName(ref);
+    } catch {
+      name = null;
+    }
+    if (name) {
+      const row = this.db.prepare('SELECT image_id FROM names WHERE name = ?').get(name) as { image_id: string } | undefined;
+      if (row) return this.get(row.image_id)!;
+    }
+    if (/^[a-f0-9]{1,64}$/.test(hex)) {
+      const rows = this.db.prepare(`SELECT id FROM images WHERE substr(id, 8, ?) = ?`).all(hex.length, hex) as { id: string }[];
+      if (rows.length === 1) return this.get(rows[0].id)!;
+      if (rows.length > 1) throw new StrataError(`image ID prefix ${ref} is ambiguous`);
+    }
+    throw new NotFoundError(`No such image: ${ref}`);
+  }
+
+  /** Store an image (idempotent) and give it names, moving each name from any other image. */
+  add(img: Omit<ImageRecord, 'created'>, names: string[], repoDigests: string[] = []): { untagged: string[] } {
+    return writeTx(this.db, () => {
+      const existing = this.get(img.id);
+      if (!existing) {
+        this.db
+          .prepare('INSERT INTO images (id, config, top_layer, created, manifest, manifest_media_type, manifest_digest) VALUES (?, ?, ?, ?, ?, ?, ?)')
+          .run(img.id, img.config, img.topLayer, now(), img.manifest?.bytes ?? null, img.manifest?.mediaType ?? null, img.manifest?.digest ?? null);
+      } else if (!existing.manifest && img.manifest) {
+        this.db
+          .prepare('UPDATE images SET manifest = ?, manifest_media_type = ?, manifest_digest = ? WHERE id = ?')
+          .run(img.manifest.bytes, img.manifest.mediaType, img.manifest.digest, img.id);
+      }
+      for (const d of repoDigests) this.db.prepare('INSERT OR IGNORE INTO repo_digests (image_id, ref) VALUES (?, ?)').run(img.id, d);
+      const untagged: string[] = [];
+      for (const n of names) untagged.push(...this.setNameTx(n, img.id));
+      return { untagged };
+    });
+  }
+
+  /** Point name at image id; returns the ids of images that lost the name. */
+  setName(name: string, id: string): string[] {
+    return writeTx(this.db, () => this.setNameTx(name, id));
+  }
+
+  private setNameTx(name: string, id: string): string[] {
+    const prev = this.db.prepare('SELECT image_id FROM names WHERE name = ?').get(name) as { image_id: string } | undefined;
+    if (prev?.image_id === id) return [];
+    this.db.prepare('INSERT OR REPLACE INTO names (name, image_id, created) VALUES (?, ?, ?)').run(name, id, now());
+    return prev ? [prev.image_id] : [];
+  }
+
+  removeName(name: string): boolean {
+    return writeTx(this.db, () => this.db.prepare('DELETE FROM names WHERE name = ?').run(name).changes > 0);
+  }
+
+  /** Delete the image row (names and digests with it). */
+  delete(id: string): void {
+    writeTx(this.db, () => {
+      this.db.prepare('DELETE FROM names WHERE image_id = ?').run(id);
+      this.db.prepare('DELETE FROM repo_digests WHERE image_id = ?').run(id);
+      this.db.prepare('DELETE FROM images WHERE id = ?').run(id);
+    });
+  }
+
+  /** Images whose top layer is `layerId`'s child chain: the "parent" relation docker shows. */
+  usingTopLayer(layerId: string): string[] {
+    return (this.db.prepare('SELECT id FROM images WHERE top_layer = ?').all(layerId) as { id: string }[]).map((r) => r.id);
+  }
+}

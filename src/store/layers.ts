@@ -1,0 +1,438 @@
+// Layers: image layers stored once per chain ID, plus the init and read-write layers of
+// containers. A row is written `incomplete` (with its writer's identity) before the driver
+// touches the disk and marked `complete` last, so a crash leaves nothing that looks usable.
+import { randomBytes } from 'node:crypto';
+import { DigestStream, sha256Digest as sha256 } from '../image/digest.js';
+import { mkdirSync, renameSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { PassThrough, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Driver, CreateOpts } from '../drivers/driver.js';
+import { decompress } from '../archive/compression.js';
+import { TarSplitRecorder } from '../archive/tarsplit.js';
+import { type DB, now, writeTx } from './db.js';
+import { ownerAlive, ownerId } from './owner.js';
+import { ConflictError, StrataError } from './errors.js';
+
+export type LayerKind = 'image' | 'init' | 'container';
+
+export interface LayerRecord {
+  id: string;
+  chainId: string | null;
+  parent: string | null;
+  diffId: string | null;
+  /** Bytes of the uncompressed layer tar. */
+  size: number;
+  /** Bytes of file content the layer holds. */
+  contentSize: number;
+  kind: LayerKind;
+  state: 'incomplete' | 'complete' | 'removing';
+  owner: string | null;
+  created: string;
+}
+
+interface LayerRow {
+  id: string;
+  chain_id: string | null;
+  parent: string | null;
+  diff_id: string | null;
+  size: number;
+  content_size: number;
+  kind: LayerKind;
+  state: LayerRecord['state'];
+  owner: string | null;
+  created: string;
+}
+
+function fromRow(r: LayerRow): LayerRecord {
+  return {
+    id: r.id,
+    chainId: r.chain_id,
+    parent: r.parent,
+    diffId: r.diff_id,
+    size: r.size,
+    contentSize: r.content_size,
+    kind: r.kind,
+    state: r.state,
+    owner: r.owner,
+    created: r.created,
+  };
+}
+
+/** The tar-split of a layer: every byte of its original tar but file contents. */
+export function tarSplitPath(root: string, id: string): string {
+  return join(root, 'layerdb', `${id}.tar-split.gz`);
+}
+
+export function newId(): string {
+  return randomBytes(32).toString('hex');
+}
+
+export { sha256 };
+
+/** chainID(L0) = diffID(L0); chainID(L0..n) = sha256(chainID(L0..n-1) + " " + diffID(Ln)). */
+export function chainIds(diffIds: string[]): string[] {
+  const out: string[] = [];
+  for (const d of diffIds) {
+    out.push(out.length === 0 ? d : sha256(`${out[out.length - 1]} ${d}`));
+  }
+  return out;
+}
+
+export interface LayerInput {
+  /** The blob as stored (compressed or not). */
+  open(): Promise<Readable>;
+  /** Digest of the blob as stored, verified when given. */
+  blobDigest?: string;
+  /** The expected diffID (from an image config), verified when given. */
+  diffId?: string;
+  /** What to call it in errors and progress. */
+  label: string;
+}
+
+export interface LayerEvents {
+  onLayer?(label: string, status: 'exists' | 'extracting' | 'complete'): void;
+}
+
+const POLL_MS = 200;
+
+export class LayerStore {
+  constructor(
+    private readonly db: DB,
+    private readonly driver: Driver,
+    private readonly root: string,
+  ) {}
+
+  byId(id: string): LayerRecord | undefined {
+    const r = this.db.prepare('SELECT * FROM layers WHERE id = ?').get(id) as LayerRow | undefined;
+    return r && fromRow(r);
+  }
+
+  byChainId(chainId: string): LayerRecord | undefined {
+    const r = this.db.prepare('SELECT * FROM layers WHERE chain_id = ?').get(chainId) as LayerRow | undefined;
+    return r && fromRow(r);
+  }
+
+  all(): LayerRecord[] {
+    return (this.db.prepare('SELECT * FROM layers ORDER BY created').all() as LayerRow[]).map(fromRow);
+  }
+
+  countImageLayers(): number {
+    return (this.db.prepare(`SELECT count(*) AS n FROM layers WHERE kind = 'image' AND state = 'complete'`).get() as { n: number }).n;
+  }
+
+  /** Layers from `id` down to the base, top first. */
+  ancestry(id: string | null): LayerRecord[] {
+    const out: LayerRecord[] = [];
+    let cur = id;
+    while (cur) {
+      const l = this.byId(cur);
+      if (!l) throw new StrataError(`layer ${cur} is missing from the store (run 'strata check --repair')`);
+      out.push(l);
+      cur = l.parent;
+    }
+    return out;
+  }
+
+  /**
+   * Make sure the image layers exist, base first, reusing any already stored (same chain ID).
+   * Returns the top layer, or null for an image without layers.
+   */
+  async ensureImageLayers(inputs: LayerInput[], events: LayerEvents = {}): Promise<LayerRecord | null> {
+    const known = inputs.every((i) => i.diffId);
+    const chains = known ? chainIds(inputs.map((i) => i.diffId!)) : null;
+    if (!chains) {
+      // Without diffIDs up front the chain is only known layer by layer: apply in order.
+      let parent: LayerRecord | null = null;
+      for (const input of inputs) parent = await this.addImageLayer(parent, input, null, events);
+      return parent;
+    }
+    // Reuse the longest stored prefix.
+    let parent: LayerRecord | null = null;
+    let start = 0;
+    for (; start < inputs.length; start++) {
+      const existing = await this.waitForChain(chains[start]);
+      if (!existing) break;
+      events.onLayer?.(inputs[start].label, 'exists');
+      parent = existing;
+    }
+    if (start === inputs.length) return parent;
+    if (this.driver.independentLayers && inputs.length - start > 1) {
+      return this.addImageLayersParallel(parent, inputs.slice(start), chains.slice(start), events);
+    }
+    for (let i = start; i < inputs.length; i++) {
+      const existing = await this.waitForChain(chains[i]);
+      if (existing) {
+        events.onLayer?.(inputs[i].label, 'exists');
+        parent = existing;
+        continue;
+      }
+      parent = await this.addImageLayer(parent, inputs[i], chains[i], events);
+    }
+    return parent;
+  }
+
+  /**
+   * A complete layer with this chain ID, or undefined when none exists. Waits while a live
+   * process is still writing it; takes over (removes) one left behind by a dead writer.
+   */
+  private async waitForChain(chainId: string): Promise<LayerRecord | undefined> {
+    for (;;) {
+      const l = this.byChainId(chainId);
+      if (!l) return undefined;
+      if (l.state === 'complete') return l;
+      if (ownerAlive(l.owner) && l.owner !== ownerId()) {
+        await new Promise((r) => setTimeout(r, POLL_MS));
+        continue;
+      }
+      await this.destroy(l.id);
+    }
+  }
+
+  /** Insert an incomplete row; false when another writer claimed the chain ID first. */
+  private claim(id: string, chainId: string | null, parent: string | null, kind: LayerKind): boolean {
+    return writeTx(this.db, () => {
+      if (chainId && this.db.prepare('SELECT 1 FROM layers WHERE chain_id = ?').get(chainId)) return false;
+      if (parent) {
+        const p = this.db.prepare('SELECT state FROM layers WHERE id = ?').get(parent) as { state: string } | undefined;
+        if (p?.state !== 'complete') throw new ConflictError(`layer ${parent} is being removed or is not complete`);
+      }
+      this.db
+        .prepare(`INSERT INTO layers (id, chain_id, parent, kind, state, owner, created) VALUES (?, ?, ?, ?, 'incomplete', ?, ?)`)
+        .run(id, chainId, parent, kind, ownerId(), now());
+      return true;
+    });
+  }
+
+  /** One image layer on top of parent (chain ID known up front or computed from the content). */
+  async addImageLayer(parent: LayerRecord | null, input: LayerInput, chainId: string | null = null, events: LayerEvents = {}): Promise<LayerRecord> {
+    for (;;) {
+      if (chainId) {
+        const existing = await this.waitForChain(chainId);
+        if (existing) {
+          events.onLayer?.(input.label, 'exists');
+          return existing;
+        }
+      }
+      const id = newId();
+      // Without a known chain ID, claim under a provisional NULL chain and fix it at the end.
+      if (!this.claim(id, chainId, parent?.id ?? null, 'image')) continue;
+      try {
+        await this.driver.create(id, parent?.id ?? null);
+        events.onLayer?.(input.label, 'extracting');
+        const { diffId, size, contentSize } = await this.applyInto(id, parent?.id ?? null, input);
+        const chain = chainId ?? (parent ? sha256(`${parent.chainId} ${diffId}`) : diffId);
+        const done = writeTx(this.db, () => {
+          const other = this.db.prepare('SELECT id, state FROM layers WHERE chain_id = ? AND id != ?').get(chain, id) as
+            | { id: string; state: string }
+            | undefined;
+          if (other) return false;
+          this.db
+            .prepare(`UPDATE layers SET chain_id = ?, diff_id = ?, size = ?, content_size = ?, state = 'complete', owner = NULL WHERE id = ?`)
+            .run(chain, diffId, size, contentSize, id);
+          return true;
+        });
+        if (!done) {
+          // Another process stored the same layer meanwhile: keep theirs.
+          await this.destroy(id);
+          const theirs = await this.waitForChain(chain);
+          if (theirs) return theirs;
+          continue;
+        }
+        events.onLayer?.(input.label, 'complete');
+        return this.byId(id)!;
+      } catch (err) {
+        await this.destroy(id).catch(() => undefined);
+        throw err;
+      }
+    }
+  }
+
+  private async addImageLayersParallel(
+    parent: LayerRecord | null,
+    inputs: LayerInput[],
+    chains: string[],
+    events: LayerEvents,
+  ): Promise<LayerRecord> {
+    // Claim and create every layer first (cheap, and each needs its parent's directory), then
+    // extract them at the same time, then mark them complete base first in one transaction.
+    const claimed: { id: string; parent: string | null; input: LayerInput; chain: string; existing?: LayerRecord }[] = [];
+    let parentId = parent?.id ?? null;
+    try {
+      for (let i = 0; i < inputs.length; i++) {
+        const existing = await this.waitForChain(chains[i]);
+        if (existing) {
+          events.onLayer?.(inputs[i].label, 'exists');
+          claimed.push({ id: existing.id, parent: parentId, input: inputs[i], chain: chains[i], existing });
+          parentId = existing.id;
+          continue;
+        }
+        const id = newId();
+        if (!this.claim(id, chains[i], parentId, 'image')) {
+          i--; // somebody else just claimed it: wait for theirs
+          continue;
+        }
+        claimed.push({ id, parent: parentId, input: inputs[i], chain: chains[i] });
+        await this.driver.create(id, parentId);
+        parentId = id;
+      }
+      const todo = claimed.filter((c) => !c.existing);
+      const results = new Map<string, { diffId: string; size: number; contentSize: number }>();
+      const limit = 3;
+      let next = 0;
+      const worker = async () => {
+        while (next < todo.length) {
+          const c = todo[next++];
+          events.onLayer?.(c.input.label, 'extracting');
+          results.set(c.id, await this.applyInto(c.id, c.parent, c.input));
+          events.onLayer?.(c.input.label, 'complete');
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(limit, todo.length) }, worker));
+      writeTx(this.db, () => {
+        for (const c of todo) {
+          const r = results.get(c.id)!;
+          this.db
+            .prepare(`UPDATE layers SET diff_id = ?, size = ?, content_size = ?, state = 'complete', owner = NULL WHERE id = ?`)
+            .run(r.diffId, r.size, r.contentSize, c.id);
+        }
+      });
+      return this.byId(parentId!)!;
+    } catch (err) {
+      for (const c of claimed.reverse()) if (!c.existing) await this.destroy(c.id).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** Stream one layer blob into the driver: verify, decompress, hash, record tar-split, apply. */
+  private async applyInto(id: string, parent: string | null, input: LayerInput): Promise<{ diffId: string; size: number; contentSize: number }> {
+    const blob = await input.open();
+    const head = new PassThrough({ highWaterMark: 1 << 20 });
+    const fetched = input.blobDigest ? pipeline(blob, new DigestStream({ expected: input.blobDigest, what: input.label }), head) : pipeline(blob, head);
+    fetched.catch(() => undefined); // awaited below; this only keeps an early failure from going unhandled
+    const digester = new DigestStream({ what: input.label });
+    const splitFile = tarSplitPath(this.root, id);
+    mkdirSync(join(this.root, 'layerdb'), { recursive: true, mode: 0o700 });
+    const recorder = new TarSplitRecorder(`${splitFile}.tmp`);
+    const out = new PassThrough({ highWaterMark: 1 << 20 });
+    let contentSize: number;
+    try {
+      const tar = await decompress(head);
+      const flowing = pipeline(tar, digester, recorder, out);
+      flowing.catch(() => undefined);
+      [contentSize] = await Promise.all([this.driver.applyDiff(id, parent, out), flowing, fetched]);
+      await recorder.finish();
+    } catch (err) {
+      blob.destroy();
+      out.destroy();
+      recorder.abort();
+      rmSync(`${splitFile}.tmp`, { force: true });
+      throw err;
+    }
+    const diffId = digester.digest;
+    if (input.diffId && input.diffId !== diffId) {
+      throw new StrataError(`${input.label}: layer content does not match its diffID: expected ${input.diffId}, got ${diffId}`);
+    }
+    renameSync(`${splitFile}.tmp`, splitFile);
+    return { diffId, size: digester.size, contentSize };
+  }
+
+  /** A read-write layer (container or init) on top of parent. */
+  async createReadWrite(parent: string | null, kind: 'init' | 'container', opts?: CreateOpts): Promise<LayerRecord> {
+    const id = newId();
+    this.claim(id, null, parent, kind);
+    try {
+      await this.driver.createReadWrite(id, parent, opts);
+    } catch (err) {
+      await this.destroy(id).catch(() => undefined);
+      throw err;
+    }
+    return this.byId(id)!;
+  }
+
+  markComplete(ids: string[]): void {
+    writeTx(this.db, () => {
+      for (const id of ids) this.db.prepare(`UPDATE layers SET state = 'complete', owner = NULL WHERE id = ?`).run(id);
+    });
+  }
+
+  hasChildren(id: string): boolean {
+    return !!this.db.prepare('SELECT 1 FROM layers WHERE parent = ? LIMIT 1').get(id);
+  }
+
+  isImageTop(id: string): boolean {
+    return !!this.db.prepare('SELECT 1 FROM images WHERE top_layer = ? LIMIT 1').get(id);
+  }
+
+  /**
+   * Remove a layer: mark it `removing` (so a crash in the middle is finished by the next open),
+   * then the driver's data, then the row. Refused while other layers stand on it.
+   */
+  async destroy(id: string, opts: { unlessImageTop?: boolean; container?: string } = {}): Promise<boolean> {
+    const go = writeTx(this.db, () => {
+      if (this.hasChildren(id)) throw new ConflictError(`layer ${id} is in use by other layers`);
+      if (opts.unlessImageTop && this.isImageTop(id)) return false;
+      const user = this.db.prepare('SELECT id FROM containers WHERE (layer = ? OR init_layer = ?) AND id IS NOT ?').get(id, id, opts.container ?? null) as
+        | { id: string }
+        | undefined;
+      if (user) throw new ConflictError(`layer ${id} is in use by container ${user.id}`);
+      this.db.prepare(`UPDATE layers SET state = 'removing', owner = ? WHERE id = ?`).run(ownerId(), id);
+      return true;
+    });
+    if (!go) return false;
+    if (await this.driver.exists(id)) await this.driver.remove(id);
+    rmSync(tarSplitPath(this.root, id), { force: true });
+    rmSync(`${tarSplitPath(this.root, id)}.tmp`, { force: true });
+    writeTx(this.db, () => {
+      this.db.prepare('DELETE FROM layers WHERE id = ?').run(id);
+    });
+    return true;
+  }
+
+  /** Remove image layers from `top` down while nothing else uses them (after an image is gone). */
+  async release(top: string | null): Promise<string[]> {
+    const removed: string[] = [];
+    let cur = top;
+    while (cur) {
+      const l = this.byId(cur);
+      if (!l || l.kind !== 'image') break;
+      if (this.hasChildren(cur) || this.isImageTop(cur)) break;
+      if (!(await this.destroy(cur, { unlessImageTop: true }))) break;
+      removed.push(l.chainId ?? l.id);
+      cur = l.parent;
+    }
+    return removed;
+  }
+
+  /** Finish what crashed writers left: half-made layers go, half-removed layers are removed. */
+  async recover(): Promise<number> {
+    const stale = (this.db.prepare(`SELECT * FROM layers WHERE state != 'complete'`).all() as LayerRow[])
+      .map(fromRow)
+      .filter((l) => !ownerAlive(l.owner));
+    // Children before parents.
+    stale.sort((a, b) => this.ancestryDepth(b.id) - this.ancestryDepth(a.id));
+    let n = 0;
+    for (const l of stale) {
+      if (this.hasChildren(l.id)) continue;
+      try {
+        if (await this.destroy(l.id)) n++;
+      } catch (err) {
+        if (!(err instanceof ConflictError)) throw err;
+      }
+    }
+    return n;
+  }
+
+  private ancestryDepth(id: string): number {
+    let d = 0;
+    let cur: string | null = id;
+    while (cur) {
+      const r = this.db.prepare('SELECT parent FROM layers WHERE id = ?').get(cur) as { parent: string | null } | undefined;
+      if (!r) break;
+      cur = r.parent;
+      d++;
+    }
+    return d;
+  }
+}
+

@@ -1,0 +1,521 @@
+// The store: what every command and every library user talks to. It ties the metadata
+// database, the layer/image/container records and the storage driver together.
+import { randomBytes } from 'node:crypto';
+import { createReadStream, mkdirSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Change } from '../archive/changes.js';
+import { packDirectory } from '../archive/pack.js';
+import { assembleLayer } from '../archive/tarsplit.js';
+import { selectDriver } from '../drivers/index.js';
+import type { Driver } from '../drivers/driver.js';
+import { openImageArchive } from '../image/archive-read.js';
+import { writeImageArchive, type ArchiveFormat } from '../image/archive-write.js';
+import { hostPlatform } from '../image/platform.js';
+import type { ExportImage, ImageSource } from '../image/source.js';
+import type { HistoryEntry, ImageConfig } from '../image/types.js';
+import { ContainerStore, randomName, type ContainerRecord } from './containers.js';
+import { type DB, now, openDatabase, writeTx } from './db.js';
+import { StrataError } from './errors.js';
+import { ImageStore, familiar, normalizeName, parseConfig, type ImageRecord } from './images.js';
+import { setupInitLayer } from './initlayer.js';
+import { LayerStore, sha256, tarSplitPath, type LayerEvents, type LayerRecord } from './layers.js';
+import { ownerAlive, ownerId } from './owner.js';
+
+export const DEFAULT_ROOT = '/var/lib/strata';
+
+export interface StoreOptions {
+  /** Store root (default /var/lib/strata). */
+  root?: string;
+  /** Storage driver name; chosen like Docker when absent. */
+  driver?: string;
+  /** Global driver options (`--storage-opt k=v`). */
+  storageOpts?: Record<string, string>;
+}
+
+export interface ImageSummary {
+  id: string;
+  names: string[];
+  repoDigests: string[];
+  created: string;
+  size: number;
+  /** True for images that are only the parent of another (docker's intermediate images). */
+  dangling: boolean;
+}
+
+export interface LoadedImage {
+  id: string;
+  names: string[];
+}
+
+export interface RemovedImage {
+  untagged: string[];
+  deleted: string[];
+}
+
+export interface CreateOptions {
+  name?: string;
+  storageOpt?: Record<string, string>;
+  hostname?: string;
+}
+
+export interface CommitOptions {
+  message?: string;
+  author?: string;
+}
+
+export class Store {
+  readonly layers: LayerStore;
+  readonly images: ImageStore;
+  readonly containers: ContainerStore;
+
+  private constructor(
+    readonly root: string,
+    readonly driver: Driver,
+    private readonly db: DB,
+  ) {
+    this.layers = new LayerStore(db, driver, root);
+    this.images = new ImageStore(db);
+    this.containers = new ContainerStore(db);
+  }
+
+  static async open(opts: StoreOptions = {}): Promise<Store> {
+    const root = resolve(opts.root ?? DEFAULT_ROOT);
+    mkdirSync(root, { recursive: true, mode: 0o710 });
+    mkdirSync(resolve(root, 'tmp'), { recursive: true, mode: 0o700 });
+    const driver = await selectDriver(root, opts.driver, opts.storageOpts ?? {});
+    const db = openDatabase(root);
+    const store = new Store(root, driver, db);
+    await store.recover();
+    return store;
+  }
+
+  async close(): Promise<void> {
+    this.db.close();
+  }
+
+  /** Finish or undo what crashed processes left behind. */
+  private async recover(): Promise<void> {
+    for (const c of this.containers.unfinished()) {
+      if (ownerAlive(c.owner)) continue;
+      await this.destroyContainer(c);
+    }
+    await this.layers.recover();
+  }
+
+  // ---------------------------------------------------------------- images
+
+  /** Store an image from any source; layers already present are reused. */
+  async importImage(src: ImageSource, events: LayerEvents = {}): Promise<LoadedImage> {
+    const id = sha256(src.config);
+    let config: ImageConfig;
+    try {
+      config = JSON.parse(src.config.toString('utf8')) as ImageConfig;
+    } catch {
+      throw new StrataError(`image ${id}: config is not valid JSON`);
+    }
+    const diffIds = config.rootfs?.diff_ids;
+    if (!Array.isArray(diffIds)) throw new StrataError(`image ${id}: config has no rootfs.diff_ids`);
+    if (diffIds.length !== src.layers.length) {
+      throw new StrataError(`image ${id}: config lists ${diffIds.length} layers but the image has ${src.layers.length}`);
+    }
+    const names = src.names.map(normalizeName);
+    for (;;) {
+      const top = await this.layers.ensureImageLayers(
+        src.layers.map((l, i) => ({
+          open: l.open,
+          blobDigest: l.digest,
+          diffId: diffIds[i],
+          label: (l.digest ?? diffIds[i]).replace(/^sha256:/, '').slice(0, 12),
+        })),
+        events,
+      );
+      // A concurrent `rmi` may have released a layer between its creation and this point.
+      if (top && this.layers.byId(top.id)?.state !== 'complete') continue;
+      this.images.add({ id, config: src.config, topLayer: top?.id ?? null, manifest: src.manifest ?? null }, names);
+      return { id, names };
+    }
+  }
+
+  /** `load -i FILE`: every image of a docker-archive or OCI archive. */
+  async load(file: string, opts: { platform?: string } = {}, events: LayerEvents = {}): Promise<LoadedImage[]> {
+    const sources = await openImageArchive(file, opts);
+    const out: LoadedImage[] = [];
+    for (const src of sources) out.push(await this.importImage(src, events));
+    return out;
+  }
+
+  listImages(opts: { all?: boolean } = {}): ImageSummary[] {
+    const out: ImageSummary[] = [];
+    for (const img of this.images.list()) {
+      const names = this.images.names(img.id);
+      const cfg = parseConfig(img);
+      const dangling = names.length === 0;
+      if (!opts.all && dangling && this.isParentOfOther(img)) continue;
+      out.push({
+        id: img.id,
+        names,
+        repoDigests: this.images.repoDigests(img.id),
+        created: cfg.created ?? img.created,
+        size: this.imageSize(img),
+        dangling,
+      });
+    }
+    return out;
+  }
+
+  private isParentOfOther(img: ImageRecord): boolean {
+    if (!img.topLayer) return false;
+    return this.layers.hasChildren(img.topLayer);
+  }
+
+  imageSize(img: ImageRecord): number {
+    return this.layers.ancestry(img.topLayer).reduce((n, l) => n + l.contentSize, 0);
+  }
+
+  imageLayers(img: ImageRecord): LayerRecord[] {
+    return this.layers.ancestry(img.topLayer).reverse();
+  }
+
+  tag(source: string, target: string): void {
+    const img = this.images.resolve(source);
+    this.images.setName(normalizeName(target), img.id);
+  }
+
+  /**
+   * `rmi`: a name removes that name (and the image when it was its last name); an ID removes
+   * the image, refused while containers use it or, without force, while it has several names.
+   */
+  async removeImage(ref: string, opts: { force?: boolean } = {}): Promise<RemovedImage> {
+    const img = this.images.resolve(ref);
+    const names = this.images.names(img.id);
+    const result: RemovedImage = { untagged: [], deleted: [] };
+    let byName: string | null = null;
+    try {
+      const n = normalizeName(ref);
+      if (names.includes(n)) byName = n;
+    } catch {
+      byName = null;
+    }
+    if (byName && names.length > 1) {
+      this.images.removeName(byName);
+      result.untagged.push(familiar(byName));
+      return result;
+    }
+    const users = this.containers.byImage(img.id);
+    if (users.length > 0) {
+      const short = img.id.slice(7, 19);
+      throw new StrataError(
+        `conflict: unable to ${byName ? `remove repository reference "${ref}"` : `delete ${short}`} (must be forced) - container ${users[0].id.slice(0, 12)} is using its referenced image ${short}`,
+      );
+    }
+    if (!byName && names.length > 1 && !opts.force) {
+      throw new StrataError(`conflict: unable to delete ${img.id.slice(7, 19)} (must be forced) - image is referenced in multiple repositories`);
+    }
+    for (const n of names) result.untagged.push(familiar(n));
+    for (const d of this.images.repoDigests(img.id)) result.untagged.push(d);
+    this.images.delete(img.id);
+    result.deleted.push(img.id);
+    for (const chain of await this.layers.release(img.topLayer)) result.deleted.push(chain);
+    return result;
+  }
+
+  inspectImage(ref: string): Record<string, unknown> {
+    const img = this.images.resolve(ref);
+    const cfg = parseConfig(img);
+    const layers = this.imageLayers(img);
+    const top = layers.length ? layers[layers.length - 1] : null;
+    return {
+      Id: img.id,
+      RepoTags: this.images.names(img.id).map(familiar),
+      RepoDigests: this.images.repoDigests(img.id),
+      Parent: '',
+      Comment: cfg.history?.length ? (cfg.history[cfg.history.length - 1].comment ?? '') : '',
+      Created: cfg.created ?? img.created,
+      Container: (cfg as Record<string, unknown>).container ?? '',
+      ContainerConfig: (cfg as Record<string, unknown>).container_config ?? {},
+      DockerVersion: (cfg as Record<string, unknown>).docker_version ?? '',
+      Author: cfg.author ?? '',
+      Config: cfg.config ?? {},
+      Architecture: cfg.architecture,
+      Variant: cfg.variant,
+      Os: cfg.os,
+      Size: this.imageSize(img),
+      VirtualSize: this.imageSize(img),
+      GraphDriver: { Name: this.driver.name, Data: top ? this.driverData(top.id) : null },
+      RootFS: { Type: 'layers', Layers: cfg.rootfs.diff_ids },
+      Metadata: { LastTagTime: img.created },
+    };
+  }
+
+  private driverDataCache = new Map<string, Record<string, string>>();
+  private driverData(id: string): Record<string, string> {
+    return this.driverDataCache.get(id) ?? {};
+  }
+
+  /** Driver metadata (LowerDir/UpperDir/… for overlay2), loaded before inspect prints. */
+  async loadDriverData(ids: string[]): Promise<void> {
+    for (const id of ids) this.driverDataCache.set(id, await this.driver.metadata(id));
+  }
+
+  history(ref: string): { id: string; created: string; createdBy: string; size: number; comment: string }[] {
+    const img = this.images.resolve(ref);
+    const cfg = parseConfig(img);
+    const layers = this.imageLayers(img);
+    const hist: HistoryEntry[] = cfg.history?.length ? cfg.history : layers.map(() => ({}));
+    const rows: { id: string; created: string; createdBy: string; size: number; comment: string }[] = [];
+    let li = 0;
+    for (const h of hist) {
+      const empty = h.empty_layer === true;
+      const layer = empty ? undefined : layers[li++];
+      rows.push({ id: '<missing>', created: h.created ?? '', createdBy: h.created_by ?? '', size: layer?.contentSize ?? 0, comment: h.comment ?? '' });
+    }
+    rows.reverse();
+    if (rows.length) rows[0].id = img.id;
+    return rows;
+  }
+
+  /** `save`: the images named by refs as one archive; names are kept only when given by name. */
+  async save(refs: string[], out: Writable, format: ArchiveFormat = 'docker'): Promise<void> {
+    const images: ExportImage[] = [];
+    for (const ref of refs) {
+      const img = this.images.resolve(ref);
+      let names: string[] = [];
+      try {
+        const n = normalizeName(ref);
+        if (this.images.names(img.id).includes(n)) names = [n];
+      } catch {
+        names = [];
+      }
+      images.push({
+        id: img.id,
+        config: img.config,
+        names,
+        layers: this.imageLayers(img).map((l) => ({
+          diffID: l.diffId!,
+          size: l.size,
+          open: () => this.layerTar(l),
+        })),
+      });
+    }
+    await writeImageArchive(out, format, images);
+  }
+
+  /** The original tar of an image layer, rebuilt from its files and tar-split. */
+  async layerTar(layer: LayerRecord): Promise<Readable> {
+    const root = await this.driver.get(layer.id);
+    let stream: Readable;
+    try {
+      stream = assembleLayer(tarSplitPath(this.root, layer.id), root);
+    } catch (err) {
+      await this.driver.put(layer.id);
+      throw err;
+    }
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      this.driver.put(layer.id).catch(() => undefined);
+    };
+    stream.once('close', release);
+    return stream;
+  }
+
+  /** `import FILE [REF]`: a root filesystem tarball (plain or compressed) as a one-layer image. */
+  async importTarball(file: string, ref?: string, opts: { message?: string } = {}): Promise<string> {
+    const created = now();
+    const plat = hostPlatform();
+    const top = await this.layers.addImageLayer(null, {
+      open: async () => (file === '-' ? process.stdin : createReadStream(file, { highWaterMark: 1 << 20 })),
+      label: file,
+    });
+    const config: ImageConfig = {
+      architecture: plat.architecture,
+      os: plat.os,
+      ...(plat.variant ? { variant: plat.variant } : {}),
+      created,
+      config: {},
+      rootfs: { type: 'layers', diff_ids: [top.diffId!] },
+      history: [{ created, created_by: '', comment: opts.message ?? `Imported from ${file === '-' ? '-' : resolve(file)}` }],
+    };
+    const bytes = Buffer.from(JSON.stringify(config));
+    const id = sha256(bytes);
+    this.images.add({ id, config: bytes, topLayer: top.id, manifest: null }, ref ? [normalizeName(ref)] : []);
+    return id;
+  }
+
+  // ---------------------------------------------------------------- containers
+
+  /** `create`: an `-init` layer with Docker's files, then the container's read-write layer. */
+  async createContainer(imageRef: string, opts: CreateOptions = {}): Promise<ContainerRecord> {
+    const img = this.images.resolve(imageRef);
+    const cfg = parseConfig(img);
+    const id = randomBytes(32).toString('hex');
+    const name = opts.name ?? this.freeName();
+    const init = await this.layers.createReadWrite(img.topLayer, 'init');
+    let rw: LayerRecord | null = null;
+    try {
+      const initRoot = await this.driver.get(init.id);
+      try {
+        await setupInitLayer(initRoot);
+      } finally {
+        await this.driver.put(init.id);
+      }
+      const rwLayer = await this.layers.createReadWrite(init.id, 'container', opts.storageOpt ? { storageOpt: opts.storageOpt } : undefined);
+      rw = rwLayer;
+      const entry = [...(cfg.config?.Entrypoint ?? []), ...(cfg.config?.Cmd ?? [])];
+      writeTx(this.db, () => {
+      this.containers.insert({
+        id,
+        name,
+        imageId: img.id,
+        initLayer: init.id,
+        layer: rwLayer.id,
+        state: 'created',
+        owner: null,
+        created: now(),
+        config: {
+          hostname: opts.hostname ?? id.slice(0, 12),
+          storageOpt: opts.storageOpt ?? {},
+          path: entry[0] ?? '',
+          args: entry.slice(1),
+          imageRef,
+        },
+      });
+      this.layers.markComplete([init.id, rwLayer.id]);
+      });
+    } catch (err) {
+      if (rw) await this.layers.destroy(rw.id).catch(() => undefined);
+      await this.layers.destroy(init.id).catch(() => undefined);
+      throw err;
+    }
+    return this.containers.get(id)!;
+  }
+
+  private freeName(): string {
+    for (;;) {
+      const n = randomName();
+      try {
+        this.containers.resolve(n);
+      } catch {
+        return n;
+      }
+    }
+  }
+
+  listContainers(): ContainerRecord[] {
+    return this.containers.list().filter((c) => c.state === 'created');
+  }
+
+  async removeContainer(ref: string): Promise<string> {
+    const c = this.containers.resolve(ref);
+    this.containers.setState(c.id, 'removing', ownerId());
+    await this.destroyContainer(c);
+    return c.id;
+  }
+
+  private async destroyContainer(c: ContainerRecord): Promise<void> {
+    for (const id of [c.layer, c.initLayer]) {
+      if (this.layers.byId(id)) await this.layers.destroy(id, { container: c.id });
+    }
+    this.containers.delete(c.id);
+  }
+
+  /** `mount`: the container's root, mounted until `umount`. */
+  async mount(ref: string): Promise<string> {
+    const c = this.containers.resolve(ref);
+    return this.driver.get(c.layer);
+  }
+
+  async unmount(ref: string): Promise<void> {
+    const c = this.containers.resolve(ref);
+    await this.driver.put(c.layer);
+  }
+
+  /** `diff`: what the container changed, against its image plus init layer. */
+  async diff(ref: string): Promise<Change[]> {
+    const c = this.containers.resolve(ref);
+    const changes = await this.driver.changes(c.layer, c.initLayer);
+    return changes.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  }
+
+  /** `commit`: a new image whose new top layer is the container's changes. */
+  async commit(ref: string, newRef?: string, opts: CommitOptions = {}): Promise<string> {
+    const c = this.containers.resolve(ref);
+    const img = this.images.get(c.imageId);
+    if (!img) throw new StrataError(`image ${c.imageId} of container ${c.name} is gone`);
+    const names = newRef ? [normalizeName(newRef)] : [];
+    const cfg = parseConfig(img);
+    const parent = img.topLayer ? this.layers.byId(img.topLayer)! : null;
+    const layer = await this.layers.addImageLayer(parent, {
+      open: () => this.driver.diff(c.layer, c.initLayer),
+      label: `commit of ${c.name}`,
+    });
+    const created = now();
+    const config: ImageConfig = {
+      ...cfg,
+      created,
+      container: c.id,
+      rootfs: { type: 'layers', diff_ids: [...cfg.rootfs.diff_ids, layer.diffId!] },
+      history: [
+        ...(cfg.history ?? []),
+        {
+          created,
+          ...(opts.author ? { author: opts.author } : {}),
+          created_by: [c.config.path, ...c.config.args].join(' '),
+          ...(opts.message ? { comment: opts.message } : {}),
+        },
+      ],
+    };
+    if (opts.author) config.author = opts.author;
+    const bytes = Buffer.from(JSON.stringify(config));
+    const id = sha256(bytes);
+    this.images.add({ id, config: bytes, topLayer: layer.id, manifest: null }, names);
+    return id;
+  }
+
+  /** `export`: the container's whole root filesystem as one tar. */
+  async exportContainer(ref: string, out: Writable): Promise<void> {
+    const c = this.containers.resolve(ref);
+    const root = await this.driver.get(c.layer);
+    try {
+      await pipeline(packDirectory(root), out);
+    } finally {
+      await this.driver.put(c.layer);
+    }
+  }
+
+  inspectContainer(ref: string): Record<string, unknown> {
+    const c = this.containers.resolve(ref);
+    const img = this.images.get(c.imageId);
+    const cfg = img ? parseConfig(img) : null;
+    return {
+      Id: c.id,
+      Created: c.created,
+      Path: c.config.path,
+      Args: c.config.args,
+      State: { Status: 'created', Running: false, Paused: false, Restarting: false, OOMKilled: false, Dead: false, Pid: 0, ExitCode: 0, Error: '', StartedAt: '0001-01-01T00:00:00Z', FinishedAt: '0001-01-01T00:00:00Z' },
+      Image: c.imageId,
+      Name: `/${c.name}`,
+      Driver: this.driver.name,
+      HostConfig: { StorageOpt: Object.keys(c.config.storageOpt).length ? c.config.storageOpt : null },
+      GraphDriver: { Name: this.driver.name, Data: this.driverData(c.layer) },
+      Config: { Hostname: c.config.hostname, Image: c.imageRef, ...(cfg?.config ?? {}) },
+    };
+  }
+
+  // ---------------------------------------------------------------- system
+
+  async info(): Promise<{ driver: string; status: [string, string][]; root: string; images: number; layers: number; containers: number }> {
+    return {
+      driver: this.driver.name,
+      status: await this.driver.status(),
+      root: this.root,
+      images: this.images.count(),
+      layers: this.layers.countImageLayers(),
+      containers: this.containers.count(),
+    };
+  }
+}
+
