@@ -1,0 +1,5 @@
+// The archive package's public API: tar codec, compression, safe apply, changes and packing.
+export * from './tar/header.js';
+export { readTar, type TarEntry } from './tar/reader.js';
+export { TarWriter, encodeHeader } from './tar/writer.js';
+export * from './compression.js';
