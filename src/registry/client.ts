@@ -121,7 +121,9 @@ async function errorText(res: Response): Promise<{ text: string; codes: string[]
     const j = JSON.parse(raw) as { errors?: { code?: string; message?: string; detail?: unknown }[]; details?: string };
     if (Array.isArray(j.errors) && j.errors.length > 0) {
       const codes = j.errors.map((e) => e.code ?? '');
-      return { text: j.errors.map((e) => `${(e.code ?? 'error').toLowerCase()}: ${e.message ?? ''}`).join('; '), codes };
+      // Same wording as distribution's errcode: "manifest unknown: manifest unknown".
+      const text = j.errors.map((e) => `${(e.code ?? 'error').toLowerCase().replace(/_/g, ' ')}: ${e.message ?? ''}`).join('; ');
+      return { text, codes };
     }
     if (j.details) return { text: j.details, codes: [] };
   } catch {
