@@ -1,0 +1,12 @@
+// The storage drivers strata ships. Adding a driver is one register() line here; the
+// priority numbers follow Docker's order (btrfs 10, zfs 20, overlay2 30, fuse-overlayfs 40,
+// aufs 50, devicemapper 70, vfs 90): lower is tried first.
+import { register } from './registry.js';
+import { VfsDriver } from './vfs.js';
+
+register('vfs', VfsDriver.open, { priority: 90, usable: async () => true });
+
+export { createDriver, driverNames, driversWithData, register, selectDriver } from './registry.js';
+export type { DriverFactory, DriverTraits } from './registry.js';
+export { DriverError } from './driver.js';
+export type { CreateOpts, Driver, DriverOptions } from './driver.js';
