@@ -1,0 +1,202 @@
+// End-to-end checks of the foundation through the real CLI, for one storage driver:
+// every corpus image loads and a fresh container's root equals `umoci unpack`'s rootfs;
+// diff/commit/export; save accepted by skopeo and umoci; a save -> load round trip.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { diffTrees, snapshotTree } from '../drivers/treecompare.js';
+import { INIT_PATHS, strataIn, umociRootfs } from '../helpers/cli.js';
+import { corpusImage, scratch } from '../helpers/env.js';
+
+const OCI_IMAGES = ['busybox', 'nginx', 'edge', 'deep', 'multiarch', 'app', 'xattr', 'busybox-zstd'];
+
+/** The snapshot of a container root without the init layer's additions that umoci lacks. */
+function withoutInit(container: Map<string, string>, reference: Map<string, string>): Map<string, string> {
+  const out = new Map(container);
+  for (const p of INIT_PATHS) if (!reference.has(p)) out.delete(p);
+  return out;
+}
+
+export function corpusSuite(driver: string, opts: { cleanup?: (root: string) => void } = {}): void {
+  describe(`corpus images through the CLI (${driver})`, () => {
+    let work: string;
+    let root: string;
+    let cli: ReturnType<typeof strataIn>;
+    const ids = new Map<string, string>();
+
+    before(() => {
+      work = scratch(null, `strata-corpus-${driver}-`);
+      root = join(work, 'root');
+      cli = strataIn(root, driver);
+    });
+    after(() => {
+      opts.cleanup?.(root);
+    });
+
+    for (const name of OCI_IMAGES) {
+      test(`${name}: load, and a container's root equals umoci unpack`, async () => {
+        const out = cli.ok(['load', '-i', corpusImage(`${name}.oci.tar`)]);
+        const m = /^Loaded image ID: (sha256:[0-9a-f]{64})$/m.exec(out);
+        assert.ok(m, `load printed: ${out}`);
+        ids.set(name, m[1]);
+        const cid = cli.ok(['create', '--name', `c-${name}`, m[1]]).trim();
+        assert.match(cid, /^[0-9a-f]{64}$/);
+        const mnt = cli.ok(['mount', `c-${name}`]).trim();
+        try {
+          const reference = umociRootfs(work, name === 'busybox-zstd' ? 'busybox.oci.tar' : `${name}.oci.tar`);
+          const want = await snapshotTree(reference, { times: 'files' });
+          const got = withoutInit(await snapshotTree(mnt, { times: 'files' }), want);
+          assert.deepEqual(diffTrees(got, want), []);
+        } finally {
+          cli.ok(['umount', `c-${name}`]);
+        }
+      });
+    }
+
+    test('a layer shared by several images is stored once', () => {
+      // busybox's layer is the base of edge, deep, app, xattr and busybox-zstd's only layer.
+      const info = cli.ok(['info', '--format', 'json']);
+      const layers = JSON.parse(info).Layers as number;
+      // busybox 1 + nginx 7 + edge 20 + deep 129 + multiarch 1 (buildah's own tar) + app 3 + xattr 1
+      assert.equal(layers, 1 + 7 + 20 + 129 + 1 + 3 + 1);
+      const before = cli.ok(['info', '--format', 'json']);
+      cli.ok(['load', '-i', corpusImage('app.docker.tar')]);
+      assert.equal(JSON.parse(cli.ok(['info', '--format', 'json'])).Layers, JSON.parse(before).Layers);
+      const images = cli.ok(['images', '--format', 'json']).trim().split('\n').map((l) => JSON.parse(l));
+      assert.ok(images.some((i) => i.Repository === 'corpus/app' && i.Tag === 'docker') || images.length >= 8, JSON.stringify(images));
+    });
+
+    test('diff lists exactly the changes; commit keeps exactly them; other containers see none', async () => {
+      const img = ids.get('edge')!;
+      cli.ok(['create', '--name', 'changer', img]);
+      cli.ok(['create', '--name', 'bystander', img]);
+      const mnt = cli.ok(['mount', 'changer']).trim();
+      writeFileSync(join(mnt, 'edge', 'new-file'), 'new\n');
+      writeFileSync(join(mnt, 'edge', 'whiteout', 'keep'), 'edited\n');
+      unlinkSync(join(mnt, 'bin', 'vi'));
+      rmSync(join(mnt, 'edge', 'opaque'), { recursive: true });
+      chmodSync(join(mnt, 'edge', 'chmod', 'file'), 0o600);
+      cli.ok(['umount', 'changer']);
+      const diff = cli.ok(['diff', 'changer']).trim().split('\n');
+      assert.deepEqual(diff, [
+        'C /bin',
+        'D /bin/vi',
+        'C /edge',
+        'C /edge/chmod',
+        'C /edge/chmod/file',
+        'A /edge/new-file',
+        'D /edge/opaque',
+        'C /edge/whiteout',
+        'C /edge/whiteout/keep',
+      ]);
+      assert.equal(cli.ok(['diff', 'bystander']), '');
+
+      const newId = cli.ok(['commit', '-m', 'test change', 'changer', 'test/changed:1']).trim();
+      assert.match(newId, /^sha256:[0-9a-f]{64}$/);
+      // The committed layer holds exactly the changes (GNU tar lists it).
+      const saved = join(work, 'changed.tar');
+      cli.ok(['save', '-o', saved, 'test/changed:1']);
+      const x = join(work, 'changed-x');
+      mkdirSync(x);
+      execFileSync('tar', ['-xf', saved, '-C', x]);
+      const manifest = JSON.parse(readFileSync(join(x, 'manifest.json'), 'utf8'));
+      const top = manifest[0].Layers[manifest[0].Layers.length - 1];
+      const listing = execFileSync('tar', ['-tf', join(x, top)]).toString().trim().split('\n').sort();
+      assert.deepEqual(listing, [
+        'bin/',
+        'bin/.wh.vi',
+        'edge/',
+        'edge/.wh.opaque',
+        'edge/chmod/',
+        'edge/chmod/file',
+        'edge/new-file',
+        'edge/whiteout/',
+        'edge/whiteout/keep',
+      ]);
+      // A container of the committed image shows them.
+      cli.ok(['create', '--name', 'child', 'test/changed:1']);
+      const c = cli.ok(['mount', 'child']).trim();
+      try {
+        assert.equal(readFileSync(join(c, 'edge', 'new-file'), 'utf8'), 'new\n');
+        assert.equal(readFileSync(join(c, 'edge', 'whiteout', 'keep'), 'utf8'), 'edited\n');
+        assert.equal(existsSync(join(c, 'bin', 'vi')), false);
+        assert.equal(existsSync(join(c, 'edge', 'opaque')), false);
+      } finally {
+        cli.ok(['umount', 'child']);
+      }
+      // The bystander still has everything.
+      const b = cli.ok(['mount', 'bystander']).trim();
+      try {
+        assert.equal(existsSync(join(b, 'bin', 'vi')), true);
+        assert.equal(existsSync(join(b, 'edge', 'new-file')), false);
+        assert.equal(existsSync(join(b, 'edge', 'opaque', 'new')), true);
+      } finally {
+        cli.ok(['umount', 'bystander']);
+      }
+    });
+
+    test('save is accepted by skopeo and umoci, and save -> load keeps ids and layer digests', () => {
+      for (const format of ['docker', 'oci'] as const) {
+        const file = join(work, `nginx-${format}.tar`);
+        cli.ok(['tag', ids.get('nginx')!, 'corpus/nginx:saved']);
+        cli.ok(['save', '--format', format, '-o', file, 'corpus/nginx:saved']);
+        const transport = format === 'docker' ? `docker-archive:${file}` : `oci-archive:${file}:saved`;
+        const inspected = JSON.parse(execFileSync('skopeo', ['inspect', '--raw', transport]).toString());
+        assert.ok(inspected.layers?.length === 7 || inspected.config, 'skopeo reads the archive');
+        const layout = join(work, `copied-${format}`);
+        execFileSync('skopeo', ['copy', '-q', transport, `oci:${layout}:copy`]);
+        const bundle = join(work, `bundle-${format}`);
+        execFileSync('umoci', ['unpack', '--image', `${layout}:copy`, bundle], { stdio: 'ignore' });
+        assert.ok(existsSync(join(bundle, 'rootfs', 'usr', 'sbin', 'nginx')));
+
+        const other = strataIn(join(work, `roundtrip-${format}`), driver);
+        const out = other.ok(['load', '-i', file]);
+        assert.match(out, /Loaded image: corpus\/nginx:saved/);
+        const a = JSON.parse(cli.ok(['inspect', 'corpus/nginx:saved']))[0];
+        const b = JSON.parse(other.ok(['inspect', 'corpus/nginx:saved']))[0];
+        assert.equal(b.Id, a.Id);
+        assert.deepEqual(b.RootFS.Layers, a.RootFS.Layers);
+        opts.cleanup?.(join(work, `roundtrip-${format}`));
+      }
+    });
+
+    test('export writes the whole root; import makes a one-layer image of it', () => {
+      const file = join(work, 'export.tar');
+      cli.ok(['export', '-o', file, 'c-busybox']);
+      const names = execFileSync('tar', ['-tf', file]).toString();
+      assert.match(names, /bin\/busybox/);
+      assert.match(names, /\.dockerenv/);
+      const id = cli.ok(['import', file, 'test/imported']).trim();
+      assert.match(id, /^sha256:/);
+      const history = cli.ok(['history', 'test/imported']);
+      assert.match(history, /Imported from/);
+    });
+
+    test('rmi refuses an image in use, rm and rmi then remove everything', () => {
+      const r = cli.run(['rmi', ids.get('busybox')!]);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /container [0-9a-f]{12} is using its referenced image/);
+      for (const line of cli.ok(['ps', '-a', '-q']).trim().split('\n').filter(Boolean)) cli.ok(['rm', line]);
+      for (const line of cli.ok(['images', '-q']).trim().split('\n').filter(Boolean)) cli.ok(['rmi', '-f', line]);
+      const info = JSON.parse(cli.ok(['info', '--format', 'json']));
+      assert.equal(info.Images, 0);
+      assert.equal(info.Layers, 0);
+      assert.equal(info.Containers, 0);
+    });
+
+    test('bad input: one-line errors and exit codes', () => {
+      let r = cli.run(['load', '-i', '/nonexistent.tar']);
+      assert.equal(r.code, 1);
+      assert.equal(r.stderr.trim().split('\n').length, 1);
+      r = cli.run(['rmi', 'no-such-image']);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /No such image: no-such-image/);
+      r = cli.run(['create', 'no-such-image']);
+      assert.equal(r.code, 125);
+      r = cli.run(['tag', 'no-such', 'UPPER']);
+      assert.equal(r.code, 1);
+    });
+  });
+}
