@@ -1,5 +1,15 @@
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, readFileSync, readdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { openImageArchive } from '../../src/image/archive-read.js';
@@ -106,10 +116,14 @@ test('multiarch: the host (linux/amd64) by default, arm64 on request, a clear er
 
 /** Unpacks a corpus archive with GNU tar, lets `edit` change it, packs it again. */
 function rebuilt(t: Parameters<typeof scratch>[0], file: string, edit: (dir: string) => void): string {
+  return rebuiltFrom(t, corpusImage(file), edit);
+}
+
+function rebuiltFrom(t: Parameters<typeof scratch>[0], archive: string, edit: (dir: string) => void): string {
   const dir = scratch(t, 'strata-image-edit-');
   const tree = join(dir, 'tree');
   mkdirSync(tree);
-  run('tar', ['-xf', corpusImage(file), '-C', tree]);
+  run('tar', ['-xf', archive, '-C', tree]);
   edit(tree);
   const out = join(dir, 'out.tar');
   run('tar', ['-cf', out, '-C', tree, '.']);
@@ -227,4 +241,72 @@ test('OCI names: a full reference in ref.name or io.containerd.image.name names 
   assert.deepEqual(images[0].names, ['example.com/team/busybox:1.35', 'docker.io/library/busybox:stable']);
   // GNU tar wrote "./"-prefixed member names: the lookup must not care.
   assert.ok(readdirSync(join(named, '..', 'tree')).includes('oci-layout'));
+});
+
+test('docker-archive as skopeo writes it: <diffID>.tar layers, v1 directories of symlinks', async (t) => {
+  const dir = scratch(t, 'strata-image-skopeo-');
+  const out = join(dir, 'sk.tar');
+  run('skopeo', ['copy', '-q', `oci-archive:${corpusImage('app.oci.tar')}:latest`, `docker-archive:${out}:corpus/app:sk`]);
+  const [img] = await openImageArchive(out);
+  assert.equal(sha256(img.config), 'sha256:cffa0c1ddee9e38f310ccff2f308395425ec8f263295a2615e0c6c89091c96c3');
+  assert.deepEqual(img.names, ['docker.io/corpus/app:sk']);
+  const ids = diffIDs(img.config);
+  for (const [i, l] of img.layers.entries()) assert.equal((await hashStream(await l.open())).digest, ids[i]);
+
+  // The same archive with manifest.json pointing at the v1 symlinks instead.
+  const viaLinks = rebuiltFrom(t, out, (tree) => {
+    const links = readdirSync(tree).filter((n) => /^[0-9a-f]{64}$/.test(n));
+    const m = JSON.parse(readFileSync(join(tree, 'manifest.json'), 'utf8'));
+    m[0].Layers = m[0].Layers.map((p: string) => {
+      const link = links.find((d) => readlinkSync(join(tree, d, 'layer.tar')) === `../${p}`);
+      assert.ok(link, p);
+      return `${link}/layer.tar`;
+    });
+    writeFileSync(join(tree, 'manifest.json'), JSON.stringify(m));
+  });
+  const [linked] = await openImageArchive(viaLinks);
+  for (const [i, l] of linked.layers.entries()) assert.equal((await hashStream(await l.open())).digest, ids[i]);
+});
+
+test('docker-archive as Docker ≥ 25 writes it: manifest.json beside an OCI layout, blobs/sha256 paths', async (t) => {
+  const cfg = 'eb18a39c8c8bbd7281a404839f681e7a77802d7be313f036020339eb118c179c';
+  const layerDir = 'f97cbc3e36153cfa7ca3331b020ba30f425f28d89195fcd862fdd41bd2174af6';
+  let diffID = '';
+  const out = rebuilt(t, 'busybox.docker.tar', (tree) => {
+    const config = readFileSync(join(tree, `${cfg}.json`));
+    diffID = diffIDs(config)[0];
+    mkdirSync(join(tree, 'blobs/sha256'), { recursive: true });
+    renameSync(join(tree, `${cfg}.json`), join(tree, 'blobs/sha256', cfg));
+    renameSync(join(tree, layerDir, 'layer.tar'), join(tree, 'blobs/sha256', diffID.slice(7)));
+    rmSync(join(tree, layerDir), { recursive: true });
+    const manifest = Buffer.from(JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: `sha256:${cfg}`, size: config.length },
+      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: diffID, size: 2211840 }],
+    }));
+    writeFileSync(join(tree, 'blobs/sha256', sha256(manifest).slice(7)), manifest);
+    writeFileSync(join(tree, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [
+      { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: sha256(manifest), size: manifest.length },
+    ] }));
+    writeFileSync(join(tree, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
+    writeFileSync(join(tree, 'manifest.json'), JSON.stringify([
+      { Config: `blobs/sha256/${cfg}`, RepoTags: ['corpus/busybox:25'], Layers: [`blobs/sha256/${diffID.slice(7)}`] },
+    ]));
+  });
+  const [img] = await openImageArchive(out);
+  assert.equal(sha256(img.config), `sha256:${cfg}`);
+  assert.deepEqual(img.names, ['docker.io/corpus/busybox:25'], 'names come from manifest.json, as docker load does');
+  assert.equal(img.layers[0].digest, diffID, 'a content-addressed layer path gives the store a digest to verify');
+  assert.equal((await hashStream(await img.layers[0].open())).digest, diffID);
+});
+
+test('an untagged docker-archive entry takes its names from the legacy repositories file', async (t) => {
+  const out = rebuilt(t, 'busybox.docker.tar', (tree) => {
+    const m = JSON.parse(readFileSync(join(tree, 'manifest.json'), 'utf8'));
+    m[0].RepoTags = null;
+    writeFileSync(join(tree, 'manifest.json'), JSON.stringify(m));
+  });
+  const [img] = await openImageArchive(out);
+  assert.deepEqual(img.names, ['docker.io/corpus/busybox:latest']);
 });
