@@ -1,12 +1,15 @@
 import assert from 'node:assert/strict';
-import { open, lstat, mkdir, readFile, stat, writeFile, symlink } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { open, lstat, mkdir, readFile, rm, stat, writeFile, symlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { copyTree } from '../../src/drivers/copytree.js';
 import { lutimensNs } from '../../src/sys/fileio.js';
-import { lgetxattr } from '../../src/sys/linux.js';
+import { lgetxattr, statfs, umount2 } from '../../src/sys/linux.js';
 import { scratch } from '../helpers/env.js';
-import { BINARY_XATTR, buildBaseTree } from './fixtures.js';
+import { BINARY_XATTR, buildBaseTree, pseudoRandom } from './fixtures.js';
 import { diffTrees, snapshotTree } from './treecompare.js';
 
 describe('copyTree', () => {
@@ -88,5 +91,38 @@ describe('copyTree', () => {
     assert.equal(await readFile(join(empty, 'l'), 'utf8'), 'x');
     await assert.rejects(copyTree(src, empty), /is not empty/);
     await assert.rejects(copyTree(join(src, 'f'), join(dir, 'x')), /is not a directory/);
+  });
+
+  it('shares blocks instead of copying on a reflink filesystem (loop-mounted xfs)', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'strata-xfs-'));
+    const mnt = join(dir, 'mnt');
+    let mounted = false;
+    t.after(async () => {
+      if (mounted) umount2(mnt); // the loop device goes with it (mount -o loop sets autoclear)
+      await rm(dir, { recursive: true, force: true });
+    });
+    const img = join(dir, 'xfs.img');
+    const fh = await open(img, 'w');
+    await fh.truncate(512 * 1024 * 1024);
+    await fh.close();
+    execFileSync('mkfs.xfs', ['-q', '-m', 'reflink=1', img]);
+    await mkdir(mnt);
+    execFileSync('mount', ['-o', 'loop', img, mnt]);
+    mounted = true;
+    const src = join(mnt, 'src');
+    await mkdir(src);
+    const big = pseudoRandom(96 * 1024 * 1024);
+    await writeFile(join(src, 'big'), big);
+    execFileSync('sync', ['-f', mnt]);
+    const free = () => {
+      const s = statfs(mnt);
+      return Number(s.blocksFree) * s.blockSize;
+    };
+    const before = free();
+    await copyTree(src, join(mnt, 'dst'));
+    execFileSync('sync', ['-f', mnt]);
+    const used = before - free();
+    assert.ok(used < 8 * 1024 * 1024, `copy used ${used} bytes of a 96 MiB file: not reflinked`);
+    assert.ok(big.equals(await readFile(join(mnt, 'dst/big'))));
   });
 });
