@@ -423,7 +423,8 @@ export class RegistryClient {
     if (res.status === 401) {
       const creds = await this.credentialsFor(host);
       const hint = creds ? '' : ' (no credentials: run `strata login ' + host + '`)';
-      throw new RegistryError(`${host}: unauthorized: ${text}${hint}`, 401, codes);
+      const what = text.startsWith('unauthorized') ? text : `unauthorized: ${text}`;
+      throw new RegistryError(`${host}: ${what}${hint}`, 401, codes);
     }
     throw new RegistryError(`${host}: ${method} ${path}: ${res.status} ${text}`, res.status, codes);
   }
