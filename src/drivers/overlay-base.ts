@@ -1,0 +1,189 @@
+// What overlay2 and fuse-overlayfs have in common: the layout, ref-counted mounts of
+// `<id>/merged`, applying layers straight into `diff/` with overlay whiteouts, and the native
+// diff that reads an upper dir. The two differ only in how a mount is made and undone, and in
+// whether the native diff can be trusted.
+import { mkdir } from 'node:fs/promises';
+import { join, sep } from 'node:path';
+import type { Readable } from 'node:stream';
+import { applyLayer } from '../archive/apply.js';
+import { overlayChanges, type Change } from '../archive/changes.js';
+import { packDirectory } from '../archive/pack.js';
+import { mountsUnder } from '../sys/mountinfo.js';
+import { DriverError, type CreateOpts, type Driver, type DriverOptions } from './driver.js';
+import { MountRefs } from './mountref.js';
+import { directorySize, OverlayLayout } from './overlay-layout.js';
+
+/** The diff operations every driver can fall back on (compare two mounted trees). */
+export interface DiffFallback {
+  diff(id: string, parent: string | null): Promise<Readable>;
+  changes(id: string, parent: string | null): Promise<Change[]>;
+  applyDiff(id: string, parent: string | null, tar: Readable): Promise<number>;
+  diffSize(id: string, parent: string | null): Promise<number>;
+}
+
+export abstract class OverlayBase implements Driver {
+  abstract readonly name: string;
+  readonly home: string;
+  readonly independentLayers = true;
+  protected readonly layout: OverlayLayout;
+  protected readonly refs: MountRefs;
+  protected abstract readonly naive: DiffFallback;
+  private ready: Promise<void> | null = null;
+  /** References this process took with get() and has not put() (cleanup() drops them). */
+  private readonly own = new Map<string, number>();
+
+  constructor(name: string, protected readonly opts: DriverOptions) {
+    this.home = join(opts.root, name);
+    this.layout = new OverlayLayout(this.home);
+    // A leading dot keeps the state files out of the id namespace.
+    this.refs = new MountRefs(this.home, '.mountrefs');
+  }
+
+  /** Mount id's stack at its merged dir (lowers are `l/<link>` relative to home, parent first). */
+  protected abstract mountLayer(id: string, lowerLinks: string[]): Promise<void>;
+  protected abstract unmountLayer(mountPoint: string): Promise<void>;
+  /** Whether id's upper dir alone can be read as its changeset. */
+  protected abstract nativeDiff(): Promise<boolean>;
+  abstract status(): Promise<[string, string][]>;
+
+  protected init(): Promise<void> {
+    this.ready ??= this.layout.init();
+    return this.ready;
+  }
+
+  async create(id: string, parent: string | null, opts?: CreateOpts): Promise<void> {
+    this.checkCreateOpts(opts);
+    await this.init();
+    await this.layout.create(id, parent);
+  }
+
+  async createReadWrite(id: string, parent: string | null, opts?: CreateOpts): Promise<void> {
+    await this.create(id, parent, opts);
+  }
+
+  protected checkCreateOpts(opts?: CreateOpts): void {
+    for (const key of Object.keys(opts?.storageOpt ?? {})) {
+      if (key === 'size') {
+        throw new DriverError(
+          `${this.name}: --storage-opt size needs a quota on the backing filesystem (xfs with pquota), which ${this.name} in strata does not support`,
+        );
+      }
+      throw new DriverError(`${this.name}: unknown storage option '${key}'`);
+    }
+  }
+
+  async remove(id: string): Promise<void> {
+    await this.init();
+    this.layout.checkId(id);
+    if (await this.layout.exists(id)) {
+      const kids = await this.layout.children(id);
+      if (kids.length > 0) {
+        throw new DriverError(`cannot remove layer ${id}: ${kids.length} layer(s) are built on it (${kids[0]}…)`);
+      }
+    }
+    await this.refs.forget(id, (mp) => this.unmountLayer(mp));
+    this.own.delete(id);
+    await this.layout.remove(id);
+  }
+
+  async get(id: string): Promise<string> {
+    await this.init();
+    await this.layout.require(id);
+    const lowers = await this.layout.lowerLinks(id);
+    // A base layer has nothing to merge: its diff dir is the whole view, as in Docker.
+    if (lowers.length === 0) return this.layout.diffDir(id);
+    const merged = this.layout.mergedDir(id);
+    await mkdir(merged, { mode: 0o700 }).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EEXIST') throw err;
+    });
+    const count = await this.refs.acquire(id, merged, () => this.mountLayer(id, lowers));
+    // A count that restarted (the mount had vanished) voids what this process held before.
+    this.own.set(id, Math.min((this.own.get(id) ?? 0) + 1, count));
+    return merged;
+  }
+
+  async put(id: string): Promise<void> {
+    await this.init();
+    this.layout.checkId(id);
+    const mine = this.own.get(id) ?? 0;
+    if (mine > 1) this.own.set(id, mine - 1);
+    else this.own.delete(id);
+    await this.refs.release(id, (mp) => this.unmountLayer(mp));
+  }
+
+  /**
+   * Let this process's references to id outlive it (`strata mount C`): cleanup() will not
+   * drop them, and only a put() from some process (`strata umount C`) releases the mount.
+   */
+  disown(id: string): void {
+    this.own.delete(id);
+  }
+
+  exists(id: string): Promise<boolean> {
+    return this.layout.exists(id);
+  }
+
+  async metadata(id: string): Promise<Record<string, string>> {
+    await this.layout.require(id);
+    const lowers = await this.layout.lowerDirs(id);
+    // A base layer is never mounted (its diff dir is its view), so it has no work or merged
+    // dir to name; Docker lists them anyway, but they would not exist.
+    if (lowers.length === 0) return { UpperDir: this.layout.diffDir(id) };
+    return {
+      LowerDir: lowers.join(':'),
+      MergedDir: this.layout.mergedDir(id),
+      UpperDir: this.layout.diffDir(id),
+      WorkDir: this.layout.workDir(id),
+    };
+  }
+
+  private async useNative(id: string, parent: string | null): Promise<boolean> {
+    await this.layout.require(id);
+    return (await this.layout.isParent(id, parent)) && (await this.nativeDiff());
+  }
+
+  async diff(id: string, parent: string | null): Promise<Readable> {
+    if (!(await this.useNative(id, parent))) return this.naive.diff(id, parent);
+    return packDirectory(this.layout.diffDir(id), { whiteouts: 'overlay' });
+  }
+
+  async changes(id: string, parent: string | null): Promise<Change[]> {
+    if (!(await this.useNative(id, parent))) return this.naive.changes(id, parent);
+    return overlayChanges(this.layout.diffDir(id), await this.layout.lowerDirs(id));
+  }
+
+  async applyDiff(id: string, parent: string | null, tar: Readable): Promise<number> {
+    await this.layout.require(id);
+    // The whiteout format is the same whatever the diff check says; only a parent that is not
+    // the layer's own needs the merged view.
+    if (!(await this.layout.isParent(id, parent))) return this.naive.applyDiff(id, parent, tar);
+    const { size } = await applyLayer(this.layout.diffDir(id), tar, {
+      whiteouts: 'overlay',
+      lowers: await this.layout.lowerDirs(id),
+    });
+    return size;
+  }
+
+  async diffSize(id: string, parent: string | null): Promise<number> {
+    if (!(await this.useNative(id, parent))) return this.naive.diffSize(id, parent);
+    return directorySize(this.layout.diffDir(id));
+  }
+
+  /**
+   * Drop the references this process still holds (store close), then unmount whatever no
+   * process holds: count-0 mounts and mounts nobody recorded (a process that died between
+   * mounting and writing its count). Mounts other processes hold, or disowned ones, stay.
+   */
+  async cleanup(): Promise<void> {
+    await this.init();
+    for (const [id, n] of [...this.own]) {
+      for (let i = 0; i < n; i++) {
+        if ((await this.refs.release(id, (mp) => this.unmountLayer(mp))) === 0) break;
+      }
+      this.own.delete(id);
+    }
+    const strays = mountsUnder(this.home).filter((mp) => mp.endsWith(`${sep}merged`));
+    await this.refs.sweep((mp) => this.unmountLayer(mp), strays);
+    await this.layout.sweep();
+  }
+}

@@ -1,0 +1,222 @@
+// overlay2: kernel OverlayFS over Docker's layout. A container layer is an empty upper dir on
+// top of the image's diff dirs, so creating one costs a few directories whatever the image.
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { backingFsName, FS_MAGIC, supportsDType } from '../sys/fsprobe.js';
+import { lgetxattr, lsetxattr, MNT_DETACH, mount, statfsType, umount2 } from '../sys/linux.js';
+import { mountWithFsConfig, overlaySupportsLowerdirPlus, type FsOption } from '../sys/mountapi.js';
+import { DriverError, type DriverOptions } from './driver.js';
+import { NaiveDiff } from './naivediff.js';
+import { OverlayBase, type DiffFallback } from './overlay-base.js';
+
+// mount(2) copies its data argument into one page, NUL included.
+const PAGE_SIZE = 4096;
+
+type MountApi = 'auto' | 'mount' | 'fsconfig';
+
+/** True when this process runs in a user namespace other than the initial one. */
+function inUserNamespace(): boolean {
+  try {
+    const map = readFileSync('/proc/self/uid_map', 'utf8').trim().split(/\s+/);
+    return !(map[0] === '0' && map[1] === '0' && map[2] === '4294967295');
+  } catch {
+    return false;
+  }
+}
+
+function kernelHasOverlay(): boolean {
+  try {
+    return /\toverlay$/m.test(readFileSync('/proc/filesystems', 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+function overlayParam(name: string): string | null {
+  try {
+    return readFileSync(`/sys/module/overlay/parameters/${name}`, 'utf8').trim();
+  } catch {
+    return null;
+  }
+}
+
+function nearestExisting(path: string): string {
+  let p = path;
+  while (!existsSync(p)) {
+    const up = dirname(p);
+    if (up === p) break;
+    p = up;
+  }
+  return p;
+}
+
+/** Why overlay2 cannot run with its data under root, or null when it can. */
+export function overlay2Unusable(root: string): string | null {
+  if (!kernelHasOverlay()) return 'the kernel has no overlay filesystem (/proc/filesystems)';
+  if (typeof process.getuid === 'function' && process.getuid() !== 0) return 'overlay2 needs root';
+  const at = nearestExisting(join(root, 'overlay2'));
+  const magic = statfsType(at);
+  if (magic === FS_MAGIC.overlay) return `${at} is itself on overlayfs, which cannot be an overlay2 backing filesystem`;
+  if (!supportsDType(at)) return `the backing filesystem of ${at} (${backingFsName(at)}) does not support d_type`;
+  return null;
+}
+
+/** The registry's usable() check: true, or why not. */
+export function overlay2Usable(root: string): Promise<true | string> {
+  return Promise.resolve(overlay2Unusable(root) ?? true);
+}
+
+function isCode(err: unknown, code: string): boolean {
+  return (err as NodeJS.ErrnoException).code === code;
+}
+
+export class Overlay2Driver extends OverlayBase {
+  readonly name = 'overlay2';
+  protected readonly naive: DiffFallback = new NaiveDiff(this);
+  private readonly mountApi: MountApi;
+  private readonly userxattr = inUserNamespace();
+  private readonly indexOff = overlayParam('index') !== null;
+  private native: Promise<boolean> | null = null;
+
+  constructor(opts: DriverOptions) {
+    super('overlay2', opts);
+    let api: MountApi = 'auto';
+    for (const [key, value] of Object.entries(opts.options)) {
+      if (!key.startsWith('overlay2.')) continue;
+      if (key === 'overlay2.size') {
+        throw new DriverError('overlay2.size needs xfs project quota, which strata does not support');
+      }
+      // Which syscalls mount a layer; 'auto' uses mount(2) while the data fits a page.
+      if (key === 'overlay2.mountapi' && (value === 'auto' || value === 'mount' || value === 'fsconfig')) {
+        api = value;
+        continue;
+      }
+      throw new DriverError(`overlay2: unknown option ${key}=${value}`);
+    }
+    if (api === 'fsconfig' && !overlaySupportsLowerdirPlus()) {
+      throw new DriverError("overlay2.mountapi=fsconfig needs overlay's lowerdir+ (Linux 6.8 or later)");
+    }
+    this.mountApi = api;
+  }
+
+  /** Open (creating if needed) the overlay2 data under `${root}/overlay2`. */
+  static async open(opts: DriverOptions): Promise<Overlay2Driver> {
+    const reason = overlay2Unusable(opts.root);
+    if (reason !== null) throw new DriverError(`overlay2 is not usable: ${reason}`);
+    const d = new Overlay2Driver(opts);
+    await d.init();
+    return d;
+  }
+
+  private extraOptions(): FsOption[] {
+    const out: FsOption[] = [];
+    if (this.indexOff) out.push(['index', 'off']);
+    if (this.userxattr) out.push(['userxattr', true]);
+    return out;
+  }
+
+  private classicData(lowers: string, upper: string, work: string): string {
+    const extra = this.extraOptions().map(([k, v]) => (v === true ? k : `${k}=${v}`));
+    return [`lowerdir=${lowers}`, `upperdir=${upper}`, `workdir=${work}`, ...extra].join(',');
+  }
+
+  protected async mountLayer(id: string, lowerLinks: string[]): Promise<void> {
+    const upper = this.layout.diffDir(id);
+    const work = this.layout.workDir(id);
+    const merged = this.layout.mergedDir(id);
+    const lowers = await this.layout.lowerDirs(id);
+    const absolute = this.classicData(lowers.join(':'), upper, work);
+    const fitsPage = Buffer.byteLength(absolute) + 1 <= PAGE_SIZE;
+
+    if (this.mountApi === 'fsconfig' || (this.mountApi === 'auto' && !fitsPage && overlaySupportsLowerdirPlus())) {
+      const options: FsOption[] = lowers.map((l): FsOption => ['lowerdir+', l]);
+      options.push(['upperdir', upper], ['workdir', work], ...this.extraOptions());
+      mountWithFsConfig('overlay', 'overlay', options, merged);
+      return;
+    }
+    if (fitsPage) {
+      mount('overlay', merged, 'overlay', 0, absolute);
+      return;
+    }
+    // Too long with host paths: name everything relative to the home, where the short
+    // `l/` links live, and mount from there. koffi calls run on the main thread, so nothing
+    // else of ours runs between the two chdirs.
+    const relative = this.classicData(lowerLinks.join(':'), join(id, 'diff'), join(id, 'work'));
+    if (Buffer.byteLength(relative) + 1 > PAGE_SIZE) {
+      throw new DriverError(
+        `cannot mount layer ${id}: ${lowerLinks.length} lower layers do not fit mount(2)'s page and this kernel has no lowerdir+ (Linux 6.8)`,
+      );
+    }
+    const cwd = process.cwd();
+    process.chdir(this.home);
+    try {
+      mount('overlay', merged, 'overlay', 0, relative);
+    } finally {
+      process.chdir(cwd);
+    }
+  }
+
+  protected unmountLayer(mountPoint: string): Promise<void> {
+    try {
+      // Detached like Docker: a process still inside the view keeps it alive, we don't wait.
+      umount2(mountPoint, MNT_DETACH);
+    } catch (err) {
+      if (!isCode(err, 'EINVAL') && !isCode(err, 'ENOENT')) throw err;
+    }
+    return Promise.resolve();
+  }
+
+  protected nativeDiff(): Promise<boolean> {
+    this.native ??= this.checkNativeDiff();
+    return this.native;
+  }
+
+  /**
+   * Docker's doesSupportNativeDiff: an upper dir can be read as a changeset only when copying
+   * up an opaque dir does not mark the copy opaque, and renaming a dir does not leave a
+   * redirect xattr (redirect_dir) that layer tars cannot express. Metadata-only copy-up
+   * (metacopy) leaves uppers without data, so it rules native diff out too.
+   */
+  private async checkNativeDiff(): Promise<boolean> {
+    if (overlayParam('metacopy') === 'Y') return false;
+    await this.init();
+    const td = await mkdtemp(join(this.home, 'native-diff-check-'));
+    const merged = join(td, 'merged');
+    let mounted = false;
+    try {
+      for (const d of ['l1/d', 'l1/d1', 'l2/d', 'l3', 'work', 'merged']) await mkdir(join(td, d), { recursive: true });
+      await writeFile(join(td, 'l2/d/f'), '');
+      lsetxattr(join(td, 'l2/d'), 'trusted.overlay.opaque', Buffer.from('y'));
+      const data = this.classicData(`${join(td, 'l2')}:${join(td, 'l1')}`, join(td, 'l3'), join(td, 'work'));
+      mount('overlay', merged, 'overlay', 0, data);
+      mounted = true;
+      // Writing in d copies the opaque dir up from l2 into l3.
+      await writeFile(join(merged, 'd/f'), 'x');
+      if (lgetxattr(join(td, 'l3/d'), 'trusted.overlay.opaque')?.toString() === 'y') return false;
+      try {
+        await rename(join(merged, 'd1'), join(merged, 'd2'));
+      } catch (err) {
+        // EXDEV: the kernel refuses to rename lower dirs, so no redirects can appear.
+        if (isCode(err, 'EXDEV')) return true;
+        throw err;
+      }
+      return lgetxattr(join(td, 'l3/d2'), 'trusted.overlay.redirect') === null;
+    } catch {
+      return false;
+    } finally {
+      if (mounted) umount2(merged, MNT_DETACH);
+      await rm(td, { recursive: true, force: true });
+    }
+  }
+
+  async status(): Promise<[string, string][]> {
+    await this.init();
+    return [
+      ['Backing Filesystem', backingFsName(this.home)],
+      ['Supports d_type', String(supportsDType(this.home))],
+      ['Native Overlay Diff', String(await this.nativeDiff())],
+      ['userxattr', String(this.userxattr)],
+    ];
+  }
+}

@@ -1,0 +1,98 @@
+// Fixtures for the overlay-family driver tests: driver roots whose mounts are always undone,
+// corpus layers as tar streams, tree hashes, and child processes that use a driver.
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createReadStream, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { createGunzip } from 'node:zlib';
+import { MNT_DETACH, readXattrs, umount2 } from '../../src/sys/linux.js';
+import { mountsUnder } from '../../src/sys/mountinfo.js';
+import { corpusImage, repoRoot } from '../helpers/env.js';
+
+const MiB = 1024 * 1024;
+
+/** Detach every mount below dir, deepest first; returns how many there were. */
+export function unmountAllUnder(dir: string): number {
+  const mps = mountsUnder(dir);
+  for (const mp of mps) {
+    try {
+      umount2(mp, MNT_DETACH);
+    } catch {
+      // already gone
+    }
+  }
+  return mps.length;
+}
+
+const liveRoots = new Set<string>();
+process.on('exit', () => {
+  for (const r of liveRoots) {
+    unmountAllUnder(r);
+    rmSync(r, { recursive: true, force: true });
+  }
+});
+
+/** A scratch store root; its mounts are detached and it is removed after the test (or at exit). */
+export function driverRoot(t: { after(fn: () => void): void } | null, prefix = 'strata-ovl-'): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  liveRoots.add(dir);
+  const clean = () => {
+    unmountAllUnder(dir);
+    rmSync(dir, { recursive: true, force: true });
+    liveRoots.delete(dir);
+  };
+  if (t) t.after(clean);
+  return dir;
+}
+
+/** The gzip layer blobs of a corpus OCI archive, bottom first, unpacked under dir. */
+export function corpusLayerBlobs(file: string, dir: string): string[] {
+  const r = spawnSync('tar', ['-xf', corpusImage(file), '-C', dir]);
+  if (r.status !== 0) throw new Error(`tar -xf ${file}: ${r.stderr.toString()}`);
+  const blob = (digest: string) => join(dir, 'blobs', ...digest.split(':'));
+  const index = JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
+  const manifest = JSON.parse(readFileSync(blob(index.manifests[0].digest), 'utf8')) as {
+    layers: { digest: string; mediaType: string }[];
+  };
+  return manifest.layers.map((l) => {
+    if (!l.mediaType.endsWith('+gzip')) throw new Error(`unexpected layer type ${l.mediaType}`);
+    return blob(l.digest);
+  });
+}
+
+export function gunzipped(file: string): Readable {
+  return createReadStream(file, { highWaterMark: MiB }).pipe(createGunzip({ chunkSize: MiB }));
+}
+
+/** sha256 over a tree: names, types, modes, owners, sizes, contents, link targets, xattrs. */
+export function hashTree(root: string): string {
+  const h = createHash('sha256');
+  const walk = (dir: string, rel: string) => {
+    for (const name of readdirSync(dir).sort()) {
+      const p = join(dir, name);
+      const r = `${rel}/${name}`;
+      const st = lstatSync(p, { bigint: true });
+      h.update(`${r}\0${st.mode}\0${st.uid}\0${st.gid}\0${st.size}\0${st.rdev}\0`);
+      for (const [k, v] of [...readXattrs(p)].sort(([a], [b]) => (a < b ? -1 : 1))) h.update(`x:${k}=`).update(v);
+      if (st.isSymbolicLink()) h.update(`l:${readlinkSync(p)}`);
+      else if (st.isFile()) h.update(readFileSync(p));
+      else if (st.isDirectory()) walk(p, r);
+    }
+  };
+  walk(root, '');
+  return h.digest('hex');
+}
+
+/**
+ * Run `node -e` in a child: the script gets `mod` (the compiled module at modPath, relative to
+ * the repo's dist/) and `args`, and prints what it wants; returns stdout.
+ */
+export function runChild(modPath: string, body: string, args: string[]): string {
+  const url = new URL(`file://${join(repoRoot, 'dist', modPath)}`).href;
+  const script = `const mod = await import(${JSON.stringify(url)}); const args = process.argv.slice(1);\n${body}`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script, ...args], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`child failed (${r.status}): ${r.stderr}`);
+  return r.stdout.trim();
+}

@@ -1,0 +1,291 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { Overlay2Driver } from '../../src/drivers/overlay2.js';
+import { makedev, mknod, mount, umount2 } from '../../src/sys/linux.js';
+import { isMountPoint, readMounts } from '../../src/sys/mountinfo.js';
+import { conformance } from './conformance.js';
+import { corpusLayerBlobs, driverRoot, gunzipped, hashTree, runChild } from './overlay-fixtures.js';
+
+const S_IFCHR = 0o020000;
+const newId = () => randomBytes(32).toString('hex');
+const open = (root: string, options: Record<string, string> = {}) => Overlay2Driver.open({ root, options });
+
+/** A chain of n layers; layer i holds f<i> and overwrites `top`; returns ids bottom first. */
+async function chain(d: Overlay2Driver, n: number): Promise<string[]> {
+  const ids: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const id = newId();
+    await d.create(id, ids.at(-1) ?? null);
+    const upper = (await d.metadata(id)).UpperDir;
+    writeFileSync(join(upper, `f${i}`), String(i));
+    writeFileSync(join(upper, 'top'), String(i));
+    ids.push(id);
+  }
+  return ids;
+}
+
+conformance('overlay2', (root) => Overlay2Driver.open({ root, options: {} }), { deep: 500 });
+// The same scenarios with every mount made by mount(2) (relative paths past a page).
+conformance('overlay2 (mount(2) only)', (root) => Overlay2Driver.open({ root, options: { 'overlay2.mountapi': 'mount' } }));
+
+describe('overlay2 layout', () => {
+  it('lays layers out like Docker: 0710 dirs, 26-character links, lower parent first', async (t) => {
+    const root = driverRoot(t);
+    const d = await open(root);
+    const [a, b, c] = [newId(), newId(), newId()];
+    await d.create(a, null);
+    await d.create(b, a);
+    await d.createReadWrite(c, b);
+    const home = join(root, 'overlay2');
+    assert.equal(lstatSync(home).mode & 0o777, 0o710);
+    assert.equal(lstatSync(join(home, a)).mode & 0o777, 0o710);
+    const link = (id: string) => readFileSync(join(home, id, 'link'), 'utf8');
+    for (const id of [a, b, c]) {
+      assert.match(link(id), /^[A-Z2-7]{26}$/);
+      assert.equal(readlinkSync(join(home, 'l', link(id))), `../${id}/diff`);
+    }
+    assert.equal(existsSync(join(home, a, 'lower')), false, 'a base layer has no lower file');
+    assert.equal(existsSync(join(home, a, 'work')), false);
+    assert.equal(readFileSync(join(home, b, 'lower'), 'utf8'), `l/${link(a)}`);
+    assert.equal(readFileSync(join(home, c, 'lower'), 'utf8'), `l/${link(b)}:l/${link(a)}`);
+    assert.equal(lstatSync(join(home, c, 'work')).isDirectory(), true);
+  });
+
+  it('serves a base layer from its diff dir without mounting', async (t) => {
+    const d = await open(driverRoot(t));
+    const a = newId();
+    await d.create(a, null);
+    const p = await d.get(a);
+    assert.equal(p, (await d.metadata(a)).UpperDir);
+    assert.equal(isMountPoint(p), false);
+    await d.put(a);
+  });
+
+  it('reports LowerDir/UpperDir/WorkDir/MergedDir as GraphDriver.Data', async (t) => {
+    const root = driverRoot(t);
+    const d = await open(root);
+    const [a, b, c] = [newId(), newId(), newId()];
+    await d.create(a, null);
+    await d.create(b, a);
+    await d.createReadWrite(c, b);
+    const home = join(root, 'overlay2');
+    assert.deepEqual(await d.metadata(c), {
+      LowerDir: `${home}/${b}/diff:${home}/${a}/diff`,
+      MergedDir: `${home}/${c}/merged`,
+      UpperDir: `${home}/${c}/diff`,
+      WorkDir: `${home}/${c}/work`,
+    });
+    assert.deepEqual(await d.metadata(a), { UpperDir: `${home}/${a}/diff` });
+  });
+
+  it('prints the docker info rows', async (t) => {
+    const d = await open(driverRoot(t));
+    const rows = new Map(await d.status());
+    assert.deepEqual([...rows.keys()], ['Backing Filesystem', 'Supports d_type', 'Native Overlay Diff', 'userxattr']);
+    assert.equal(rows.get('Backing Filesystem'), 'extfs');
+    assert.equal(rows.get('Supports d_type'), 'true');
+    // This kernel has redirect_dir and metacopy off, so Docker's check passes.
+    const redirect = readFileSync('/sys/module/overlay/parameters/redirect_dir', 'utf8').trim();
+    assert.equal(rows.get('Native Overlay Diff'), String(redirect === 'N'));
+    assert.equal(rows.get('userxattr'), 'false');
+    assert.deepEqual(readdirSync(join(d.home)).filter((n) => n.startsWith('native-diff-check')), []);
+  });
+
+  it('refuses quotas clearly', async (t) => {
+    const root = driverRoot(t);
+    const d = await open(root);
+    await assert.rejects(d.createReadWrite(newId(), null, { storageOpt: { size: '10M' } }), /--storage-opt size needs .*xfs/);
+    await assert.rejects(open(root, { 'overlay2.size': '10G' }), /overlay2.size needs xfs project quota/);
+    await assert.rejects(open(root, { 'overlay2.bogus': '1' }), /unknown option overlay2.bogus/);
+  });
+
+  it('refuses to remove a layer others are built on; remove unmounts and drops the link', async (t) => {
+    const root = driverRoot(t);
+    const d = await open(root);
+    const [a, b] = await chain(d, 2);
+    await assert.rejects(d.remove(a), /cannot remove layer .*1 layer\(s\) are built on it/);
+    const merged = await d.get(b);
+    await d.get(b);
+    assert.equal(isMountPoint(merged), true);
+    const link = readFileSync(join(d.home, b, 'link'), 'utf8');
+    await d.remove(b);
+    assert.equal(isMountPoint(merged), false);
+    assert.equal(existsSync(join(d.home, b)), false);
+    assert.equal(existsSync(join(d.home, 'l', link)), false);
+    assert.equal(await d.exists(b), false);
+    await d.remove(a);
+    assert.deepEqual(readdirSync(join(d.home, 'l')), []);
+  });
+});
+
+describe('overlay2 mounts', () => {
+  it('mounts through 500 layers (499 lowers) past the page limit', async (t) => {
+    const d = await open(driverRoot(t));
+    const ids = await chain(d, 500);
+    // A whiteout half way down hides f0.
+    mknod(join((await d.metadata(ids[250])).UpperDir, 'f0'), S_IFCHR | 0o000, makedev(0, 0));
+    const top = ids[499];
+    const merged = await d.get(top);
+    try {
+      const names = readdirSync(merged);
+      assert.equal(names.length, 500, 'f1..f499 and top');
+      assert.equal(names.includes('f0'), false);
+      assert.equal(readFileSync(join(merged, 'top'), 'utf8'), '499');
+      assert.equal(readFileSync(join(merged, 'f1'), 'utf8'), '1');
+      const m = readMounts().find((e) => e.mountPoint === merged);
+      assert.equal(m?.fsType, 'overlay');
+    } finally {
+      await d.put(top);
+    }
+    assert.equal(isMountPoint(merged), false);
+    await assert.rejects(
+      (async () => {
+        const extra = newId();
+        await d.create(extra, top); // 500 lowers: still allowed
+        await d.create(newId(), extra);
+      })(),
+      /max depth exceeded: .* 501 lower layers/,
+    );
+  });
+
+  it('mounts 130 layers with mount(2), relative paths from the home', async (t) => {
+    const d = await open(driverRoot(t), { 'overlay2.mountapi': 'mount' });
+    const ids = await chain(d, 130);
+    const merged = await d.get(ids[129]);
+    try {
+      assert.equal(readdirSync(merged).length, 131);
+      assert.equal(readFileSync(join(merged, 'top'), 'utf8'), '129');
+    } finally {
+      await d.put(ids[129]);
+    }
+    assert.equal(isMountPoint(merged), false);
+    assert.equal(process.cwd().startsWith(d.home), false, 'cwd restored');
+  });
+
+  it('mounts a short stack with mount(2) and host paths, like Docker', async (t) => {
+    const d = await open(driverRoot(t));
+    const ids = await chain(d, 3);
+    const merged = await d.get(ids[2]);
+    try {
+      assert.equal(readFileSync(join(merged, 'top'), 'utf8'), '2');
+      assert.equal(readMounts().find((e) => e.mountPoint === merged)?.fsType, 'overlay');
+    } finally {
+      await d.put(ids[2]);
+    }
+  });
+
+  it('shares reference counts across processes', async (t) => {
+    const root = driverRoot(t);
+    const d = await open(root);
+    const [, b] = await chain(d, 2);
+    const body = `
+      const d = await mod.Overlay2Driver.open({ root: args[0], options: {} });
+      if (args[2] === 'get') console.log(await d.get(args[1])); else await d.put(args[1]);`;
+    const child = (op: string) => runChild('src/drivers/overlay2.js', body, [root, b, op]);
+
+    const merged = child('get');
+    assert.equal(merged, join(d.home, b, 'merged'));
+    assert.equal(isMountPoint(merged), true, 'the mount outlives the process that made it');
+    assert.equal(await d.get(b), merged);
+    child('put');
+    assert.equal(isMountPoint(merged), true, 'one reference is still held');
+    await d.put(b);
+    assert.equal(isMountPoint(merged), false, 'released at zero by another process');
+    child('get');
+    child('put');
+    assert.equal(isMountPoint(merged), false);
+  });
+
+  it('takes a count whose mount vanished as zero, and cleanup unmounts what nobody holds', async (t) => {
+    const root = driverRoot(t);
+    const d = await open(root);
+    const [, b, c] = await chain(d, 3);
+    const merged = await d.get(b);
+    await d.get(b);
+    umount2(merged); // as a reboot would
+    assert.equal(await d.get(b), merged);
+    assert.equal(isMountPoint(merged), true, 'remounted although the file said 2');
+    await d.put(b);
+    assert.equal(isMountPoint(merged), false);
+
+    // A mount with no record (a process died between mounting and writing the count).
+    const mc = (await d.metadata(c)).MergedDir;
+    mkdirSync(mc, { recursive: true });
+    const meta = await d.metadata(c);
+    mount('overlay', mc, 'overlay', 0, `lowerdir=${meta.LowerDir},upperdir=${meta.UpperDir},workdir=${meta.WorkDir}`);
+    // One reference held by another process, one disowned by this one, one just held here.
+    const body = `
+      const d = await mod.Overlay2Driver.open({ root: args[0], options: {} });
+      if (args[2] === 'get') console.log(await d.get(args[1])); else await d.put(args[1]);`;
+    const held = runChild('src/drivers/overlay2.js', body, [root, b, 'get']);
+    const [x, y] = [newId(), newId()];
+    await d.createReadWrite(x, c);
+    await d.createReadWrite(y, c);
+    const kept = await d.get(x);
+    d.disown(x);
+    const mine = await d.get(y);
+    await d.cleanup();
+    assert.equal(isMountPoint(mc), false, 'stray mount removed');
+    assert.equal(isMountPoint(held), true, "another process's mount stays");
+    assert.equal(isMountPoint(kept), true, 'a disowned mount stays');
+    assert.equal(isMountPoint(mine), false, "this process's own references are dropped");
+    runChild('src/drivers/overlay2.js', body, [root, b, 'put']);
+    await d.put(x);
+    assert.equal(isMountPoint(held), false);
+    assert.equal(isMountPoint(kept), false);
+  });
+});
+
+describe('overlay2 copy-on-write', () => {
+  it('a write in a container lands in its diff only; the image layers are unchanged', async (t) => {
+    const root = driverRoot(t);
+    const blobs = corpusLayerBlobs('nginx.oci.tar', driverRoot(t, 'strata-oci-'));
+    const d = await open(root);
+    const layers: string[] = [];
+    for (const blob of blobs) {
+      const id = newId();
+      await d.create(id, layers.at(-1) ?? null);
+      await d.applyDiff(id, layers.at(-1) ?? null, gunzipped(blob));
+      layers.push(id);
+    }
+    const diffOf = async (id: string) => (await d.metadata(id)).UpperDir;
+    const before = await Promise.all(layers.map(async (id) => hashTree(await diffOf(id))));
+
+    const init = `${newId()}-init`;
+    const rw = newId();
+    await d.createReadWrite(init, layers.at(-1) as string);
+    await d.createReadWrite(rw, init);
+    assert.deepEqual(readdirSync(await diffOf(rw)), [], 'a new container layer is empty');
+    const merged = await d.get(rw);
+    let conf: Buffer;
+    try {
+      conf = readFileSync(join(merged, 'etc/nginx/nginx.conf'));
+      const marker = `strata-cow-${randomBytes(8).toString('hex')}`;
+      writeFileSync(join(merged, 'etc/nginx/nginx.conf'), Buffer.concat([conf, Buffer.from(marker)]));
+      writeFileSync(join(merged, 'new-file'), marker);
+      const upper = await diffOf(rw);
+      assert.equal(readFileSync(join(upper, 'etc/nginx/nginx.conf'), 'utf8').endsWith(marker), true);
+      assert.equal(readFileSync(join(upper, 'new-file'), 'utf8'), marker);
+      for (const id of [...layers, init]) {
+        const grep = (dir: string): boolean =>
+          readdirSync(dir, { recursive: true, withFileTypes: true }).some(
+            (e) => e.isFile() && readFileSync(join(e.parentPath, e.name)).includes(marker),
+          );
+        assert.equal(grep(await diffOf(id)), false, `marker leaked into layer ${id}`);
+      }
+    } finally {
+      await d.put(rw);
+    }
+    const after = await Promise.all(layers.map(async (id) => hashTree(await diffOf(id))));
+    assert.deepEqual(after, before);
+    const changes = await d.changes(rw, init);
+    assert.deepEqual(
+      changes.map((c) => `${c.kind} ${c.path}`).sort(),
+      ['A /new-file', 'C /etc', 'C /etc/nginx', 'C /etc/nginx/nginx.conf'],
+    );
+    assert.ok(conf.length > 0);
+  });
+});
