@@ -2,6 +2,7 @@
 // ImageSources whose layers stream straight out of the archive file.
 import { parseNormalizedNamed, referenceString, withDefaultTag } from '../registry/reference.js';
 import { ArchiveIndex, type ArchiveMember } from './archive-index.js';
+import { readLegacyDockerArchive } from './docker-legacy.js';
 import { sha256Digest, validateDigest } from './digest.js';
 import {
   CONTAINERD_NAME_ANNOTATION,
@@ -40,11 +41,7 @@ export async function openImageArchive(path: string, opts: OpenArchiveOptions = 
   // Docker ≥ 25 writes both an OCI layout and manifest.json; like `docker load`, prefer the latter.
   if (index.has('manifest.json')) return mergeSame(await readDockerArchive(index));
   if (index.has('index.json')) return mergeSame(await readOciArchive(index, platform));
-  if (index.has('repositories')) {
-    throw new Error(
-      `${path}: legacy docker archive without manifest.json (written by Docker before 1.10) is not supported`,
-    );
-  }
+  if (index.has('repositories')) return readLegacyDockerArchive(index);
   throw new Error(`${path}: not an image archive (no manifest.json, index.json or repositories)`);
 }
 

@@ -310,3 +310,41 @@ test('an untagged docker-archive entry takes its names from the legacy repositor
   const [img] = await openImageArchive(out);
   assert.deepEqual(img.names, ['docker.io/corpus/busybox:latest']);
 });
+
+test('legacy docker archive (repositories and v1 layer json only): config rebuilt, diffIDs hashed', async (t) => {
+  const original = JSON.parse(run('tar', ['-xOf', corpusImage('app.docker.tar'), '218bd654ad6518a50dd18502bb74f4ae66806f1af0595c42e42d4c47d206aa9d.json']));
+  const out = rebuilt(t, 'app.docker.tar', (tree) => {
+    rmSync(join(tree, 'manifest.json'));
+    rmSync(join(tree, '218bd654ad6518a50dd18502bb74f4ae66806f1af0595c42e42d4c47d206aa9d.json'));
+    // Old Docker sometimes stored layers gzip-compressed; the diffID is of the tar inside.
+    const base = join(tree, 'e9b4cadb33f216a95635ea18c58e5aebb068185fe74adaddb2f78b7f37c06c3e', 'layer.tar');
+    run('gzip', ['-n', base]);
+    renameSync(`${base}.gz`, base);
+  });
+  const images = await openImageArchive(out);
+  assert.equal(images.length, 1);
+  const [img] = images;
+  assert.deepEqual(img.names, ['docker.io/corpus/app:latest']);
+  const cfg = JSON.parse(img.config.toString());
+  assert.deepEqual(cfg.rootfs.diff_ids, original.rootfs.diff_ids);
+  assert.deepEqual(cfg.config.Cmd, ['sh']);
+  assert.equal(cfg.config.WorkingDir, '/app');
+  assert.equal(cfg.architecture, 'amd64');
+  assert.equal(cfg.history.length, 4);
+  assert.equal(cfg.id, undefined);
+  assert.equal(cfg.parent, undefined);
+  assert.equal(img.layers[0].mediaType, 'application/vnd.docker.image.rootfs.diff.tar.gzip');
+  for (const [i, l] of img.layers.entries()) {
+    assert.equal((await hashStream(await uncompressed(l))).digest, original.rootfs.diff_ids[i], `layer ${i + 1}`);
+  }
+  const again = await openImageArchive(out);
+  assert.ok(again[0].config.equals(img.config), 'the rebuilt config (so the image ID) is stable');
+
+  const broken = rebuilt(t, 'busybox.docker.tar', (tree) => {
+    rmSync(join(tree, 'manifest.json'));
+    rmSync(join(tree, 'f97cbc3e36153cfa7ca3331b020ba30f425f28d89195fcd862fdd41bd2174af6', 'layer.tar'));
+  });
+  await assert.rejects(openImageArchive(broken), {
+    message: `${broken}: legacy layer f97cbc3e36153cfa7ca3331b020ba30f425f28d89195fcd862fdd41bd2174af6/layer.tar is missing from the archive`,
+  });
+});
