@@ -348,3 +348,17 @@ test('legacy docker archive (repositories and v1 layer json only): config rebuil
     message: `${broken}: legacy layer f97cbc3e36153cfa7ca3331b020ba30f425f28d89195fcd862fdd41bd2174af6/layer.tar is missing from the archive`,
   });
 });
+
+test('per-platform manifests listed directly in index.json under one name: one is chosen', async (t) => {
+  const out = rebuilt(t, 'multiarch.oci.tar', (tree) => {
+    const nested = JSON.parse(readFileSync(join(tree, 'blobs/sha256/cb764966a276299f0f7baa7847bb78ca0bd4fd23373187bf60f332b69cdb1815'), 'utf8'));
+    const manifests = nested.manifests.map((m: object) => ({ ...m, annotations: { 'org.opencontainers.image.ref.name': 'quay.io/corpus/multi:1' } }));
+    writeFileSync(join(tree, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests }));
+  });
+  const amd = await openImageArchive(out);
+  assert.equal(amd.length, 1);
+  assert.equal(sha256(amd[0].config), 'sha256:b97535383672d104153abbefb3c0bba7ade58252e2870601d2748128a7eff1c4');
+  assert.deepEqual(amd[0].names, ['quay.io/corpus/multi:1']);
+  const arm = await openImageArchive(out, { platform: 'linux/arm64/v8' });
+  assert.equal(sha256(arm[0].config), 'sha256:70a3aacbc75cadde926eb8ecd4019cfcd952feadb135209388975a3ce93425ff');
+});
