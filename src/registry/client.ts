@@ -26,6 +26,8 @@ export interface ClientOptions {
   /** First retry delay in ms, doubled each time (default 250). */
   backoffMs?: number;
   userAgent?: string;
+  /** Treat loopback hosts as insecure like Docker does (default true); false makes them verify TLS. */
+  loopbackInsecure?: boolean;
 }
 
 export class RegistryError extends Error {
@@ -145,7 +147,7 @@ export class RegistryClient {
 
   /** Whether plain HTTP (and unverified TLS) is allowed for a host. */
   insecure(host: string): boolean {
-    return isLoopback(host) || (this.opts.insecureRegistries ?? []).includes(host);
+    return ((this.opts.loopbackInsecure ?? true) && isLoopback(host)) || (this.opts.insecureRegistries ?? []).includes(host);
   }
 
   /** An agent carrying the host's CA and client certificate from certs.d. */

@@ -38,6 +38,8 @@ export interface RegistryOptions {
   password?: string;
   /** Token auth: repositories anonymous users may pull. */
   anonymousPull?: string[];
+  /** Serve HTTPS with a fresh self-signed certificate for 127.0.0.1 (written to `<dir>/ca.crt`). */
+  tls?: boolean;
 }
 
 /**
@@ -70,13 +72,13 @@ async function waitForRegistry(url: string, child: ChildProcess, log: () => stri
   const deadline = Date.now() + 15_000;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`docker-registry exited with ${child.exitCode}: ${log()}`);
-    try {
-      const res = await fetch(url);
-      await res.arrayBuffer();
-      if (res.status === 200 || res.status === 401) return;
-    } catch {
-      // Not listening yet.
-    }
+    const u = new URL(url);
+    // A TCP accept is enough: the registry listens only once it is ready (and TLS needs no trust here).
+    const up = await new Promise<boolean>((resolve) => {
+      const sock = net.connect(Number(u.port), u.hostname, () => (sock.destroy(), resolve(true)));
+      sock.on('error', () => resolve(false));
+    });
+    if (up) return;
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`docker-registry did not answer ${url} within 15 s: ${log()}`);
@@ -189,12 +191,21 @@ export async function startRegistry(cleanup: Cleanup, opts: RegistryOptions = {}
       `auth:\n  token:\n    realm: http://127.0.0.1:${ts.port}/token\n    service: ${ts.service}\n` +
       `    issuer: ${ts.issuer}\n    rootcertbundle: ${ts.certPath}\n`;
   }
+  let tlsYaml = '';
+  if (opts.tls) {
+    await run('openssl', [
+      'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'tls.key'), '-out', join(dir, 'ca.crt'),
+      '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1',
+    ]);
+    tlsYaml = `  tls:\n    certificate: ${join(dir, 'ca.crt')}\n    key: ${join(dir, 'tls.key')}\n`;
+  }
   const config = join(dir, 'config.yml');
   writeFileSync(
     config,
     `version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\n` +
       `storage:\n  filesystem:\n    rootdirectory: ${storage}\n  delete:\n    enabled: true\n` +
       `http:\n  addr: 127.0.0.1:${port}\n  secret: strata-test-secret\n` +
+      tlsYaml +
       authYaml,
   );
   const child = spawn('/usr/bin/docker-registry', ['serve', config], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -203,7 +214,7 @@ export async function startRegistry(cleanup: Cleanup, opts: RegistryOptions = {}
   toStop.push(() => stopChild(child));
   const host = `127.0.0.1:${port}`;
   try {
-    await waitForRegistry(`http://${host}/v2/`, child, () => log);
+    await waitForRegistry(`${opts.tls ? 'https' : 'http'}://${host}/v2/`, child, () => log);
   } catch (err) {
     await stop();
     throw err;

@@ -116,3 +116,32 @@ test('token auth: wrong password is a clear error', async () => {
     /unauthorized: incorrect username or password/,
   );
 });
+
+test('TLS: a registry CA from certs.d/<host:port>/ca.crt is trusted, and refused without it', async (t) => {
+  const tls = await startRegistry((fn) => t.after(fn), { tls: true });
+  await tls.load('busybox');
+  const certsDir = scratch(t);
+  mkdirSync(join(certsDir, tls.host));
+  writeFileSync(join(certsDir, tls.host, 'ca.crt'), readFileSync(join(tls.dir, 'ca.crt')));
+  const trusted = new RegistryClient({ certsDir, loopbackInsecure: false });
+  try {
+    assert.deepEqual(await trusted.pingInfo(tls.host), { base: `https://${tls.host}`, auth: 'none' });
+    const r = await resolveImage(`${tls.host}/corpus/busybox:latest`, { client: trusted });
+    assert.equal(r.source.layers.length, 1);
+  } finally {
+    await trusted.close();
+  }
+  const untrusted = new RegistryClient({ certsDir: scratch(t), loopbackInsecure: false, attempts: 1 });
+  try {
+    await assert.rejects(untrusted.pingInfo(tls.host), /cannot reach registry: .*(self.signed|certificate)/i);
+  } finally {
+    await untrusted.close();
+  }
+  // Loopback is insecure by default, as in Docker: unverified TLS still works.
+  const loopback = new RegistryClient();
+  try {
+    assert.equal((await loopback.pingInfo(tls.host)).base, `https://${tls.host}`);
+  } finally {
+    await loopback.close();
+  }
+});
