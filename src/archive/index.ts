@@ -3,3 +3,5 @@ export * from './tar/header.js';
 export { readTar, type TarEntry } from './tar/reader.js';
 export { TarWriter, encodeHeader } from './tar/writer.js';
 export * from './compression.js';
+export { resolveInRoot, resolveInRootSync } from './rootpath.js';
+export { applyLayer, UnsafeArchiveError, type ApplyOptions, type WhiteoutFormat } from './apply.js';

@@ -1,0 +1,95 @@
+// Resolve a path inside a root directory as if the root were "/" (containerd's fs.RootPath idea):
+// symlinks met on the way are re-resolved inside the root, never followed by the kernel, and ".."
+// stops at the root. Paths are surrogate-escaped strings (see tar/header.ts).
+import { lstatSync, readlinkSync } from 'node:fs';
+import { lstat, readlink } from 'node:fs/promises';
+import { bytesToName, fsPath } from './tar/header.js';
+
+/** Symlinks followed before giving up, as the kernel's MAXSYMLINKS. */
+const MAX_LINKS = 40;
+
+function loopError(path: string): Error {
+  const err = new Error(`ELOOP: too many levels of symbolic links resolving ${JSON.stringify(path)} inside the root`) as Error & { code: string };
+  err.code = 'ELOOP';
+  return err;
+}
+
+function missing(err: unknown): boolean {
+  const code = (err as { code?: string }).code;
+  return code === 'ENOENT' || code === 'ENOTDIR';
+}
+
+function pushComponents(pending: string[], path: string): void {
+  const parts = path.split('/');
+  for (let i = parts.length - 1; i >= 0; i--) pending.push(parts[i]!);
+}
+
+function join(root: string, parts: string[]): string {
+  return parts.length === 0 ? root : `${root}/${parts.join('/')}`;
+}
+
+/**
+ * A host path under root for `path` (every component resolved, the last one too). Components
+ * that do not exist are appended as they are. root must be a real path (no symlinks).
+ */
+export async function resolveInRoot(root: string, path: string): Promise<string> {
+  const resolved: string[] = [];
+  const pending: string[] = [];
+  pushComponents(pending, path);
+  let links = 0;
+  while (pending.length > 0) {
+    const c = pending.pop()!;
+    if (c === '' || c === '.') continue;
+    if (c === '..') {
+      resolved.pop();
+      continue;
+    }
+    const host = join(root, [...resolved, c]);
+    let isLink = false;
+    try {
+      isLink = (await lstat(fsPath(host))).isSymbolicLink();
+    } catch (err) {
+      if (!missing(err)) throw err;
+    }
+    if (!isLink) {
+      resolved.push(c);
+      continue;
+    }
+    if (++links > MAX_LINKS) throw loopError(path);
+    const target = bytesToName(await readlink(fsPath(host), { encoding: 'buffer' }));
+    if (target.startsWith('/')) resolved.length = 0;
+    pushComponents(pending, target);
+  }
+  return join(root, resolved);
+}
+
+export function resolveInRootSync(root: string, path: string): string {
+  const resolved: string[] = [];
+  const pending: string[] = [];
+  pushComponents(pending, path);
+  let links = 0;
+  while (pending.length > 0) {
+    const c = pending.pop()!;
+    if (c === '' || c === '.') continue;
+    if (c === '..') {
+      resolved.pop();
+      continue;
+    }
+    const host = join(root, [...resolved, c]);
+    let isLink = false;
+    try {
+      isLink = lstatSync(fsPath(host)).isSymbolicLink();
+    } catch (err) {
+      if (!missing(err)) throw err;
+    }
+    if (!isLink) {
+      resolved.push(c);
+      continue;
+    }
+    if (++links > MAX_LINKS) throw loopError(path);
+    const target = bytesToName(readlinkSync(fsPath(host), { encoding: 'buffer' }));
+    if (target.startsWith('/')) resolved.length = 0;
+    pushComponents(pending, target);
+  }
+  return join(root, resolved);
+}
