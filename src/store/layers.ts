@@ -356,6 +356,26 @@ export class LayerStore {
     });
   }
 
+  /** Remember a compressed form of a layer (from a pull or a push), so a push can skip it. */
+  recordBlob(diffId: string, blob: { digest: string; mediaType: string; size: number }): void {
+    writeTx(this.db, () => {
+      this.db
+        .prepare('INSERT OR IGNORE INTO layer_blobs (diff_id, digest, media_type, size) VALUES (?, ?, ?, ?)')
+        .run(diffId, blob.digest, blob.mediaType, blob.size);
+    });
+  }
+
+  /** Compressed forms known for a layer's content. */
+  blobs(diffId: string): { digest: string; mediaType: string; size: number }[] {
+    return (
+      this.db.prepare('SELECT digest, media_type, size FROM layer_blobs WHERE diff_id = ? ORDER BY digest').all(diffId) as {
+        digest: string;
+        media_type: string;
+        size: number;
+      }[]
+    ).map((r) => ({ digest: r.digest, mediaType: r.media_type, size: r.size }));
+  }
+
   hasChildren(id: string): boolean {
     return !!this.db.prepare('SELECT 1 FROM layers WHERE parent = ? LIMIT 1').get(id);
   }

@@ -107,7 +107,7 @@ export class Store {
   // ---------------------------------------------------------------- images
 
   /** Store an image from any source; layers already present are reused. */
-  async importImage(src: ImageSource, events: LayerEvents = {}): Promise<LoadedImage> {
+  async importImage(src: ImageSource, events: LayerEvents = {}, opts: { repoDigests?: string[] } = {}): Promise<LoadedImage> {
     const id = sha256(src.config);
     let config: ImageConfig;
     try {
@@ -133,7 +133,10 @@ export class Store {
       );
       // A concurrent `rmi` may have released a layer between its creation and this point.
       if (top && this.layers.byId(top.id)?.state !== 'complete') continue;
-      this.images.add({ id, config: src.config, topLayer: top?.id ?? null, manifest: src.manifest ?? null }, names);
+      this.images.add({ id, config: src.config, topLayer: top?.id ?? null, manifest: src.manifest ?? null }, names, opts.repoDigests ?? []);
+      src.layers.forEach((l, i) => {
+        if (l.digest && l.size !== undefined) this.layers.recordBlob(diffIds[i], { digest: l.digest, mediaType: l.mediaType, size: l.size });
+      });
       return { id, names };
     }
   }
