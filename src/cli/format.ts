@@ -1,7 +1,7 @@
 // Output the way the docker CLI prints it, so scripts written for docker keep working.
 
-/** go-units HumanSizeWithPrecision(size, 3): decimal units, 3 significant digits ("90.4MB"). */
-export function humanSize(bytes: number): string {
+/** go-units HumanSizeWithPrecision: decimal units, 3 significant digits ("90.4MB") unless told. */
+export function humanSize(bytes: number, digits = 3): string {
   const units = ['B', 'kB', 'MB', 'GB', 'TB', 'PB'];
   let v = bytes;
   let i = 0;
@@ -9,7 +9,7 @@ export function humanSize(bytes: number): string {
     v /= 1000;
     i++;
   }
-  return `${formatG(v, 3)}${units[i]}`;
+  return `${formatG(v, digits)}${units[i]}`;
 }
 
 /** C's %.Ng: N significant digits, trailing zeros dropped. */

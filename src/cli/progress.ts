@@ -2,28 +2,20 @@
 // rewritten in place with cursor movement and a progress bar; elsewhere plain status lines,
 // each status printed once per layer.
 import type { Writable } from 'node:stream';
-import type { ProgressEvent } from './pull.js';
+import type { ProgressEvent } from '../registry/pull.js';
+import { humanSize } from './format.js';
 
-/** Docker's human sizes: SI units, four significant digits ("3.146MB", "32.77kB", "675B"). */
-export function humanSize(n: number): string {
-  const units = ['B', 'kB', 'MB', 'GB', 'TB', 'PB'];
-  let v = n;
-  let i = 0;
-  while (v >= 1000 && i < units.length - 1) {
-    v /= 1000;
-    i++;
-  }
-  return `${Number(v.toPrecision(4))}${units[i]}`;
-}
+/** Progress bars print sizes with four significant digits ("3.146MB", "32.77kB", "675B"). */
+const barDigits = 4;
 
 const barWidth = 50;
 
 /** "[=====>        ]  3.146MB/31.37MB" */
 export function progressBar(current: number, total?: number): string {
-  if (!total || total <= 0) return humanSize(current);
+  if (!total || total <= 0) return humanSize(current, barDigits);
   const filled = Math.min(barWidth, Math.floor((current / total) * barWidth));
   const bar = filled >= barWidth ? '='.repeat(barWidth) : '='.repeat(filled) + '>' + ' '.repeat(barWidth - filled - 1);
-  return `[${bar}] ${humanSize(current).padStart(8)}/${humanSize(total)}`;
+  return `[${bar}] ${humanSize(current, barDigits).padStart(8)}/${humanSize(total, barDigits)}`;
 }
 
 export function formatEvent(e: ProgressEvent, withBar: boolean): string {

@@ -50,6 +50,8 @@ export interface DigestOptions {
   expectedSize?: number;
   /** Names the stream in errors ("layer 3 of nginx", a blob path …). */
   what?: string;
+  /** Called with the running byte count as chunks pass (download progress). */
+  onBytes?: (bytes: number) => void;
 }
 
 /**
@@ -63,6 +65,7 @@ export class DigestStream extends Transform {
   private readonly expected: string | undefined;
   private readonly expectedSize: number | undefined;
   private readonly what: string;
+  private readonly onBytes: ((bytes: number) => void) | undefined;
 
   constructor(opts: DigestOptions = {}) {
     super({ highWaterMark: 1 << 20 });
@@ -70,6 +73,7 @@ export class DigestStream extends Transform {
     this.expected = opts.expected;
     this.expectedSize = opts.expectedSize;
     this.what = opts.what ?? 'stream';
+    this.onBytes = opts.onBytes;
   }
 
   /** Bytes seen so far. */
@@ -90,6 +94,7 @@ export class DigestStream extends Transform {
       return;
     }
     this.hash.update(chunk);
+    this.onBytes?.(this.bytes);
     cb(null, chunk);
   }
 

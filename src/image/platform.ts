@@ -64,6 +64,12 @@ export function formatPlatform(p: PlatformSpec): string {
   return p.variant ? `${p.os}/${p.architecture}/${p.variant}` : `${p.os}/${p.architecture}`;
 }
 
+/** Normalised, with the variant an arm64 image implies spelled out ("linux/arm64/v8"), as docker's messages print it. */
+export function describePlatform(p: PlatformSpec): string {
+  const n = normalizePlatform(p);
+  return formatPlatform(n.architecture === 'arm64' && n.variant === undefined ? { ...n, variant: 'v8' } : n);
+}
+
 /** The platform this process runs on, in OCI terms. */
 export function hostPlatform(): PlatformSpec {
   const osMap: Record<string, string> = { win32: 'windows', sunos: 'solaris' };
@@ -93,10 +99,16 @@ export function platformMatches(wanted: PlatformSpec, candidate: PlatformSpec | 
  */
 export function selectManifest(manifests: Descriptor[], wanted: PlatformSpec, what = 'index'): Descriptor {
   if (manifests.length === 0) throw new Error(`${what} lists no manifests`);
-  const withPlatform = manifests.filter((m) => m.platform !== undefined);
-  if (withPlatform.length === 0) return manifests[0];
-  const match = withPlatform.find((m) => platformMatches(wanted, m.platform as Platform));
+  const match = findManifest(manifests, wanted);
   if (match) return match;
+  const withPlatform = manifests.filter((m) => m.platform !== undefined);
   const offered = withPlatform.map((m) => formatPlatform(m.platform as Platform)).join(', ');
   throw new Error(`no image for platform ${formatPlatform(wanted)} in ${what} (it has: ${offered})`);
+}
+
+/** selectManifest's choice without the error: undefined when no entry is for `wanted`. */
+export function findManifest(manifests: Descriptor[], wanted: PlatformSpec): Descriptor | undefined {
+  const withPlatform = manifests.filter((m) => m.platform !== undefined);
+  if (withPlatform.length === 0) return manifests[0];
+  return withPlatform.find((m) => platformMatches(wanted, m.platform as Platform));
 }

@@ -2,10 +2,20 @@
 // (negotiating Docker schema 2 / OCI, choosing a platform from a list or index), fetch and
 // verify the config, and hand the store an ImageSource whose layers stream their blobs
 // through a digest check.
-import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { pipeline, type Readable } from 'node:stream';
+import { DigestStream, sha256Digest, validateDigest } from '../image/digest.js';
+import {
+  DOCKER_MANIFEST,
+  DOCKER_MANIFEST_LIST,
+  OCI_INDEX,
+  OCI_LAYER_GZIP,
+  OCI_MANIFEST,
+  isIndexMediaType,
+} from '../image/mediatypes.js';
+import { describePlatform, findManifest, hostPlatform, normalizePlatform, parsePlatform, platformMatches, type PlatformSpec } from '../image/platform.js';
 import type { ImageSource, LayerSource } from '../image/source.js';
+import { parseImageConfig, parseIndex, parseManifest, type Index, type Manifest } from '../image/types.js';
 import { RegistryClient, RegistryError, type ClientOptions } from './client.js';
 import {
   familiarString,
@@ -17,26 +27,14 @@ import {
   type Reference,
 } from './reference.js';
 
-export const MediaTypes = {
-  dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
-  dockerManifestList: 'application/vnd.docker.distribution.manifest.list.v2+json',
-  dockerSchema1: 'application/vnd.docker.distribution.manifest.v1+json',
-  dockerSchema1Signed: 'application/vnd.docker.distribution.manifest.v1+prettyjws',
-  ociManifest: 'application/vnd.oci.image.manifest.v1+json',
-  ociIndex: 'application/vnd.oci.image.index.v1+json',
-} as const;
+const DOCKER_SCHEMA1 = 'application/vnd.docker.distribution.manifest.v1+json';
+const DOCKER_SCHEMA1_SIGNED = 'application/vnd.docker.distribution.manifest.v1+prettyjws';
 
-const acceptHeader = [MediaTypes.ociIndex, MediaTypes.dockerManifestList, MediaTypes.ociManifest, MediaTypes.dockerManifest].join(', ');
+const acceptHeader = [OCI_INDEX, DOCKER_MANIFEST_LIST, OCI_MANIFEST, DOCKER_MANIFEST].join(', ');
 
 /** Manifests and configs are small; anything bigger is refused rather than buffered. */
 const manifestLimit = 4 << 20;
 const configLimit = 16 << 20;
-
-export interface Platform {
-  os: string;
-  architecture: string;
-  variant?: string;
-}
 
 /** One progress update, shaped like Docker's JSON messages. */
 export interface ProgressEvent {
@@ -55,6 +53,8 @@ export interface PullOptions extends ClientOptions {
   events?: EventEmitter;
   /** A client to share (its connections and tokens); one is made (and closed by `close`) otherwise. */
   client?: RegistryClient;
+  /** Layer blobs streaming at once, at most (default 3, as Docker); more opens wait their turn. */
+  maxConcurrentDownloads?: number;
 }
 
 export interface ResolvedImage {
@@ -64,75 +64,43 @@ export interface ResolvedImage {
   /** Digest of the platform manifest actually used. */
   imageManifestDigest: string;
   reference: Reference;
-  platform: Platform;
+  platform: PlatformSpec;
   /** Closes the connections when the client was made here. */
   close(): Promise<void>;
 }
 
-const nodeArch: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' };
-
-export function hostPlatform(): Platform {
-  const architecture = nodeArch[process.arch] ?? process.arch;
-  return normalisePlatform({ os: 'linux', architecture });
+/** A counting semaphore: `acquire` resolves when one of `n` slots is free. */
+function slots(n: number): { acquire(onWait?: () => void): Promise<() => void> } {
+  let free = n;
+  const waiting: (() => void)[] = [];
+  const release = () => {
+    const next = waiting.shift();
+    if (next) next();
+    else free++;
+  };
+  return {
+    async acquire(onWait?: () => void) {
+      if (free > 0) free--;
+      else {
+        onWait?.();
+        await new Promise<void>((r) => waiting.push(r));
+      }
+      let done = false;
+      return () => {
+        if (done) return;
+        done = true;
+        release();
+      };
+    },
+  };
 }
 
-/** Canonical spellings, as containerd's platforms package does (aarch64 → arm64/v8, x86_64 → amd64). */
-export function normalisePlatform(p: Platform): Platform {
-  const os = p.os.toLowerCase();
-  let architecture = p.architecture.toLowerCase();
-  let variant = p.variant?.toLowerCase();
-  if (architecture === 'x86_64' || architecture === 'x86-64') architecture = 'amd64';
-  if (architecture === 'aarch64') architecture = 'arm64';
-  if (architecture === 'i386') architecture = '386';
-  if (architecture === 'arm64' && (variant === undefined || variant === '8')) variant = 'v8';
-  if (architecture === 'arm' && variant === undefined) variant = 'v7';
-  if (architecture === 'arm' && variant && /^\d$/.test(variant)) variant = `v${variant}`;
-  if (architecture === 'amd64' && variant === 'v1') variant = undefined;
-  return variant ? { os, architecture, variant } : { os, architecture };
-}
-
-export function parsePlatform(s: string): Platform {
-  const parts = s.split('/');
-  if (parts.length < 2 || parts.length > 3 || parts.some((x) => x === '')) {
-    throw new Error(`invalid platform "${s}": expected os/arch[/variant]`);
-  }
-  return normalisePlatform({ os: parts[0], architecture: parts[1], variant: parts[2] });
-}
-
-export function platformString(p: Platform): string {
-  return p.variant ? `${p.os}/${p.architecture}/${p.variant}` : `${p.os}/${p.architecture}`;
-}
-
-function platformMatches(want: Platform, have: Platform): boolean {
-  const h = normalisePlatform(have);
-  return h.os === want.os && h.architecture === want.architecture && (want.variant === undefined || h.variant === want.variant);
-}
-
-export function sha256(b: Buffer): string {
-  return 'sha256:' + createHash('sha256').update(b).digest('hex');
-}
-
-function shortId(digest: string): string {
+/** The 12 hex digits docker shows for a blob. */
+export function shortId(digest: string): string {
   return digest.slice(digest.indexOf(':') + 1, digest.indexOf(':') + 13);
 }
 
-interface Descriptor {
-  mediaType?: string;
-  digest: string;
-  size: number;
-  platform?: { os: string; architecture: string; variant?: string };
-  urls?: string[];
-}
-
-interface ManifestJSON {
-  schemaVersion?: number;
-  mediaType?: string;
-  config?: Descriptor;
-  layers?: Descriptor[];
-  manifests?: Descriptor[];
-}
-
-async function readLimited(body: AsyncIterable<Buffer>, limit: number, what: string): Promise<Buffer> {
+export async function readLimited(body: AsyncIterable<Buffer>, limit: number, what: string): Promise<Buffer> {
   const parts: Buffer[] = [];
   let n = 0;
   for await (const c of body) {
@@ -143,23 +111,9 @@ async function readLimited(body: AsyncIterable<Buffer>, limit: number, what: str
   return Buffer.concat(parts);
 }
 
-function checkDigestSyntax(d: unknown, what: string): string {
-  if (typeof d !== 'string' || !/^sha256:[a-f0-9]{64}$|^sha512:[a-f0-9]{128}$|^sha384:[a-f0-9]{96}$/.test(d)) {
-    throw new Error(`${what}: invalid digest ${JSON.stringify(d)}`);
-  }
-  return d;
-}
-
-function digestOf(algo: string, b: Buffer): string {
-  return `${algo}:` + createHash(algo).update(b).digest('hex');
-}
-
-interface FetchedManifest {
-  mediaType: string;
-  bytes: Buffer;
-  digest: string;
-  json: ManifestJSON;
-}
+type FetchedManifest =
+  | { kind: 'index'; mediaType: string; bytes: Buffer; digest: string; json: Index }
+  | { kind: 'manifest'; mediaType: string; bytes: Buffer; digest: string; json: Manifest };
 
 async function fetchManifest(client: RegistryClient, host: string, repo: string, ref: string, expected?: string): Promise<FetchedManifest> {
   const where = `${host}/${repo}:${ref}`;
@@ -174,8 +128,7 @@ async function fetchManifest(client: RegistryClient, host: string, repo: string,
     throw err;
   }
   const bytes = await readLimited(res.body as AsyncIterable<Buffer>, manifestLimit, `manifest ${where}`);
-  const algo = expected ? expected.slice(0, expected.indexOf(':')) : 'sha256';
-  const digest = digestOf(algo, bytes);
+  const digest = sha256Digest(bytes);
   if (expected && digest !== expected) {
     throw new RegistryError(`manifest ${where}: content digest ${digest} does not match the requested ${expected}`);
   }
@@ -184,9 +137,9 @@ async function fetchManifest(client: RegistryClient, host: string, repo: string,
   if (!expected && claimed?.startsWith('sha256:') && claimed !== digest) {
     throw new RegistryError(`manifest ${where}: content digest ${digest} does not match Docker-Content-Digest ${claimed}`);
   }
-  let json: ManifestJSON;
+  let json: { schemaVersion?: unknown; mediaType?: string; manifests?: unknown };
   try {
-    json = JSON.parse(bytes.toString('utf8')) as ManifestJSON;
+    json = JSON.parse(bytes.toString('utf8')) as typeof json;
   } catch {
     throw new RegistryError(`manifest ${where}: not valid JSON`);
   }
@@ -194,54 +147,27 @@ async function fetchManifest(client: RegistryClient, host: string, repo: string,
   const contentType = (Array.isArray(ct) ? ct[0] : ct)?.split(';')[0].trim();
   let mediaType = json.mediaType ?? contentType ?? '';
   if (!json.mediaType && (mediaType === '' || mediaType === 'application/json' || mediaType === 'application/octet-stream')) {
-    mediaType = json.manifests ? MediaTypes.ociIndex : MediaTypes.ociManifest;
+    mediaType = json.manifests ? OCI_INDEX : OCI_MANIFEST;
   }
-  if (json.schemaVersion === 1 || mediaType === MediaTypes.dockerSchema1 || mediaType === MediaTypes.dockerSchema1Signed) {
+  if (json.schemaVersion === 1 || mediaType === DOCKER_SCHEMA1 || mediaType === DOCKER_SCHEMA1_SIGNED) {
     throw new RegistryError(`manifest ${where}: Docker schema 1 manifests are not supported (deprecated by Docker; re-push the image)`);
   }
-  if (![MediaTypes.dockerManifest, MediaTypes.dockerManifestList, MediaTypes.ociManifest, MediaTypes.ociIndex].includes(mediaType as never)) {
-    throw new RegistryError(`manifest ${where}: unsupported media type ${mediaType}`);
+  try {
+    if (isIndexMediaType(mediaType)) return { kind: 'index', mediaType, bytes, digest, json: parseIndex(bytes, `manifest ${where}`) };
+    if (mediaType === OCI_MANIFEST || mediaType === DOCKER_MANIFEST) {
+      return { kind: 'manifest', mediaType, bytes, digest, json: parseManifest(bytes, `manifest ${where}`) };
+    }
+  } catch (err) {
+    throw new RegistryError((err as Error).message);
   }
-  return { mediaType, bytes, digest, json };
+  throw new RegistryError(`manifest ${where}: unsupported media type ${mediaType}`);
 }
 
-function isIndex(m: FetchedManifest): boolean {
-  return m.mediaType === MediaTypes.ociIndex || m.mediaType === MediaTypes.dockerManifestList;
-}
-
-/** Wraps a blob stream so it fails at its end (or past its size) unless the bytes match the digest. */
-export function verifyingStream(input: Readable, digest: string, size: number | undefined, what: string, onBytes?: (n: number) => void): Readable {
-  const algo = digest.slice(0, digest.indexOf(':'));
-  const hash = createHash(algo);
-  let n = 0;
-  const t = new Transform({
-    readableHighWaterMark: 1 << 20,
-    writableHighWaterMark: 1 << 20,
-    transform(chunk: Buffer, _enc, cb: TransformCallback) {
-      n += chunk.length;
-      if (size !== undefined && n > size) {
-        cb(new Error(`${what}: blob ${digest} is longer than its declared ${size} bytes`));
-        return;
-      }
-      hash.update(chunk);
-      onBytes?.(n);
-      cb(null, chunk);
-    },
-    flush(cb: TransformCallback) {
-      if (size !== undefined && n !== size) {
-        cb(new Error(`${what}: blob ${digest} ended after ${n} of ${size} bytes`));
-        return;
-      }
-      const got = `${algo}:${hash.digest('hex')}`;
-      if (got !== digest) cb(new Error(`${what}: blob digest mismatch: expected ${digest}, got ${got}; the data was refused`));
-      else cb();
-    },
-  });
-  input.on('error', (err) => t.destroy(err));
-  t.on('close', () => {
-    if (!input.destroyed) input.destroy();
-  });
-  return input.pipe(t);
+/** A blob stream that errors at its end (or past its size) unless the bytes match the digest. */
+export function verifiedBlob(input: Readable, digest: string, size: number | undefined, what: string, onBytes?: (n: number) => void): Readable {
+  const check = new DigestStream({ expected: digest, expectedSize: size, what: `${what}: blob ${digest}`, onBytes });
+  // pipeline() carries an input failure to the check stream and closes the input if the check fails.
+  return pipeline(input, check, () => undefined);
 }
 
 /**
@@ -261,64 +187,62 @@ export async function resolveImage(ref: string | Reference, opts: PullOptions = 
   };
   try {
     const explicitPlatform = opts.platform !== undefined;
-    const want = opts.platform ? parsePlatform(opts.platform) : hostPlatform();
+    const want = normalizePlatform(opts.platform ? parsePlatform(opts.platform) : hostPlatform());
+    if (reference.digest) validateDigest(reference.digest, `digest of ${familiarString(reference)}`);
     const top = await fetchManifest(client, host, repo, reference.digest ?? reference.tag!, reference.digest);
     let image = top;
-    if (isIndex(top)) {
-      const entries = (top.json.manifests ?? []).filter((d) => d.platform && d.platform.os !== 'unknown');
-      const candidates = entries.filter((d) => platformMatches(want, d.platform!));
-      // With no variant asked for, prefer the host's default variant, then the first listed.
-      const pick = candidates.find((d) => normalisePlatform(d.platform!).variant === want.variant) ?? candidates[0];
+    if (top.kind === 'index') {
+      // Attestations and other platform-less or "unknown/unknown" entries are never an image to run.
+      const entries = top.json.manifests.filter((d) => d.platform && d.platform.os !== 'unknown');
+      const pick = entries.length > 0 ? findManifest(entries, want) : undefined;
       if (!pick) {
-        const have = entries.map((d) => platformString(normalisePlatform(d.platform!))).join(', ');
-        throw new RegistryError(`no matching manifest for ${platformString(want)} in the manifest list entries (available: ${have || 'none'})`);
+        const have = entries.map((d) => describePlatform(d.platform!)).join(', ');
+        throw new RegistryError(`no matching manifest for ${describePlatform(want)} in the manifest list entries (available: ${have || 'none'})`);
       }
-      const digest = checkDigestSyntax(pick.digest, `manifest list ${host}/${repo}`);
-      image = await fetchManifest(client, host, repo, digest, digest);
-      if (isIndex(image)) throw new RegistryError(`${host}/${repo}: nested manifest lists are not supported`);
+      image = await fetchManifest(client, host, repo, pick.digest, pick.digest);
+      if (image.kind === 'index') throw new RegistryError(`${host}/${repo}: nested manifest lists are not supported`);
     }
+    if (image.kind !== 'manifest') throw new RegistryError(`${host}/${repo}: expected an image manifest`);
     const m = image.json;
-    if (!m.config || !Array.isArray(m.layers)) throw new RegistryError(`manifest ${host}/${repo}@${image.digest}: missing config or layers`);
-    const cfgDigest = checkDigestSyntax(m.config.digest, `manifest ${image.digest} config`);
-    const cfgStream = client.openBlob(host, repo, cfgDigest, { size: m.config.size });
+    const cfgStream = client.openBlob(host, repo, m.config.digest, { size: m.config.size });
     const config = await readLimited(
-      verifyingStream(cfgStream, cfgDigest, m.config.size, `config of ${familiarString(reference)}`) as AsyncIterable<Buffer>,
+      verifiedBlob(cfgStream, m.config.digest, m.config.size, `config of ${familiarString(reference)}`) as AsyncIterable<Buffer>,
       configLimit,
-      `config ${cfgDigest}`,
+      `config ${m.config.digest}`,
     );
-    let cfgJSON: { os?: string; architecture?: string; variant?: string; rootfs?: { diff_ids?: string[] } };
+    let cfg;
     try {
-      cfgJSON = JSON.parse(config.toString('utf8'));
-    } catch {
-      throw new RegistryError(`config ${cfgDigest} of ${familiarString(reference)}: not valid JSON`);
+      cfg = parseImageConfig(config, `config ${m.config.digest} of ${familiarString(reference)}`);
+    } catch (err) {
+      throw new RegistryError((err as Error).message);
     }
-    const platform = normalisePlatform({
-      os: cfgJSON.os ?? want.os,
-      architecture: cfgJSON.architecture ?? want.architecture,
-      variant: cfgJSON.variant,
-    });
-    if (!isIndex(top) && explicitPlatform && !platformMatches(want, platform)) {
+    const platform = normalizePlatform({ os: cfg.os, architecture: cfg.architecture, variant: cfg.variant });
+    if (top.kind !== 'index' && explicitPlatform && !platformMatches(want, platform)) {
       throw new RegistryError(
-        `image with reference ${familiarString(reference)} was found but does not match the specified platform: wanted ${platformString(want)}, actual: ${platformString(platform)}`,
+        `image with reference ${familiarString(reference)} was found but does not match the specified platform: wanted ${describePlatform(want)}, actual: ${describePlatform(platform)}`,
       );
     }
-    const diffIDs = cfgJSON.rootfs?.diff_ids ?? [];
+    const diffIDs = cfg.rootfs.diff_ids;
     if (diffIDs.length !== m.layers.length) {
       throw new RegistryError(`image ${familiarString(reference)}: manifest has ${m.layers.length} layers but config has ${diffIDs.length} diff_ids`);
     }
-    const layers: LayerSource[] = m.layers.map((d, i) => {
-      const digest = checkDigestSyntax(d.digest, `manifest ${image.digest} layer ${i}`);
+    const limit = opts.maxConcurrentDownloads ?? 3;
+    if (!Number.isInteger(limit) || limit < 1) throw new RegistryError(`max concurrent downloads must be a positive integer, got ${limit}`);
+    const downloads = slots(limit);
+    const layers: LayerSource[] = m.layers.map((d) => {
+      const { digest, size } = d;
       const id = shortId(digest);
-      const size = typeof d.size === 'number' ? d.size : undefined;
       return {
-        mediaType: d.mediaType ?? MediaTypes.ociManifest.replace('manifest.v1+json', 'layer.v1.tar+gzip'),
+        mediaType: d.mediaType ?? OCI_LAYER_GZIP,
         digest,
         size,
         async open(): Promise<Readable> {
           emit({ id, status: 'Pulling fs layer' });
+          const release = await downloads.acquire(() => emit({ id, status: 'Waiting' }));
           const raw = client.openBlob(host, repo, digest, { size });
+          raw.once('close', release);
           let last = 0;
-          const out = verifyingStream(raw, digest, size, `layer ${id} of ${familiarString(reference)}`, (n) => {
+          const out = verifiedBlob(raw, digest, size, `layer ${id} of ${familiarString(reference)}`, (n) => {
             // Throttle to about one update per 512 KiB so the renderer is not flooded.
             if (n - last >= 1 << 19 || n === size) {
               last = n;

@@ -3,12 +3,15 @@
 // plus a TCP proxy that breaks one blob download midway. Everything started here is stopped
 // by the cleanup hook, even when the test fails.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { createHash, createPrivateKey, randomUUID, sign, X509Certificate } from 'node:crypto';
+import { createPrivateKey, randomUUID, sign, X509Certificate } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import net from 'node:net';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
+import { DigestStream } from '../../src/image/digest.js';
 import { corpusImage, scratch } from './env.js';
 
 const run = promisify(execFile);
@@ -318,6 +321,9 @@ export function storedBlobs(storage: string): string[] {
   return readdirSync(base).flatMap((p) => readdirSync(join(base, p)).map((h) => `sha256:${h}`));
 }
 
-export function sha256Hex(b: Buffer): string {
-  return createHash('sha256').update(b).digest('hex');
+/** Reads a stream to its end: the sha256 digest and byte count of what it gave. */
+export async function drainDigest(s: NodeJS.ReadableStream): Promise<{ digest: string; size: number }> {
+  const d = new DigestStream();
+  await pipeline(s, d, new Writable({ write: (_c, _e, cb) => cb() }));
+  return { digest: d.digest, size: d.size };
 }

@@ -6,11 +6,9 @@ import { createHash } from 'node:crypto';
 import { openSync, readSync, writeSync, closeSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { RegistryClient } from '../../src/registry/client.js';
 import { resolveImage } from '../../src/registry/pull.js';
-import { fileCleanup, startDroppingProxy, startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { drainDigest, fileCleanup, startDroppingProxy, startRegistry, type TestRegistry } from '../helpers/registry.js';
 
 let reg: TestRegistry;
 const cleanup = fileCleanup();
@@ -22,22 +20,6 @@ before(async () => {
   await reg.load('xattr');
 });
 
-async function drain(s: NodeJS.ReadableStream): Promise<{ digest: string; size: number }> {
-  const h = createHash('sha256');
-  let size = 0;
-  await pipeline(
-    s,
-    new Writable({
-      write(c: Buffer, _e, cb) {
-        h.update(c);
-        size += c.length;
-        cb();
-      },
-    }),
-  );
-  return { digest: `sha256:${h.digest('hex')}`, size };
-}
-
 test('a blob download cut midway resumes with a Range request and yields the right bytes', async (t) => {
   const direct = await resolveImage(`${reg.host}/corpus/busybox:latest`);
   const layer = direct.source.layers[0];
@@ -45,7 +27,7 @@ test('a blob download cut midway resumes with a Range request and yields the rig
   const proxy = await startDroppingProxy((fn) => t.after(fn), reg.port, layer.digest!, 300_000);
   const r = await resolveImage(`${proxy.host}/corpus/busybox:latest`, { backoffMs: 10 });
   try {
-    const got = await drain(await r.source.layers[0].open());
+    const got = await drainDigest(await r.source.layers[0].open());
     assert.equal(got.digest, layer.digest);
     assert.equal(got.size, layer.size);
     assert.equal(proxy.drops, 1);
@@ -71,7 +53,7 @@ test('a blob whose stored bytes do not match its digest is refused at the end of
     b[0] ^= 0xff;
     writeSync(fd, b, 0, 1, pos);
     closeSync(fd);
-    await assert.rejects(drain(await layer.open()), /blob digest mismatch: expected sha256:[0-9a-f]{64}, got sha256:[0-9a-f]{64}/);
+    await assert.rejects(drainDigest(await layer.open()), /digest mismatch for layer [0-9a-f]{12} of .*: blob sha256:[0-9a-f]{64}: expected sha256:[0-9a-f]{64}, got sha256:[0-9a-f]{64}/);
   } finally {
     await r.close();
   }
@@ -107,7 +89,7 @@ test('a redirect to another host drops Authorization; the registry itself gets i
 
   const client = new RegistryClient({ credentials: { [host]: { username: 'u', password: 'p' } } });
   try {
-    const got = await drain(client.openBlob(host, 'repo', digest, { size: content.length }));
+    const got = await drainDigest(client.openBlob(host, 'repo', digest, { size: content.length }));
     assert.equal(got.digest, digest);
     assert.equal(seenByStorage.length, 1);
     assert.equal(seenByStorage[0].authorization, undefined);

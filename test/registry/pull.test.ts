@@ -3,15 +3,15 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { RegistryClient } from '../../src/registry/client.js';
-import { MediaTypes, resolveImage, sha256, type ProgressEvent } from '../../src/registry/pull.js';
-import { ProgressRenderer } from '../../src/registry/progress.js';
+import { DOCKER_MANIFEST, OCI_MANIFEST } from '../../src/image/mediatypes.js';
+import { sha256Digest as sha256 } from '../../src/image/digest.js';
+import { resolveImage, type ProgressEvent } from '../../src/registry/pull.js';
+import { ProgressRenderer } from '../../src/cli/progress.js';
 import { corpusImage, imagesDir } from '../helpers/env.js';
-import { fileCleanup, startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { drainDigest, fileCleanup, startRegistry, type TestRegistry } from '../helpers/registry.js';
 
 let reg: TestRegistry;
 const ociImages = readdirSync(imagesDir).filter((f) => f.endsWith('.oci.tar')).map((f) => f.slice(0, -'.oci.tar'.length));
@@ -32,22 +32,6 @@ function archiveDigest(name: string): string {
     manifests: { digest: string }[];
   };
   return index.manifests[0].digest;
-}
-
-async function hashStream(s: NodeJS.ReadableStream): Promise<{ digest: string; size: number }> {
-  const h = createHash('sha256');
-  let size = 0;
-  await pipeline(
-    s,
-    new Writable({
-      write(chunk: Buffer, _e, cb) {
-        h.update(chunk);
-        size += chunk.length;
-        cb();
-      },
-    }),
-  );
-  return { digest: `sha256:${h.digest('hex')}`, size };
 }
 
 test('ping of an open registry over plain HTTP on loopback', async () => {
@@ -77,7 +61,7 @@ test('every corpus OCI image resolves by tag and by digest to the archive digest
       assert.equal(byDigest.imageManifestDigest, byTag.imageManifestDigest);
       assert.deepEqual(byDigest.source.names, []);
       if (name === 'busybox-zstd') assert.equal(byTag.source.layers[0].mediaType, 'application/vnd.oci.image.layer.v1.tar+zstd');
-      if (name !== 'multiarch') assert.equal(byTag.source.manifest!.mediaType, MediaTypes.ociManifest);
+      if (name !== 'multiarch') assert.equal(byTag.source.manifest!.mediaType, OCI_MANIFEST);
     }
   } finally {
     await client.close();
@@ -89,7 +73,7 @@ test('docker-archive images resolve as Docker schema 2', async () => {
   try {
     for (const name of dockerImages) {
       const r = await resolveImage(`${reg.host}/corpus/${name}:docker`, { client });
-      assert.equal(r.source.manifest!.mediaType, MediaTypes.dockerManifest, name);
+      assert.equal(r.source.manifest!.mediaType, DOCKER_MANIFEST, name);
       assert.equal(r.source.layers[0].mediaType, 'application/vnd.docker.image.rootfs.diff.tar.gzip');
       const again = await resolveImage(`${reg.host}/corpus/${name}@${r.manifestDigest}`, { client });
       assert.equal(sha256(again.source.config), sha256(r.source.config));
@@ -104,7 +88,7 @@ test('multiarch index: host platform by default, --platform linux/arm64/v8, clea
   try {
     const ref = `${reg.host}/corpus/multiarch:latest`;
     const amd = await resolveImage(ref, { client });
-    assert.equal(amd.source.manifest!.mediaType, MediaTypes.ociManifest);
+    assert.equal(amd.source.manifest!.mediaType, OCI_MANIFEST);
     assert.notEqual(amd.imageManifestDigest, amd.manifestDigest);
     assert.equal(amd.platform.architecture, 'amd64');
     assert.equal(JSON.parse(amd.source.config.toString()).architecture, 'amd64');
@@ -140,7 +124,7 @@ test('every layer blob of corpus/nginx:latest streams through open() with the ri
   try {
     assert.equal(r.source.layers.length, 7);
     for (const layer of r.source.layers) {
-      const got = await hashStream(await layer.open());
+      const got = await drainDigest(await layer.open());
       assert.equal(got.digest, layer.digest);
       assert.equal(got.size, layer.size);
     }
