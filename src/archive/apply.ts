@@ -84,11 +84,13 @@ class Applier {
     private readonly opts: ApplyOptions,
   ) {}
 
-  private async parentOf(parts: string[]): Promise<string> {
+  private async parentOf(parts: string[], create = false): Promise<string> {
     const key = parts.join('/');
     let p = this.parents.get(key);
     if (p === undefined) {
       p = await resolveInRoot(this.root, key);
+      // Only directories that exist are cached, so a cache hit needs no mkdir.
+      if (create) await mkdir(fsPath(p), { recursive: true, mode: 0o755 });
       this.parents.set(key, p);
     }
     return p;
@@ -123,8 +125,7 @@ class Applier {
       if (this.opts.whiteouts !== 'aufs') return this.whiteout(parentParts, base, hidden, h);
     }
 
-    const parent = await this.parentOf(parentParts);
-    await mkdir(fsPath(parent), { recursive: true, mode: 0o755 });
+    const parent = await this.parentOf(parentParts, true);
     const target = `${parent}/${base}`;
 
     let linkTarget: string | null = null;
@@ -162,7 +163,7 @@ class Applier {
         if (st.isSymbolicLink()) {
           await lchown(fsPath(target), h.uid, h.gid);
         } else {
-          await this.meta(target, h);
+          await this.meta(target, h, st);
           await lutimes(fsPath(target), h.atime ?? h.mtime, h.mtime);
         }
         break;
@@ -186,7 +187,7 @@ class Applier {
   }
 
   private async whiteout(parentParts: string[], base: string, hidden: string, h: TarHeader): Promise<void> {
-    const dir = await this.parentOf(parentParts);
+    const dir = await resolveInRoot(this.root, parentParts.join('/'));
     if (base === WH_OPAQUE) {
       if (this.opts.whiteouts === 'snapshot') {
         this.opaque.push(dir);
@@ -215,7 +216,7 @@ class Applier {
   private async hardlinkSource(h: TarHeader): Promise<string | null> {
     const parts = cleanComponents(h.linkname ?? '', 'hardlink target');
     if (parts.length === 0) throw new UnsafeArchiveError(`hardlink ${JSON.stringify(h.name)} points to the layer root`);
-    const dir = await this.parentOf(parts.slice(0, -1));
+    const dir = await resolveInRoot(this.root, parts.slice(0, -1).join('/'));
     const src = `${dir}/${parts[parts.length - 1]!}`;
     const st = await lstatOrNull(src);
     if (st) {
@@ -264,6 +265,7 @@ class Applier {
       const acc = Buffer.allocUnsafe(CHUNK);
       let fill = 0;
       let pos = 0;
+      let holeAtEnd = false;
       // Whole 1 MiB-aligned chunks of zeros are skipped so they become holes.
       const flush = async (buf: Buffer, len: number) => {
         const zero = len === CHUNK ? buf.equals(ZEROS) : buf.subarray(0, len).equals(ZEROS.subarray(0, len));
@@ -271,6 +273,7 @@ class Applier {
           let off = 0;
           while (off < len) off += (await fh.write(buf, off, len - off, pos + off)).bytesWritten;
         }
+        holeAtEnd = zero;
         pos += len;
       };
       for await (const raw of body) {
@@ -293,7 +296,7 @@ class Applier {
       }
       if (fill > 0) await flush(acc, fill);
       if (pos !== h.size) throw new LayerArchiveError(`unexpected end of layer archive in entry ${JSON.stringify(h.name)}`);
-      await fh.truncate(h.size);
+      if (holeAtEnd) await fh.truncate(h.size);
       await fh.chown(h.uid, h.gid);
       await fh.chmod(h.mode & 0o7777);
     } finally {
@@ -304,11 +307,10 @@ class Applier {
   }
 
   /** Owner, then mode (chown clears setuid), then xattrs (chown clears security.capability). */
-  private async meta(target: string, h: TarHeader): Promise<void> {
+  private async meta(target: string, h: TarHeader, st?: Stats): Promise<void> {
     await lchown(fsPath(target), h.uid, h.gid);
-    const st = await lstat(fsPath(target));
-    if (!st.isSymbolicLink()) await chmod(fsPath(target), h.mode & 0o7777);
-    this.xattrs(target, h, st);
+    if (h.type !== 'symlink' && !st?.isSymbolicLink()) await chmod(fsPath(target), h.mode & 0o7777);
+    this.xattrs(target, h, h.xattrs ? (st ?? (await lstat(fsPath(target)))) : null);
   }
 
   private xattrs(target: string, h: TarHeader, st: Stats | null): void {
