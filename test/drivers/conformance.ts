@@ -168,21 +168,24 @@ export function conformance(name: string, make: MakeDriver, opts: ConformanceOpt
         await mkdir(join(root, 'newdir'));
         await writeFile(join(root, 'newdir/f'), 'new');
         await rm(join(root, 'olddir'), { recursive: true });
-        await chmod(join(root, 'keep/sub/file'), 0o600);
+        await chmod(join(root, 'setuid'), 0o755);
         await lchown(join(root, 'owned'), 0, 0);
         await writeFile(join(root, 'added'), 'a');
       });
+      // Only changes whose report Docker's drivers agree on: for a file modified two
+      // directories down, the naive diff (ChangesDirs) also reports every directory above
+      // it as C while overlay's upper-dir walk reports none of them.
       const got = (await d.changes(child, base)).map((c) => `${c.kind} ${c.path}`).sort(byPath);
       assert.deepEqual(got, [
         'A /added',
         'C /etc',
         'D /etc/gone',
         'C /etc/hosts',
-        'C /keep/sub/file',
         'A /newdir',
         'A /newdir/f',
         'D /olddir',
         'C /owned',
+        'C /setuid',
       ]);
       const all = await d.changes(base, null);
       assert.ok(all.every((c) => c.kind === 'A'), 'a layer without parent has only additions');
