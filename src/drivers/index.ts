@@ -3,7 +3,11 @@
 // aufs 50, devicemapper 70, vfs 90): lower is tried first.
 import { register } from './registry.js';
 import { VfsDriver } from './vfs.js';
+import { Overlay2Driver, overlay2Usable } from './overlay2.js';
+import { FuseOverlayDriver, fuseOverlayUsable } from './fuseoverlay.js';
 
+register('overlay2', Overlay2Driver.open, { priority: 30, usable: overlay2Usable });
+register('fuse-overlayfs', FuseOverlayDriver.open, { priority: 40, usable: fuseOverlayUsable });
 register('vfs', VfsDriver.open, { priority: 90, usable: async () => true });
 
 export { createDriver, driverNames, driversWithData, register, selectDriver } from './registry.js';
