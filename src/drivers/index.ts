@@ -1,6 +1,7 @@
 // The storage drivers strata ships. Adding a driver is one register() line here; the
 // priority numbers follow Docker's order (btrfs 10, zfs 20, overlay2 30, fuse-overlayfs 40,
 // aufs 50, devicemapper 70, vfs 90): lower is tried first.
+import { BtrfsDriver, btrfsUsable } from './btrfs.js';
 import { register } from './registry.js';
 import { VfsDriver } from './vfs.js';
 import { Overlay2Driver, overlay2Usable } from './overlay2.js';
@@ -8,6 +9,7 @@ import { FuseOverlayDriver, fuseOverlayUsable } from './fuseoverlay.js';
 
 register('overlay2', Overlay2Driver.open, { priority: 30, usable: overlay2Usable });
 register('fuse-overlayfs', FuseOverlayDriver.open, { priority: 40, usable: fuseOverlayUsable });
+register('btrfs', BtrfsDriver.open, { priority: 10, usable: btrfsUsable });
 register('vfs', VfsDriver.open, { priority: 90, usable: async () => true });
 
 export { createDriver, driverNames, driversWithData, register, selectDriver } from './registry.js';

@@ -1,0 +1,281 @@
+// Docker's btrfs driver: every layer is a btrfs subvolume under btrfs/subvolumes/<id>, and a
+// child starts as a snapshot of its parent's subvolume, so it shares every block until written.
+// Nothing is mounted: the subvolume directory is the layer's view. A size on a layer is a
+// qgroup limit on what the subvolume references.
+import { lstat, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import type { Change } from '../archive/changes.js';
+import { backingFsName, FS_MAGIC } from '../sys/fsprobe.js';
+import { RENAME_NOREPLACE, renameat2, statfsType } from '../sys/linux.js';
+import { nearestExisting } from './backing.js';
+import { DriverError, type CreateOpts, type Driver, type DriverOptions } from './driver.js';
+import { NaiveDiff } from './naivediff.js';
+import { parseSizeOption } from './size-option.js';
+import { runTool, toolWorks } from './tool.js';
+
+const REMOVING = '-removing';
+// The root directory of every subvolume has this inode number (BTRFS_FIRST_FREE_OBJECTID).
+const SUBVOLUME_ROOT_INO = 256n;
+const VERSION_HEADER = '/usr/include/btrfs/version.h';
+
+/** The registry's usable() check: the root must be on btrfs and btrfs-progs installed. */
+export async function btrfsUsable(root: string): Promise<true | string> {
+  const at = nearestExisting(join(root, 'btrfs'));
+  if (statfsType(at) !== FS_MAGIC.btrfs) return `${at} is on ${backingFsName(at)}, not btrfs`;
+  if (!(await toolWorks('btrfs', ['--version']))) return 'the btrfs command (btrfs-progs) is not installed';
+  return true;
+}
+
+export class BtrfsDriver implements Driver {
+  readonly name = 'btrfs';
+  readonly home: string;
+  private readonly subvolumes: string;
+  /** quotas/<id> holds the byte limit of a layer created with size=, as Docker keeps it. */
+  private readonly quotas: string;
+  private readonly naive: NaiveDiff;
+  private quotaEnabled = false;
+
+  private constructor(
+    root: string,
+    private readonly minSpace: number,
+  ) {
+    this.home = join(root, 'btrfs');
+    this.subvolumes = join(this.home, 'subvolumes');
+    this.quotas = join(this.home, 'quotas');
+    this.naive = new NaiveDiff(this);
+  }
+
+  /** Open (creating if needed) the btrfs data under `${root}/btrfs`, finishing removals a crash cut short. */
+  static async open(opts: DriverOptions): Promise<BtrfsDriver> {
+    let minSpace = 0;
+    for (const [key, value] of Object.entries(opts.options)) {
+      if (key.toLowerCase() === 'btrfs.min_space') minSpace = parseSizeOption(value, key);
+      else throw new DriverError(`btrfs: unknown storage option ${key}`);
+    }
+    const d = new BtrfsDriver(opts.root, minSpace);
+    const at = nearestExisting(d.home);
+    if (statfsType(at) !== FS_MAGIC.btrfs) {
+      throw new DriverError(`btrfs: ${d.home} is not on a btrfs filesystem (${at} is on ${backingFsName(at)})`);
+    }
+    // 0710 like Docker (CVE-2021-41091): others must not walk into layer contents.
+    await mkdir(d.home, { recursive: true, mode: 0o710 });
+    await mkdir(d.subvolumes, { recursive: true, mode: 0o710 });
+    await d.finishRemovals();
+    return d;
+  }
+
+  create(id: string, parent: string | null, opts?: CreateOpts): Promise<void> {
+    return this.make(id, parent, opts);
+  }
+
+  createReadWrite(id: string, parent: string | null, opts?: CreateOpts): Promise<void> {
+    return this.make(id, parent, opts);
+  }
+
+  private async make(id: string, parent: string | null, opts?: CreateOpts): Promise<void> {
+    // Parsed before anything exists, so a bad option leaves nothing behind.
+    const size = this.parseLayerOptions(opts);
+    const dir = this.dir(id);
+    if (await exists(dir)) throw new DriverError(`btrfs: layer ${id} already exists`);
+    if (parent === null) {
+      await runTool('btrfs', ['subvolume', 'create', dir]);
+    } else {
+      const from = this.dir(parent);
+      if (!(await exists(from))) throw new DriverError(`btrfs: parent layer ${parent} does not exist`);
+      await runTool('btrfs', ['subvolume', 'snapshot', from, dir]);
+    }
+    if (size === null) return;
+    try {
+      await this.limit(dir, size);
+      await mkdir(this.quotas, { recursive: true, mode: 0o700 });
+      await writeFile(join(this.quotas, id), String(size), { mode: 0o644 });
+    } catch (err) {
+      await deleteSubvolumeTree(dir).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private parseLayerOptions(opts?: CreateOpts): number | null {
+    let size: number | null = null;
+    for (const [key, value] of Object.entries(opts?.storageOpt ?? {})) {
+      if (key.toLowerCase() !== 'size') throw new DriverError(`btrfs: unknown storage option ${key}`);
+      size = parseSizeOption(value, 'size');
+    }
+    if (size !== null && size < this.minSpace) {
+      throw new DriverError(`btrfs: storage size ${size} is less than btrfs.min_space ${this.minSpace}`);
+    }
+    return size;
+  }
+
+  /** Cap what the subvolume at dir references (its own blocks and those shared with its parent). */
+  private async limit(dir: string, bytes: number): Promise<void> {
+    if (!this.quotaEnabled) {
+      // Idempotent: enabling quotas that are already on changes nothing.
+      await runTool('btrfs', ['quota', 'enable', this.home]);
+      this.quotaEnabled = true;
+    }
+    await runTool('btrfs', ['qgroup', 'limit', String(bytes), dir]);
+  }
+
+  /** Rename out of the way first, so a crash mid-delete leaves a name the next open finishes. */
+  async remove(id: string): Promise<void> {
+    const dir = this.dir(id);
+    const doomed = dir + REMOVING;
+    if (await exists(doomed)) await deleteSubvolumeTree(doomed);
+    try {
+      renameat2(dir, doomed, RENAME_NOREPLACE);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      await rm(join(this.quotas, id), { force: true });
+      return;
+    }
+    await deleteSubvolumeTree(doomed);
+    await rm(join(this.quotas, id), { force: true });
+  }
+
+  async get(id: string): Promise<string> {
+    const dir = this.dir(id);
+    if (!(await exists(dir))) throw new DriverError(`btrfs: layer ${id} does not exist`);
+    return dir;
+  }
+
+  async put(_id: string): Promise<void> {
+    // Nothing is mounted.
+  }
+
+  async exists(id: string): Promise<boolean> {
+    return exists(this.dir(id));
+  }
+
+  async status(): Promise<[string, string][]> {
+    const rows: [string, string][] = [['Backing Filesystem', backingFsName(this.home)]];
+    const { build, library } = await versions();
+    if (build !== null) rows.push(['Build Version', build]);
+    if (library !== null) rows.push(['Library Version', library]);
+    return rows;
+  }
+
+  async metadata(id: string): Promise<Record<string, string>> {
+    if (!(await exists(this.dir(id)))) throw new DriverError(`btrfs: layer ${id} does not exist`);
+    return {};
+  }
+
+  diff(id: string, parent: string | null): Promise<Readable> {
+    return this.naive.diff(id, parent);
+  }
+
+  changes(id: string, parent: string | null): Promise<Change[]> {
+    return this.naive.changes(id, parent);
+  }
+
+  applyDiff(id: string, parent: string | null, tar: Readable): Promise<number> {
+    return this.naive.applyDiff(id, parent, tar);
+  }
+
+  diffSize(id: string, parent: string | null): Promise<number> {
+    return this.naive.diffSize(id, parent);
+  }
+
+  async cleanup(): Promise<void> {
+    // Nothing is mounted.
+  }
+
+  private dir(id: string): string {
+    if (id === '' || id === '.' || id === '..' || id.includes('/') || id.includes('\0') || id.endsWith(REMOVING)) {
+      throw new DriverError(`btrfs: invalid layer id ${JSON.stringify(id)}`);
+    }
+    return join(this.subvolumes, id);
+  }
+
+  private async finishRemovals(): Promise<void> {
+    for (const name of await readdir(this.subvolumes)) {
+      if (name.endsWith(REMOVING)) await deleteSubvolumeTree(join(this.subvolumes, name));
+    }
+  }
+}
+
+/**
+ * Delete the subvolume at path and every subvolume nested in it (a container may have made
+ * some), deepest first: btrfs refuses to delete a subvolume that still holds another.
+ */
+async function deleteSubvolumeTree(path: string): Promise<void> {
+  const nested: string[] = [];
+  await findNested(path, nested);
+  for (const sub of nested.reverse()) await runTool('btrfs', ['subvolume', 'delete', sub]);
+  try {
+    await runTool('btrfs', ['subvolume', 'delete', path]);
+  } catch (err) {
+    // Not a subvolume after all (a half-made layer): an ordinary tree goes the ordinary way.
+    if (!(await isSubvolume(path))) await rm(path, { recursive: true, force: true });
+    else throw err;
+  }
+}
+
+async function findNested(dir: string, out: string[]): Promise<void> {
+  let entries;
+  try {
+    entries = await readdir(dir, { withFileTypes: true });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  for (const e of entries) {
+    if (!e.isDirectory()) continue;
+    const p = join(dir, e.name);
+    if (await isSubvolume(p)) out.push(p);
+    await findNested(p, out);
+  }
+}
+
+async function isSubvolume(path: string): Promise<boolean> {
+  try {
+    const st = await lstat(path, { bigint: true });
+    return st.isDirectory() && st.ino === SUBVOLUME_ROOT_INO;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
+  }
+}
+
+/**
+ * Docker prints the BTRFS_BUILD_VERSION and BTRFS_LIB_VERSION it was compiled with; the same
+ * header ships with libbtrfs-dev, so read it there. Without it, the build version comes from
+ * the installed `btrfs --version` and the library version is unknown.
+ */
+async function versions(): Promise<{ build: string | null; library: string | null }> {
+  let header = '';
+  try {
+    header = await readFile(VERSION_HEADER, 'utf8');
+  } catch {
+    // libbtrfs-dev is not installed
+  }
+  const major = define(header, 'BTRFS_LIB_MAJOR');
+  const minor = define(header, 'BTRFS_LIB_MINOR');
+  const patch = define(header, 'BTRFS_LIB_PATCHLEVEL');
+  const library =
+    major !== null && minor !== null && patch !== null ? String(Number(major) * 10000 + Number(minor) * 100 + Number(patch)) : null;
+  const built = /^#define\s+BTRFS_BUILD_VERSION\s+"([^"]*)"/m.exec(header);
+  if (built) return { build: built[1], library };
+  try {
+    const m = /v(\d+(?:\.\d+)*)/.exec(await runTool('btrfs', ['--version']));
+    return { build: m ? `Btrfs v${m[1]}` : null, library };
+  } catch {
+    return { build: null, library };
+  }
+}
+
+function define(header: string, name: string): string | null {
+  const m = new RegExp(`^#define\\s+${name}\\s+(\\d+)\\s*$`, 'm').exec(header);
+  return m ? m[1] : null;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await lstat(path);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
+  }
+}

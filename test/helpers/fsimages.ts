@@ -1,0 +1,272 @@
+// Filesystems of their own for the btrfs and zfs driver tests: a loop-mounted btrfs image and
+// a zfs-fuse pool on a sparse file. Everything here is synchronous so that the same teardown
+// can run from node:test's after() and from a process 'exit' hook (a crashed or killed test
+// file still unmounts, detaches, destroys and stops what it made).
+import { execFileSync, spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after } from 'node:test';
+import { LOCK_EX, LOCK_SH, LOCK_UN, MNT_DETACH, tryFlock, umount2 } from '../../src/sys/linux.js';
+import { mountsUnder } from '../../src/sys/mountinfo.js';
+
+export interface ScratchFs {
+  /** Where the filesystem (or the pool's root dataset) is mounted. */
+  mountPoint: string;
+  /** Undo everything; safe to call more than once. */
+  teardown(): void;
+}
+
+export interface BtrfsFs extends ScratchFs {
+  device: string;
+}
+
+export interface ZfsPool extends ScratchFs {
+  pool: string;
+}
+
+/** A sparse btrfs image on a loop device, mounted, torn down after the test file. */
+export function useBtrfs(sizeMiB = 4096): BtrfsFs {
+  return tearDownLater(makeBtrfs(sizeMiB));
+}
+
+/** A zfs-fuse pool on a sparse file (starting the daemon when none runs), torn down after the test file. */
+export function useZfsPool(sizeMiB = 4096): ZfsPool {
+  return tearDownLater(makeZfsPool(sizeMiB));
+}
+
+/** Let os.tmpdir() (and so every scratch dir and driver session root) live inside fs. */
+export function tmpdirOn(fs: ScratchFs): string {
+  const dir = join(fs.mountPoint, 'tmp');
+  execFileSync('mkdir', ['-p', '-m', '1777', dir]);
+  process.env.TMPDIR = dir;
+  return dir;
+}
+
+function tearDownLater<T extends ScratchFs>(fs: T): T {
+  const originalTmp = process.env.TMPDIR;
+  const undo = () => {
+    if (originalTmp === undefined) delete process.env.TMPDIR;
+    else process.env.TMPDIR = originalTmp;
+    fs.teardown();
+  };
+  after(undo);
+  process.on('exit', undo);
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      undo();
+      process.exit(128 + (sig === 'SIGINT' ? 2 : 15));
+    });
+  }
+  return fs;
+}
+
+export function makeBtrfs(sizeMiB: number): BtrfsFs {
+  const base = mkdtempSync(join(tmpdir(), 'strata-btrfs-'));
+  const image = join(base, 'btrfs.img');
+  const mountPoint = join(base, 'mnt');
+  let device = '';
+  let done = false;
+  const teardown = () => {
+    if (done) return;
+    done = true;
+    const errors: string[] = [];
+    attempt(errors, () => unmountTree(mountPoint));
+    if (device) attempt(errors, () => execFileSync('losetup', ['-d', device], { stdio: 'pipe' }));
+    attempt(errors, () => rmSync(base, { recursive: true, force: true }));
+    if (errors.length > 0) throw new Error(`btrfs teardown: ${errors.join('; ')}`);
+  };
+  try {
+    execFileSync('truncate', ['-s', `${sizeMiB}M`, image]);
+    execFileSync('mkfs.btrfs', ['-q', image], { stdio: 'pipe' });
+    device = execFileSync('losetup', ['-f', '--show', image], { encoding: 'utf8' }).trim();
+    execFileSync('mkdir', ['-p', mountPoint]);
+    execFileSync('mount', ['-t', 'btrfs', device, mountPoint], { stdio: 'pipe' });
+  } catch (err) {
+    teardown();
+    throw err;
+  }
+  return { mountPoint, device, teardown };
+}
+
+export function makeZfsPool(sizeMiB: number): ZfsPool {
+  const base = mkdtempSync(join(tmpdir(), 'strata-zfs-'));
+  const image = join(base, 'pool.img');
+  const mountPoint = join(base, 'mnt');
+  // Pool names start with a letter; pid and time keep parallel test files apart.
+  const pool = `strata${process.pid}t${Date.now().toString(36)}`;
+  let created = false;
+  let daemon = false;
+  let done = false;
+  const teardown = () => {
+    if (done) return;
+    done = true;
+    const errors: string[] = [];
+    if (created) {
+      // zfs-fuse unmounts the pool's datasets itself; a mount a test left busy goes first.
+      attempt(errors, () => {
+        for (const mp of [...mountsUnder(mountPoint), mountPoint]) {
+          try {
+            execFileSync('zfs', ['unmount', '-f', mp], { stdio: 'pipe' });
+          } catch {
+            // not a zfs mount point (or already gone): destroy below still decides
+          }
+        }
+      });
+      attempt(errors, () => execFileSync('zpool', ['destroy', '-f', pool], { stdio: 'pipe' }));
+      attempt(errors, () => unmountTree(mountPoint));
+    }
+    if (daemon) attempt(errors, releaseZfsDaemon);
+    attempt(errors, () => rmSync(base, { recursive: true, force: true }));
+    if (errors.length > 0) throw new Error(`zfs teardown: ${errors.join('; ')}`);
+  };
+  try {
+    acquireZfsDaemon();
+    daemon = true;
+    execFileSync('truncate', ['-s', `${sizeMiB}M`, image]);
+    // No cache file: a pool nobody destroyed is not imported again by the next daemon.
+    execFileSync('zpool', ['create', '-o', 'cachefile=none', '-m', mountPoint, pool, image], { stdio: 'pipe' });
+    created = true;
+  } catch (err) {
+    teardown();
+    throw err;
+  }
+  return { mountPoint, pool, teardown };
+}
+
+// ---- one zfs-fuse daemon shared by every test process -----------------------------------
+// zfs-fuse serves one socket (/var/run/zfs/zfs_socket) per machine. Each user holds a shared
+// flock on USERS while it needs the daemon; whoever finds no other holder on the way out stops
+// the daemon, if a test started it (PIDFILE). MUTEX orders starting and stopping.
+
+const MUTEX = '/tmp/strata-test-zfs-fuse.lock';
+const USERS = '/tmp/strata-test-zfs-fuse.users';
+const PIDFILE = '/tmp/strata-test-zfs-fuse.pid';
+let usersFd: number | null = null;
+
+function acquireZfsDaemon(): void {
+  withMutex(() => {
+    if (!zfsDaemonAnswers()) startZfsDaemon();
+    usersFd = openSync(USERS, 'a', 0o600);
+    if (!tryFlock(usersFd, LOCK_SH)) throw new Error(`zfs-fuse users lock ${USERS} is held exclusively`);
+  });
+}
+
+function releaseZfsDaemon(): void {
+  withMutex(() => {
+    if (usersFd !== null) {
+      tryFlock(usersFd, LOCK_UN);
+      closeSync(usersFd);
+      usersFd = null;
+    }
+    const probe = openSync(USERS, 'a', 0o600);
+    try {
+      if (!tryFlock(probe, LOCK_EX)) return; // another test process still uses the daemon
+      stopZfsDaemon();
+    } finally {
+      closeSync(probe);
+    }
+  });
+}
+
+function startZfsDaemon(): void {
+  // -n: stay a child we can signal; -x: xattrs (off by default, layers need them);
+  // -a/-e 0: no attribute/entry caching, which /etc/zfs/zfsrc sets to an hour.
+  const child = spawn('zfs-fuse', ['-n', '-x', '-a', '0', '-e', '0'], { detached: true, stdio: 'ignore' });
+  child.unref();
+  if (child.pid === undefined) throw new Error('zfs-fuse did not start (is the zfs-fuse package installed?)');
+  writeFileSync(PIDFILE, String(child.pid));
+  const deadline = Date.now() + 15000;
+  while (!zfsDaemonAnswers()) {
+    if (!alive(child.pid)) throw new Error('zfs-fuse exited right after starting (is /dev/fuse there?)');
+    if (Date.now() > deadline) throw new Error('zfs-fuse did not answer on its socket within 15 s');
+    sleep(100);
+  }
+}
+
+function stopZfsDaemon(): void {
+  if (!existsSync(PIDFILE)) return; // a daemon someone else runs is not ours to stop
+  const pid = Number(readFileSync(PIDFILE, 'utf8'));
+  unlinkSync(PIDFILE);
+  if (!Number.isInteger(pid) || pid <= 1 || !isZfsFuse(pid)) return;
+  process.kill(pid, 'SIGTERM');
+  const deadline = Date.now() + 15000;
+  while (alive(pid) && Date.now() < deadline) sleep(50);
+  if (alive(pid)) process.kill(pid, 'SIGKILL');
+  const hardDeadline = Date.now() + 5000;
+  while (alive(pid) && Date.now() < hardDeadline) sleep(50);
+}
+
+function zfsDaemonAnswers(): boolean {
+  try {
+    execFileSync('zpool', ['list', '-H'], { stdio: 'pipe', timeout: 10000 });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function isZfsFuse(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'zfs-fuse';
+  } catch {
+    return false;
+  }
+}
+
+/** Running (a zombie waiting to be reaped counts as gone). */
+function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+function withMutex(fn: () => void): void {
+  const fd = openSync(MUTEX, 'a', 0o600);
+  try {
+    const deadline = Date.now() + 60000;
+    while (!tryFlock(fd, LOCK_EX)) {
+      if (Date.now() > deadline) throw new Error(`zfs-fuse test lock ${MUTEX} still held after 60 s`);
+      sleep(50);
+    }
+    fn();
+  } finally {
+    closeSync(fd); // closing drops the lock
+  }
+}
+
+// ---- shared --------------------------------------------------------------------------
+
+/** Unmount everything at or below dir, deepest first; lazily when a plain unmount is refused. */
+function unmountTree(dir: string): void {
+  const mps = [...mountsUnder(dir)];
+  if (isMounted(dir)) mps.push(dir);
+  for (const mp of mps) {
+    try {
+      umount2(mp);
+    } catch {
+      umount2(mp, MNT_DETACH);
+    }
+  }
+}
+
+function isMounted(dir: string): boolean {
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .some((line) => line.split(' ')[4] === dir);
+}
+
+function attempt(errors: string[], fn: () => void): void {
+  try {
+    fn();
+  } catch (err) {
+    errors.push(err instanceof Error ? err.message.split('\n')[0] : String(err));
+  }
+}
+
+function sleep(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
