@@ -194,8 +194,10 @@ export class LayerStore {
     return writeTx(this.db, () => {
       if (chainId && this.db.prepare('SELECT 1 FROM layers WHERE chain_id = ?').get(chainId)) return false;
       if (parent) {
-        const p = this.db.prepare('SELECT state FROM layers WHERE id = ?').get(parent) as { state: string } | undefined;
-        if (p?.state !== 'complete') throw new ConflictError(`layer ${parent} is being removed or is not complete`);
+        const p = this.db.prepare('SELECT state, owner FROM layers WHERE id = ?').get(parent) as { state: string; owner: string | null } | undefined;
+        // A parent this same process is still making (a container's init layer) is fine.
+        const ours = p?.state === 'incomplete' && p.owner === ownerId();
+        if (p?.state !== 'complete' && !ours) throw new ConflictError(`layer ${parent} is being removed or is not complete`);
       }
       this.db
         .prepare(`INSERT INTO layers (id, chain_id, parent, kind, state, owner, created) VALUES (?, ?, ?, ?, 'incomplete', ?, ?)`)
@@ -374,6 +376,18 @@ export class LayerStore {
         size: number;
       }[]
     ).map((r) => ({ digest: r.digest, mediaType: r.media_type, size: r.size }));
+  }
+
+  /** Remember that repository `repo` ("host/path") holds the blob `digest`. */
+  recordBlobSource(digest: string, repo: string): void {
+    writeTx(this.db, () => {
+      this.db.prepare('INSERT OR IGNORE INTO blob_sources (digest, repo) VALUES (?, ?)').run(digest, repo);
+    });
+  }
+
+  /** Repositories known to hold the blob. */
+  blobSources(digest: string): string[] {
+    return (this.db.prepare('SELECT repo FROM blob_sources WHERE digest = ? ORDER BY repo').all(digest) as { repo: string }[]).map((r) => r.repo);
   }
 
   hasChildren(id: string): boolean {
