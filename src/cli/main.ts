@@ -8,6 +8,7 @@ import { Store, DEFAULT_ROOT, type StoreOptions } from '../store/store.js';
 import { StrataError } from '../store/errors.js';
 import { familiar } from '../store/images.js';
 import { humanSize, since, table, truncate, shortId } from './format.js';
+import { addRegistryCommands } from './registry-commands.js';
 
 interface GlobalOpts {
   root: string;
@@ -509,6 +510,7 @@ export function buildProgram(io = new Output()): Command {
       });
     });
 
+  addRegistryCommands(program, withStore, io);
   return program;
 }
 

@@ -56,7 +56,7 @@ interface HostState {
 export interface FetchOptions {
   method?: 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE';
   headers?: Record<string, string>;
-  /** Token scope, e.g. "repository:library/nginx:pull". */
+  /** Token scope, e.g. "repository:library/nginx:pull"; several separated by spaces (a cross-repository mount). */
   scope?: string;
   body?: string | Buffer;
   /** Statuses that are returned rather than thrown (default: 2xx). */
@@ -286,13 +286,13 @@ export class RegistryClient {
     if (creds?.identityToken) {
       const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: creds.identityToken, client_id: 'strata' });
       if (p.service) form.set('service', p.service);
-      if (scope) form.set('scope', scope);
+      for (const one of scopes(scope)) form.append('scope', one);
       res = await this.withRetries(url.href, () =>
         this.raw('POST', url.href, { 'content-type': 'application/x-www-form-urlencoded' }, dispatcher, form.toString()),
       );
     } else {
       if (p.service) url.searchParams.set('service', p.service);
-      if (scope) url.searchParams.set('scope', scope);
+      for (const one of scopes(scope)) url.searchParams.append('scope', one);
       if (creds?.username !== undefined) url.searchParams.set('account', creds.username);
       const headers: Record<string, string> = {};
       if (creds?.username !== undefined) headers.authorization = basicHeader(creds);
@@ -402,7 +402,8 @@ export class RegistryClient {
   }
 
   /**
-   * A request to `path` (starting with /v2/) on `host`, authorised for `scope`. A 401 that
+   * A request to `path` (starting with /v2/, or an absolute URL such as an upload Location) on
+   * `host`, authorised for `scope`. A 401 that
    * carries a new challenge (e.g. a wider scope) is answered once with a fresh token.
    */
   async fetch(host: string, path: string, o: FetchOptions = {}): Promise<Response> {
@@ -410,7 +411,8 @@ export class RegistryClient {
     const method = o.method ?? 'GET';
     const ok = o.ok ?? ((s: number) => s >= 200 && s < 300);
     let auth = await this.authorization(state, o.scope);
-    let res = await this.follow(state, method, state.base + path, o.headers ?? {}, auth, o.body);
+    const url = /^https?:\/\//.test(path) ? path : state.base + path;
+    let res = await this.follow(state, method, url, o.headers ?? {}, auth, o.body);
     if (res.status === 401 && state.challenge) {
       const fresh = parseChallenges(header(res.headers, 'www-authenticate') ?? '');
       await res.body.dump();
@@ -418,7 +420,7 @@ export class RegistryClient {
       if (ch) state.challenge = { scheme: ch.scheme, params: { ...state.challenge.params, ...ch.params } };
       this.tokens.delete(`${state.host}|${o.scope ?? ''}`);
       auth = await this.authorization(state, o.scope);
-      res = await this.follow(state, method, state.base + path, o.headers ?? {}, auth, o.body);
+      res = await this.follow(state, method, url, o.headers ?? {}, auth, o.body);
     }
     if (ok(res.status)) return res;
     const { text, codes } = await errorText(res);
@@ -513,6 +515,10 @@ export class RegistryClient {
     this.hosts.clear();
     await Promise.all(agents.map((a) => a.close()));
   }
+}
+
+function scopes(scope: string): string[] {
+  return scope.split(' ').filter((x) => x !== '');
 }
 
 function basicHeader(c: Credentials): string {

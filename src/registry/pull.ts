@@ -248,8 +248,8 @@ export async function resolveImage(ref: string | Reference, opts: PullOptions = 
               last = n;
               emit({ id, status: 'Downloading', current: n, total: size });
             }
+            if (n === size) emit({ id, status: 'Verifying Checksum' });
           });
-          raw.once('end', () => emit({ id, status: 'Verifying Checksum' }));
           out.once('end', () => emit({ id, status: 'Download complete' }));
           return out;
         },

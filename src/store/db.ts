@@ -6,8 +6,6 @@ import { join } from 'node:path';
 
 export type DB = Database.Database;
 
-const SCHEMA_VERSION = 1;
-
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS layers (
   id           TEXT PRIMARY KEY,
@@ -68,6 +66,20 @@ CREATE TABLE IF NOT EXISTS containers (
 );
 `;
 
+// Where a compressed blob is known to live ("host/path" repositories), so a push to another
+// repository on the same registry can mount it instead of uploading it.
+const BLOB_SOURCES = `
+CREATE TABLE IF NOT EXISTS blob_sources (
+  digest TEXT NOT NULL,
+  repo   TEXT NOT NULL,
+  PRIMARY KEY (digest, repo)
+);
+`;
+
+/** Migration N (1-based) takes a database from user_version N-1 to N; each may run twice safely. */
+const MIGRATIONS = [SCHEMA, BLOB_SOURCES];
+const SCHEMA_VERSION = MIGRATIONS.length;
+
 export function openDatabase(root: string): DB {
   const db = new Database(join(root, 'strata.db'), { timeout: 60_000 });
   db.pragma('journal_mode = WAL');
@@ -80,7 +92,7 @@ export function openDatabase(root: string): DB {
   }
   if (version < SCHEMA_VERSION) {
     db.transaction(() => {
-      db.exec(SCHEMA);
+      for (let v = version; v < SCHEMA_VERSION; v++) db.exec(MIGRATIONS[v]);
       db.pragma(`user_version = ${SCHEMA_VERSION}`);
     }).immediate();
   }
