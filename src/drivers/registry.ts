@@ -11,6 +11,11 @@ export interface DriverTraits {
   priority: number;
   /** Whether the driver can work for this root on this machine; a string says why not. */
   usable(root: string): Promise<true | string>;
+  /**
+   * Never chosen by default, only when named (`--driver`) or when the root already holds its
+   * data: Docker's last releases treated aufs and devicemapper this way.
+   */
+  explicitOnly?: boolean;
 }
 
 interface Entry extends DriverTraits {
@@ -74,6 +79,7 @@ export async function selectDriver(
   const refusals: string[] = [];
   for (const name of driverNames()) {
     const entry = drivers.get(name) as Entry;
+    if (entry.explicitOnly) continue;
     const ok = await entry.usable(root);
     if (ok === true) return entry.factory(opts);
     refusals.push(`${name}: ${ok}`);
