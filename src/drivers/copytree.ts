@@ -2,6 +2,7 @@
 // layer from its parent. Everything a layer can hold survives: file types incl. devices
 // and fifos, hardlinks as hardlinks, owners, modes with setuid/setgid/sticky, xattrs byte
 // for byte, nanosecond times, and holes in sparse files.
+import { bytesToName, cPath, fsPath } from '../archive/tar/header.js';
 import { constants as fsConstants } from 'node:fs';
 import type { BigIntStats } from 'node:fs';
 import * as fsp from 'node:fs/promises';
@@ -47,11 +48,11 @@ interface CopyState {
  * owner, mode, xattrs and times become src's.
  */
 export async function copyTree(src: string, dst: string, opts: CopyTreeOptions = {}): Promise<void> {
-  const st = await fsp.lstat(src, { bigint: true });
+  const st = await fsp.lstat(fsPath(src), { bigint: true });
   if (!st.isDirectory()) throw new Error(`copy tree: source ${src} is not a directory`);
   const state: CopyState = { slots: new Slots(opts.concurrency ?? 8), links: new Map() };
   try {
-    await fsp.mkdir(dst, { mode: 0o700 });
+    await fsp.mkdir(fsPath(dst), { mode: 0o700 });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     if ((await fsp.readdir(dst)).length > 0) throw new Error(`copy tree: destination ${dst} is not empty`);
@@ -61,7 +62,8 @@ export async function copyTree(src: string, dst: string, opts: CopyTreeOptions =
 }
 
 async function copyDirContents(src: string, dst: string, state: CopyState): Promise<void> {
-  const names = await state.slots.run(() => fsp.readdir(src));
+  // Names are raw bytes (not always UTF-8): keep them exact, as the archive code does.
+  const names = (await state.slots.run(() => fsp.readdir(fsPath(src), { encoding: 'buffer' }))).map(bytesToName);
   // Settle every sibling before failing, so no copy still runs when the caller cleans up.
   const results = await Promise.allSettled(names.map((name) => copyEntry(join(src, name), join(dst, name), state)));
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -69,9 +71,9 @@ async function copyDirContents(src: string, dst: string, state: CopyState): Prom
 }
 
 async function copyEntry(src: string, dst: string, state: CopyState): Promise<void> {
-  const st = await fsp.lstat(src, { bigint: true });
+  const st = await fsp.lstat(fsPath(src), { bigint: true });
   if (st.isDirectory()) {
-    await state.slots.run(() => fsp.mkdir(dst, { mode: 0o700 }));
+    await state.slots.run(() => fsp.mkdir(fsPath(dst), { mode: 0o700 }));
     await copyDirContents(src, dst, state);
     await state.slots.run(() => applyMetadata(src, dst, st));
     return;
@@ -82,7 +84,7 @@ async function copyEntry(src: string, dst: string, state: CopyState): Promise<vo
     if (first) {
       // Wait for the first copy outside any slot, so waiting never starves the copier.
       const target = await first;
-      await state.slots.run(() => fsp.link(target, dst));
+      await state.slots.run(() => fsp.link(fsPath(target), fsPath(dst)));
       return;
     }
     const made = state.slots.run(() => copyLeaf(src, dst, st)).then(() => dst);
@@ -95,19 +97,19 @@ async function copyEntry(src: string, dst: string, state: CopyState): Promise<vo
 
 async function copyLeaf(src: string, dst: string, st: BigIntStats): Promise<void> {
   if (st.isFile()) await copyFileData(src, dst, st);
-  else if (st.isSymbolicLink()) await fsp.symlink(await fsp.readlink(src, { encoding: 'buffer' }), dst);
+  else if (st.isSymbolicLink()) await fsp.symlink(await fsp.readlink(fsPath(src), { encoding: 'buffer' }), fsPath(dst));
   else if (st.isCharacterDevice() || st.isBlockDevice() || st.isFIFO() || st.isSocket()) {
     // Only the type bits here; permission bits (which the umask would cut) come later.
-    mknod(dst, Number(st.mode & BigInt(fsConstants.S_IFMT)) | 0o600, st.rdev);
+    mknod(cPath(dst), Number(st.mode & BigInt(fsConstants.S_IFMT)) | 0o600, st.rdev);
   } else throw new Error(`copy tree: ${src} has an unknown file type (mode 0${st.mode.toString(8)})`);
   await applyMetadata(src, dst, st);
 }
 
 /** Reflink when the filesystem can; otherwise copy only the data segments, keeping holes. */
 async function copyFileData(src: string, dst: string, st: BigIntStats): Promise<void> {
-  const input = await fsp.open(src, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+  const input = await fsp.open(fsPath(src), fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
   try {
-    const output = await fsp.open(dst, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o600);
+    const output = await fsp.open(fsPath(dst), fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o600);
     try {
       try {
         ficlone(output.fd, input.fd);
@@ -156,14 +158,14 @@ async function writeAll(fh: fsp.FileHandle, data: Buffer, position: number): Pro
 // Owner first (chown drops setuid/setgid and security.capability), then mode, then
 // xattrs, times last (every earlier step may touch them).
 async function applyMetadata(src: string, dst: string, st: BigIntStats): Promise<void> {
-  await fsp.lchown(dst, Number(st.uid), Number(st.gid));
-  if (!st.isSymbolicLink()) await fsp.chmod(dst, Number(st.mode & 0o7777n));
-  for (const [name, value] of readXattrs(src)) {
+  await fsp.lchown(fsPath(dst), Number(st.uid), Number(st.gid));
+  if (!st.isSymbolicLink()) await fsp.chmod(fsPath(dst), Number(st.mode & 0o7777n));
+  for (const [name, value] of readXattrs(cPath(src))) {
     try {
-      lsetxattr(dst, name, value);
+      lsetxattr(cPath(dst), name, value);
     } catch (err) {
       throw new Error(`copy tree: cannot set xattr ${name} on ${dst}: ${(err as Error).message}`);
     }
   }
-  lutimensNs(dst, st.atimeNs, st.mtimeNs);
+  lutimensNs(cPath(dst), st.atimeNs, st.mtimeNs);
 }

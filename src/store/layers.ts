@@ -423,6 +423,24 @@ export class LayerStore {
     return true;
   }
 
+  /**
+   * Remove a container's layers (top first): mark them removing, delete their data, then drop
+   * the container record (`dropOwner`, in the same transaction) and their rows.
+   */
+  async destroyContainerLayers(ids: string[], dropOwner: () => void): Promise<void> {
+    writeTx(this.db, () => {
+      for (const id of ids) this.db.prepare(`UPDATE layers SET state = 'removing', owner = ? WHERE id = ?`).run(ownerId(), id);
+    });
+    for (const id of ids) {
+      if (await this.driver.exists(id)) await this.driver.remove(id);
+      rmSync(tarSplitPath(this.root, id), { force: true });
+    }
+    writeTx(this.db, () => {
+      dropOwner();
+      for (const id of ids) this.db.prepare('DELETE FROM layers WHERE id = ?').run(id);
+    });
+  }
+
   /** Remove image layers from `top` down while nothing else uses them (after an image is gone). */
   async release(top: string | null): Promise<string[]> {
     const removed: string[] = [];

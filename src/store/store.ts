@@ -418,11 +418,10 @@ export class Store {
     return c.id;
   }
 
+  /** Remove a container's layers and record; safe to repeat after a crash part-way through. */
   private async destroyContainer(c: ContainerRecord): Promise<void> {
-    for (const id of [c.layer, c.initLayer]) {
-      if (this.layers.byId(id)) await this.layers.destroy(id, { container: c.id });
-    }
-    this.containers.delete(c.id);
+    const ids = [c.layer, c.initLayer].filter((id) => this.layers.byId(id));
+    await this.layers.destroyContainerLayers(ids, () => this.containers.delete(c.id));
   }
 
   /** `mount`: the container's root, mounted until `umount`. */
