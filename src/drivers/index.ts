@@ -3,13 +3,19 @@
 // aufs 50, devicemapper 70, vfs 90): lower is tried first.
 import { BtrfsDriver, btrfsUsable } from './btrfs.js';
 import { register } from './registry.js';
+import { ZfsDriver, zfsUsable } from './zfs.js';
 import { VfsDriver } from './vfs.js';
 import { Overlay2Driver, overlay2Usable } from './overlay2.js';
 import { FuseOverlayDriver, fuseOverlayUsable } from './fuseoverlay.js';
+import { AufsDriver, aufsUsable } from './aufs.js';
+import { DevmapperDriver, devmapperUsable } from './devicemapper.js';
 
 register('overlay2', Overlay2Driver.open, { priority: 30, usable: overlay2Usable });
 register('fuse-overlayfs', FuseOverlayDriver.open, { priority: 40, usable: fuseOverlayUsable });
 register('btrfs', BtrfsDriver.open, { priority: 10, usable: btrfsUsable });
+register('aufs', AufsDriver.open, { priority: 50, usable: aufsUsable, explicitOnly: true });
+register('devicemapper', DevmapperDriver.open, { priority: 70, usable: devmapperUsable, explicitOnly: true });
+register('zfs', ZfsDriver.open, { priority: 20, usable: zfsUsable });
 register('vfs', VfsDriver.open, { priority: 90, usable: async () => true });
 
 export { createDriver, driverNames, driversWithData, register, selectDriver } from './registry.js';

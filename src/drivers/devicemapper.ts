@@ -1,0 +1,584 @@
+// Docker's devicemapper driver: every layer is a block device holding its own filesystem, a
+// thin snapshot of its parent's device; the first is a snapshot of a base device of
+// dm.basesize formatted once (ext4, or xfs with dm.fs=xfs). Layer contents live under
+// `rootfs/` of the device's filesystem, as in Docker, so lost+found stays out of the view.
+//
+// Without dm-thin in the kernel (no /dev/mapper/control), the thin pool is ReflinkPool
+// (dm-pool.ts): device images snapshotted with FICLONE, attached through autoclear loop devices
+// and mounted at `devicemapper/mnt/<id>` while someone holds a reference. Per-device records
+// are JSON files in `devicemapper/metadata/<id>` as Docker kept them.
+//
+// Crash safety: a loop device lives only as long as the fd that attached it or the mount made
+// of it; mount references are in MountRefs (`.mountrefs.json`), reconciled against mountinfo;
+// a device exists once its metadata file does (written last, removed first), and images
+// without metadata are deleted on the first pool use.
+import { createHash } from 'node:crypto';
+import { closeSync, createReadStream, existsSync, readdirSync, statSync } from 'node:fs';
+import { mkdir, readdir, readFile, rename, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { join, sep } from 'node:path';
+import type { Readable } from 'node:stream';
+import type { Change } from '../archive/changes.js';
+import { backingFsName } from '../sys/fsprobe.js';
+import { MNT_DETACH, mount, umount2 } from '../sys/linux.js';
+import { attachLoop, detachLoop, freezeFs, listLoops, refreshLoopCapacity, thawFs } from '../sys/loop.js';
+import { isMountPoint, mountsUnder, readMounts } from '../sys/mountinfo.js';
+import { canReflink, cloneFile, ReflinkPool, runTool, type PoolBackend } from './dm-pool.js';
+import { DriverError, type CreateOpts, type Driver, type DriverOptions } from './driver.js';
+import { MountRefs } from './mountref.js';
+import { NaiveDiff } from './naivediff.js';
+
+const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+const BASE = 'base';
+const GiB = 1024 ** 3;
+const DEFAULT_BASE_SIZE = 10 * GiB;
+const DEFAULT_DATA_SIZE = 100 * GiB;
+const DEFAULT_MIN_FREE_PERCENT = 10;
+const DEVICESET = 'deviceset-metadata';
+const ORPHAN_AGE_MS = 10 * 60 * 1000;
+
+type DeviceFs = 'ext4' | 'xfs';
+
+interface DeviceRecord {
+  device_id: number;
+  size: number;
+  transaction_id: number;
+  initialized: boolean;
+  deleted: boolean;
+  parent: string | null;
+}
+
+interface DeviceSet {
+  next_device_id: number;
+  BaseDeviceSize: number;
+  BaseDeviceFilesystem: DeviceFs;
+}
+
+/** Parse "10G", "64M", "512k", "1.5GB", "1048576" as bytes (binary units, as Docker's RAMInBytes). */
+export function parseSize(text: string, what: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(?:i?b)?\s*$/i.exec(text);
+  if (!m) throw new DriverError(`devicemapper: invalid size ${JSON.stringify(text)} for ${what}`);
+  const mult = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4, p: 1024 ** 5 }[m[2].toLowerCase() as '' | 'k'];
+  const n = Math.floor(parseFloat(m[1]) * mult);
+  if (n <= 0) throw new DriverError(`devicemapper: ${what} must be more than 0 bytes`);
+  return n;
+}
+
+/** Docker's units.HumanSize: decimal units, 4 significant digits ("10.74GB", "65.54kB"). */
+export function humanSize(n: number): string {
+  const units = ['B', 'kB', 'MB', 'GB', 'TB', 'PB'];
+  let i = 0;
+  let v = n;
+  while (v >= 1000 && i < units.length - 1) {
+    v /= 1000;
+    i++;
+  }
+  return `${Number(v.toPrecision(4))}${units[i]}`;
+}
+
+/** Why devicemapper cannot work here, or true. */
+export async function devmapperUsable(root: string): Promise<true | string> {
+  if (!existsSync('/dev/loop-control')) return 'no /dev/loop-control (loop devices are needed)';
+  if (process.getuid?.() !== 0) return 'loop devices and mounts need root';
+  for (const tool of ['mkfs.xfs', 'mkfs.ext4']) {
+    if (!['/usr/sbin', '/sbin', '/usr/bin', '/bin'].some((d) => existsSync(join(d, tool)))) return `${tool} is not installed`;
+  }
+  void root;
+  return true;
+}
+
+function isCode(err: unknown, ...codes: string[]): boolean {
+  return codes.includes((err as NodeJS.ErrnoException).code ?? '');
+}
+
+export class DevmapperDriver implements Driver {
+  readonly name = 'devicemapper';
+  readonly home: string;
+  private readonly pool: ReflinkPool;
+  private readonly refs: MountRefs;
+  private readonly naive: NaiveDiff;
+  private readonly metaDir: string;
+  private readonly mntRoot: string;
+  /** References this process took with get() and has not put() (cleanup() drops them). */
+  private readonly own = new Map<string, number>();
+  private swept = false;
+
+  private constructor(
+    root: string,
+    backend: PoolBackend,
+    private readonly baseSize: number,
+    private readonly fs: DeviceFs,
+    private readonly minFreePercent: number,
+    private readonly mountOpts: string,
+    dataSize: number,
+  ) {
+    this.home = join(root, 'devicemapper');
+    this.metaDir = join(this.home, 'metadata');
+    this.mntRoot = join(this.home, 'mnt');
+    this.pool = new ReflinkPool(this.home, backend, dataSize, this.mntRoot);
+    this.refs = new MountRefs(this.home, '.mountrefs');
+    this.naive = new NaiveDiff(this);
+  }
+
+  /** Open (creating if needed) the devicemapper data under `${root}/devicemapper`. */
+  static async open(opts: DriverOptions): Promise<DevmapperDriver> {
+    let baseSize = DEFAULT_BASE_SIZE;
+    let fs: DeviceFs = 'ext4';
+    let dataSize = DEFAULT_DATA_SIZE;
+    let minFree = DEFAULT_MIN_FREE_PERCENT;
+    let mountOpts = '';
+    for (const [key, value] of Object.entries(opts.options)) {
+      switch (key.toLowerCase()) {
+        case 'dm.basesize':
+          baseSize = parseSize(value, key);
+          break;
+        case 'dm.fs':
+          if (value !== 'ext4' && value !== 'xfs') throw new DriverError(`devicemapper: dm.fs must be ext4 or xfs, not ${JSON.stringify(value)}`);
+          fs = value;
+          break;
+        case 'dm.loopdatasize':
+          dataSize = parseSize(value, key);
+          break;
+        case 'dm.min_free_space': {
+          const m = /^(\d{1,2})%$/.exec(value);
+          if (!m) throw new DriverError(`devicemapper: dm.min_free_space must be a percentage below 100, like 10%`);
+          minFree = Number(m[1]);
+          break;
+        }
+        case 'dm.mountopt':
+          mountOpts = value;
+          break;
+        case 'dm.thinpooldev':
+          throw new DriverError(
+            'devicemapper: dm.thinpooldev (a kernel dm-thin pool) is not supported by strata yet; leave it unset to use the reflink pool',
+          );
+        default:
+          throw new DriverError(`devicemapper: unknown storage option ${key}`);
+      }
+    }
+    const why = await devmapperUsable(opts.root);
+    if (why !== true) throw new DriverError(`devicemapper is not usable: ${why}`);
+    const home = join(opts.root, 'devicemapper');
+    await mkdir(home, { recursive: true, mode: 0o710 });
+    for (const sub of ['metadata', 'mnt']) await mkdir(join(home, sub), { recursive: true, mode: 0o700 });
+
+    // The base device's size and filesystem are fixed when it is made; a later open may grow
+    // the size (as Docker allowed) but not shrink it or change the filesystem.
+    const set = await readDeviceSet(home);
+    if (set) {
+      if (opts.options['dm.fs'] !== undefined && set.BaseDeviceFilesystem !== fs) {
+        throw new DriverError(`devicemapper: the base device is ${set.BaseDeviceFilesystem}; dm.fs=${fs} would need a new store`);
+      }
+      fs = set.BaseDeviceFilesystem;
+      if (opts.options['dm.basesize'] === undefined) baseSize = set.BaseDeviceSize;
+      else if (baseSize < set.BaseDeviceSize) {
+        throw new DriverError(
+          `devicemapper: dm.basesize ${humanSize(baseSize)} is smaller than the existing base device (${humanSize(set.BaseDeviceSize)}): it can only grow`,
+        );
+      }
+    }
+    const backend: PoolBackend = (await canReflink(home)) ? 'reflink-dir' : 'reflink-loop';
+    const d = new DevmapperDriver(opts.root, backend, baseSize, fs, minFree, mountOpts, dataSize);
+    await d.reconcile();
+    return d;
+  }
+
+  // ---- names ----
+
+  private checkId(id: string): void {
+    if (!ID_RE.test(id) || id === BASE || id.endsWith('.tmp') || id.endsWith('-removing') || id === DEVICESET) {
+      throw new DriverError(`devicemapper: invalid layer id ${JSON.stringify(id)}`);
+    }
+  }
+  private image(pool: string, id: string): string {
+    return join(pool, `${id}.img`);
+  }
+  private mnt(id: string): string {
+    return join(this.mntRoot, id);
+  }
+  private metaFile(id: string): string {
+    return join(this.metaDir, id);
+  }
+
+  private async record(id: string): Promise<DeviceRecord> {
+    try {
+      return JSON.parse(await readFile(this.metaFile(id), 'utf8')) as DeviceRecord;
+    } catch (err) {
+      if (isCode(err, 'ENOENT')) throw new DriverError(`devicemapper: layer ${id} does not exist`);
+      throw err;
+    }
+  }
+
+  async exists(id: string): Promise<boolean> {
+    this.checkId(id);
+    return existsSync(this.metaFile(id));
+  }
+
+  // ---- crash recovery ----
+
+  /**
+   * Release what a crashed process left: loop devices of our images that are neither mounted nor
+   * autoclear (autoclear ones vanish by themselves), and mounts nobody holds.
+   */
+  private async reconcile(): Promise<void> {
+    const mounted = new Set(readMounts().map((m) => m.source));
+    const ours = [this.pool.dir + sep, this.pool.dataFile];
+    for (const loop of listLoops()) {
+      const file = loop.backingFile.replace(/ \(deleted\)$/, '');
+      if (!ours.some((p) => file === p || file.startsWith(p))) continue;
+      if (loop.autoclear || mounted.has(loop.device)) continue;
+      try {
+        detachLoop(loop.device);
+      } catch {
+        // busy: somebody does use it after all
+      }
+    }
+    const strays = mountsUnder(this.mntRoot);
+    await this.refs.sweep((mp) => this.unmountDevice(mp), strays);
+    this.pool.unmountIfIdle();
+  }
+
+  /** Once per process, with the pool mounted: delete images that no metadata file claims. */
+  private async sweepImages(pool: string): Promise<void> {
+    if (this.swept) return;
+    this.swept = true;
+    // Another process may be between cloning an image and writing its record: only what has
+    // been lying there a while is a crash's leftover.
+    const before = Date.now() - ORPHAN_AGE_MS;
+    const old = async (p: string) => (await stat(p).catch(() => null))?.mtimeMs ?? Infinity;
+    for (const name of await readdir(pool)) {
+      const m = /^(.*)\.img(\.tmp)?$/.exec(name);
+      if (!m || (m[1] === BASE && m[2] === undefined)) continue;
+      if (m[2] === undefined && existsSync(this.metaFile(m[1]))) continue;
+      if ((await old(join(pool, name))) < before) await rm(join(pool, name), { force: true });
+    }
+    for (const name of await readdir(this.metaDir)) {
+      if (!name.endsWith('.tmp') && !name.endsWith('-removing')) continue;
+      if ((await old(join(this.metaDir, name))) < before) await rm(join(this.metaDir, name), { force: true });
+    }
+  }
+
+  // ---- the base device ----
+
+  private async ensureBase(pool: string): Promise<string> {
+    const base = this.image(pool, BASE);
+    const set = await readDeviceSet(this.home);
+    if (set && existsSync(base)) {
+      if (this.baseSize > set.BaseDeviceSize) {
+        await this.grow(base, set.BaseDeviceSize, this.baseSize);
+        await writeDeviceSet(this.home, { ...set, BaseDeviceSize: this.baseSize });
+      }
+      return base;
+    }
+    const tmp = `${base}.tmp`;
+    await rm(tmp, { force: true });
+    await writeFile(tmp, '', { mode: 0o600 });
+    await truncate(tmp, this.baseSize);
+    if (this.fs === 'ext4') {
+      // nodiscard: the image is all holes. Lazy inode tables are never zeroed later either,
+      // because every mount says noinit_itable: zeroing would unshare blocks in every device.
+      await runTool('mkfs.ext4', ['-q', '-F', '-b', '4096', '-E', 'nodiscard,lazy_itable_init=1,lazy_journal_init=1', tmp]);
+    } else {
+      await runTool('mkfs.xfs', ['-q', '-f', '-K', tmp]);
+    }
+    // Docker keeps layer contents in rootfs/ of each device.
+    await this.withDeviceMounted(tmp, this.mnt(`${BASE}.tmp`), async (dir) => {
+      await mkdir(join(dir, 'rootfs'), { mode: 0o755 });
+    });
+    await rename(tmp, base);
+    await writeDeviceSet(this.home, {
+      next_device_id: set?.next_device_id ?? 1,
+      BaseDeviceSize: this.baseSize,
+      BaseDeviceFilesystem: this.fs,
+    });
+    return base;
+  }
+
+  // ---- mounting devices ----
+
+  private mountData(): string {
+    const fsOpts = this.fs === 'ext4' ? 'discard,noinit_itable' : 'discard,nouuid';
+    return this.mountOpts === '' ? fsOpts : `${fsOpts},${this.mountOpts}`;
+  }
+
+  /** Attach image to a loop device and mount it at dir; the loop goes away with the mount. */
+  private mountDevice(image: string, dir: string, after?: (device: string, fd: number) => Promise<void>): Promise<void> {
+    return (async () => {
+      const loop = attachLoop(image);
+      try {
+        mount(loop.device, dir, this.fs, 0, this.mountData());
+        if (after) await after(loop.device, loop.fd);
+      } finally {
+        closeSync(loop.fd);
+      }
+    })();
+  }
+
+  private async unmountDevice(dir: string): Promise<void> {
+    try {
+      umount2(dir, 0);
+    } catch (err) {
+      if (isCode(err, 'EINVAL', 'ENOENT')) return;
+      if (!isCode(err, 'EBUSY')) throw err;
+      umount2(dir, MNT_DETACH);
+    }
+  }
+
+  private async withDeviceMounted<T>(
+    image: string,
+    dir: string,
+    fn: (dir: string, device: string, fd: number) => Promise<T>,
+  ): Promise<T> {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    let result: T | undefined;
+    try {
+      await this.mountDevice(image, dir, async (device, fd) => {
+        try {
+          result = await fn(dir, device, fd);
+        } catch (err) {
+          await this.unmountDevice(dir);
+          throw err;
+        }
+      });
+      await this.unmountDevice(dir);
+    } finally {
+      await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    }
+    return result as T;
+  }
+
+  /** Grow the device image and the filesystem on it from `from` to `to` bytes. */
+  private async grow(image: string, from: number, to: number): Promise<void> {
+    if (to <= from) return;
+    await truncate(image, to);
+    if (this.fs === 'ext4') {
+      // Offline: resize2fs wants a freshly checked filesystem (a snapshot of a device that was
+      // mounted has a journal to replay); e2fsck exits 1 when it fixed something.
+      await runTool('e2fsck', ['-f', '-y', image], [0, 1]);
+      await runTool('resize2fs', [image]);
+      return;
+    }
+    // XFS grows only while mounted.
+    const tmpMnt = join(this.mntRoot, `.grow-${process.pid}-${Date.now()}`);
+    await this.withDeviceMounted(image, tmpMnt, async (dir, device, fd) => {
+      refreshLoopCapacity(fd, device);
+      await runTool('xfs_growfs', [dir]);
+    });
+  }
+
+  // ---- the Driver ----
+
+  async create(id: string, parent: string | null, opts?: CreateOpts): Promise<void> {
+    this.checkId(id);
+    let want: number | null = null;
+    for (const [key, value] of Object.entries(opts?.storageOpt ?? {})) {
+      if (key.toLowerCase() !== 'size') throw new DriverError(`devicemapper: unknown storage option ${key}`);
+      want = parseSize(value, 'size');
+    }
+    if (await this.exists(id)) throw new DriverError(`devicemapper: layer ${id} already exists`);
+    const parentRec = parent === null ? null : await this.record(parent);
+    await this.pool.use(async (pool) => {
+      await this.sweepImages(pool);
+      this.checkFreeSpace();
+      const src = parent === null ? await this.ensureBase(pool) : this.image(pool, parent);
+      const srcSize = parentRec?.size ?? this.baseSize;
+      if (want !== null && want < srcSize) {
+        throw new DriverError(
+          `devicemapper: size ${humanSize(want)} is smaller than the ${parent === null ? 'base' : 'parent'} device (${humanSize(srcSize)}): a device can only grow`,
+        );
+      }
+      const dst = this.image(pool, id);
+      await rm(dst, { force: true });
+      await this.snapshot(src, dst, parent);
+      try {
+        const size = want ?? srcSize;
+        await this.grow(dst, srcSize, size);
+        const set = (await readDeviceSet(this.home)) as DeviceSet;
+        const rec: DeviceRecord = {
+          device_id: set.next_device_id,
+          size,
+          transaction_id: set.next_device_id,
+          initialized: true,
+          deleted: false,
+          parent,
+        };
+        await writeDeviceSet(this.home, { ...set, next_device_id: set.next_device_id + 1 });
+        const tmp = `${this.metaFile(id)}.tmp`;
+        await writeFile(tmp, JSON.stringify(rec), { mode: 0o600 });
+        await rename(tmp, this.metaFile(id));
+      } catch (err) {
+        await rm(dst, { force: true });
+        throw err;
+      }
+    });
+    await mkdir(this.mnt(id), { recursive: true, mode: 0o755 });
+  }
+
+  /** A mounted origin is frozen while it is cloned, so the snapshot holds a clean filesystem. */
+  private async snapshot(src: string, dst: string, parent: string | null): Promise<void> {
+    const parentMnt = parent === null ? null : this.mnt(parent);
+    if (parentMnt !== null && isMountPoint(parentMnt)) {
+      freezeFs(parentMnt);
+      try {
+        await cloneFile(src, dst);
+      } finally {
+        thawFs(parentMnt);
+      }
+    } else {
+      await cloneFile(src, dst);
+    }
+  }
+
+  createReadWrite(id: string, parent: string | null, opts?: CreateOpts): Promise<void> {
+    return this.create(id, parent, opts);
+  }
+
+  /** Docker refuses new devices once the pool's free space falls below dm.min_free_space. */
+  private checkFreeSpace(): void {
+    const s = this.pool.space();
+    const min = Math.floor((s.total * this.minFreePercent) / 100);
+    if (s.available < min) {
+      throw new DriverError(
+        `devicemapper: thin pool has ${humanSize(s.available)} free, less than the minimum ${humanSize(min)} (dm.min_free_space=${this.minFreePercent}%): free some space or lower dm.min_free_space`,
+      );
+    }
+  }
+
+  async remove(id: string): Promise<void> {
+    this.checkId(id);
+    await this.refs.forget(id, (mp) => this.unmountDevice(mp));
+    this.own.delete(id);
+    if (!existsSync(this.metaFile(id))) {
+      await rm(this.mnt(id), { recursive: true, force: true });
+      this.pool.unmountIfIdle();
+      return;
+    }
+    // The record goes first: from then on the device does not exist, whatever follows.
+    const doomed = `${this.metaFile(id)}-removing`;
+    await rename(this.metaFile(id), doomed);
+    await this.pool.use(async (pool) => {
+      await rm(this.image(pool, id), { force: true });
+    });
+    await rm(doomed, { force: true });
+    await rm(this.mnt(id), { recursive: true, force: true });
+  }
+
+  async get(id: string): Promise<string> {
+    this.checkId(id);
+    await this.record(id);
+    const dir = this.mnt(id);
+    await mkdir(dir, { recursive: true, mode: 0o755 });
+    const count = await this.pool.use((pool) => this.refs.acquire(id, dir, () => this.mountDevice(this.image(pool, id), dir)));
+    this.own.set(id, Math.min((this.own.get(id) ?? 0) + 1, count));
+    return join(dir, 'rootfs');
+  }
+
+  async put(id: string): Promise<void> {
+    this.checkId(id);
+    const mine = this.own.get(id) ?? 0;
+    if (mine > 1) this.own.set(id, mine - 1);
+    else this.own.delete(id);
+    await this.refs.release(id, (mp) => this.unmountDevice(mp));
+    this.pool.unmountIfIdle();
+  }
+
+  async status(): Promise<[string, string][]> {
+    const st = statSync(this.home);
+    const major = Math.floor(st.dev / 256);
+    const minor = st.dev % 256;
+    const space = this.pool.space();
+    const loops = listLoops().filter((l) => l.backingFile === this.pool.dataFile);
+    const devices = readdirSync(this.metaDir).filter((n) => !n.includes('.') && !n.endsWith('-removing') && n !== DEVICESET).length;
+    const rows: [string, string][] = [
+      ['Pool Name', `strata-${major}:${minor}-${st.ino}-pool`],
+      ['Pool Blocksize', humanSize(space.blockSize)],
+      ['Base Device Size', humanSize(this.baseSize)],
+      ['Backing Filesystem', backingFsName(this.home)],
+      ['Base Device Filesystem', this.fs],
+      ['Pool Backend', this.pool.backend === 'reflink-loop' ? 'reflink (sparse device images on a loop-mounted XFS data file)' : 'reflink (sparse device images on the store filesystem)'],
+      ['Devices', String(devices)],
+      ['Data file', loops[0]?.device ?? (this.pool.backend === 'reflink-loop' ? '(not attached)' : '')],
+      ['Metadata file', this.metaDir],
+      ['Data Space Used', humanSize(space.used)],
+      ['Data Space Total', humanSize(space.total)],
+      ['Data Space Available', humanSize(space.available)],
+      ['Thin Pool Minimum Free Space', humanSize(Math.floor((space.total * this.minFreePercent) / 100))],
+      ['Udev Sync Supported', 'false'],
+      ['Deferred Removal Enabled', 'false'],
+    ];
+    if (this.pool.backend === 'reflink-loop') rows.splice(8, 0, ['Data loop file', this.pool.dataFile]);
+    return rows;
+  }
+
+  async metadata(id: string): Promise<Record<string, string>> {
+    const rec = await this.record(id);
+    const st = await stat(this.home);
+    return {
+      DeviceId: String(rec.device_id),
+      DeviceSize: String(rec.size),
+      DeviceName: `strata-${Math.floor(st.dev / 256)}:${st.dev % 256}-${st.ino}-${id}`,
+    };
+  }
+
+  /** A device image's allocated bytes and content digest (for checks that devices stay apart). */
+  async deviceImage(id: string): Promise<{ allocated: number; size: number; sha256: string }> {
+    await this.record(id);
+    return this.pool.use(async (pool) => {
+      const file = this.image(pool, id);
+      const st = await stat(file);
+      const h = createHash('sha256');
+      for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) h.update(chunk as Buffer);
+      return { allocated: st.blocks * 512, size: st.size, sha256: h.digest('hex') };
+    });
+  }
+
+  diff(id: string, parent: string | null): Promise<Readable> {
+    return this.naive.diff(id, parent);
+  }
+  changes(id: string, parent: string | null): Promise<Change[]> {
+    return this.naive.changes(id, parent);
+  }
+  applyDiff(id: string, parent: string | null, tar: Readable): Promise<number> {
+    return this.naive.applyDiff(id, parent, tar);
+  }
+  diffSize(id: string, parent: string | null): Promise<number> {
+    return this.naive.diffSize(id, parent);
+  }
+
+  /**
+   * Drop the references this process holds, unmount devices nobody holds (and the loop devices
+   * with them), then the pool if nobody uses it.
+   */
+  async cleanup(): Promise<void> {
+    for (const [id, n] of [...this.own]) {
+      for (let i = 0; i < n; i++) {
+        if ((await this.refs.release(id, (mp) => this.unmountDevice(mp))) === 0) break;
+      }
+      this.own.delete(id);
+    }
+    await this.refs.sweep((mp) => this.unmountDevice(mp), mountsUnder(this.mntRoot));
+    this.pool.unmountIfIdle();
+  }
+}
+
+async function readDeviceSet(home: string): Promise<DeviceSet | null> {
+  try {
+    return JSON.parse(await readFile(join(home, 'metadata', DEVICESET), 'utf8')) as DeviceSet;
+  } catch (err) {
+    if (isCode(err, 'ENOENT')) return null;
+    throw err;
+  }
+}
+
+async function writeDeviceSet(home: string, set: DeviceSet): Promise<void> {
+  const file = join(home, 'metadata', DEVICESET);
+  await writeFile(`${file}.tmp`, JSON.stringify(set), { mode: 0o600 });
+  await rename(`${file}.tmp`, file);
+}
+
+/** Exposed for tests: is this loop device one of a driver's (its backing file under home)? */
+export function loopsUnder(home: string): string[] {
+  return listLoops()
+    .filter((l) => l.backingFile.startsWith(home + sep))
+    .map((l) => l.device);
+}
+
