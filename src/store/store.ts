@@ -150,12 +150,16 @@ export class Store {
   }
 
   listImages(opts: { all?: boolean } = {}): ImageSummary[] {
+    const images = this.images.list();
+    // Docker hides untagged images that are only the parent of another image (intermediates).
+    const parents = new Set<string>();
+    for (const img of images) for (const l of this.layers.ancestry(img.topLayer).slice(1)) parents.add(l.id);
     const out: ImageSummary[] = [];
-    for (const img of this.images.list()) {
+    for (const img of images) {
       const names = this.images.names(img.id);
       const cfg = parseConfig(img);
       const dangling = names.length === 0;
-      if (!opts.all && dangling && this.isParentOfOther(img)) continue;
+      if (!opts.all && dangling && img.topLayer && parents.has(img.topLayer)) continue;
       out.push({
         id: img.id,
         names,
@@ -166,11 +170,6 @@ export class Store {
       });
     }
     return out;
-  }
-
-  private isParentOfOther(img: ImageRecord): boolean {
-    if (!img.topLayer) return false;
-    return this.layers.hasChildren(img.topLayer);
   }
 
   imageSize(img: ImageRecord): number {

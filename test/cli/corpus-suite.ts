@@ -3,7 +3,7 @@
 // diff/commit/export; save accepted by skopeo and umoci; a save -> load round trip.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { diffTrees, snapshotTree, type Node } from '../helpers/tree.js';
@@ -24,6 +24,16 @@ function comparable(tree: Map<string, Node>, reference?: Map<string, Node>): Map
     out.set(p, n.type === 'dir' ? { ...n, mtime: 0 } : n);
   }
   return out;
+}
+
+/** Whether a path exists, without following a final symlink (busybox's applets are absolute links). */
+function present(p: string): boolean {
+  try {
+    lstatSync(p);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export function corpusSuite(driver: string, opts: { cleanup?: (root: string) => void } = {}): void {
@@ -71,8 +81,10 @@ export function corpusSuite(driver: string, opts: { cleanup?: (root: string) => 
       const before = cli.ok(['info', '--format', 'json']);
       cli.ok(['load', '-i', corpusImage('app.docker.tar')]);
       assert.equal(JSON.parse(cli.ok(['info', '--format', 'json'])).Layers, JSON.parse(before).Layers);
+      // app.docker.tar names its image; the OCI archives' images are untagged (<none>) but listed.
       const images = cli.ok(['images', '--format', 'json']).trim().split('\n').map((l) => JSON.parse(l));
-      assert.ok(images.some((i) => i.Repository === 'corpus/app' && i.Tag === 'docker') || images.length >= 8, JSON.stringify(images));
+      assert.ok(images.some((i) => i.Repository === 'corpus/app' && i.Tag === 'latest'), JSON.stringify(images));
+      assert.ok(images.filter((i) => i.Repository === '<none>').length >= 6, JSON.stringify(images));
     });
 
     test('diff lists exactly the changes; commit keeps exactly them; other containers see none', async () => {
@@ -128,17 +140,17 @@ export function corpusSuite(driver: string, opts: { cleanup?: (root: string) => 
       try {
         assert.equal(readFileSync(join(c, 'edge', 'new-file'), 'utf8'), 'new\n');
         assert.equal(readFileSync(join(c, 'edge', 'whiteout', 'keep'), 'utf8'), 'edited\n');
-        assert.equal(existsSync(join(c, 'bin', 'vi')), false);
-        assert.equal(existsSync(join(c, 'edge', 'opaque')), false);
+        assert.equal(present(join(c, 'bin', 'vi')), false);
+        assert.equal(present(join(c, 'edge', 'opaque')), false);
       } finally {
         cli.ok(['umount', 'child']);
       }
       // The bystander still has everything.
       const b = cli.ok(['mount', 'bystander']).trim();
       try {
-        assert.equal(existsSync(join(b, 'bin', 'vi')), true);
-        assert.equal(existsSync(join(b, 'edge', 'new-file')), false);
-        assert.equal(existsSync(join(b, 'edge', 'opaque', 'new')), true);
+        assert.equal(present(join(b, 'bin', 'vi')), true);
+        assert.equal(present(join(b, 'edge', 'new-file')), false);
+        assert.equal(present(join(b, 'edge', 'opaque', 'new')), true);
       } finally {
         cli.ok(['umount', 'bystander']);
       }
@@ -186,7 +198,7 @@ export function corpusSuite(driver: string, opts: { cleanup?: (root: string) => 
       assert.equal(r.code, 1);
       assert.match(r.stderr, /container [0-9a-f]{12} is using its referenced image/);
       for (const line of cli.ok(['ps', '-a', '-q']).trim().split('\n').filter(Boolean)) cli.ok(['rm', line]);
-      for (const line of cli.ok(['images', '-q']).trim().split('\n').filter(Boolean)) cli.ok(['rmi', '-f', line]);
+      for (const line of cli.ok(['images', '-a', '-q']).trim().split('\n').filter(Boolean)) cli.ok(['rmi', '-f', line]);
       const info = JSON.parse(cli.ok(['info', '--format', 'json']));
       assert.equal(info.Images, 0);
       assert.equal(info.Layers, 0);
