@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { diffTrees, snapshotTree, type Node } from '../helpers/tree.js';
 import { INIT_PATHS, strataIn, umociRootfs } from '../helpers/cli.js';
+import { mountsUnder } from '../../src/sys/mountinfo.js';
+import { MNT_DETACH, umount2 } from '../../src/sys/linux.js';
 import { corpusImage, scratch } from '../helpers/env.js';
 
 const OCI_IMAGES = ['busybox', 'nginx', 'edge', 'deep', 'multiarch', 'app', 'xattr', 'busybox-zstd'];
@@ -24,6 +26,17 @@ function comparable(tree: Map<string, Node>, reference?: Map<string, Node>): Map
     out.set(p, n.type === 'dir' ? { ...n, mtime: 0 } : n);
   }
   return out;
+}
+
+/** Unmount whatever the CLI processes left mounted under dir (deepest first). */
+function releaseMounts(dir: string): void {
+  for (const m of mountsUnder(dir).sort((a, b) => b.length - a.length)) {
+    try {
+      umount2(m, MNT_DETACH);
+    } catch {
+      // already gone
+    }
+  }
 }
 
 /** Whether a path exists, without following a final symlink (busybox's applets are absolute links). */
@@ -50,6 +63,7 @@ export function corpusSuite(driver: string, opts: { cleanup?: (root: string) => 
     });
     after(() => {
       opts.cleanup?.(root);
+      releaseMounts(work);
     });
 
     for (const name of OCI_IMAGES) {
@@ -178,6 +192,7 @@ export function corpusSuite(driver: string, opts: { cleanup?: (root: string) => 
         assert.equal(b.Id, a.Id);
         assert.deepEqual(b.RootFS.Layers, a.RootFS.Layers);
         opts.cleanup?.(join(work, `roundtrip-${format}`));
+        releaseMounts(join(work, `roundtrip-${format}`));
       }
     });
 
