@@ -2,7 +2,8 @@
 // a zfs-fuse pool on a sparse file. Everything here is synchronous so that the same teardown
 // can run from node:test's after() and from a process 'exit' hook (a crashed or killed test
 // file still unmounts, detaches, destroys and stops what it made).
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -50,7 +51,10 @@ function tearDownLater<T extends ScratchFs>(fs: T): T {
     else process.env.TMPDIR = originalTmp;
     fs.teardown();
   };
-  after(undo);
+  after(async () => {
+    undo();
+    await daemonReaped();
+  });
   process.on('exit', undo);
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     process.once(sig, () => {
@@ -113,7 +117,7 @@ export function makeZfsPool(sizeMiB: number): ZfsPool {
           }
         }
       });
-      attempt(errors, () => execFileSync('zpool', ['destroy', '-f', pool], { stdio: 'pipe' }));
+      attempt(errors, () => destroyPool(pool));
       attempt(errors, () => unmountTree(mountPoint));
     }
     if (daemon) attempt(errors, releaseZfsDaemon);
@@ -134,6 +138,24 @@ export function makeZfsPool(sizeMiB: number): ZfsPool {
   return { mountPoint, pool, teardown };
 }
 
+/**
+ * `zpool destroy -f`, again for a while when zfs-fuse says the pool is busy: after its forced
+ * unmounts it can take a moment to let go of the datasets' last files.
+ */
+function destroyPool(pool: string): void {
+  const deadline = Date.now() + 20000;
+  for (;;) {
+    try {
+      execFileSync('zpool', ['destroy', '-f', pool], { stdio: 'pipe' });
+      return;
+    } catch (err) {
+      const said = String((err as { stderr?: Buffer }).stderr ?? '');
+      if (!/busy/.test(said) || Date.now() > deadline) throw err;
+      sleep(250);
+    }
+  }
+}
+
 // ---- one zfs-fuse daemon shared by every test process -----------------------------------
 // zfs-fuse serves one socket (/var/run/zfs/zfs_socket) per machine. Each user holds a shared
 // flock on USERS while it needs the daemon; whoever finds no other holder on the way out stops
@@ -143,6 +165,19 @@ const MUTEX = '/tmp/strata-test-zfs-fuse.lock';
 const USERS = '/tmp/strata-test-zfs-fuse.users';
 const PIDFILE = '/tmp/strata-test-zfs-fuse.pid';
 let usersFd: number | null = null;
+/** The daemon when this process started it: its exit must be waited for, or it stays a zombie. */
+let daemonChild: ChildProcess | null = null;
+
+/** Resolve once a daemon this process started and stopped has been reaped (at most 15 s). */
+async function daemonReaped(): Promise<void> {
+  const child = daemonChild;
+  if (!child || child.exitCode !== null || child.signalCode !== null || alive(child.pid ?? 0)) return;
+  // Both referenced, so the event loop stays up until libuv has reaped the child.
+  child.ref();
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([once(child, 'exit'), new Promise((r) => (timer = setTimeout(r, 15000)))]);
+  clearTimeout(timer);
+}
 
 function acquireZfsDaemon(): void {
   withMutex(() => {
@@ -171,9 +206,11 @@ function releaseZfsDaemon(): void {
 
 function startZfsDaemon(): void {
   // -n: stay a child we can signal; -x: xattrs (off by default, layers need them);
-  // -a/-e 0: no attribute/entry caching, which /etc/zfs/zfsrc sets to an hour.
-  const child = spawn('zfs-fuse', ['-n', '-x', '-a', '0', '-e', '0'], { detached: true, stdio: 'ignore' });
+  // -a/-e 0: no attribute/entry caching, which /etc/zfs/zfsrc sets to an hour;
+  // --no-kstat-mount: no /zfs-kstat mount to leave behind.
+  const child = spawn('zfs-fuse', ['-n', '-x', '-a', '0', '-e', '0', '--no-kstat-mount'], { detached: true, stdio: 'ignore' });
   child.unref();
+  daemonChild = child;
   if (child.pid === undefined) throw new Error('zfs-fuse did not start (is the zfs-fuse package installed?)');
   writeFileSync(PIDFILE, String(child.pid));
   const deadline = Date.now() + 15000;
@@ -263,7 +300,8 @@ function attempt(errors: string[], fn: () => void): void {
   try {
     fn();
   } catch (err) {
-    errors.push(err instanceof Error ? err.message.split('\n')[0] : String(err));
+    const said = (err as { stderr?: Buffer | string }).stderr?.toString().trim();
+    errors.push(`${err instanceof Error ? err.message.split('\n')[0] : String(err)}${said ? ` (${said})` : ''}`);
   }
 }
 
