@@ -1,5 +1,11 @@
+import { runChild, unmountAllUnder } from '../drivers/overlay-fixtures.js';
 import { corpusSuite } from './corpus-suite.js';
-import { unmountAllUnder } from '../drivers/overlay-fixtures.js';
 
-// The CLI leaves `strata mount` mounts to `strata umount`; whatever a failed test left goes here.
-corpusSuite('aufs', { cleanup: (root) => void unmountAllUnder(root) });
+// The driver's own cleanup first (what a store close does), then whatever `strata mount`
+// still holds.
+corpusSuite('aufs', {
+  cleanup: (root) => {
+    runChild('src/drivers/aufs.js', 'await (await mod.AufsDriver.open({ root: args[0], options: {} })).cleanup();', [root]);
+    unmountAllUnder(root);
+  },
+});
