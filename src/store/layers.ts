@@ -282,15 +282,24 @@ export class LayerStore {
       const results = new Map<string, { diffId: string; size: number; contentSize: number }>();
       const limit = 3;
       let next = 0;
+      let failed = false;
       const worker = async () => {
-        while (next < todo.length) {
+        while (next < todo.length && !failed) {
           const c = todo[next++];
           events.onLayer?.(c.input.label, 'extracting');
-          results.set(c.id, await this.applyInto(c.id, c.parent, c.input));
+          try {
+            results.set(c.id, await this.applyInto(c.id, c.parent, c.input));
+          } catch (err) {
+            failed = true;
+            throw err;
+          }
           events.onLayer?.(c.input.label, 'complete');
         }
       };
-      await Promise.all(Array.from({ length: Math.min(limit, todo.length) }, worker));
+      // Every worker must have stopped writing before the layers are removed below.
+      const settled = await Promise.allSettled(Array.from({ length: Math.min(limit, todo.length) }, worker));
+      const failure = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failure) throw failure.reason;
       writeTx(this.db, () => {
         for (const c of todo) {
           const r = results.get(c.id)!;
@@ -318,15 +327,20 @@ export class LayerStore {
     const recorder = new TarSplitRecorder(`${splitFile}.tmp`);
     const out = new PassThrough({ highWaterMark: 1 << 20 });
     let contentSize: number;
+    let applying: Promise<number> | undefined;
     try {
       const tar = await decompress(head);
       const flowing = pipeline(tar, digester, recorder, out);
       flowing.catch(() => undefined);
-      [contentSize] = await Promise.all([this.driver.applyDiff(id, parent, out), flowing, fetched]);
+      applying = this.driver.applyDiff(id, parent, out);
+      [contentSize] = await Promise.all([applying, flowing, fetched]);
       await recorder.finish();
     } catch (err) {
       blob.destroy();
       out.destroy();
+      // The driver may still be writing when the blob fails its check: let it stop before the
+      // caller removes the layer, or its last writes land in a directory nobody will remove.
+      await applying?.catch(() => undefined);
       recorder.abort();
       rmSync(`${splitFile}.tmp`, { force: true });
       throw err;
