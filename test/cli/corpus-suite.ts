@@ -113,17 +113,13 @@ export function corpusSuite(driver: string, opts: { cleanup?: (root: string) => 
       chmodSync(join(mnt, 'edge', 'chmod', 'file'), 0o600);
       cli.ok(['umount', 'changer']);
       const diff = cli.ok(['diff', 'changer']).trim().split('\n');
-      assert.deepEqual(diff, [
-        'C /bin',
-        'D /bin/vi',
-        'C /edge',
-        'C /edge/chmod',
-        'C /edge/chmod/file',
-        'A /edge/new-file',
-        'D /edge/opaque',
-        'C /edge/whiteout',
-        'C /edge/whiteout/keep',
-      ]);
+      const required = ['C /bin', 'D /bin/vi', 'C /edge', 'C /edge/chmod/file', 'A /edge/new-file', 'D /edge/opaque', 'C /edge/whiteout/keep'];
+      for (const r of required) assert.ok(diff.includes(r), `diff lacks ${r}: ${diff.join(', ')}`);
+      // Docker's naive diff (vfs, btrfs, …) also lists every parent directory of a change as C;
+      // its overlay walk lists only directories whose own metadata changed. Nothing else may appear.
+      const parents = new Set(required.flatMap((r) => r.slice(2).split('/').slice(1, -1).map((_, i, a) => `C /${a.slice(0, i + 1).join('/')}`)));
+      for (const d of diff) assert.ok(required.includes(d) || parents.has(d), `unexpected change ${d}`);
+      assert.deepEqual([...diff].sort(), diff, 'diff is sorted by path');
       assert.equal(cli.ok(['diff', 'bystander']), '');
 
       const newId = cli.ok(['commit', '-m', 'test change', 'changer', 'test/changed:1']).trim();

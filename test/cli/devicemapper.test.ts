@@ -1,12 +1,14 @@
 import assert from 'node:assert/strict';
 import { loopsUnder } from '../../src/drivers/devicemapper.js';
-import { unmountAllUnder } from '../drivers/overlay-fixtures.js';
+import { runChild, unmountAllUnder } from '../drivers/overlay-fixtures.js';
 import { corpusSuite } from './corpus-suite.js';
 
-// Devices the CLI processes left mounted are unmounted here (their loop devices autoclear),
-// then the pool; nothing of the root may stay attached.
+// The driver's own cleanup first (what a store close does), then the devices `strata mount`
+// still holds (their loop devices autoclear), deepest first so the pool goes last; nothing of
+// the root may stay attached.
 corpusSuite('devicemapper', {
   cleanup: (root) => {
+    runChild('src/drivers/devicemapper.js', 'await (await mod.DevmapperDriver.open({ root: args[0], options: {} })).cleanup();', [root]);
     unmountAllUnder(root);
     assert.deepEqual(loopsUnder(root), [], `loop devices left attached under ${root}`);
   },
