@@ -101,6 +101,8 @@ export class LayerStore {
     private readonly db: DB,
     private readonly driver: Driver,
     private readonly root: string,
+    /** Layers extracted at once when the driver's layers are independent (1 = one by one). */
+    private readonly parallelExtract = 3,
   ) {}
 
   byId(id: string): LayerRecord | undefined {
@@ -157,7 +159,7 @@ export class LayerStore {
       parent = existing;
     }
     if (start === inputs.length) return parent;
-    if (this.driver.independentLayers && inputs.length - start > 1) {
+    if (this.driver.independentLayers && this.parallelExtract > 1 && inputs.length - start > 1) {
       return this.addImageLayersParallel(parent, inputs.slice(start), chains.slice(start), events);
     }
     for (let i = start; i < inputs.length; i++) {
@@ -280,7 +282,7 @@ export class LayerStore {
       }
       const todo = claimed.filter((c) => !c.existing);
       const results = new Map<string, { diffId: string; size: number; contentSize: number }>();
-      const limit = 3;
+      const limit = this.parallelExtract;
       let next = 0;
       let failed = false;
       const worker = async () => {

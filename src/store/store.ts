@@ -32,6 +32,8 @@ export interface StoreOptions {
   driver?: string;
   /** Global driver options (`--storage-opt k=v`). */
   storageOpts?: Record<string, string>;
+  /** How many layers of one image to extract at once on drivers whose layers are independent (default 3). */
+  parallelExtract?: number;
 }
 
 export interface ImageSummary {
@@ -74,8 +76,9 @@ export class Store {
     readonly root: string,
     readonly driver: Driver,
     private readonly db: DB,
+    parallelExtract: number,
   ) {
-    this.layers = new LayerStore(db, driver, root);
+    this.layers = new LayerStore(db, driver, root, parallelExtract);
     this.images = new ImageStore(db);
     this.containers = new ContainerStore(db);
   }
@@ -86,7 +89,7 @@ export class Store {
     mkdirSync(resolve(root, 'tmp'), { recursive: true, mode: 0o700 });
     const driver = await selectDriver(root, opts.driver, opts.storageOpts ?? {});
     const db = openDatabase(root);
-    const store = new Store(root, driver, db);
+    const store = new Store(root, driver, db, opts.parallelExtract ?? 3);
     await store.recover();
     return store;
   }
