@@ -1,0 +1,198 @@
+// Pull benchmark: corpus/nginx and corpus/app from a local docker-registry, pulled by strata,
+// Docker 20.10 (Debian's docker.io, its own dockerd on a temporary data root) and Podman
+// (Debian's podman, temporary --root). Tools alternate (A B C A B C …) and images are removed
+// between runs outside the timed part, so the filesystem's delayed discards fall on every tool
+// alike; the table shows medians and each tool's time relative to Docker's in this same run.
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { driverNames, createDriver } from '../src/drivers/index.js';
+import { umount2 } from '../src/sys/linux.js';
+import { mountsUnder } from '../src/sys/mountinfo.js';
+import { strataBin } from '../test/helpers/env.js';
+import { fileCleanup, startRegistry } from '../test/helpers/registry.js';
+
+const IMAGES = ['nginx', 'app'];
+const RUNS = Math.max(3, Number(process.env.BENCH_RUNS ?? 3));
+const DOCKER = '/usr/bin/docker';
+const DOCKERD = '/usr/sbin/dockerd';
+const PODMAN = '/usr/bin/podman';
+
+interface Tool {
+  name: string;
+  pull(ref: string): string[];
+  remove(ref: string): string[];
+}
+
+function ensurePackages(): void {
+  const missing = [
+    [DOCKERD, 'docker.io'],
+    [PODMAN, 'podman'],
+  ].filter(([bin]) => !existsSync(bin));
+  if (missing.length === 0) return;
+  const pkgs = missing.map(([, p]) => p);
+  console.log(`installing ${pkgs.join(' ')} (apt-get) …`);
+  execFileSync('apt-get', ['install', '-y', '--no-install-recommends', ...pkgs], {
+    stdio: 'inherit',
+    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+  });
+}
+
+function runCommand(argv: string[], what: string): void {
+  const r = spawnSync(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'], maxBuffer: 16 << 20 });
+  if (r.status !== 0) throw new Error(`${what}: ${argv.join(' ')} exited ${r.status ?? r.signal}: ${r.stderr.toString().trim().split('\n').slice(-3).join(' | ')}`);
+}
+
+/** Wall time of one command, in seconds. */
+function timed(argv: string[], what: string): number {
+  const start = process.hrtime.bigint();
+  runCommand(argv, what);
+  return Number(process.hrtime.bigint() - start) / 1e9;
+}
+
+async function startDockerd(dir: string, registry: string): Promise<{ child: ChildProcess; socket: string; stop: () => Promise<void> }> {
+  const socket = join(dir, 'docker.sock');
+  const child = spawn(
+    DOCKERD,
+    [
+      '--data-root', join(dir, 'data'),
+      '--exec-root', join(dir, 'exec'),
+      '--pidfile', join(dir, 'docker.pid'),
+      '-H', `unix://${socket}`,
+      '--insecure-registry', registry,
+      '--bridge', 'none',
+      '--iptables=false',
+      '--ip-masq=false',
+      '--max-concurrent-downloads', '3',
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let log = '';
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (log = (log + d).slice(-4000)));
+  const stop = () =>
+    new Promise<void>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      const t = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      child.once('exit', () => (clearTimeout(t), resolve()));
+      child.kill('SIGTERM');
+    });
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`dockerd exited ${child.exitCode}: ${log}`);
+    if (spawnSync(DOCKER, ['-H', `unix://${socket}`, 'version'], { stdio: 'ignore' }).status === 0) break;
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(`dockerd did not come up within 60 s: ${log}`);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return { child, socket, stop };
+}
+
+async function strataDriver(): Promise<string> {
+  if (!driverNames().includes('overlay2')) return 'vfs';
+  const probe = mkdtempSync(join(tmpdir(), 'strata-bench-probe-'));
+  try {
+    const d = await createDriver('overlay2', { root: probe, options: {} });
+    await d.cleanup();
+    return 'overlay2';
+  } catch {
+    return 'vfs';
+  } finally {
+    rmSync(probe, { recursive: true, force: true });
+  }
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+function unmountUnder(dir: string): void {
+  for (const m of mountsUnder(dir).reverse()) {
+    try {
+      umount2(m, 2 /* MNT_DETACH */);
+    } catch {
+      // Gone already.
+    }
+  }
+}
+
+export const name = 'pull';
+
+export async function run(): Promise<void> {
+  ensurePackages();
+  // One directory on the same filesystem for every tool, removed at the end whatever happens.
+  const dir = mkdtempSync(join('/var/tmp', 'strata-bench-pull-'));
+  const cleanup = fileCleanup();
+  let dockerd: Awaited<ReturnType<typeof startDockerd>> | undefined;
+  const onSignal = () => void finish().then(() => process.exit(130));
+  const finish = async () => {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await dockerd?.stop();
+    await cleanup.run();
+    unmountUnder(dir);
+    rmSync(dir, { recursive: true, force: true });
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    const reg = await startRegistry(cleanup.add);
+    for (const img of IMAGES) await reg.load(img, 'latest');
+    dockerd = await startDockerd(join(dir, 'docker'), reg.host);
+    const driver = await strataDriver();
+    const strataRoot = join(dir, 'strata');
+    const podmanArgs = [
+      PODMAN,
+      '--root', join(dir, 'podman', 'root'),
+      '--runroot', join(dir, 'podman', 'run'),
+      '--storage-driver', 'overlay',
+      '--cgroup-manager', 'cgroupfs',
+      '--events-backend', 'file',
+    ];
+    const dockerArgs = [DOCKER, '-H', `unix://${dockerd.socket}`];
+    const tools: Tool[] = [
+      {
+        name: `strata (${driver})`,
+        pull: (ref) => [process.execPath, strataBin, '--root', strataRoot, '--driver', driver, 'pull', '-q', ref],
+        remove: (ref) => [process.execPath, strataBin, '--root', strataRoot, '--driver', driver, 'rmi', ref],
+      },
+      { name: 'docker 20.10', pull: (ref) => [...dockerArgs, 'pull', '-q', ref], remove: (ref) => [...dockerArgs, 'rmi', ref] },
+      { name: 'podman', pull: (ref) => [...podmanArgs, 'pull', '-q', '--tls-verify=false', ref], remove: (ref) => [...podmanArgs, 'rmi', ref] },
+    ];
+    const times = new Map<string, number[]>();
+    for (const img of IMAGES) {
+      const ref = `${reg.host}/corpus/${img}:latest`;
+      // One untimed pull each first: dockerd, podman and strata all set up their stores lazily.
+      for (const t of tools) {
+        runCommand(t.pull(ref), `${t.name} warm-up`);
+        runCommand(t.remove(ref), `${t.name} rmi`);
+      }
+      for (let i = 0; i < RUNS; i++) {
+        for (const t of tools) {
+          const s = timed(t.pull(ref), `${t.name} pull`);
+          runCommand(t.remove(ref), `${t.name} rmi`);
+          const key = `${img}|${t.name}`;
+          times.set(key, [...(times.get(key) ?? []), s]);
+          process.stdout.write(`  ${img} ${t.name}: ${s.toFixed(2)} s\n`);
+        }
+      }
+    }
+    const rows = [['image', 'tool', 'median', 'runs', 'vs docker']];
+    for (const img of IMAGES) {
+      const docker = median(times.get(`${img}|docker 20.10`)!);
+      for (const t of tools) {
+        const xs = times.get(`${img}|${t.name}`)!;
+        const m = median(xs);
+        rows.push([img, t.name, `${m.toFixed(2)} s`, xs.map((x) => x.toFixed(2)).join(' '), `${(m / docker).toFixed(2)}x`]);
+      }
+    }
+    const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+    console.log(`\npull from a loopback registry, median of ${RUNS} alternating runs (target: strata ≤ 0.50x docker)`);
+    for (const r of rows) console.log(r.map((v, c) => v.padEnd(widths[c])).join('   ').trimEnd());
+  } finally {
+    await finish();
+  }
+}

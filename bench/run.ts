@@ -1,0 +1,23 @@
+// `npm run bench`: runs every benchmark module listed here, one after another, or only those
+// named on the command line (`node dist/bench/run.js pull`).
+import * as containers from './containers.js';
+import * as pull from './pull.js';
+
+interface Bench {
+  name: string;
+  run(): Promise<void>;
+}
+
+const benches: Bench[] = [containers, pull];
+
+const wanted = process.argv.slice(2);
+const unknown = wanted.filter((w) => !benches.some((b) => b.name === w));
+if (unknown.length > 0) {
+  console.error(`unknown benchmark: ${unknown.join(', ')} (have: ${benches.map((b) => b.name).join(', ')})`);
+  process.exit(2);
+}
+for (const b of benches) {
+  if (wanted.length > 0 && !wanted.includes(b.name)) continue;
+  console.log(`== ${b.name}`);
+  await b.run();
+}
