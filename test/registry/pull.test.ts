@@ -153,3 +153,23 @@ test('every layer blob of corpus/nginx:latest streams through open() with the ri
     await r.close();
   }
 });
+
+test('maxConcurrentDownloads: a layer past the limit waits (and says so) until a running download ends', async () => {
+  const events: ProgressEvent[] = [];
+  const r = await resolveImage(`${reg.host}/corpus/nginx:latest`, { maxConcurrentDownloads: 1, onProgress: (e) => events.push(e) });
+  try {
+    const [a, b] = r.source.layers;
+    const first = await a.open();
+    let secondOpened = false;
+    const second = b.open().then((s) => ((secondOpened = true), s));
+    await new Promise((res) => setTimeout(res, 200));
+    assert.equal(secondOpened, false, 'the second download started while the first held the only slot');
+    assert.ok(events.some((e) => e.id === b.digest!.slice(7, 19) && e.status === 'Waiting'));
+    assert.equal((await drainDigest(first)).digest, a.digest);
+    assert.equal((await drainDigest(await second)).digest, b.digest);
+    assert.equal(secondOpened, true);
+    await assert.rejects(resolveImage(`${reg.host}/corpus/busybox:latest`, { maxConcurrentDownloads: 0 }), /max concurrent downloads must be a positive integer/);
+  } finally {
+    await r.close();
+  }
+});
