@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { BtrfsDriver, btrfsUsable } from '../../src/drivers/btrfs.js';
+import { createDriver, selectDriver } from '../../src/drivers/index.js';
 import { scratch } from '../helpers/env.js';
 import { tmpdirOn, useBtrfs } from '../helpers/fsimages.js';
 import { conformance } from './conformance.js';
@@ -122,7 +123,6 @@ describe('btrfs specifics', () => {
   });
 
   it('is chosen first for a root on btrfs and refused elsewhere', async (t) => {
-    const { createDriver, selectDriver } = await import('../../src/drivers/index.js');
     const root = scratch(t);
     assert.equal(await btrfsUsable(root), true);
     assert.equal((await selectDriver(root, undefined, {})).name, 'btrfs');

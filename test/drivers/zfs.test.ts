@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { isMountPoint } from '../../src/sys/mountinfo.js';
 import { ZfsDriver, zfsUsable } from '../../src/drivers/zfs.js';
+import { createDriver, selectDriver } from '../../src/drivers/index.js';
 import { scratch } from '../helpers/env.js';
 import { tmpdirOn, useZfsPool } from '../helpers/fsimages.js';
 import { conformance } from './conformance.js';
@@ -103,7 +104,6 @@ describe('zfs specifics', () => {
   });
 
   it('is chosen first for a root on zfs and refused elsewhere', async (t) => {
-    const { createDriver, selectDriver } = await import('../../src/drivers/index.js');
     const root = scratch(t);
     assert.equal(await zfsUsable(root), true);
     const chosen = await selectDriver(root, undefined, {});

@@ -206,9 +206,10 @@ function releaseZfsDaemon(): void {
 
 function startZfsDaemon(): void {
   // -n: stay a child we can signal; -x: xattrs (off by default, layers need them);
-  // -a/-e 0: no attribute/entry caching, which /etc/zfs/zfsrc sets to an hour;
+  // attribute and entry caching as /etc/zfs/zfsrc sets it (each layer is its own mount, written
+  // only through it), without which a corpus image loads 4x slower;
   // --no-kstat-mount: no /zfs-kstat mount to leave behind.
-  const child = spawn('zfs-fuse', ['-n', '-x', '-a', '0', '-e', '0', '--no-kstat-mount'], { detached: true, stdio: 'ignore' });
+  const child = spawn('zfs-fuse', ['-n', '-x', '--no-kstat-mount'], { detached: true, stdio: 'ignore' });
   child.unref();
   daemonChild = child;
   if (child.pid === undefined) throw new Error('zfs-fuse did not start (is the zfs-fuse package installed?)');
