@@ -4,13 +4,11 @@
 // qgroup limit on what the subvolume references.
 import { lstat, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
-import type { Change } from '../archive/changes.js';
 import { backingFsName, FS_MAGIC } from '../sys/fsprobe.js';
 import { RENAME_NOREPLACE, renameat2, statfsType } from '../sys/linux.js';
 import { nearestExisting } from './backing.js';
 import { DriverError, type CreateOpts, type Driver, type DriverOptions } from './driver.js';
-import { NaiveDiff } from './naivediff.js';
+import { NaiveDiffDriver } from './naivediff.js';
 import { parseSizeOption } from './size-option.js';
 import { runTool, toolWorks } from './tool.js';
 
@@ -27,23 +25,22 @@ export async function btrfsUsable(root: string): Promise<true | string> {
   return true;
 }
 
-export class BtrfsDriver implements Driver {
+export class BtrfsDriver extends NaiveDiffDriver implements Driver {
   readonly name = 'btrfs';
   readonly home: string;
   private readonly subvolumes: string;
   /** quotas/<id> holds the byte limit of a layer created with size=, as Docker keeps it. */
   private readonly quotas: string;
-  private readonly naive: NaiveDiff;
   private quotaEnabled = false;
 
   private constructor(
     root: string,
     private readonly minSpace: number,
   ) {
+    super();
     this.home = join(root, 'btrfs');
     this.subvolumes = join(this.home, 'subvolumes');
     this.quotas = join(this.home, 'quotas');
-    this.naive = new NaiveDiff(this);
   }
 
   /** Open (creating if needed) the btrfs data under `${root}/btrfs`, finishing removals a crash cut short. */
@@ -159,22 +156,6 @@ export class BtrfsDriver implements Driver {
   async metadata(id: string): Promise<Record<string, string>> {
     if (!(await exists(this.dir(id)))) throw new DriverError(`btrfs: layer ${id} does not exist`);
     return {};
-  }
-
-  diff(id: string, parent: string | null): Promise<Readable> {
-    return this.naive.diff(id, parent);
-  }
-
-  changes(id: string, parent: string | null): Promise<Change[]> {
-    return this.naive.changes(id, parent);
-  }
-
-  applyDiff(id: string, parent: string | null, tar: Readable): Promise<number> {
-    return this.naive.applyDiff(id, parent, tar);
-  }
-
-  diffSize(id: string, parent: string | null): Promise<number> {
-    return this.naive.diffSize(id, parent);
   }
 
   async cleanup(): Promise<void> {

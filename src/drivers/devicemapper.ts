@@ -16,8 +16,6 @@ import { createHash } from 'node:crypto';
 import { closeSync, createReadStream, existsSync, readdirSync, statSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { join, sep } from 'node:path';
-import type { Readable } from 'node:stream';
-import type { Change } from '../archive/changes.js';
 import { backingFsName } from '../sys/fsprobe.js';
 import { MNT_DETACH, mount, umount2 } from '../sys/linux.js';
 import { attachLoop, detachLoop, freezeFs, listLoops, refreshLoopCapacity, thawFs } from '../sys/loop.js';
@@ -25,7 +23,7 @@ import { isMountPoint, mountsUnder, readMounts } from '../sys/mountinfo.js';
 import { canReflink, cloneFile, ReflinkPool, runTool, type PoolBackend } from './dm-pool.js';
 import { DriverError, type CreateOpts, type Driver, type DriverOptions } from './driver.js';
 import { MountRefs } from './mountref.js';
-import { NaiveDiff } from './naivediff.js';
+import { NaiveDiffDriver } from './naivediff.js';
 
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 const BASE = 'base';
@@ -90,12 +88,11 @@ function isCode(err: unknown, ...codes: string[]): boolean {
   return codes.includes((err as NodeJS.ErrnoException).code ?? '');
 }
 
-export class DevmapperDriver implements Driver {
+export class DevmapperDriver extends NaiveDiffDriver implements Driver {
   readonly name = 'devicemapper';
   readonly home: string;
   private readonly pool: ReflinkPool;
   private readonly refs: MountRefs;
-  private readonly naive: NaiveDiff;
   private readonly metaDir: string;
   private readonly mntRoot: string;
   /** References this process took with get() and has not put() (cleanup() drops them). */
@@ -111,12 +108,12 @@ export class DevmapperDriver implements Driver {
     private readonly mountOpts: string,
     dataSize: number,
   ) {
+    super();
     this.home = join(root, 'devicemapper');
     this.metaDir = join(this.home, 'metadata');
     this.mntRoot = join(this.home, 'mnt');
     this.pool = new ReflinkPool(this.home, backend, dataSize, this.mntRoot);
     this.refs = new MountRefs(this.home, '.mountrefs');
-    this.naive = new NaiveDiff(this);
   }
 
   /** Open (creating if needed) the devicemapper data under `${root}/devicemapper`. */
@@ -529,19 +526,6 @@ export class DevmapperDriver implements Driver {
       for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) h.update(chunk as Buffer);
       return { allocated: st.blocks * 512, size: st.size, sha256: h.digest('hex') };
     });
-  }
-
-  diff(id: string, parent: string | null): Promise<Readable> {
-    return this.naive.diff(id, parent);
-  }
-  changes(id: string, parent: string | null): Promise<Change[]> {
-    return this.naive.changes(id, parent);
-  }
-  applyDiff(id: string, parent: string | null, tar: Readable): Promise<number> {
-    return this.naive.applyDiff(id, parent, tar);
-  }
-  diffSize(id: string, parent: string | null): Promise<number> {
-    return this.naive.diffSize(id, parent);
   }
 
   /**

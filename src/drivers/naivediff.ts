@@ -88,3 +88,30 @@ export class NaiveDiff {
     }
   }
 }
+
+/**
+ * Base of the drivers whose diffs are all naive: diff, changes, applyDiff and diffSize come from
+ * mounting and comparing trees through the subclass's get/put.
+ */
+export abstract class NaiveDiffDriver implements Mounter {
+  private readonly naive: NaiveDiff = new NaiveDiff(this);
+
+  abstract get(id: string): Promise<string>;
+  abstract put(id: string): Promise<void>;
+
+  diff(id: string, parent: string | null): Promise<Readable> {
+    return this.naive.diff(id, parent);
+  }
+
+  changes(id: string, parent: string | null): Promise<Change[]> {
+    return this.naive.changes(id, parent);
+  }
+
+  applyDiff(id: string, parent: string | null, tar: Readable): Promise<number> {
+    return this.naive.applyDiff(id, parent, tar);
+  }
+
+  diffSize(id: string, parent: string | null): Promise<number> {
+    return this.naive.diffSize(id, parent);
+  }
+}

@@ -3,26 +3,23 @@
 // (cheap where the filesystem can reflink).
 import { lstat, mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
-import type { Change } from '../archive/changes.js';
 import { backingFsName, supportsDType } from '../sys/fsprobe.js';
 import { RENAME_NOREPLACE, renameat2 } from '../sys/linux.js';
 import { copyTree } from './copytree.js';
 import { DriverError, type CreateOpts, type Driver, type DriverOptions } from './driver.js';
-import { NaiveDiff } from './naivediff.js';
+import { NaiveDiffDriver } from './naivediff.js';
 
 const REMOVING = '-removing';
 
-export class VfsDriver implements Driver {
+export class VfsDriver extends NaiveDiffDriver implements Driver {
   readonly name = 'vfs';
   readonly home: string;
   private readonly dirs: string;
-  private readonly naive: NaiveDiff;
 
   private constructor(root: string) {
+    super();
     this.home = join(root, 'vfs');
     this.dirs = join(this.home, 'dir');
-    this.naive = new NaiveDiff(this);
   }
 
   /** Open (creating if needed) the vfs data under `${root}/vfs`, finishing removals a crash cut short. */
@@ -110,22 +107,6 @@ export class VfsDriver implements Driver {
   async metadata(id: string): Promise<Record<string, string>> {
     if (!(await exists(this.dir(id)))) throw new DriverError(`vfs: layer ${id} does not exist`);
     return {};
-  }
-
-  diff(id: string, parent: string | null): Promise<Readable> {
-    return this.naive.diff(id, parent);
-  }
-
-  changes(id: string, parent: string | null): Promise<Change[]> {
-    return this.naive.changes(id, parent);
-  }
-
-  applyDiff(id: string, parent: string | null, tar: Readable): Promise<number> {
-    return this.naive.applyDiff(id, parent, tar);
-  }
-
-  diffSize(id: string, parent: string | null): Promise<number> {
-    return this.naive.diffSize(id, parent);
   }
 
   async cleanup(): Promise<void> {

@@ -10,14 +10,12 @@
 // with the kernel module.
 import { mkdir, rmdir } from 'node:fs/promises';
 import { join, sep } from 'node:path';
-import type { Readable } from 'node:stream';
-import type { Change } from '../archive/changes.js';
 import { backingFsName } from '../sys/fsprobe.js';
 import { isMountPoint, mountsUnder } from '../sys/mountinfo.js';
 import { nearestExisting, zfsDatasetOf } from './backing.js';
 import { DriverError, type CreateOpts, type Driver, type DriverOptions } from './driver.js';
 import { MountRefs } from './mountref.js';
-import { NaiveDiff } from './naivediff.js';
+import { NaiveDiffDriver } from './naivediff.js';
 import { parseSizeOption } from './size-option.js';
 import { runTool, ToolError, toolWorks } from './tool.js';
 
@@ -31,12 +29,11 @@ export async function zfsUsable(root: string): Promise<true | string> {
   return true;
 }
 
-export class ZfsDriver implements Driver {
+export class ZfsDriver extends NaiveDiffDriver implements Driver {
   readonly name = 'zfs';
   readonly home: string;
   private readonly graph: string;
   private readonly refs: MountRefs;
-  private readonly naive: NaiveDiff;
   /** References this process took with get() and has not put() (cleanup() drops them). */
   private readonly own = new Map<string, number>();
 
@@ -45,11 +42,11 @@ export class ZfsDriver implements Driver {
     /** The dataset whose children the layers are (Docker's zfs.fsname). */
     readonly dataset: string,
   ) {
+    super();
     this.home = join(root, 'zfs');
     this.graph = join(this.home, 'graph');
     // A leading dot keeps the state files out of the id namespace.
     this.refs = new MountRefs(this.home, '.mountrefs');
-    this.naive = new NaiveDiff(this);
   }
 
   /** Open the zfs data under `${root}/zfs`, on the dataset holding root (or zfs.fsname). */
@@ -209,22 +206,6 @@ export class ZfsDriver implements Driver {
   async metadata(id: string): Promise<Record<string, string>> {
     if (!(await this.exists(id))) throw new DriverError(`zfs: layer ${id} does not exist`);
     return { Dataset: this.datasetOf(id), Mountpoint: join(this.graph, id) };
-  }
-
-  diff(id: string, parent: string | null): Promise<Readable> {
-    return this.naive.diff(id, parent);
-  }
-
-  changes(id: string, parent: string | null): Promise<Change[]> {
-    return this.naive.changes(id, parent);
-  }
-
-  applyDiff(id: string, parent: string | null, tar: Readable): Promise<number> {
-    return this.naive.applyDiff(id, parent, tar);
-  }
-
-  diffSize(id: string, parent: string | null): Promise<number> {
-    return this.naive.diffSize(id, parent);
   }
 
   /**
