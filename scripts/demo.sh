@@ -18,7 +18,7 @@ cleanup() {
 trap cleanup EXIT
 
 echo "== building a root filesystem from Debian's busybox-static package"
-(cd "$work" && apt-get download -q busybox-static >/dev/null)
+(cd "$work" && apt-get download -q -o APT::Sandbox::User=root busybox-static >/dev/null)
 dpkg -x "$work"/busybox-static_*.deb "$work/rootfs"
 "$work/rootfs/bin/busybox" --install -s "$work/rootfs/bin"
 mkdir -p "$work/rootfs/etc" "$work/rootfs/tmp" "$work/rootfs/root"
