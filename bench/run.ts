@@ -1,5 +1,6 @@
 // `npm run bench`: runs every benchmark module listed here, one after another, or only those
 // named on the command line (`node dist/bench/run.js pull`).
+import * as apply from './apply.js';
 import * as containers from './containers.js';
 import * as pull from './pull.js';
 
@@ -8,7 +9,7 @@ interface Bench {
   run(): Promise<void>;
 }
 
-const benches: Bench[] = [containers, pull];
+const benches: Bench[] = [apply, containers, pull];
 
 const wanted = process.argv.slice(2);
 const unknown = wanted.filter((w) => !benches.some((b) => b.name === w));
