@@ -3,12 +3,12 @@
 // manifest was), skopeo-pushed images pulled by strata, re-pushes upload nothing, loaded and
 // committed images push, and credentials from `strata login` are used and then removed.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { INIT_PATHS, strataIn, umociRootfs } from '../helpers/cli.js';
-import { corpusImage, scratch } from '../helpers/env.js';
+import { corpusImage, scratch, strataBin } from '../helpers/env.js';
 import { fileCleanup, startRegistry, storedBlobs, type TestRegistry } from '../helpers/registry.js';
 import { diffTrees, snapshotTree, type Node } from '../helpers/tree.js';
 
@@ -51,6 +51,20 @@ async function tree(dir: string): Promise<Map<string, Node>> {
   const t = await snapshotTree(dir);
   for (const n of t.values()) if (n.type === 'dir') n.mtime = 0;
   return t;
+}
+
+/** Like cli.ok, without blocking this process's event loop (which serves the token server). */
+function strataAsync(args: string[], input?: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [strataBin, '--root', root, '--driver', 'vfs', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+    child.stdin.end(input ?? '');
+    child.on('error', reject);
+    child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`strata ${args.join(' ')} exited ${code}: ${err}`))));
+  });
 }
 
 function layerLines(out: string): string[] {
@@ -178,6 +192,24 @@ test('login stores credentials that push and pull use; logout removes them', asy
   const denied2 = cli.run(['push', dst]);
   assert.equal(denied2.code, 1);
   assert.match(denied2.stderr, /unauthorized/);
+});
+
+test('token auth: a push to a second repository mounts from the first with one token for both scopes', async (t) => {
+  const local = fileCleanup();
+  t.after(local.run);
+  const tok = await startRegistry(local.add, { auth: 'token', user: 'bob', password: 'token pass' });
+  // The token server answers from this process: the CLI must run without blocking it.
+  await strataAsync(['login', '-u', 'bob', '--password-stdin', tok.host], 'token pass\n');
+  t.after(() => void cli.run(['logout', tok.host]));
+  const first = `${tok.host}/team/app:latest`;
+  const second = `${tok.host}/other/app:latest`;
+  cli.ok(['tag', `${source.host}/corpus/app:latest`, first]);
+  cli.ok(['tag', `${source.host}/corpus/app:latest`, second]);
+  assert.equal(layerLines(await strataAsync(['push', first])).filter((l) => l.endsWith(': Pushed')).length, 4);
+  const out = await strataAsync(['push', second]);
+  assert.equal(layerLines(out).filter((l) => l.endsWith(': Mounted from team/app')).length, 4, out);
+  assert.ok(tok.tokenRequests.every((r) => r.authorized), 'every token was asked for with the credentials');
+  assert.ok(tok.tokenRequests.some((r) => r.scope === 'repository:other/app:pull,push'));
 });
 
 test('push of a name that is not in the store, or of a digest reference, is a one-line error', () => {
