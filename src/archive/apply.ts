@@ -8,11 +8,12 @@
 // redirects, metacopy). `security.*` must be set or the apply fails. Other namespaces are skipped
 // when the filesystem does not support them (ENOTSUP), and `user.*` is skipped on symlinks and
 // device nodes, where the kernel never allows it (EPERM). Everything else that fails is an error.
-import { constants as fsc, type Stats } from 'node:fs';
+import { close as fdCloseCb, constants as fsc, fchmod, fchown, ftruncate, futimes, open as fdOpenCb, write as fdWriteCb, type Stats } from 'node:fs';
 import { copyFile, lchown, link, lstat, lutimes, mkdir, open, readdir, readlink, realpath, rm, symlink, chmod } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
+import { promisify } from 'node:util';
 import { lsetxattr, makedev, mknod, readXattrs } from '../sys/linux.js';
-import { resolveInRoot } from './rootpath.js';
+import { resolveInRoot, resolveInRootFrom, type RootWalk } from './rootpath.js';
 import { LayerArchiveError, bytesToName, cPath, fsPath, type TarHeader } from './tar/header.js';
 import { readTar } from './tar/reader.js';
 
@@ -37,11 +38,26 @@ export class UnsafeArchiveError extends Error {
 const WH = '.wh.';
 const WH_META = '.wh..wh.';
 const WH_OPAQUE = '.wh..wh..opq';
+const fdOpen = promisify(fdOpenCb);
+const fdWrite = promisify(fdWriteCb);
+const fdTruncate = promisify(ftruncate);
+const fdChown = promisify(fchown);
+const fdChmod = promisify(fchmod);
+const fdUtimes = promisify(futimes);
+const fdClose = promisify(fdCloseCb);
+
 const CHUNK = 1 << 20;
 const ZEROS = Buffer.alloc(CHUNK);
 const S_IFCHR = 0o020000;
 const S_IFBLK = 0o060000;
 const S_IFIFO = 0o010000;
+/** Files up to this size are read whole and written by the writer pool while parsing goes on. */
+const SMALL_FILE = 1 << 20;
+/** Bounds on what the pool holds at once: file count, and content bytes in memory. */
+const POOL_FILES = 16;
+const POOL_BYTES = 32 << 20;
+/** Directory times set at once at the end. */
+const TIMES_AT_ONCE = 16;
 
 /** Components of an archive path after lexical cleaning; ".." may not climb above the root. */
 function cleanComponents(name: string, what: string): string[] {
@@ -68,6 +84,33 @@ async function lstatOrNull(p: string): Promise<Stats | null> {
   }
 }
 
+/** `host` is `dir` or below it. */
+function within(host: string, dir: string): boolean {
+  return host === dir || (host.startsWith(dir) && host.charCodeAt(dir.length) === 0x2f);
+}
+
+/** A small file's whole content; the same error as a streamed write when the archive ends early. */
+async function readWhole(body: Readable, h: TarHeader): Promise<Buffer> {
+  // A copy, so the pool does not pin the (1 MiB) input chunks the content was sliced from.
+  const buf = Buffer.allocUnsafe(h.size);
+  let pos = 0;
+  for await (const raw of body) {
+    const chunk = raw as Buffer;
+    if (pos + chunk.length > h.size) break;
+    chunk.copy(buf, pos);
+    pos += chunk.length;
+  }
+  if (pos !== h.size) throw new LayerArchiveError(`unexpected end of layer archive in entry ${JSON.stringify(h.name)}`);
+  return buf;
+}
+
+/** A resolved parent directory and the host paths (looked at while resolving) it depends on. */
+interface ResolvedDir {
+  walk: RootWalk;
+  host: string;
+  deps: string[];
+}
+
 function describe(err: unknown): string {
   return (err as { code?: string }).code ?? (err as Error).message;
 }
@@ -77,36 +120,130 @@ class Applier {
   private readonly written = new Set<string>();
   private readonly opaque: string[] = [];
   private readonly dirTimes: { path: string; atime: number; mtime: number }[] = [];
-  private readonly parents = new Map<string, string>();
+  /**
+   * Parent dirs resolved by this layer, by archive path. An answer stays valid until something
+   * this layer removes is one of the host paths it depends on (every path the walk looked at,
+   * symlinks included); a symlink can only appear where something was removed or nothing was,
+   * and answers whose walk saw a missing path they did not then create are not kept.
+   */
+  private readonly parents = new Map<string, ResolvedDir>();
+  /** Dirs this layer created: they started empty, so their content is what `made` says. */
+  private readonly fresh = new Set<string>();
+  /** What this layer created and has not removed since; true for directories. */
+  private readonly made = new Map<string, boolean>();
+  /** Small files the pool is still writing, by host path. Their promises never reject. */
+  private readonly pending = new Map<string, Promise<void>>();
+  private pendingBytes = 0;
+  private seq = 0;
+  /** The pool's first failure, by entry order. */
+  private failure: { seq: number; err: unknown } | null = null;
 
   constructor(
     private readonly root: string,
     private readonly opts: ApplyOptions,
-  ) {}
+  ) {
+    this.parents.set('', { walk: { parts: [], links: 0 }, host: root, deps: [] });
+  }
 
-  private async parentOf(parts: string[], create = false): Promise<string> {
+  /** The parent dir for `parts`, resolved inside the root and created (mkdir -p) when missing. */
+  private async parentOf(parts: string[]): Promise<ResolvedDir> {
     const key = parts.join('/');
-    let p = this.parents.get(key);
-    if (p === undefined) {
-      p = await resolveInRoot(this.root, key);
-      // Only directories that exist are cached, so a cache hit needs no mkdir.
-      if (create) await mkdir(fsPath(p), { recursive: true, mode: 0o755 });
-      this.parents.set(key, p);
+    const hit = this.parents.get(key);
+    if (hit !== undefined) return hit;
+    let i = parts.length - 1;
+    let base = this.parents.get(parts.slice(0, i).join('/'));
+    while (base === undefined) base = this.parents.get(parts.slice(0, --i).join('/'));
+    const deps = [...base.deps];
+    const missing: string[] = [];
+    const walk = await resolveInRootFrom(
+      this.root,
+      base.walk,
+      parts.slice(i).join('/'),
+      (host, exists) => {
+        deps.push(host);
+        if (!exists) missing.push(host);
+      },
+      key,
+    );
+    const host = walk.parts.length === 0 ? this.root : `${this.root}/${walk.parts.join('/')}`;
+    const created = missing.filter((m) => within(host, m));
+    for (const [p, job] of this.pending) if (within(host, p)) await job;
+    await mkdir(fsPath(host), { recursive: true, mode: 0o755 });
+    for (const d of created) {
+      this.fresh.add(d);
+      this.made.set(d, true);
     }
-    return p;
+    const dir = { walk, host, deps };
+    if (created.length === missing.length) this.parents.set(key, dir);
+    return dir;
   }
 
-  /** Anything that removes or adds a symlink may change how later names resolve. */
-  private invalidate(): void {
-    this.parents.clear();
+  /** What is at `p` in `dir`: from this layer's own record when it created dir, else lstat. */
+  private async existing(p: string, dir: string): Promise<'dir' | 'other' | null> {
+    if (this.fresh.has(dir)) {
+      const isDir = this.made.get(p);
+      return isDir === undefined ? null : isDir ? 'dir' : 'other';
+    }
+    const st = await lstatOrNull(p);
+    return st === null ? null : st.isDirectory() ? 'dir' : 'other';
   }
 
-  private async remove(p: string): Promise<void> {
+  /** Wait for pool writes to `p` or below it, so what is there is what the archive said so far. */
+  private async settle(p: string): Promise<void> {
+    for (const [q, job] of this.pending) if (within(q, p)) await job;
+  }
+
+  /** Remove p (and all below it when it may be a directory), and forget what this layer knew of it. */
+  private async remove(p: string, mayBeDir = true): Promise<void> {
+    await this.settle(p);
     await rm(fsPath(p), { recursive: true, force: true });
-    this.invalidate();
+    this.made.delete(p);
+    this.fresh.delete(p);
+    if (mayBeDir) {
+      for (const q of this.made.keys()) if (within(q, p)) this.made.delete(q);
+      for (const q of this.fresh) if (within(q, p)) this.fresh.delete(q);
+    }
+    for (const [k, d] of this.parents) if (d.deps.some((q) => within(q, p))) this.parents.delete(k);
+  }
+
+  private throwIfFailed(): void {
+    if (this.failure) throw this.failure.err;
+  }
+
+  /** Hand a small file to the pool, once it has room for it. */
+  private async schedule(target: string, h: TarHeader, body: Readable): Promise<void> {
+    while (this.pending.size >= POOL_FILES || (this.pending.size > 0 && this.pendingBytes + h.size > POOL_BYTES)) {
+      await Promise.race(this.pending.values());
+    }
+    this.throwIfFailed();
+    const data = await readWhole(body, h);
+    const seq = this.seq++;
+    this.pendingBytes += h.size;
+    const job = this.writeSmall(target, h, data).then(
+      () => undefined,
+      (err: unknown) => {
+        if (this.failure === null || seq < this.failure.seq) this.failure = { seq, err };
+      },
+    );
+    const tracked = job.finally(() => {
+      this.pendingBytes -= h.size;
+      if (this.pending.get(target) === tracked) this.pending.delete(target);
+    });
+    this.pending.set(target, tracked);
+  }
+
+  /** Wait for the pool to finish everything it holds. */
+  async drain(): Promise<void> {
+    while (this.pending.size > 0) await Promise.all(this.pending.values());
+  }
+
+  /** The error applyLayer reports: a pool failure came from an earlier entry than `err`. */
+  firstError(err: unknown): unknown {
+    return this.failure?.err ?? err;
   }
 
   async entry(h: TarHeader, body: Readable): Promise<void> {
+    this.throwIfFailed();
     const parts = cleanComponents(h.name, 'entry');
     if (parts.length > 0 && parts[0]!.startsWith(WH_META)) return; // AUFS metadata (plnk, aufs, orph)
     if (parts.length === 0) {
@@ -125,31 +262,47 @@ class Applier {
       if (this.opts.whiteouts !== 'aufs') return this.whiteout(parentParts, base, hidden, h);
     }
 
-    const parent = await this.parentOf(parentParts, true);
-    const target = `${parent}/${base}`;
+    const parent = await this.parentOf(parentParts);
+    const target = `${parent.host}/${base}`;
+    await this.settle(target);
 
     let linkTarget: string | null = null;
     if (h.type === 'hardlink') linkTarget = await this.hardlinkSource(h);
 
-    const existing = await lstatOrNull(target);
-    if (existing && !(existing.isDirectory() && h.type === 'dir')) {
+    const existing = await this.existing(target, parent.host);
+    if (existing && !(existing === 'dir' && h.type === 'dir')) {
       if (linkTarget === target) throw new UnsafeArchiveError(`hardlink ${JSON.stringify(h.name)} points to itself`);
-      await this.remove(target);
+      await this.remove(target, existing === 'dir');
     }
 
     switch (h.type) {
       case 'file':
-        await this.writeFile(target, h, body);
+        if (h.size <= SMALL_FILE) {
+          this.checkXattrs(h);
+          await this.schedule(target, h, body);
+        } else {
+          await this.writeFile(target, h, body);
+        }
         this.size += h.size;
         break;
       case 'dir':
-        if (!existing || !existing.isDirectory()) await mkdir(fsPath(target), { mode: 0o700 });
+        if (existing !== 'dir') {
+          await mkdir(fsPath(target), { mode: 0o700 });
+          this.fresh.add(target);
+        }
         await this.meta(target, h);
         this.dirTimes.push({ path: target, atime: h.atime ?? h.mtime, mtime: h.mtime });
+        // Its children are resolved from here without another walk.
+        if (this.parents.has(parentParts.join('/'))) {
+          this.parents.set(parts.join('/'), {
+            walk: { parts: [...parent.walk.parts, base], links: parent.walk.links },
+            host: target,
+            deps: [...parent.deps, target],
+          });
+        }
         break;
       case 'symlink':
         await symlink(fsPath(h.linkname ?? ''), fsPath(target));
-        this.invalidate();
         await this.meta(target, h);
         await lutimes(fsPath(target), h.atime ?? h.mtime, h.mtime);
         break;
@@ -183,16 +336,17 @@ class Applier {
         break;
       }
     }
+    this.made.set(target, h.type === 'dir');
     this.written.add(target);
   }
 
   private async whiteout(parentParts: string[], base: string, hidden: string, h: TarHeader): Promise<void> {
-    const dir = await resolveInRoot(this.root, parentParts.join('/'));
+    // Layered formats create the directory the marker lives in; snapshot only deletes.
+    const dir = this.opts.whiteouts === 'snapshot' ? await resolveInRoot(this.root, parentParts.join('/')) : (await this.parentOf(parentParts)).host;
     if (base === WH_OPAQUE) {
       if (this.opts.whiteouts === 'snapshot') {
         this.opaque.push(dir);
       } else {
-        await mkdir(fsPath(dir), { recursive: true, mode: 0o755 });
         const st = await lstat(fsPath(dir));
         if (!st.isDirectory()) throw new UnsafeArchiveError(`opaque marker ${JSON.stringify(h.name)} is not inside a directory`);
         lsetxattr(cPath(dir), 'trusted.overlay.opaque', Buffer.from('y'));
@@ -200,14 +354,17 @@ class Applier {
       return;
     }
     const victim = `${dir}/${hidden}`;
+    await this.settle(victim);
     if (this.opts.whiteouts === 'snapshot') {
-      if (await lstatOrNull(victim)) await this.remove(victim);
+      const st = await lstatOrNull(victim);
+      if (st) await this.remove(victim, st.isDirectory());
       return;
     }
     // overlay: a 0/0 character device hides the lower file
-    await mkdir(fsPath(dir), { recursive: true, mode: 0o755 });
-    if (await lstatOrNull(victim)) await this.remove(victim);
+    const there = await this.existing(victim, dir);
+    if (there) await this.remove(victim, there === 'dir');
     mknod(cPath(victim), S_IFCHR, 0);
+    this.made.set(victim, false);
     await lchown(fsPath(victim), h.uid, h.gid);
     this.written.add(victim);
   }
@@ -218,6 +375,7 @@ class Applier {
     if (parts.length === 0) throw new UnsafeArchiveError(`hardlink ${JSON.stringify(h.name)} points to the layer root`);
     const dir = await resolveInRoot(this.root, parts.slice(0, -1).join('/'));
     const src = `${dir}/${parts[parts.length - 1]!}`;
+    await this.settle(src);
     const st = await lstatOrNull(src);
     if (st) {
       if (st.isDirectory()) throw new UnsafeArchiveError(`hardlink ${JSON.stringify(h.name)} points to a directory ${JSON.stringify(h.linkname)}`);
@@ -248,7 +406,6 @@ class Applier {
     const { path, st } = found;
     if (st.isSymbolicLink()) {
       await symlink(await readlink(fsPath(path), { encoding: 'buffer' }), fsPath(target));
-      this.invalidate();
     } else if (st.isFile()) {
       await copyFile(fsPath(path), fsPath(target), fsc.COPYFILE_EXCL | fsc.COPYFILE_FICLONE);
     } else {
@@ -306,6 +463,30 @@ class Applier {
     await lutimes(fsPath(target), h.atime ?? h.mtime, h.mtime);
   }
 
+  /** A small file the pool writes: its content is all here already. */
+  /**
+   * A small file the pool writes: its content is all here already. Plain fds and callbacks cost
+   * less per call than FileHandle, and a small file is six calls.
+   */
+  private async writeSmall(target: string, h: TarHeader, data: Buffer): Promise<void> {
+    const fd = await fdOpen(fsPath(target), fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
+    try {
+      // All zeros: a hole, as writeFile makes of a zero chunk.
+      if (data.length > 0 && data.equals(ZEROS.subarray(0, data.length))) {
+        await fdTruncate(fd, data.length);
+      } else {
+        let off = 0;
+        while (off < data.length) off += (await fdWrite(fd, data, off, data.length - off, off)).bytesWritten;
+      }
+      await fdChown(fd, h.uid, h.gid);
+      await fdChmod(fd, h.mode & 0o7777);
+      this.xattrs(target, h, null);
+      await fdUtimes(fd, h.atime ?? h.mtime, h.mtime);
+    } finally {
+      await fdClose(fd);
+    }
+  }
+
   /** Owner, then mode (chown clears setuid), then xattrs (chown clears security.capability). */
   private async meta(target: string, h: TarHeader, st?: Stats): Promise<void> {
     await lchown(fsPath(target), h.uid, h.gid);
@@ -313,14 +494,18 @@ class Applier {
     this.xattrs(target, h, h.xattrs ? (st ?? (await lstat(fsPath(target)))) : null);
   }
 
-  private xattrs(target: string, h: TarHeader, st: Stats | null): void {
-    if (!h.xattrs) return;
-    for (const [name, value] of h.xattrs) {
+  private checkXattrs(h: TarHeader): void {
+    for (const name of h.xattrs?.keys() ?? []) {
       if (name.startsWith('trusted.overlay.')) {
         throw new UnsafeArchiveError(`layer entry ${JSON.stringify(h.name)} carries overlayfs control xattr ${name}`);
       }
-      this.setXattr(target, name, value, st);
     }
+  }
+
+  private xattrs(target: string, h: TarHeader, st: Stats | null): void {
+    if (!h.xattrs) return;
+    this.checkXattrs(h);
+    for (const [name, value] of h.xattrs) this.setXattr(target, name, value, st);
   }
 
   private setXattr(target: string, name: string, value: Buffer, st: Stats | null): void {
@@ -336,15 +521,30 @@ class Applier {
   }
 
   async finish(): Promise<void> {
+    await this.drain();
+    this.throwIfFailed();
     // Opaque directories (snapshot format) lose every child this layer did not write.
     for (const dir of this.opaque) await this.prune(dir);
-    // Directory times last, deepest first, so creating children does not disturb them.
-    const depth = (p: string) => p.split('/').length;
-    const dirs = [...this.dirTimes].sort((a, b) => depth(b.path) - depth(a.path));
-    for (const d of dirs) {
-      const st = await lstatOrNull(d.path);
-      if (st && st.isDirectory()) await lutimes(fsPath(d.path), d.atime, d.mtime);
+    // Directory times last, when nothing is created or removed any more (setting one dir's times
+    // does not touch its parent's, so they may go in any order); the last entry for a dir wins.
+    const times = new Map<string, { atime: number; mtime: number }>();
+    for (const d of this.dirTimes) {
+      times.delete(d.path);
+      times.set(d.path, d);
     }
+    const todo = [...times];
+    const worker = async () => {
+      for (let next = todo.shift(); next !== undefined; next = todo.shift()) {
+        const [path, t] = next;
+        // A dir this layer made and did not remove since is still a dir; others are looked at.
+        if (this.made.get(path) !== true) {
+          const st = await lstatOrNull(path);
+          if (!st || !st.isDirectory()) continue;
+        }
+        await lutimes(fsPath(path), t.atime, t.mtime);
+      }
+    };
+    await Promise.all(Array.from({ length: TIMES_AT_ONCE }, worker));
   }
 
   private async prune(dir: string): Promise<void> {
@@ -369,9 +569,15 @@ class Applier {
 export async function applyLayer(root: string, tar: Readable, opts: ApplyOptions): Promise<{ size: number }> {
   const realRoot = await realpath(root);
   const applier = new Applier(realRoot, opts);
-  for await (const { header, body } of readTar(tar)) {
-    await applier.entry(header, body);
+  try {
+    for await (const { header, body } of readTar(tar)) {
+      await applier.entry(header, body);
+    }
+    await applier.finish();
+  } catch (err) {
+    // Nothing may still be writing when the caller hears of the failure (it removes the dir).
+    await applier.drain();
+    throw applier.firstError(err);
   }
-  await applier.finish();
   return { size: applier.size };
 }

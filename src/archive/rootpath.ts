@@ -33,10 +33,32 @@ function join(root: string, parts: string[]): string {
  * that do not exist are appended as they are. root must be a real path (no symlinks).
  */
 export async function resolveInRoot(root: string, path: string): Promise<string> {
-  const resolved: string[] = [];
+  return join(root, (await resolveInRootFrom(root, { parts: [], links: 0 }, path)).parts);
+}
+
+/** Where a walk inside the root stands: the components resolved so far and symlinks followed. */
+export interface RootWalk {
+  parts: string[];
+  links: number;
+}
+
+/**
+ * resolveInRoot's walk continued from a state an earlier walk reached (so a caller may cache
+ * the state for a directory and resolve names below it without re-walking it). `seen` hears
+ * every host path the walk looked at and whether it existed: the answer depends on exactly those.
+ * `whole` is the full path being resolved, for the error message.
+ */
+export async function resolveInRootFrom(
+  root: string,
+  from: RootWalk,
+  path: string,
+  seen?: (host: string, exists: boolean) => void,
+  whole = path,
+): Promise<RootWalk> {
+  const resolved = [...from.parts];
   const pending: string[] = [];
   pushComponents(pending, path);
-  let links = 0;
+  let links = from.links;
   while (pending.length > 0) {
     const c = pending.pop()!;
     if (c === '' || c === '.') continue;
@@ -46,21 +68,24 @@ export async function resolveInRoot(root: string, path: string): Promise<string>
     }
     const host = join(root, [...resolved, c]);
     let isLink = false;
+    let exists = true;
     try {
       isLink = (await lstat(fsPath(host))).isSymbolicLink();
     } catch (err) {
       if (!missing(err)) throw err;
+      exists = false;
     }
+    seen?.(host, exists);
     if (!isLink) {
       resolved.push(c);
       continue;
     }
-    if (++links > MAX_LINKS) throw loopError(path);
+    if (++links > MAX_LINKS) throw loopError(whole);
     const target = bytesToName(await readlink(fsPath(host), { encoding: 'buffer' }));
     if (target.startsWith('/')) resolved.length = 0;
     pushComponents(pending, target);
   }
-  return join(root, resolved);
+  return { parts: resolved, links };
 }
 
 export function resolveInRootSync(root: string, path: string): string {
