@@ -100,32 +100,3 @@ export async function aufsNormalize(upper: string, lowers: string[]): Promise<nu
   await visit('');
   return rewritten;
 }
-
-/**
- * Bytes of content in a branch: regular files only, each hard-linked inode once; the same
- * count applyLayer returns for the tar that made the branch (symlinks and whiteouts are 0).
- */
-export async function branchSize(dir: string): Promise<number> {
-  const seen = new Set<string>();
-  let total = 0;
-  const stack = [dir];
-  while (stack.length > 0) {
-    const d = stack.pop() as string;
-    for (const name of await readdir(d)) {
-      const p = join(d, name);
-      const st = await lstat(p, { bigint: true });
-      if (st.isDirectory()) {
-        stack.push(p);
-        continue;
-      }
-      if (!st.isFile()) continue;
-      if (st.nlink > 1n) {
-        const key = `${st.dev}:${st.ino}`;
-        if (seen.has(key)) continue;
-        seen.add(key);
-      }
-      total += Number(st.size);
-    }
-  }
-  return total;
-}

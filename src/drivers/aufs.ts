@@ -19,7 +19,8 @@ import { packDirectory } from '../archive/pack.js';
 import { backingFsName, supportsDType } from '../sys/fsprobe.js';
 import { MNT_DETACH, MS_REMOUNT, mount, umount2 } from '../sys/linux.js';
 import { isMountPoint, mountsUnder } from '../sys/mountinfo.js';
-import { aufsNormalize, branchSize } from './aufs-branch.js';
+import { aufsNormalize } from './aufs-branch.js';
+import { contentSize } from './content-size.js';
 import { DriverError, type CreateOpts, type Driver, type DriverOptions } from './driver.js';
 import { fuseOverlayUnusable } from './fuseoverlay.js';
 import { MountRefs } from './mountref.js';
@@ -368,7 +369,7 @@ export class AufsDriver implements Driver {
 
   async diffSize(id: string, parent: string | null): Promise<number> {
     if ((await this.native(id, parent)) === null) return this.naive.diffSize(id, parent);
-    return branchSize(this.diffDir(id));
+    return contentSize(this.diffDir(id));
   }
 
   /**

@@ -11,7 +11,8 @@ import { packDirectory } from '../archive/pack.js';
 import { mountsUnder } from '../sys/mountinfo.js';
 import { DriverError, type CreateOpts, type Driver, type DriverOptions } from './driver.js';
 import { MountRefs } from './mountref.js';
-import { directorySize, OverlayLayout } from './overlay-layout.js';
+import { OverlayLayout } from './overlay-layout.js';
+import { contentSize } from './content-size.js';
 
 /** The diff operations every driver can fall back on (compare two mounted trees). */
 export interface DiffFallback {
@@ -166,7 +167,7 @@ export abstract class OverlayBase implements Driver {
 
   async diffSize(id: string, parent: string | null): Promise<number> {
     if (!(await this.useNative(id, parent))) return this.naive.diffSize(id, parent);
-    return directorySize(this.layout.diffDir(id));
+    return contentSize(this.layout.diffDir(id));
   }
 
   /**

@@ -8,7 +8,7 @@
 // its ancestors one by one.
 import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, readSync } from 'node:fs';
-import { lstat, mkdir, opendir, readFile, readdir, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readFile, readdir, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DriverError } from './driver.js';
 
@@ -229,33 +229,4 @@ export class OverlayLayout {
       }
     }
   }
-}
-
-/**
- * Bytes of content under dir, as Docker's directory.Size counts them: the size of every
- * non-directory, each hard-linked inode once. Whiteout devices count 0.
- */
-export async function directorySize(dir: string): Promise<number> {
-  const seen = new Set<string>();
-  let total = 0;
-  const stack = [dir];
-  while (stack.length > 0) {
-    const d = stack.pop() as string;
-    const handle = await opendir(d, { bufferSize: 256 });
-    for await (const ent of handle) {
-      const p = join(d, ent.name);
-      if (ent.isDirectory()) {
-        stack.push(p);
-        continue;
-      }
-      const st = await lstat(p, { bigint: true });
-      if (st.nlink > 1n) {
-        const key = `${st.dev}:${st.ino}`;
-        if (seen.has(key)) continue;
-        seen.add(key);
-      }
-      total += Number(st.size);
-    }
-  }
-  return total;
 }
