@@ -5,13 +5,9 @@
 // alike; the table shows medians and each tool's time relative to Docker's in this same run.
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { driverNames, createDriver } from '../src/drivers/index.js';
-import { umount2 } from '../src/sys/linux.js';
-import { mountsUnder } from '../src/sys/mountinfo.js';
 import { strataBin } from '../test/helpers/env.js';
-import { fileCleanup, startRegistry } from '../test/helpers/registry.js';
+import { detachMountsUnder, fileCleanup, overlay2Available, startRegistry } from '../test/helpers/registry.js';
 
 const IMAGES = ['nginx', 'app'];
 const RUNS = Math.max(3, Number(process.env.BENCH_RUNS ?? 3));
@@ -90,33 +86,9 @@ async function startDockerd(dir: string, registry: string): Promise<{ child: Chi
   return { child, socket, stop };
 }
 
-async function strataDriver(): Promise<string> {
-  if (!driverNames().includes('overlay2')) return 'vfs';
-  const probe = mkdtempSync(join(tmpdir(), 'strata-bench-probe-'));
-  try {
-    const d = await createDriver('overlay2', { root: probe, options: {} });
-    await d.cleanup();
-    return 'overlay2';
-  } catch {
-    return 'vfs';
-  } finally {
-    rmSync(probe, { recursive: true, force: true });
-  }
-}
-
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-}
-
-function unmountUnder(dir: string): void {
-  for (const m of mountsUnder(dir).reverse()) {
-    try {
-      umount2(m, 2 /* MNT_DETACH */);
-    } catch {
-      // Gone already.
-    }
-  }
 }
 
 export const name = 'pull';
@@ -133,7 +105,7 @@ export async function run(): Promise<void> {
     process.off('SIGTERM', onSignal);
     await dockerd?.stop();
     await cleanup.run();
-    unmountUnder(dir);
+    detachMountsUnder(dir);
     rmSync(dir, { recursive: true, force: true });
   };
   process.on('SIGINT', onSignal);
@@ -142,7 +114,7 @@ export async function run(): Promise<void> {
     const reg = await startRegistry(cleanup.add);
     for (const img of IMAGES) await reg.load(img, 'latest');
     dockerd = await startDockerd(join(dir, 'docker'), reg.host);
-    const driver = await strataDriver();
+    const driver = (await overlay2Available()) ? 'overlay2' : 'vfs';
     const strataRoot = join(dir, 'strata');
     const podmanArgs = [
       PODMAN,

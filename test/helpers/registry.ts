@@ -11,7 +11,10 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
+import { createDriver, driverNames } from '../../src/drivers/index.js';
 import { DigestStream } from '../../src/image/digest.js';
+import { MNT_DETACH, umount2 } from '../../src/sys/linux.js';
+import { mountsUnder } from '../../src/sys/mountinfo.js';
 import { corpusImage, scratch } from './env.js';
 
 const run = promisify(execFile);
@@ -326,4 +329,30 @@ export async function drainDigest(s: NodeJS.ReadableStream): Promise<{ digest: s
   const d = new DigestStream();
   await pipeline(s, d, new Writable({ write: (_c, _e, cb) => cb() }));
   return { digest: d.digest, size: d.size };
+}
+
+/** Detaches every mount below `dir` (deepest first), so a failed run's directory can be removed. */
+export function detachMountsUnder(dir: string): void {
+  for (const m of mountsUnder(dir).reverse()) {
+    try {
+      umount2(m, MNT_DETACH);
+    } catch {
+      // Already gone.
+    }
+  }
+}
+
+/** Whether overlay2 is registered and mounts here (kernel overlay, privilege): pull tests and the bench use it then. */
+export async function overlay2Available(): Promise<boolean> {
+  if (!driverNames().includes('overlay2')) return false;
+  const probe = scratch(null, 'strata-probe-');
+  try {
+    const d = await createDriver('overlay2', { root: probe, options: {} });
+    await d.cleanup();
+    return true;
+  } catch {
+    return false;
+  } finally {
+    rmSync(probe, { recursive: true, force: true });
+  }
 }

@@ -7,12 +7,9 @@ import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readdirSync, readSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { createDriver, driverNames } from '../../src/drivers/index.js';
-import { mountsUnder } from '../../src/sys/mountinfo.js';
-import { umount2 } from '../../src/sys/linux.js';
 import { INIT_PATHS, strataIn, umociRootfs } from '../helpers/cli.js';
 import { imagesDir, scratch, strataBin } from '../helpers/env.js';
-import { fileCleanup, startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { detachMountsUnder, fileCleanup, overlay2Available, startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { diffTrees, snapshotTree, type Node } from '../helpers/tree.js';
 
 const ociImages = readdirSync(imagesDir).filter((f) => f.endsWith('.oci.tar')).map((f) => f.slice(0, -'.oci.tar'.length));
@@ -27,32 +24,6 @@ before(async () => {
   for (const name of ociImages) await reg.load(name, 'latest');
   for (const name of dockerImages) await reg.load(name, 'docker');
 });
-
-/** overlay2 joins the matrix when it is registered and this kernel can mount it. */
-async function usableDrivers(): Promise<string[]> {
-  const out = ['vfs'];
-  if (!driverNames().includes('overlay2')) return out;
-  const probe = scratch(null, 'strata-probe-');
-  try {
-    const d = await createDriver('overlay2', { root: probe, options: {} });
-    await d.cleanup();
-    out.push('overlay2');
-  } catch {
-    // Not usable here (no overlay in this kernel or no privilege): vfs only.
-  }
-  return out;
-}
-
-/** Unmounts whatever a failed test left mounted under `root`, so the scratch dir can go. */
-function unmountAll(root: string): void {
-  for (const m of mountsUnder(root).reverse()) {
-    try {
-      umount2(m, 2 /* MNT_DETACH */);
-    } catch {
-      // Already gone.
-    }
-  }
-}
 
 /**
  * A tree as a layer tar defines it: without what the init layer adds (umoci has none of it) and
@@ -69,14 +40,15 @@ function info(cli: ReturnType<typeof strataIn>): { Images: number; Layers: numbe
   return JSON.parse(cli.ok(['info', '--format', 'json'])) as { Images: number; Layers: number };
 }
 
-const drivers = await usableDrivers();
+// overlay2 joins the matrix when it is registered and usable here.
+const drivers = (await overlay2Available()) ? ['vfs', 'overlay2'] : ['vfs'];
 
 for (const driver of drivers) {
   describe(`pull through the CLI (${driver})`, () => {
     const work = scratch(null, `strata-clipull-${driver}-`);
     const root = join(work, 'root');
     const cli = strataIn(root, driver);
-    after(() => unmountAll(root));
+    after(() => detachMountsUnder(root));
 
     for (const name of ociImages) {
       test(`${name}: pulled image's container root equals umoci unpack`, async () => {
