@@ -4,7 +4,6 @@ import { corpusSuite } from './corpus-suite.js';
 // The driver's own cleanup first (what a store close does), then whatever `strata mount`
 // still holds.
 corpusSuite('aufs', {
-  scope: 'quick',
   cleanup: (root) => {
     runChild('src/drivers/aufs.js', 'await (await mod.AufsDriver.open({ root: args[0], options: {} })).cleanup();', [root]);
     unmountAllUnder(root);

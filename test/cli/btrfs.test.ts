@@ -3,4 +3,4 @@ import { tmpdirOn, useBtrfs } from '../helpers/fsimages.js';
 import { corpusSuite } from './corpus-suite.js';
 
 tmpdirOn(useBtrfs());
-corpusSuite('btrfs', { scope: 'quick' });
+corpusSuite('btrfs');

@@ -7,7 +7,6 @@ import { corpusSuite } from './corpus-suite.js';
 // still holds (their loop devices autoclear), deepest first so the pool goes last; nothing of
 // the root may stay attached.
 corpusSuite('devicemapper', {
-  scope: 'quick',
   cleanup: (root) => {
     runChild('src/drivers/devicemapper.js', 'await (await mod.DevmapperDriver.open({ root: args[0], options: {} })).cleanup();', [root]);
     unmountAllUnder(root);

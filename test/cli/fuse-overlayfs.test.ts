@@ -1,3 +1,3 @@
 import { corpusSuite } from './corpus-suite.js';
 
-corpusSuite('fuse-overlayfs', { scope: 'quick' });
+corpusSuite('fuse-overlayfs');

@@ -3,4 +3,4 @@ import { tmpdirOn, useZfsPool } from '../helpers/fsimages.js';
 import { corpusSuite } from './corpus-suite.js';
 
 tmpdirOn(useZfsPool());
-corpusSuite('zfs', { scope: 'quick' });
+corpusSuite('zfs');
