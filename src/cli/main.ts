@@ -244,9 +244,7 @@ export function buildProgram(io = new Output()): Command {
           let found = false;
           if (o.type !== 'image') {
             try {
-              const c = store.containers.resolve(ref);
-              await store.loadDriverData([c.layer]);
-              out.push(store.inspectContainer(ref));
+              out.push(await store.inspectContainer(ref));
               found = true;
             } catch (err) {
               if (!(err instanceof StrataError)) throw err;
@@ -254,9 +252,7 @@ export function buildProgram(io = new Output()): Command {
           }
           if (!found && o.type !== 'container') {
             try {
-              const img = store.images.resolve(ref);
-              if (img.topLayer) await store.loadDriverData([img.topLayer]);
-              out.push(store.inspectImage(ref));
+              out.push(await store.inspectImage(ref));
               found = true;
             } catch (err) {
               if (!(err instanceof StrataError)) throw err;

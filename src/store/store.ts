@@ -226,7 +226,7 @@ export class Store {
     return result;
   }
 
-  inspectImage(ref: string): Record<string, unknown> {
+  async inspectImage(ref: string): Promise<Record<string, unknown>> {
     const img = this.images.resolve(ref);
     const cfg = parseConfig(img);
     const layers = this.imageLayers(img);
@@ -248,20 +248,10 @@ export class Store {
       Os: cfg.os,
       Size: this.imageSize(img),
       VirtualSize: this.imageSize(img),
-      GraphDriver: { Name: this.driver.name, Data: top ? this.driverData(top.id) : null },
+      GraphDriver: { Name: this.driver.name, Data: top ? await this.driver.metadata(top.id) : null },
       RootFS: { Type: 'layers', Layers: cfg.rootfs.diff_ids },
       Metadata: { LastTagTime: img.created },
     };
-  }
-
-  private driverDataCache = new Map<string, Record<string, string>>();
-  private driverData(id: string): Record<string, string> {
-    return this.driverDataCache.get(id) ?? {};
-  }
-
-  /** Driver metadata (LowerDir/UpperDir/… for overlay2), loaded before inspect prints. */
-  async loadDriverData(ids: string[]): Promise<void> {
-    for (const id of ids) this.driverDataCache.set(id, await this.driver.metadata(id));
   }
 
   history(ref: string): { id: string; created: string; createdBy: string; size: number; comment: string }[] {
@@ -490,7 +480,7 @@ export class Store {
     }
   }
 
-  inspectContainer(ref: string): Record<string, unknown> {
+  async inspectContainer(ref: string): Promise<Record<string, unknown>> {
     const c = this.containers.resolve(ref);
     const img = this.images.get(c.imageId);
     const cfg = img ? parseConfig(img) : null;
@@ -504,7 +494,7 @@ export class Store {
       Name: `/${c.name}`,
       Driver: this.driver.name,
       HostConfig: { StorageOpt: Object.keys(c.config.storageOpt).length ? c.config.storageOpt : null },
-      GraphDriver: { Name: this.driver.name, Data: this.driverData(c.layer) },
+      GraphDriver: { Name: this.driver.name, Data: await this.driver.metadata(c.layer) },
       Config: { Hostname: c.config.hostname, Image: c.imageRef, ...(cfg?.config ?? {}) },
     };
   }
