@@ -356,8 +356,7 @@ export class LayerStore {
   }
 
   /** A read-write layer (container or init) on top of parent. */
-  async createReadWrite(parent: string | null, kind: 'init' | 'container', opts?: CreateOpts): Promise<LayerRecord> {
-    const id = newId();
+  async createReadWrite(parent: string | null, kind: 'init' | 'container', opts?: CreateOpts, id = newId()): Promise<LayerRecord> {
     this.claim(id, null, parent, kind);
     try {
       await this.driver.createReadWrite(id, parent, opts);

@@ -20,7 +20,7 @@ import { type DB, now, openDatabase, writeTx } from './db.js';
 import { StrataError } from './errors.js';
 import { ImageStore, familiar, normalizeName, parseConfig, type ImageRecord } from './images.js';
 import { setupInitLayer } from './initlayer.js';
-import { LayerStore, sha256, tarSplitPath, type LayerEvents, type LayerRecord } from './layers.js';
+import { LayerStore, newId, sha256, tarSplitPath, type LayerEvents, type LayerRecord } from './layers.js';
 import { ownerAlive, ownerId } from './owner.js';
 
 export const DEFAULT_ROOT = '/var/lib/strata';
@@ -348,7 +348,9 @@ export class Store {
     const cfg = parseConfig(img);
     const id = randomBytes(32).toString('hex');
     const name = opts.name ?? this.freeName();
-    const init = await this.layers.createReadWrite(img.topLayer, 'init');
+    // Docker's naming: the read-write layer has a random id, its init layer that id + "-init".
+    const rwId = newId();
+    const init = await this.layers.createReadWrite(img.topLayer, 'init', undefined, `${rwId}-init`);
     let rw: LayerRecord | null = null;
     try {
       const initRoot = await this.driver.get(init.id);
@@ -357,7 +359,7 @@ export class Store {
       } finally {
         await this.driver.put(init.id);
       }
-      const rwLayer = await this.layers.createReadWrite(init.id, 'container', opts.storageOpt ? { storageOpt: opts.storageOpt } : undefined);
+      const rwLayer = await this.layers.createReadWrite(init.id, 'container', opts.storageOpt ? { storageOpt: opts.storageOpt } : undefined, rwId);
       rw = rwLayer;
       const entry = [...(cfg.config?.Entrypoint ?? []), ...(cfg.config?.Cmd ?? [])];
       writeTx(this.db, () => {
