@@ -195,7 +195,8 @@ export function addRegistryCommands(program: Command, withStore: WithStore, io: 
     .argument('<name>', 'NAME[:TAG]')
     .option('--insecure-registry <host>', 'allow plain HTTP or unverified TLS to this registry (repeatable)', collect, [] as string[])
     .option('-q, --quiet', 'suppress verbose output')
-    .action(async (name: string, o: { insecureRegistry: string[]; quiet?: boolean }) => {
+    .option('--max-concurrent-uploads <n>', 'layer uploads running at once (default 3)', positiveInt)
+    .action(async (name: string, o: { insecureRegistry: string[]; quiet?: boolean; maxConcurrentUploads?: number }) => {
       await withStore((store) =>
         userErrors(async () => {
           const ref = withDefaultTag(parseRef(name));
@@ -206,6 +207,7 @@ export function addRegistryCommands(program: Command, withStore: WithStore, io: 
           try {
             const r = await pushImage(img, ref, {
               client,
+              maxConcurrentUploads: o.maxConcurrentUploads,
               onProgress: o.quiet ? undefined : (e) => progress.update(e),
               recordBlob: (diffID, blob, repo) => {
                 store.layers.recordBlob(diffID, blob);

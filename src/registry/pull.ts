@@ -70,7 +70,7 @@ export interface ResolvedImage {
 }
 
 /** A counting semaphore: `acquire` resolves when one of `n` slots is free. */
-function slots(n: number): { acquire(onWait?: () => void): Promise<() => void> } {
+export function slots(n: number): { acquire(onWait?: () => void): Promise<() => void> } {
   let free = n;
   const waiting: (() => void)[] = [];
   const release = () => {

@@ -22,7 +22,7 @@ import {
 import type { ExportImage, ExportLayer } from '../image/source.js';
 import { parseManifest, type Descriptor, type Manifest } from '../image/types.js';
 import { RegistryClient, RegistryError, type ClientOptions, type Response } from './client.js';
-import type { ProgressEvent } from './pull.js';
+import { slots, type ProgressEvent } from './pull.js';
 import { registryHost, repositoryName, withDefaultTag, type Reference } from './reference.js';
 
 /** Bytes per PATCH of a chunked upload; blobs that fit in one go up with a single PUT. */
@@ -52,6 +52,8 @@ export interface PushOptions extends ClientOptions {
   /** Remember a blob now known to hold `diffID` in repository `repo` ("host/path"). */
   recordBlob?: (diffID: string, blob: { digest: string; mediaType: string; size: number }, repo: string) => void;
   client?: RegistryClient;
+  /** Layers uploading at once, at most (default 3). */
+  maxConcurrentUploads?: number;
 }
 
 export interface PushResult {
@@ -258,10 +260,8 @@ export async function pushImage(img: PushImage, ref: Reference, opts: PushOption
     // Docker lists the layers top first.
     for (const l of [...img.layers].reverse()) emit({ id: layerId(l.diffID), status: 'Preparing' });
 
-    const pushed: Descriptor[] = [];
     let keep = stored !== null;
-    for (let i = 0; i < img.layers.length; i++) {
-      const layer = img.layers[i];
+    const pushLayer = async (layer: PushLayer, i: number): Promise<Descriptor> => {
       const id = layerId(layer.diffID);
       const want = stored?.layers[i].digest;
       // The manifest's own blob first, then the other known forms, gzip before the rest.
@@ -302,8 +302,25 @@ export async function pushImage(img: PushImage, ref: Reference, opts: PushOption
       if (got.digest !== want) keep = false;
       const mediaType = layerTypes[family][got.compression];
       opts.recordBlob?.(layer.diffID, { digest: got.digest, mediaType, size: got.size }, repository);
-      pushed.push({ mediaType, digest: got.digest, size: got.size });
-    }
+      return { mediaType, digest: got.digest, size: got.size };
+    };
+    const limit = opts.maxConcurrentUploads ?? 3;
+    if (!Number.isInteger(limit) || limit < 1) throw new RegistryError(`max concurrent uploads must be a positive integer, got ${limit}`);
+    const gate = slots(limit);
+    // Every layer's upload has stopped before a failure is reported (and the client closed).
+    const settled = await Promise.allSettled(
+      img.layers.map(async (layer, i) => {
+        const release = await gate.acquire();
+        try {
+          return await pushLayer(layer, i);
+        } finally {
+          release();
+        }
+      }),
+    );
+    const failure = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failure) throw failure.reason;
+    const pushed = settled.map((r) => (r as PromiseFulfilledResult<Descriptor>).value);
 
     if (!(await pusher.exists(img.id))) await pusher.putBlob(img.config);
 
