@@ -467,6 +467,20 @@ export function buildProgram(io = new Output()): Command {
 
   // ------------------------------------------------------------------ system
   program
+    .command('check')
+    .description('Check the store for layers, images and containers that cannot work')
+    .option('--repair', 'remove the containers and images that cannot be used any more')
+    .action(async (o: { repair?: boolean }) => {
+      await withStore(async (store) => {
+        const r = await store.check({ repair: o.repair });
+        for (const p of r.problems) io.print(p);
+        for (const p of r.repaired) io.print(p);
+        if (r.problems.length === 0) io.print('no problems found');
+        else if (!o.repair) throw new SilentExit(1);
+      });
+    });
+
+  program
     .command('info')
     .description('Display system-wide information')
     .option('--format <format>', 'json')

@@ -1,7 +1,7 @@
 // The store: what every command and every library user talks to. It ties the metadata
 // database, the layer/image/container records and the storage driver together.
 import { randomBytes } from 'node:crypto';
-import { createReadStream, mkdirSync } from 'node:fs';
+import { createReadStream, existsSync, mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -502,6 +502,56 @@ export class Store {
   }
 
   // ---------------------------------------------------------------- system
+
+  /**
+   * `check`: every image's layer chain is complete and on disk with its tar-split, every
+   * container's layers exist. With repair, containers and images that cannot work any more
+   * are removed (what is left of them with them), so the store is consistent again.
+   */
+  async check(opts: { repair?: boolean } = {}): Promise<{ problems: string[]; repaired: string[] }> {
+    const problems: string[] = [];
+    const repaired: string[] = [];
+    const broken = async (layerId: string | null): Promise<string | null> => {
+      let cur = layerId;
+      while (cur) {
+        const l = this.layers.byId(cur);
+        if (!l) return `layer ${cur} is missing from the database`;
+        if (l.state !== 'complete') return `layer ${cur} is ${l.state}`;
+        if (!(await this.driver.exists(cur))) return `layer ${cur} has no ${this.driver.name} data`;
+        if (l.kind === 'image' && !existsSync(tarSplitPath(this.root, cur))) return `layer ${cur} has no tar-split (save and push cannot rebuild it)`;
+        cur = l.parent;
+      }
+      return null;
+    };
+    for (const c of this.listContainers()) {
+      const why = await broken(c.layer);
+      if (!why) continue;
+      problems.push(`container ${c.id.slice(0, 12)} (${c.name}): ${why}`);
+      if (opts.repair) {
+        this.containers.setState(c.id, 'removing', ownerId());
+        await this.destroyContainer(c);
+        repaired.push(`removed container ${c.id.slice(0, 12)}`);
+      }
+    }
+    for (const img of this.images.list()) {
+      const why = await broken(img.topLayer);
+      if (!why) continue;
+      problems.push(`image ${img.id.slice(7, 19)}: ${why}`);
+      if (opts.repair) {
+        if (this.containers.byImage(img.id).length > 0) continue;
+        this.images.delete(img.id);
+        repaired.push(`removed image ${img.id.slice(7, 19)}`);
+        // Whatever part of its chain is still sound and unused goes too.
+        try {
+          await this.layers.release(img.topLayer);
+        } catch {
+          // a layer it shares with a sound image stays
+        }
+      }
+    }
+    return { problems, repaired };
+  }
+
 
   async info(): Promise<{ driver: string; status: [string, string][]; root: string; images: number; layers: number; containers: number }> {
     return {
