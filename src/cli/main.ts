@@ -466,6 +466,65 @@ export function buildProgram(io = new Output()): Command {
     });
 
   // ------------------------------------------------------------------ system
+  const system = program.command('system').description('Manage the store');
+  system
+    .command('df')
+    .description('Show disk usage')
+    .option('-v, --verbose', 'show detailed information on space usage')
+    .option('--format <format>', 'json')
+    .action(async (o: { verbose?: boolean; format?: string }) => {
+      await withStore(async (store) => {
+        const du = await store.diskUsage();
+        const activeImages = du.images.filter((i) => i.containers > 0).length;
+        const containersSize = du.containers.reduce((n, c) => n + c.size, 0);
+        const pct = (part: number, whole: number) => (whole > 0 ? ` (${Math.round((100 * part) / whole)}%)` : '');
+        const rows = [
+          ['Images', String(du.images.length), String(activeImages), humanSize(du.imagesSize), `${humanSize(du.reclaimableImages)}${pct(du.reclaimableImages, du.imagesSize)}`],
+          ['Containers', String(du.containers.length), '0', humanSize(containersSize), `${humanSize(containersSize)}${pct(containersSize, containersSize)}`],
+          ['Local Volumes', '0', '0', '0B', '0B'],
+          ['Build Cache', '0', '0', '0B', '0B'],
+        ];
+        if (o.format === 'json') {
+          for (const r of rows) io.print(JSON.stringify({ Type: r[0], TotalCount: r[1], Active: r[2], Size: r[3], Reclaimable: r[4] }));
+          return;
+        }
+        if (!o.verbose) {
+          io.out.write(table(['TYPE', 'TOTAL', 'ACTIVE', 'SIZE', 'RECLAIMABLE'], rows));
+          return;
+        }
+        io.print(`Images space usage:\n`);
+        io.out.write(
+          table(
+            ['REPOSITORY', 'TAG', 'IMAGE ID', 'SIZE', 'SHARED SIZE', 'UNIQUE SIZE', 'CONTAINERS'],
+            du.images.flatMap((i) =>
+              (i.names.length ? i.names.map(familiar) : ['<none>:<none>']).map((n) => {
+                const colon = n.lastIndexOf(':');
+                return [n.slice(0, colon), n.slice(colon + 1), shortId(i.id), humanSize(i.size), humanSize(i.shared), humanSize(i.unique), String(i.containers)];
+              }),
+            ),
+          ),
+        );
+        io.print(`\nContainers space usage:\n`);
+        io.out.write(table(['CONTAINER ID', 'IMAGE', 'SIZE', 'STATUS', 'NAMES'], du.containers.map((c) => [c.id.slice(0, 12), c.image, humanSize(c.size), 'Created', c.name])));
+      });
+    });
+  system
+    .command('prune')
+    .description('Remove all containers (none is running) and dangling images')
+    .option('-a, --all', 'remove all unused images, not just dangling ones')
+    .option('-f, --force', 'do not prompt for confirmation')
+    .action(async (o: { all?: boolean; force?: boolean }) => {
+      if (!o.force) throw new StrataError('system prune removes every container and ' + (o.all ? 'every image' : 'dangling images') + ': run it with -f to confirm');
+      await withStore(async (store) => {
+        const r = await store.prune({ all: o.all });
+        if (r.containers.length) io.print(`Deleted Containers:\n${r.containers.join('\n')}\n`);
+        if (r.images.untagged.length || r.images.deleted.length) {
+          io.print(`Deleted Images:\n${[...r.images.untagged.map((u) => `untagged: ${u}`), ...r.images.deleted.map((d) => `deleted: ${d}`)].join('\n')}\n`);
+        }
+        io.print(`Total reclaimed space: ${humanSize(r.reclaimed)}`);
+      });
+    });
+
   program
     .command('check')
     .description('Check the store for layers, images and containers that cannot work')

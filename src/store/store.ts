@@ -553,6 +553,71 @@ export class Store {
   }
 
 
+  /** `system df`: disk used by images (shared layers once) and by containers' own layers. */
+  async diskUsage(): Promise<{
+    images: { id: string; names: string[]; size: number; shared: number; unique: number; containers: number }[];
+    containers: { id: string; name: string; image: string; size: number }[];
+    imagesSize: number;
+    reclaimableImages: number;
+  }> {
+    const all = this.images.list();
+    const users = new Map<string, number>();
+    for (const c of this.listContainers()) users.set(c.imageId, (users.get(c.imageId) ?? 0) + 1);
+    const layerUse = new Map<string, number>();
+    for (const img of all) for (const l of this.layers.ancestry(img.topLayer)) layerUse.set(l.id, (layerUse.get(l.id) ?? 0) + 1);
+    const images = all.map((img) => {
+      const chain = this.layers.ancestry(img.topLayer);
+      const size = chain.reduce((n, l) => n + l.contentSize, 0);
+      const shared = chain.filter((l) => (layerUse.get(l.id) ?? 0) > 1).reduce((n, l) => n + l.contentSize, 0);
+      return { id: img.id, names: this.images.names(img.id), size, shared, unique: size - shared, containers: users.get(img.id) ?? 0 };
+    });
+    const counted = new Set<string>();
+    let imagesSize = 0;
+    let inUse = 0;
+    const inUseLayers = new Set<string>();
+    for (const img of all) if (users.has(img.id)) for (const l of this.layers.ancestry(img.topLayer)) inUseLayers.add(l.id);
+    for (const img of all) {
+      for (const l of this.layers.ancestry(img.topLayer)) {
+        if (counted.has(l.id)) continue;
+        counted.add(l.id);
+        imagesSize += l.contentSize;
+        if (inUseLayers.has(l.id)) inUse += l.contentSize;
+      }
+    }
+    const containers = [];
+    for (const c of this.listContainers()) {
+      containers.push({ id: c.id, name: c.name, image: c.imageRef, size: await this.driver.diffSize(c.layer, c.initLayer) });
+    }
+    return { images, containers, imagesSize, reclaimableImages: imagesSize - inUse };
+  }
+
+  /** `system prune`: every container (none runs), then dangling images (all unused ones with `all`). */
+  async prune(opts: { all?: boolean } = {}): Promise<{ containers: string[]; images: RemovedImage; reclaimed: number }> {
+    const used = async () => {
+      const du = await this.diskUsage();
+      return du.imagesSize + du.containers.reduce((n, c) => n + c.size, 0);
+    };
+    const before = await used();
+    const containers: string[] = [];
+    for (const c of this.listContainers()) containers.push(await this.removeContainer(c.id));
+    const images: RemovedImage = { untagged: [], deleted: [] };
+    // Children before parents, so that shared layers go with the last image using them.
+    let again = true;
+    while (again) {
+      again = false;
+      for (const img of this.listImages({ all: true })) {
+        if (!opts.all && !img.dangling) continue;
+        const top = this.images.get(img.id)?.topLayer;
+        if (top && this.layers.hasChildren(top)) continue;
+        const r = await this.removeImage(img.id, { force: true });
+        images.untagged.push(...r.untagged);
+        images.deleted.push(...r.deleted);
+        again = true;
+      }
+    }
+    return { containers, images, reclaimed: before - (await used()) };
+  }
+
   async info(): Promise<{ driver: string; status: [string, string][]; root: string; images: number; layers: number; containers: number }> {
     return {
       driver: this.driver.name,
