@@ -21,6 +21,7 @@ import { MNT_DETACH, MS_REMOUNT, mount, umount2 } from '../sys/linux.js';
 import { isMountPoint, mountsUnder } from '../sys/mountinfo.js';
 import { aufsNormalize } from './aufs-branch.js';
 import { contentSize } from './content-size.js';
+import { checkLayerId, isLayerId } from './layer-id.js';
 import { DriverError, type CreateOpts, type Driver, type DriverOptions } from './driver.js';
 import { fuseOverlayUnusable } from './fuseoverlay.js';
 import { MountRefs } from './mountref.js';
@@ -28,7 +29,6 @@ import { NaiveDiff } from './naivediff.js';
 
 export type AufsMountMethod = 'aufs' | 'fuse-overlayfs';
 
-const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 const REMOVING = '-removing';
 /** Room Docker leaves in the first mount's page for the options after the branches. */
 const PAGE = 4096;
@@ -111,7 +111,7 @@ export class AufsDriver implements Driver {
   }
 
   private checkId(id: string): void {
-    if (!ID_RE.test(id) || id.endsWith(REMOVING)) throw new DriverError(`aufs: invalid layer id ${JSON.stringify(id)}`);
+    checkLayerId('aufs', id, (i) => i.endsWith(REMOVING));
   }
   diffDir(id: string): string {
     this.checkId(id);
@@ -140,7 +140,7 @@ export class AufsDriver implements Driver {
     const text = await readFile(this.layersFile(id), 'utf8');
     const ids = text.split('\n').filter((l) => l !== '');
     for (const a of ids) {
-      if (!ID_RE.test(a)) throw new DriverError(`aufs: layer ${id} has a corrupt layers file`);
+      if (!isLayerId(a)) throw new DriverError(`aufs: layer ${id} has a corrupt layers file`);
     }
     return ids;
   }

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { backingFsName, FS_MAGIC } from '../sys/fsprobe.js';
 import { RENAME_NOREPLACE, renameat2, statfsType } from '../sys/linux.js';
 import { nearestExisting } from './backing.js';
+import { checkLayerId } from './layer-id.js';
 import { DriverError, type CreateOpts, type Driver, type DriverOptions } from './driver.js';
 import { NaiveDiffDriver } from './naivediff.js';
 import { parseSizeOption } from './size-option.js';
@@ -163,9 +164,7 @@ export class BtrfsDriver extends NaiveDiffDriver implements Driver {
   }
 
   private dir(id: string): string {
-    if (id === '' || id === '.' || id === '..' || id.includes('/') || id.includes('\0') || id.endsWith(REMOVING)) {
-      throw new DriverError(`btrfs: invalid layer id ${JSON.stringify(id)}`);
-    }
+    checkLayerId('btrfs', id, (i) => i.endsWith(REMOVING));
     return join(this.subvolumes, id);
   }
 

@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, readSync } from 'node:fs';
 import { lstat, mkdir, readFile, readdir, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { checkLayerId, isLayerId } from './layer-id.js';
 import { DriverError } from './driver.js';
 
 export const LINK_DIR = 'l';
@@ -17,7 +18,6 @@ const LINK_LEN = 26;
 /** The kernel's OVL_MAX_STACK: overlay refuses more lower layers than this. */
 export const MAX_LOWERS = 500;
 const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 
 /** 26 random base32 characters, like Docker's overlayutils.GenerateID. */
 export function generateLinkId(): string {
@@ -40,9 +40,7 @@ export class OverlayLayout {
   }
 
   checkId(id: string): void {
-    if (!ID_RE.test(id) || id === LINK_DIR || id.endsWith('.removing')) {
-      throw new DriverError(`invalid layer id '${id}'`);
-    }
+    checkLayerId('overlay', id, (i) => i === LINK_DIR || i.endsWith('.removing'));
   }
 
   dir(id: string): string {
@@ -158,7 +156,7 @@ export class OverlayLayout {
   async ids(): Promise<string[]> {
     const out: string[] = [];
     for (const name of await readdir(this.home)) {
-      if (name === LINK_DIR || !ID_RE.test(name) || name.endsWith('.removing')) continue;
+      if (name === LINK_DIR || !isLayerId(name) || name.endsWith('.removing')) continue;
       if (await this.exists(name)) out.push(name);
     }
     return out;
@@ -172,7 +170,7 @@ export class OverlayLayout {
     // promise round trips made removing a 500-layer chain take many seconds.
     const buf = Buffer.alloc(mine.length + 1);
     for (const other of await readdir(this.home)) {
-      if (other === id || other === LINK_DIR || !ID_RE.test(other) || other.endsWith('.removing')) continue;
+      if (other === id || other === LINK_DIR || !isLayerId(other) || other.endsWith('.removing')) continue;
       let fd: number;
       try {
         fd = openSync(join(this.home, other, 'lower'), 'r');

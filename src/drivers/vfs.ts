@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { backingFsName, supportsDType } from '../sys/fsprobe.js';
 import { RENAME_NOREPLACE, renameat2 } from '../sys/linux.js';
 import { copyTree } from './copytree.js';
+import { checkLayerId } from './layer-id.js';
 import { DriverError, type CreateOpts, type Driver, type DriverOptions } from './driver.js';
 import { NaiveDiffDriver } from './naivediff.js';
 
@@ -114,9 +115,7 @@ export class VfsDriver extends NaiveDiffDriver implements Driver {
   }
 
   private dir(id: string): string {
-    if (id === '' || id === '.' || id === '..' || id.includes('/') || id.includes('\0') || id.endsWith(REMOVING)) {
-      throw new DriverError(`vfs: invalid layer id ${JSON.stringify(id)}`);
-    }
+    checkLayerId('vfs', id, (i) => i.endsWith(REMOVING));
     return join(this.dirs, id);
   }
 

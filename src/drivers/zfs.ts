@@ -13,6 +13,7 @@ import { join, sep } from 'node:path';
 import { backingFsName } from '../sys/fsprobe.js';
 import { isMountPoint, mountsUnder } from '../sys/mountinfo.js';
 import { nearestExisting, zfsDatasetOf } from './backing.js';
+import { checkLayerId } from './layer-id.js';
 import { DriverError, type CreateOpts, type Driver, type DriverOptions } from './driver.js';
 import { MountRefs } from './mountref.js';
 import { NaiveDiffDriver } from './naivediff.js';
@@ -236,9 +237,7 @@ export class ZfsDriver extends NaiveDiffDriver implements Driver {
   }
 
   private datasetOf(id: string): string {
-    if (!/^[A-Za-z0-9][A-Za-z0-9_.:-]*$/.test(id) || id.length > 200) {
-      throw new DriverError(`zfs: invalid layer id ${JSON.stringify(id)}`);
-    }
+    checkLayerId('zfs', id);
     return `${this.dataset}/${id}`;
   }
 }
