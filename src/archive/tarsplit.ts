@@ -45,6 +45,9 @@ function parsePax(data: Buffer): Map<string, Buffer> {
 
 type SplitRecord = { kind: 'meta'; bytes: Buffer } | { kind: 'file'; name: Buffer; size: number };
 
+const STAGE = 1 << 20;
+const ZERO_BLOCK = Buffer.alloc(BLOCK);
+
 /**
  * Pass-through that watches a layer tar and writes its tar-split to `tmpPath` (gzip). Bytes flow
  * on unchanged; call `finish()` after the stream ended to flush the file.
@@ -61,41 +64,65 @@ export class TarSplitRecorder extends Transform {
   private pendingPax = new Map<string, Buffer>();
   private pendingLongName: Buffer | null = null;
   private globalSparse = false;
-  private meta: Buffer[] = [];
-  private metaLen = 0;
-  private readonly gzip = createGzip({ chunkSize: 1 << 16 });
+  /**
+   * Records are built straight into a 1 MiB staging buffer that goes to gzip whole: one zlib
+   * write (a thread-pool round trip) per MiB instead of one per record.
+   */
+  private stage = Buffer.allocUnsafe(STAGE);
+  private stageLen = 0;
+  /** Offset in `stage` of the open 'M' record's header, or -1. */
+  private metaAt = -1;
+  private readonly gzip = createGzip({ chunkSize: 1 << 20 });
   private readonly written: Promise<void>;
 
   constructor(tmpPath: string) {
     super({ highWaterMark: 1 << 20 });
-    this.written = pipeline(this.gzip, createWriteStream(tmpPath, { mode: 0o600 }));
+    this.written = pipeline(this.gzip, createWriteStream(tmpPath, { mode: 0o600, highWaterMark: 1 << 20 }));
     this.written.catch(() => undefined);
   }
 
-  private emit_(rec: SplitRecord): void {
-    if (rec.kind === 'meta') {
-      this.meta.push(rec.bytes);
-      this.metaLen += rec.bytes.length;
-      if (this.metaLen >= 1 << 16) this.flushMeta();
-      return;
-    }
-    this.flushMeta();
-    const head = Buffer.alloc(3);
-    head.write('F', 0, 'latin1');
-    head.writeUInt16BE(rec.name.length, 1);
-    const size = Buffer.alloc(8);
-    size.writeBigUInt64BE(BigInt(rec.size));
-    this.gzip.write(Buffer.concat([head, rec.name, size]));
+  /** Close the open 'M' record (its length is what follows its header). */
+  private closeMeta(): void {
+    if (this.metaAt < 0) return;
+    this.stage.writeUInt32BE(this.stageLen - this.metaAt - 5, this.metaAt + 1);
+    this.metaAt = -1;
   }
 
-  private flushMeta(): void {
-    if (this.metaLen === 0) return;
-    const head = Buffer.alloc(5);
-    head.write('M', 0, 'latin1');
-    head.writeUInt32BE(this.metaLen, 1);
-    this.gzip.write(Buffer.concat([head, ...this.meta]));
-    this.meta = [];
-    this.metaLen = 0;
+  private flushStage(): void {
+    this.closeMeta();
+    if (this.stageLen === 0) return;
+    // gzip keeps the buffer until it has read it: the next records go into a fresh one.
+    this.gzip.write(this.stage.subarray(0, this.stageLen));
+    this.stage = Buffer.allocUnsafe(STAGE);
+    this.stageLen = 0;
+  }
+
+  private meta(bytes: Buffer): void {
+    let pos = 0;
+    while (pos < bytes.length) {
+      if (this.metaAt < 0) {
+        if (STAGE - this.stageLen < 6) this.flushStage();
+        this.metaAt = this.stageLen;
+        this.stage[this.stageLen] = 0x4d; // 'M'
+        this.stageLen += 5;
+      }
+      const n = bytes.copy(this.stage, this.stageLen, pos);
+      this.stageLen += n;
+      pos += n;
+      if (pos < bytes.length) this.flushStage();
+    }
+  }
+
+  private file(name: Buffer, size: number): void {
+    this.closeMeta();
+    if (STAGE - this.stageLen < 11 + name.length) this.flushStage();
+    const s = this.stage;
+    let at = this.stageLen;
+    s[at] = 0x46; // 'F'
+    s.writeUInt16BE(name.length, at + 1);
+    at += 3 + name.copy(s, at + 3);
+    s.writeBigUInt64BE(BigInt(size), at);
+    this.stageLen = at + 8;
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
@@ -113,8 +140,9 @@ export class TarSplitRecorder extends Transform {
       if (this.remaining > 0) {
         const n = Math.min(this.remaining, chunk.length - pos);
         const part = chunk.subarray(pos, pos + n);
-        if (this.collecting) this.collecting.push(Buffer.from(part));
-        if (!this.fileData) this.emit_({ kind: 'meta', bytes: Buffer.from(part) });
+        // Input chunks are never written again once passed on, so views of them can be kept.
+        if (this.collecting) this.collecting.push(part);
+        if (!this.fileData) this.meta(part);
         this.remaining -= n;
         pos += n;
         if (this.remaining === 0) this.endData();
@@ -122,12 +150,17 @@ export class TarSplitRecorder extends Transform {
       }
       if (this.padding > 0) {
         const n = Math.min(this.padding, chunk.length - pos);
-        this.emit_({ kind: 'meta', bytes: Buffer.from(chunk.subarray(pos, pos + n)) });
+        this.meta(chunk.subarray(pos, pos + n));
         this.padding -= n;
         pos += n;
         continue;
       }
       // Header block (or end-of-archive / trailing bytes, which are simply kept verbatim).
+      if (this.bufLen === 0 && chunk.length - pos >= BLOCK) {
+        this.header(chunk.subarray(pos, pos + BLOCK));
+        pos += BLOCK;
+        continue;
+      }
       const need = BLOCK - this.bufLen;
       const n = Math.min(need, chunk.length - pos);
       this.buf.push(chunk.subarray(pos, pos + n));
@@ -143,8 +176,8 @@ export class TarSplitRecorder extends Transform {
   }
 
   private header(block: Buffer): void {
-    this.emit_({ kind: 'meta', bytes: block });
-    if (block.every((b) => b === 0)) return; // end-of-archive blocks and anything after them
+    this.meta(block);
+    if (block.equals(ZERO_BLOCK)) return; // end-of-archive blocks and anything after them
     const type = String.fromCharCode(block[156] || 0x30);
     const size = parseNumber(block.subarray(124, 136));
     const pad = (BLOCK - (size % BLOCK)) % BLOCK;
@@ -169,7 +202,7 @@ export class TarSplitRecorder extends Transform {
       this.pendingPax = new Map();
       this.pendingLongName = null;
       this.fileData = isFile && !sparse && realSize === size && size > 0;
-      if (this.fileData) this.emit_({ kind: 'file', name, size });
+      if (this.fileData) this.file(name, size);
       this.remaining = size;
       this.padding = pad;
       if (size === 0) this.padding = 0;
@@ -193,14 +226,16 @@ export class TarSplitRecorder extends Transform {
   }
 
   override _flush(cb: TransformCallback): void {
-    if (this.bufLen > 0) this.emit_({ kind: 'meta', bytes: Buffer.concat(this.buf) });
-    this.flushMeta();
+    if (this.bufLen > 0) this.meta(Buffer.concat(this.buf));
+    this.buf = [];
+    this.bufLen = 0;
+    this.flushStage();
     cb();
   }
 
   /** Close the tar-split file once the stream has ended. */
   async finish(): Promise<void> {
-    this.flushMeta();
+    this.flushStage();
     this.gzip.end();
     await this.written;
   }
