@@ -3,6 +3,8 @@
 // dm.basesize formatted once (ext4, or xfs with dm.fs=xfs). Layer contents live under
 // `rootfs/` of the device's filesystem, as in Docker, so lost+found stays out of the view.
 //
+// With dm-thin in the kernel the pool is ThinPool (dm-thin.ts), driven through dmsetup; the
+// backend a store was created with is recorded in `pool-backend` and kept.
 // Without dm-thin in the kernel (no /dev/mapper/control), the thin pool is ReflinkPool
 // (dm-pool.ts): device images snapshotted with FICLONE, attached through autoclear loop devices
 // and mounted at `devicemapper/mnt/<id>` while someone holds a reference. Per-device records
@@ -15,17 +17,18 @@
 import { createHash } from 'node:crypto';
 import { closeSync, createReadStream, existsSync, readdirSync, statSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, stat, truncate, writeFile } from 'node:fs/promises';
-import { join, sep } from 'node:path';
+import { basename, join, sep } from 'node:path';
 import { backingFsName } from '../sys/fsprobe.js';
 import { MNT_DETACH, mount, umount2 } from '../sys/linux.js';
 import { attachLoop, detachLoop, freezeFs, listLoops, refreshLoopCapacity, thawFs } from '../sys/loop.js';
 import { isMountPoint, mountsUnder, readMounts } from '../sys/mountinfo.js';
 import { canReflink, cloneFile, ReflinkPool, runTool, type PoolBackend } from './dm-pool.js';
+import { checkBlockSectors, choosePoolKind, DEFAULT_BLOCK_SECTORS, DEFAULT_METADATA_SIZE, growFilesystem, makeFilesystem, ThinPool, withMounted } from './dm-thin.js';
+import { checkLayerId } from './layer-id.js';
 import { DriverError, type CreateOpts, type Driver, type DriverOptions } from './driver.js';
 import { MountRefs } from './mountref.js';
 import { NaiveDiffDriver } from './naivediff.js';
 
-const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 const BASE = 'base';
 const GiB = 1024 ** 3;
 const DEFAULT_BASE_SIZE = 10 * GiB;
@@ -107,6 +110,8 @@ export class DevmapperDriver extends NaiveDiffDriver implements Driver {
     private readonly minFreePercent: number,
     private readonly mountOpts: string,
     dataSize: number,
+    /** The kernel pool, when this store is on dm-thin. */
+    private readonly thin: ThinPool | null = null,
   ) {
     super();
     this.home = join(root, 'devicemapper');
@@ -123,6 +128,9 @@ export class DevmapperDriver extends NaiveDiffDriver implements Driver {
     let dataSize = DEFAULT_DATA_SIZE;
     let minFree = DEFAULT_MIN_FREE_PERCENT;
     let mountOpts = '';
+    let thinPoolDev: string | null = null;
+    let metadataSize = DEFAULT_METADATA_SIZE;
+    let blockSectors = DEFAULT_BLOCK_SECTORS;
     for (const [key, value] of Object.entries(opts.options)) {
       switch (key.toLowerCase()) {
         case 'dm.basesize':
@@ -145,9 +153,15 @@ export class DevmapperDriver extends NaiveDiffDriver implements Driver {
           mountOpts = value;
           break;
         case 'dm.thinpooldev':
-          throw new DriverError(
-            'devicemapper: dm.thinpooldev (a kernel dm-thin pool) is not supported by strata yet; leave it unset to use the reflink pool',
-          );
+          thinPoolDev = value.startsWith('/dev/mapper/') ? value : `/dev/mapper/${value}`;
+          break;
+        case 'dm.loopmetadatasize':
+          metadataSize = parseSize(value, key);
+          break;
+        case 'dm.blocksize':
+          blockSectors = parseSize(value, key) / 512;
+          checkBlockSectors(blockSectors);
+          break;
         default:
           throw new DriverError(`devicemapper: unknown storage option ${key}`);
       }
@@ -173,8 +187,10 @@ export class DevmapperDriver extends NaiveDiffDriver implements Driver {
         );
       }
     }
-    const backend: PoolBackend = (await canReflink(home)) ? 'reflink-dir' : 'reflink-loop';
-    const d = new DevmapperDriver(opts.root, backend, baseSize, fs, minFree, mountOpts, dataSize);
+    const kind = await choosePoolKind(home, thinPoolDev, set !== null);
+    const thin = kind === 'dm-thin' ? new ThinPool({ home, thinPoolDev, dataSize, metadataSize, blockSectors }) : null;
+    const backend: PoolBackend = thin !== null ? 'dm-thin' : (await canReflink(home)) ? 'reflink-dir' : 'reflink-loop';
+    const d = new DevmapperDriver(opts.root, backend, baseSize, fs, minFree, mountOpts, dataSize, thin);
     await d.reconcile();
     return d;
   }
@@ -182,9 +198,7 @@ export class DevmapperDriver extends NaiveDiffDriver implements Driver {
   // ---- names ----
 
   private checkId(id: string): void {
-    if (!ID_RE.test(id) || id === BASE || id.endsWith('.tmp') || id.endsWith('-removing') || id === DEVICESET) {
-      throw new DriverError(`devicemapper: invalid layer id ${JSON.stringify(id)}`);
-    }
+    checkLayerId('devicemapper', id, (i) => i === BASE || i.endsWith('.tmp') || i.endsWith('-removing') || i === DEVICESET);
   }
   private image(pool: string, id: string): string {
     return join(pool, `${id}.img`);
@@ -217,6 +231,7 @@ export class DevmapperDriver extends NaiveDiffDriver implements Driver {
    * autoclear (autoclear ones vanish by themselves), and mounts nobody holds.
    */
   private async reconcile(): Promise<void> {
+    if (this.thin !== null) return this.reconcileThin(this.thin);
     const mounted = new Set(readMounts().map((m) => m.source));
     const ours = [this.pool.dir + sep, this.pool.dataFile];
     for (const loop of listLoops()) {
@@ -232,6 +247,14 @@ export class DevmapperDriver extends NaiveDiffDriver implements Driver {
     const strays = mountsUnder(this.mntRoot);
     await this.refs.sweep((mp) => this.unmountDevice(mp), strays);
     this.pool.unmountIfIdle();
+  }
+
+  /** Unmount what nobody holds, then remove thin device tables nobody holds open. */
+  private async reconcileThin(thin: ThinPool): Promise<void> {
+    await this.refs.sweep((mp) => this.unmountDevice(mp), mountsUnder(this.mntRoot));
+    if ((await thin.openCount(thin.poolName)) === null) return;
+    for (const id of await thin.idleDevices()) await thin.deactivate(id);
+    await thin.removeIfIdle();
   }
 
   /** Once per process, with the pool mounted: delete images that no metadata file claims. */
@@ -311,13 +334,18 @@ export class DevmapperDriver extends NaiveDiffDriver implements Driver {
   }
 
   private async unmountDevice(dir: string): Promise<void> {
+    let lazy = false;
     try {
       umount2(dir, 0);
     } catch (err) {
-      if (isCode(err, 'EINVAL', 'ENOENT')) return;
-      if (!isCode(err, 'EBUSY')) throw err;
-      umount2(dir, MNT_DETACH);
+      if (!isCode(err, 'EINVAL', 'ENOENT', 'EBUSY')) throw err;
+      if (isCode(err, 'EBUSY')) {
+        umount2(dir, MNT_DETACH);
+        lazy = true;
+      } else if (this.thin === null) return;
     }
+    // A thin device's table goes with its mount (deferred while a lazy unmount still holds it).
+    if (this.thin !== null) await this.thin.deactivate(basename(dir), lazy);
   }
 
   private async withDeviceMounted<T>(
@@ -373,6 +401,12 @@ export class DevmapperDriver extends NaiveDiffDriver implements Driver {
     }
     if (await this.exists(id)) throw new DriverError(`devicemapper: layer ${id} already exists`);
     const parentRec = parent === null ? null : await this.record(parent);
+    if (this.thin !== null) {
+      const thin = this.thin;
+      await thin.use(() => this.createThin(thin, id, parent, parentRec, want));
+      await mkdir(this.mnt(id), { recursive: true, mode: 0o755 });
+      return;
+    }
     await this.pool.use(async (pool) => {
       await this.sweepImages(pool);
       this.checkFreeSpace();
@@ -408,6 +442,103 @@ export class DevmapperDriver extends NaiveDiffDriver implements Driver {
       }
     });
     await mkdir(this.mnt(id), { recursive: true, mode: 0o755 });
+  }
+
+  private async writeRecord(id: string, rec: DeviceRecord): Promise<void> {
+    const tmp = `${this.metaFile(id)}.tmp`;
+    await writeFile(tmp, JSON.stringify(rec), { mode: 0o600 });
+    await rename(tmp, this.metaFile(id));
+  }
+
+  /** The base thin device (made and formatted once, grown when dm.basesize grew), as Docker's `metadata/base`. */
+  private async ensureThinBase(thin: ThinPool): Promise<DeviceRecord> {
+    const file = join(this.metaDir, BASE);
+    const set = await readDeviceSet(this.home);
+    if (set && existsSync(file)) {
+      const base = JSON.parse(await readFile(file, 'utf8')) as DeviceRecord;
+      if (this.baseSize > base.size) {
+        await this.growThin(thin, BASE, base.device_id, this.baseSize);
+        await this.writeRecord(BASE, { ...base, size: this.baseSize });
+        await writeDeviceSet(this.home, { ...set, BaseDeviceSize: this.baseSize });
+        return { ...base, size: this.baseSize };
+      }
+      return base;
+    }
+    const status = await thin.status();
+    if (!thin.loopLvm && (status.usedDataBlocks !== 0 || status.transactionId !== 0)) {
+      throw new DriverError(`devicemapper: will not take over thin pool ${thin.poolName}: it already has used data blocks or a transaction id`);
+    }
+    const deviceId = await thin.createDevice(set?.next_device_id ?? 1, null);
+    try {
+      const dev = await thin.activate(BASE, deviceId, this.baseSize);
+      try {
+        await makeFilesystem(dev, this.fs);
+        // Docker keeps layer contents in rootfs/ of each device.
+        await withMounted(dev, this.mnt(`${BASE}.tmp`), this.fs, this.mountData(), (dir) => mkdir(join(dir, 'rootfs'), { mode: 0o755 }));
+      } finally {
+        await thin.deactivate(BASE);
+      }
+      const txn = await thin.bumpTransactionId();
+      const rec: DeviceRecord = { device_id: deviceId, size: this.baseSize, transaction_id: txn, initialized: true, deleted: false, parent: null };
+      await writeDeviceSet(this.home, { next_device_id: (deviceId + 1) & 0xffffff, BaseDeviceSize: this.baseSize, BaseDeviceFilesystem: this.fs });
+      await this.writeRecord(BASE, rec);
+      return rec;
+    } catch (err) {
+      await thin.deleteDevice(deviceId).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** Give a thin device a bigger table and grow its filesystem to fill it. */
+  private async growThin(thin: ThinPool, id: string, deviceId: number, size: number): Promise<void> {
+    const dev = await thin.activate(id, deviceId, size);
+    try {
+      await thin.resize(id, deviceId, size);
+      await growFilesystem(dev, join(this.mntRoot, `.grow-${process.pid}-${Date.now()}`), this.fs, this.mountData());
+    } finally {
+      await thin.deactivate(id);
+    }
+  }
+
+  /** Docker refuses new devices once data or metadata free space falls below dm.min_free_space. */
+  private async checkThinFreeSpace(thin: ThinPool): Promise<void> {
+    const s = await thin.space();
+    for (const [what, total, available] of [
+      ['data', s.dataTotal, s.dataAvailable],
+      ['metadata', s.metadataTotal, s.metadataAvailable],
+    ] as const) {
+      const min = Math.floor((total * this.minFreePercent) / 100);
+      if (available < min) {
+        throw new DriverError(
+          `devicemapper: thin pool has ${humanSize(available)} of ${what} free, less than the minimum ${humanSize(min)} (dm.min_free_space=${this.minFreePercent}%): free some space or lower dm.min_free_space`,
+        );
+      }
+    }
+  }
+
+  /** A thin snapshot of the parent's device (or the base), grown when size= asks for more. */
+  private async createThin(thin: ThinPool, id: string, parent: string | null, parentRec: DeviceRecord | null, want: number | null): Promise<void> {
+    await this.checkThinFreeSpace(thin);
+    const origin = parentRec ?? (await this.ensureThinBase(thin));
+    const originId = parent ?? BASE;
+    if (want !== null && want < origin.size) {
+      throw new DriverError(
+        `devicemapper: size ${humanSize(want)} is smaller than the ${parent === null ? 'base' : 'parent'} device (${humanSize(origin.size)}): a device can only grow`,
+      );
+    }
+    const set = (await readDeviceSet(this.home)) as DeviceSet;
+    const deviceId = await thin.createDevice(set.next_device_id, { id: origin.device_id, name: thin.name(originId) });
+    try {
+      await writeDeviceSet(this.home, { ...set, next_device_id: (deviceId + 1) & 0xffffff });
+      const size = want ?? origin.size;
+      if (size > origin.size) await this.growThin(thin, id, deviceId, size);
+      const txn = await thin.bumpTransactionId();
+      await this.writeRecord(id, { device_id: deviceId, size, transaction_id: txn, initialized: true, deleted: false, parent });
+    } catch (err) {
+      await thin.deactivate(id).catch(() => undefined);
+      await thin.deleteDevice(deviceId).catch(() => undefined);
+      throw err;
+    }
   }
 
   /** A mounted origin is frozen while it is cloned, so the snapshot holds a clean filesystem. */
@@ -452,9 +583,18 @@ export class DevmapperDriver extends NaiveDiffDriver implements Driver {
     // The record goes first: from then on the device does not exist, whatever follows.
     const doomed = `${this.metaFile(id)}-removing`;
     await rename(this.metaFile(id), doomed);
-    await this.pool.use(async (pool) => {
-      await rm(this.image(pool, id), { force: true });
-    });
+    if (this.thin !== null) {
+      const thin = this.thin;
+      const rec = JSON.parse(await readFile(doomed, 'utf8')) as DeviceRecord;
+      await thin.use(async () => {
+        await thin.deactivate(id);
+        await thin.deleteDevice(rec.device_id);
+      });
+    } else {
+      await this.pool.use(async (pool) => {
+        await rm(this.image(pool, id), { force: true });
+      });
+    }
     await rm(doomed, { force: true });
     await rm(this.mnt(id), { recursive: true, force: true });
   }
@@ -464,7 +604,22 @@ export class DevmapperDriver extends NaiveDiffDriver implements Driver {
     await this.record(id);
     const dir = this.mnt(id);
     await mkdir(dir, { recursive: true, mode: 0o755 });
-    const count = await this.pool.use((pool) => this.refs.acquire(id, dir, () => this.mountDevice(this.image(pool, id), dir)));
+    const thin = this.thin;
+    const count =
+      thin === null
+        ? await this.pool.use((pool) => this.refs.acquire(id, dir, () => this.mountDevice(this.image(pool, id), dir)))
+        : await thin.use(async () => {
+            const rec = await this.record(id);
+            return this.refs.acquire(id, dir, async () => {
+              const dev = await thin.activate(id, rec.device_id, rec.size);
+              try {
+                mount(dev, dir, this.fs, 0, this.mountData());
+              } catch (err) {
+                await thin.deactivate(id);
+                throw err;
+              }
+            });
+          });
     this.own.set(id, Math.min((this.own.get(id) ?? 0) + 1, count));
     return join(dir, 'rootfs');
   }
@@ -476,9 +631,11 @@ export class DevmapperDriver extends NaiveDiffDriver implements Driver {
     else this.own.delete(id);
     await this.refs.release(id, (mp) => this.unmountDevice(mp));
     this.pool.unmountIfIdle();
+    await this.thin?.removeIfIdle();
   }
 
   async status(): Promise<[string, string][]> {
+    if (this.thin !== null) return this.thinStatus(this.thin);
     const st = statSync(this.home);
     const major = Math.floor(st.dev / 256);
     const minor = st.dev % 256;
@@ -506,19 +663,60 @@ export class DevmapperDriver extends NaiveDiffDriver implements Driver {
     return rows;
   }
 
+  /** Docker's info rows for a kernel pool, from `dmsetup status <pool>`. */
+  private async thinStatus(thin: ThinPool): Promise<[string, string][]> {
+    const active = (await thin.openCount(thin.poolName)) !== null;
+    const s = active ? await thin.space() : null;
+    const v = await thin.versions();
+    const size = (n: number | undefined) => (n === undefined ? '(pool not active)' : humanSize(n));
+    const devices = readdirSync(this.metaDir).filter((n) => !n.includes('.') && !n.endsWith('-removing') && n !== DEVICESET && n !== BASE).length;
+    const loops = listLoops();
+    const loopOf = (file: string) => loops.find((l) => l.backingFile === file)?.device ?? '(not attached)';
+    const rows: [string, string][] = [
+      ['Pool Name', thin.poolName],
+      ['Pool Blocksize', size(s?.blockSize)],
+      ['Base Device Size', humanSize(this.baseSize)],
+      ['Backing Filesystem', backingFsName(this.home)],
+      ['Base Device Filesystem', this.fs],
+      ['Pool Backend', thin.loopLvm ? 'kernel dm-thin (loop-lvm: sparse data and metadata files on loop devices)' : `kernel dm-thin (dm.thinpooldev=${thin.poolDev})`],
+      ['Devices', String(devices)],
+    ];
+    if (thin.loopLvm) {
+      rows.push(['Data file', loopOf(thin.dataFile)], ['Metadata file', loopOf(thin.metadataFile)]);
+    }
+    rows.push(
+      ['Data Space Used', size(s?.dataUsed)],
+      ['Data Space Total', size(s?.dataTotal)],
+      ['Data Space Available', size(s?.dataAvailable)],
+      ['Metadata Space Used', size(s?.metadataUsed)],
+      ['Metadata Space Total', size(s?.metadataTotal)],
+      ['Metadata Space Available', size(s?.metadataAvailable)],
+      ['Thin Pool Minimum Free Space', s ? humanSize(Math.floor((s.dataTotal * this.minFreePercent) / 100)) : '(pool not active)'],
+      // udev sync needs a running udev; without one libdevmapper makes the /dev/mapper nodes itself.
+      ['Udev Sync Supported', String(existsSync('/run/udev/control'))],
+      ['Deferred Removal Enabled', 'false'],
+      ['Deferred Deletion Enabled', 'false'],
+      ['Deferred Deleted Device Count', '0'],
+    );
+    if (thin.loopLvm) rows.push(['Data loop file', thin.dataFile], ['Metadata loop file', thin.metadataFile]);
+    rows.push(['Library Version', v.library], ['Driver Version', v.driver]);
+    return rows;
+  }
+
   async metadata(id: string): Promise<Record<string, string>> {
     const rec = await this.record(id);
     const st = await stat(this.home);
     return {
       DeviceId: String(rec.device_id),
       DeviceSize: String(rec.size),
-      DeviceName: `strata-${Math.floor(st.dev / 256)}:${st.dev % 256}-${st.ino}-${id}`,
+      DeviceName: this.thin?.name(id) ?? `strata-${Math.floor(st.dev / 256)}:${st.dev % 256}-${st.ino}-${id}`,
     };
   }
 
   /** A device image's allocated bytes and content digest (for checks that devices stay apart). */
   async deviceImage(id: string): Promise<{ allocated: number; size: number; sha256: string }> {
     await this.record(id);
+    if (this.thin !== null) throw new DriverError('devicemapper: device images exist only in the reflink pool, not on kernel dm-thin');
     return this.pool.use(async (pool) => {
       const file = this.image(pool, id);
       const st = await stat(file);
@@ -541,6 +739,7 @@ export class DevmapperDriver extends NaiveDiffDriver implements Driver {
     }
     await this.refs.sweep((mp) => this.unmountDevice(mp), mountsUnder(this.mntRoot));
     this.pool.unmountIfIdle();
+    if (this.thin !== null) await this.reconcileThin(this.thin);
   }
 }
 

@@ -17,7 +17,8 @@ import { attachLoop } from '../sys/loop.js';
 import { isMountPoint, mountsUnder } from '../sys/mountinfo.js';
 import { DriverError } from './driver.js';
 
-export type PoolBackend = 'reflink-loop' | 'reflink-dir';
+/** How the devicemapper driver's pool is made: reflink images here, or kernel dm-thin (dm-thin.ts). */
+export type PoolBackend = 'reflink-loop' | 'reflink-dir' | 'dm-thin';
 
 /** Run a program, failing with its stderr in one line. */
 export function runTool(cmd: string, args: string[], okCodes: number[] = [0]): Promise<string> {
@@ -117,6 +118,7 @@ export class ReflinkPool {
 
   /** Run fn with the pool available; the pool may go away after the last user leaves. */
   async use<T>(fn: (dir: string) => Promise<T>): Promise<T> {
+    if (this.backend === 'dm-thin') throw new DriverError('devicemapper: the reflink pool is not used by a store on kernel dm-thin');
     this.inflight++;
     try {
       if (this.busy === null) {
