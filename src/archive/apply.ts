@@ -8,10 +8,9 @@
 // redirects, metacopy). `security.*` must be set or the apply fails. Other namespaces are skipped
 // when the filesystem does not support them (ENOTSUP), and `user.*` is skipped on symlinks and
 // device nodes, where the kernel never allows it (EPERM). Everything else that fails is an error.
-import { close as fdCloseCb, constants as fsc, fchmod, fchown, ftruncate, futimes, open as fdOpenCb, write as fdWriteCb, type Stats } from 'node:fs';
+import { closeSync, constants as fsc, fchmodSync, fchownSync, ftruncateSync, futimesSync, openSync, writeSync, type Stats } from 'node:fs';
 import { copyFile, lchown, link, lstat, lutimes, mkdir, open, readdir, readlink, realpath, rm, symlink, chmod } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import { promisify } from 'node:util';
 import { lsetxattr, makedev, mknod, readXattrs } from '../sys/linux.js';
 import { resolveInRoot, resolveInRootFrom, type RootWalk } from './rootpath.js';
 import { LayerArchiveError, bytesToName, cPath, fsPath, type TarHeader } from './tar/header.js';
@@ -38,13 +37,6 @@ export class UnsafeArchiveError extends Error {
 const WH = '.wh.';
 const WH_META = '.wh..wh.';
 const WH_OPAQUE = '.wh..wh..opq';
-const fdOpen = promisify(fdOpenCb);
-const fdWrite = promisify(fdWriteCb);
-const fdTruncate = promisify(ftruncate);
-const fdChown = promisify(fchown);
-const fdChmod = promisify(fchmod);
-const fdUtimes = promisify(futimes);
-const fdClose = promisify(fdCloseCb);
 
 const CHUNK = 1 << 20;
 const ZEROS = Buffer.alloc(CHUNK);
@@ -463,27 +455,28 @@ class Applier {
     await lutimes(fsPath(target), h.atime ?? h.mtime, h.mtime);
   }
 
-  /** A small file the pool writes: its content is all here already. */
   /**
-   * A small file the pool writes: its content is all here already. Plain fds and callbacks cost
-   * less per call than FileHandle, and a small file is six calls.
+   * A small file: its content is all here already. Written with synchronous calls: through
+   * libuv's pool each of its six syscalls is a round trip between threads, and on two cores
+   * those hand-offs cost the main thread more than the syscalls themselves (nginx: 38k -> 12k
+   * context switches, main thread ~0.3 s less busy).
    */
   private async writeSmall(target: string, h: TarHeader, data: Buffer): Promise<void> {
-    const fd = await fdOpen(fsPath(target), fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
+    const fd = openSync(fsPath(target), fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
     try {
       // All zeros: a hole, as writeFile makes of a zero chunk.
       if (data.length > 0 && data.equals(ZEROS.subarray(0, data.length))) {
-        await fdTruncate(fd, data.length);
+        ftruncateSync(fd, data.length);
       } else {
         let off = 0;
-        while (off < data.length) off += (await fdWrite(fd, data, off, data.length - off, off)).bytesWritten;
+        while (off < data.length) off += writeSync(fd, data, off, data.length - off, off);
       }
-      await fdChown(fd, h.uid, h.gid);
-      await fdChmod(fd, h.mode & 0o7777);
+      fchownSync(fd, h.uid, h.gid);
+      fchmodSync(fd, h.mode & 0o7777);
       this.xattrs(target, h, null);
-      await fdUtimes(fd, h.atime ?? h.mtime, h.mtime);
+      futimesSync(fd, h.atime ?? h.mtime, h.mtime);
     } finally {
-      await fdClose(fd);
+      closeSync(fd);
     }
   }
 
