@@ -8,8 +8,27 @@
 // redirects, metacopy). `security.*` must be set or the apply fails. Other namespaces are skipped
 // when the filesystem does not support them (ENOTSUP), and `user.*` is skipped on symlinks and
 // device nodes, where the kernel never allows it (EPERM). Everything else that fails is an error.
-import { closeSync, constants as fsc, fchmodSync, fchownSync, ftruncateSync, futimesSync, openSync, writeSync, type Stats } from 'node:fs';
-import { copyFile, lchown, link, lstat, lutimes, mkdir, open, readdir, readlink, realpath, rm, symlink, chmod } from 'node:fs/promises';
+// Metadata calls, and small files, are synchronous: through libuv's pool each one is a round trip
+// between threads, and on two cores those hand-offs cost the main thread more than the syscalls.
+import {
+  chmodSync,
+  closeSync,
+  constants as fsc,
+  fchmodSync,
+  fchownSync,
+  ftruncateSync,
+  futimesSync,
+  lchownSync,
+  linkSync,
+  lstatSync,
+  lutimesSync,
+  mkdirSync,
+  openSync,
+  symlinkSync,
+  writeSync,
+  type Stats,
+} from 'node:fs';
+import { copyFile, lstat, lutimes, open, readdir, readlink, realpath, rm, symlink } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { lsetxattr, makedev, mknod, readXattrs } from '../sys/linux.js';
 import { resolveInRoot, resolveInRootFrom, type RootWalk } from './rootpath.js';
@@ -48,8 +67,6 @@ const SMALL_FILE = 1 << 20;
 /** Bounds on what the pool holds at once: file count, and content bytes in memory. */
 const POOL_FILES = 16;
 const POOL_BYTES = 32 << 20;
-/** Directory times set at once at the end. */
-const TIMES_AT_ONCE = 16;
 
 /** Components of an archive path after lexical cleaning; ".." may not climb above the root. */
 function cleanComponents(name: string, what: string): string[] {
@@ -68,7 +85,7 @@ function cleanComponents(name: string, what: string): string[] {
 
 async function lstatOrNull(p: string): Promise<Stats | null> {
   try {
-    return await lstat(fsPath(p));
+    return lstatSync(fsPath(p));
   } catch (err) {
     const code = (err as { code?: string }).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') return null;
@@ -160,7 +177,7 @@ class Applier {
     const host = walk.parts.length === 0 ? this.root : `${this.root}/${walk.parts.join('/')}`;
     const created = missing.filter((m) => within(host, m));
     for (const [p, job] of this.pending) if (within(host, p)) await job;
-    await mkdir(fsPath(host), { recursive: true, mode: 0o755 });
+    mkdirSync(fsPath(host), { recursive: true, mode: 0o755 });
     for (const d of created) {
       this.fresh.add(d);
       this.made.set(d, true);
@@ -240,7 +257,7 @@ class Applier {
     if (parts.length > 0 && parts[0]!.startsWith(WH_META)) return; // AUFS metadata (plnk, aufs, orph)
     if (parts.length === 0) {
       if (h.type !== 'dir') throw new UnsafeArchiveError(`layer root entry "." is a ${h.type}, not a directory`);
-      await this.meta(this.root, h);
+      this.meta(this.root, h);
       this.dirTimes.push({ path: this.root, atime: h.atime ?? h.mtime, mtime: h.mtime });
       return;
     }
@@ -279,10 +296,10 @@ class Applier {
         break;
       case 'dir':
         if (existing !== 'dir') {
-          await mkdir(fsPath(target), { mode: 0o700 });
+          mkdirSync(fsPath(target), { mode: 0o700 });
           this.fresh.add(target);
         }
-        await this.meta(target, h);
+        this.meta(target, h);
         this.dirTimes.push({ path: target, atime: h.atime ?? h.mtime, mtime: h.mtime });
         // Its children are resolved from here without another walk.
         if (this.parents.has(parentParts.join('/'))) {
@@ -294,22 +311,22 @@ class Applier {
         }
         break;
       case 'symlink':
-        await symlink(fsPath(h.linkname ?? ''), fsPath(target));
-        await this.meta(target, h);
-        await lutimes(fsPath(target), h.atime ?? h.mtime, h.mtime);
+        symlinkSync(fsPath(h.linkname ?? ''), fsPath(target));
+        this.meta(target, h);
+        lutimesSync(fsPath(target), h.atime ?? h.mtime, h.mtime);
         break;
       case 'hardlink': {
         if (linkTarget === null) {
           await this.copyUp(h, target);
         } else {
-          await link(fsPath(linkTarget), fsPath(target));
+          linkSync(fsPath(linkTarget), fsPath(target));
         }
-        const st = await lstat(fsPath(target));
+        const st = lstatSync(fsPath(target));
         if (st.isSymbolicLink()) {
-          await lchown(fsPath(target), h.uid, h.gid);
+          lchownSync(fsPath(target), h.uid, h.gid);
         } else {
-          await this.meta(target, h, st);
-          await lutimes(fsPath(target), h.atime ?? h.mtime, h.mtime);
+          this.meta(target, h, st);
+          lutimesSync(fsPath(target), h.atime ?? h.mtime, h.mtime);
         }
         break;
       }
@@ -323,8 +340,8 @@ class Applier {
         } catch (err) {
           throw new LayerArchiveError(`cannot create ${h.type} device ${JSON.stringify(h.name)}: ${describe(err)}`);
         }
-        await this.meta(target, h);
-        await lutimes(fsPath(target), h.atime ?? h.mtime, h.mtime);
+        this.meta(target, h);
+        lutimesSync(fsPath(target), h.atime ?? h.mtime, h.mtime);
         break;
       }
     }
@@ -357,7 +374,7 @@ class Applier {
     if (there) await this.remove(victim, there === 'dir');
     mknod(cPath(victim), S_IFCHR, 0);
     this.made.set(victim, false);
-    await lchown(fsPath(victim), h.uid, h.gid);
+    lchownSync(fsPath(victim), h.uid, h.gid);
     this.written.add(victim);
   }
 
@@ -481,10 +498,10 @@ class Applier {
   }
 
   /** Owner, then mode (chown clears setuid), then xattrs (chown clears security.capability). */
-  private async meta(target: string, h: TarHeader, st?: Stats): Promise<void> {
-    await lchown(fsPath(target), h.uid, h.gid);
-    if (h.type !== 'symlink' && !st?.isSymbolicLink()) await chmod(fsPath(target), h.mode & 0o7777);
-    this.xattrs(target, h, h.xattrs ? (st ?? (await lstat(fsPath(target)))) : null);
+  private meta(target: string, h: TarHeader, st?: Stats): void {
+    lchownSync(fsPath(target), h.uid, h.gid);
+    if (h.type !== 'symlink' && !st?.isSymbolicLink()) chmodSync(fsPath(target), h.mode & 0o7777);
+    this.xattrs(target, h, h.xattrs ? (st ?? lstatSync(fsPath(target))) : null);
   }
 
   private checkXattrs(h: TarHeader): void {
@@ -525,19 +542,14 @@ class Applier {
       times.delete(d.path);
       times.set(d.path, d);
     }
-    const todo = [...times];
-    const worker = async () => {
-      for (let next = todo.shift(); next !== undefined; next = todo.shift()) {
-        const [path, t] = next;
-        // A dir this layer made and did not remove since is still a dir; others are looked at.
-        if (this.made.get(path) !== true) {
-          const st = await lstatOrNull(path);
-          if (!st || !st.isDirectory()) continue;
-        }
-        await lutimes(fsPath(path), t.atime, t.mtime);
+    for (const [path, t] of times) {
+      // A dir this layer made and did not remove since is still a dir; others are looked at.
+      if (this.made.get(path) !== true) {
+        const st = await lstatOrNull(path);
+        if (!st || !st.isDirectory()) continue;
       }
-    };
-    await Promise.all(Array.from({ length: TIMES_AT_ONCE }, worker));
+      lutimesSync(fsPath(path), t.atime, t.mtime);
+    }
   }
 
   private async prune(dir: string): Promise<void> {
