@@ -140,7 +140,48 @@ export class LayerStore {
    * Make sure the image layers exist, base first, reusing any already stored (same chain ID).
    * Returns the top layer, or null for an image without layers.
    */
+  /**
+   * Image layers stay owned by the process that made them until an image references them
+   * (`adopted`): an import that fails or dies leaves no unreferenced layer behind for long —
+   * the failing process removes its own, the next open removes a dead one's.
+   */
   async ensureImageLayers(inputs: LayerInput[], events: LayerEvents = {}): Promise<LayerRecord | null> {
+    try {
+      return await this.ensureImageLayersOnce(inputs, events);
+    } catch (err) {
+      await this.dropUnadopted(ownerId());
+      throw err;
+    }
+  }
+
+  /** This process's image layers are now referenced by an image (or a container). */
+  adopted(): void {
+    writeTx(this.db, () => {
+      this.db.prepare(`UPDATE layers SET owner = NULL WHERE owner = ? AND kind = 'image' AND state = 'complete'`).run(ownerId());
+    });
+  }
+
+  /** Remove complete image layers owned by `owner` (or by any dead process) that nothing uses. */
+  private async dropUnadopted(owner: string | null): Promise<void> {
+    for (;;) {
+      const rows = (this.db.prepare(`SELECT * FROM layers WHERE kind = 'image' AND state = 'complete' AND owner IS NOT NULL`).all() as LayerRow[])
+        .map(fromRow)
+        .filter((l) => (owner ? l.owner === owner : !ownerAlive(l.owner)))
+        .filter((l) => !this.hasChildren(l.id) && !this.isImageTop(l.id));
+      if (rows.length === 0) return;
+      let removed = 0;
+      for (const l of rows) {
+        try {
+          if (await this.destroy(l.id, { unlessImageTop: true })) removed++;
+        } catch (err) {
+          if (!(err instanceof ConflictError)) throw err;
+        }
+      }
+      if (removed === 0) return;
+    }
+  }
+
+  private async ensureImageLayersOnce(inputs: LayerInput[], events: LayerEvents): Promise<LayerRecord | null> {
     const known = inputs.every((i) => i.diffId);
     const chains = known ? chainIds(inputs.map((i) => i.diffId!)) : null;
     if (!chains) {
@@ -232,7 +273,7 @@ export class LayerStore {
             | undefined;
           if (other) return false;
           this.db
-            .prepare(`UPDATE layers SET chain_id = ?, diff_id = ?, size = ?, content_size = ?, state = 'complete', owner = NULL WHERE id = ?`)
+            .prepare(`UPDATE layers SET chain_id = ?, diff_id = ?, size = ?, content_size = ?, state = 'complete' WHERE id = ?`)
             .run(chain, diffId, size, contentSize, id);
           return true;
         });
@@ -306,7 +347,7 @@ export class LayerStore {
         for (const c of todo) {
           const r = results.get(c.id)!;
           this.db
-            .prepare(`UPDATE layers SET diff_id = ?, size = ?, content_size = ?, state = 'complete', owner = NULL WHERE id = ?`)
+            .prepare(`UPDATE layers SET diff_id = ?, size = ?, content_size = ?, state = 'complete' WHERE id = ?`)
             .run(r.diffId, r.size, r.contentSize, c.id);
         }
       });
@@ -473,6 +514,7 @@ export class LayerStore {
 
   /** Finish what crashed writers left: half-made layers go, half-removed layers are removed. */
   async recover(): Promise<number> {
+    await this.dropUnadopted(null);
     const stale = (this.db.prepare(`SELECT * FROM layers WHERE state != 'complete'`).all() as LayerRow[])
       .map(fromRow)
       .filter((l) => !ownerAlive(l.owner));

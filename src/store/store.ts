@@ -137,6 +137,7 @@ export class Store {
       // A concurrent `rmi` may have released a layer between its creation and this point.
       if (top && this.layers.byId(top.id)?.state !== 'complete') continue;
       this.images.add({ id, config: src.config, topLayer: top?.id ?? null, manifest: src.manifest ?? null }, names, opts.repoDigests ?? []);
+      this.layers.adopted();
       src.layers.forEach((l, i) => {
         if (l.digest && l.size !== undefined) this.layers.recordBlob(diffIds[i], { digest: l.digest, mediaType: l.mediaType, size: l.size });
       });
@@ -337,6 +338,7 @@ export class Store {
     const bytes = Buffer.from(JSON.stringify(config));
     const id = sha256(bytes);
     this.images.add({ id, config: bytes, topLayer: top.id, manifest: null }, ref ? [normalizeName(ref)] : []);
+    this.layers.adopted();
     return id;
   }
 
@@ -468,6 +470,7 @@ export class Store {
     const bytes = Buffer.from(JSON.stringify(config));
     const id = sha256(bytes);
     this.images.add({ id, config: bytes, topLayer: layer.id, manifest: null }, names);
+    this.layers.adopted();
     return id;
   }
 
