@@ -11,6 +11,11 @@ export interface LayerSource {
   size?: number;
   /** Opens the blob bytes as stored (compressed or not); the store detects the compression. */
   open(): Promise<Readable>;
+  /**
+   * True when the stream `open()` returns already fails unless its bytes match `digest` (a
+   * registry download does): the store then does not hash the blob a second time.
+   */
+  verified?: boolean;
 }
 
 export interface ImageSource {

@@ -236,6 +236,7 @@ export async function resolveImage(ref: string | Reference, opts: PullOptions = 
         mediaType: d.mediaType ?? OCI_LAYER_GZIP,
         digest,
         size,
+        verified: true,
         async open(): Promise<Readable> {
           emit({ id, status: 'Pulling fs layer' });
           const release = await downloads.acquire(() => emit({ id, status: 'Waiting' }));

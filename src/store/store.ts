@@ -128,7 +128,7 @@ export class Store {
       const top = await this.layers.ensureImageLayers(
         src.layers.map((l, i) => ({
           open: l.open,
-          blobDigest: l.digest,
+          blobDigest: l.verified ? undefined : l.digest,
           diffId: diffIds[i],
           label: (l.digest ?? diffIds[i]).replace(/^sha256:/, '').slice(0, 12),
         })),
