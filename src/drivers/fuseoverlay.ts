@@ -4,13 +4,14 @@
 // fuse-overlayfs honours in its lower dirs; as root it also writes them that way in the upper.
 import { spawn } from 'node:child_process';
 import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
-import { delimiter, dirname, join } from 'node:path';
+import { delimiter, join } from 'node:path';
 import { backingFsName, FS_MAGIC, supportsDType } from '../sys/fsprobe.js';
 import { MNT_DETACH, statfsType, umount2 } from '../sys/linux.js';
 import { isMountPoint } from '../sys/mountinfo.js';
 import { DriverError, type DriverOptions } from './driver.js';
 import { NaiveDiff } from './naivediff.js';
 import { OverlayBase, type DiffFallback } from './overlay-base.js';
+import { nearestExisting } from './backing.js';
 
 const PROGRAM = 'fuse-overlayfs';
 
@@ -26,16 +27,6 @@ function findProgram(name: string): string | null {
     }
   }
   return null;
-}
-
-function nearestExisting(path: string): string {
-  let p = path;
-  while (!existsSync(p)) {
-    const up = dirname(p);
-    if (up === p) break;
-    p = up;
-  }
-  return p;
 }
 
 /** Why fuse-overlayfs cannot run with its data under root, or null when it can. */

@@ -1,14 +1,15 @@
 // overlay2: kernel OverlayFS over Docker's layout. A container layer is an empty upper dir on
 // top of the image's diff dirs, so creating one costs a few directories whatever the image.
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { backingFsName, FS_MAGIC, supportsDType } from '../sys/fsprobe.js';
 import { lgetxattr, lsetxattr, MNT_DETACH, mount, statfsType, umount2 } from '../sys/linux.js';
 import { mountWithFsConfig, overlaySupportsLowerdirPlus, type FsOption } from '../sys/mountapi.js';
 import { DriverError, type DriverOptions } from './driver.js';
 import { NaiveDiff } from './naivediff.js';
 import { OverlayBase, type DiffFallback } from './overlay-base.js';
+import { nearestExisting } from './backing.js';
 
 // mount(2) copies its data argument into one page, NUL included.
 const PAGE_SIZE = 4096;
@@ -39,16 +40,6 @@ function overlayParam(name: string): string | null {
   } catch {
     return null;
   }
-}
-
-function nearestExisting(path: string): string {
-  let p = path;
-  while (!existsSync(p)) {
-    const up = dirname(p);
-    if (up === p) break;
-    p = up;
-  }
-  return p;
 }
 
 /** Why overlay2 cannot run with its data under root, or null when it can. */
