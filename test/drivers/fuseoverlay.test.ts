@@ -7,24 +7,11 @@ import { FuseOverlayDriver } from '../../src/drivers/fuseoverlay.js';
 import { lgetxattr, lsetxattr, makedev, mknod } from '../../src/sys/linux.js';
 import { isMountPoint, readMounts } from '../../src/sys/mountinfo.js';
 import { conformance } from './conformance.js';
-import { corpusLayerBlobs, driverRoot, gunzipped, hashTree, runChild } from './overlay-fixtures.js';
+import { chain, corpusLayerBlobs, driverRoot, gunzipped, hashTree, runChild } from './overlay-fixtures.js';
 
 const S_IFCHR = 0o020000;
 const newId = () => randomBytes(32).toString('hex');
 const open = (root: string) => FuseOverlayDriver.open({ root, options: {} });
-
-async function chain(d: FuseOverlayDriver, n: number): Promise<string[]> {
-  const ids: string[] = [];
-  for (let i = 0; i < n; i++) {
-    const id = newId();
-    await d.create(id, ids.at(-1) ?? null);
-    const upper = (await d.metadata(id)).UpperDir;
-    writeFileSync(join(upper, `f${i}`), String(i));
-    writeFileSync(join(upper, 'top'), String(i));
-    ids.push(id);
-  }
-  return ids;
-}
 
 conformance('fuse-overlayfs', (root) => FuseOverlayDriver.open({ root, options: {} }), { deep: 130 });
 

@@ -1,12 +1,13 @@
 // Fixtures for the overlay-family driver tests: driver roots whose mounts are always undone,
 // corpus layers as tar streams, tree hashes, and child processes that use a driver.
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { createReadStream, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
+import type { Driver } from '../../src/drivers/driver.js';
 import { MNT_DETACH, readXattrs, umount2 } from '../../src/sys/linux.js';
 import { mountsUnder } from '../../src/sys/mountinfo.js';
 import { corpusImage, repoRoot } from '../helpers/env.js';
@@ -95,4 +96,18 @@ export function runChild(modPath: string, body: string, args: string[]): string 
   const r = spawnSync(process.execPath, ['--input-type=module', '-e', script, ...args], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`child failed (${r.status}): ${r.stderr}`);
   return r.stdout.trim();
+}
+
+/** A chain of n layers written straight into their upper dirs; layer i holds f<i> and overwrites `top`; ids bottom first. */
+export async function chain(d: Driver, n: number): Promise<string[]> {
+  const ids: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const id = randomBytes(32).toString('hex');
+    await d.create(id, ids.at(-1) ?? null);
+    const upper = (await d.metadata(id)).UpperDir;
+    writeFileSync(join(upper, `f${i}`), String(i));
+    writeFileSync(join(upper, 'top'), String(i));
+    ids.push(id);
+  }
+  return ids;
 }

@@ -7,25 +7,11 @@ import { Overlay2Driver } from '../../src/drivers/overlay2.js';
 import { makedev, mknod, mount, umount2 } from '../../src/sys/linux.js';
 import { isMountPoint, readMounts } from '../../src/sys/mountinfo.js';
 import { conformance } from './conformance.js';
-import { corpusLayerBlobs, driverRoot, gunzipped, hashTree, runChild } from './overlay-fixtures.js';
+import { chain, corpusLayerBlobs, driverRoot, gunzipped, hashTree, runChild } from './overlay-fixtures.js';
 
 const S_IFCHR = 0o020000;
 const newId = () => randomBytes(32).toString('hex');
 const open = (root: string, options: Record<string, string> = {}) => Overlay2Driver.open({ root, options });
-
-/** A chain of n layers; layer i holds f<i> and overwrites `top`; returns ids bottom first. */
-async function chain(d: Overlay2Driver, n: number): Promise<string[]> {
-  const ids: string[] = [];
-  for (let i = 0; i < n; i++) {
-    const id = newId();
-    await d.create(id, ids.at(-1) ?? null);
-    const upper = (await d.metadata(id)).UpperDir;
-    writeFileSync(join(upper, `f${i}`), String(i));
-    writeFileSync(join(upper, 'top'), String(i));
-    ids.push(id);
-  }
-  return ids;
-}
 
 conformance('overlay2', (root) => Overlay2Driver.open({ root, options: {} }), { deep: 500 });
 // The same scenarios with every mount made by mount(2) (relative paths past a page).
