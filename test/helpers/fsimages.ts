@@ -18,7 +18,7 @@ export interface ScratchFs {
   teardown(): void;
 }
 
-export interface BtrfsFs extends ScratchFs {
+export interface LoopFs extends ScratchFs {
   device: string;
 }
 
@@ -27,7 +27,7 @@ export interface ZfsPool extends ScratchFs {
 }
 
 /** A sparse btrfs image on a loop device, mounted, torn down after the test file. */
-export function useBtrfs(sizeMiB = 4096): BtrfsFs {
+export function useBtrfs(sizeMiB = 4096): LoopFs {
   return tearDownLater(makeBtrfs(sizeMiB));
 }
 
@@ -65,9 +65,18 @@ function tearDownLater<T extends ScratchFs>(fs: T): T {
   return fs;
 }
 
-export function makeBtrfs(sizeMiB: number): BtrfsFs {
-  const base = mkdtempSync(join(tmpdir(), 'strata-btrfs-'));
-  const image = join(base, 'btrfs.img');
+export function makeBtrfs(sizeMiB: number): LoopFs {
+  return makeLoopFs('btrfs', sizeMiB);
+}
+
+/**
+ * A sparse image of a fresh filesystem on a loop device, mounted. ext4 is made as mkfs.ext4's
+ * defaults make it (with a journal, unlike this machine's root filesystem) and with its inode
+ * tables written up front, so no background initialisation runs while it is measured.
+ */
+export function makeLoopFs(type: 'btrfs' | 'ext4' | 'xfs', sizeMiB: number): LoopFs {
+  const base = mkdtempSync(join(tmpdir(), `strata-${type}-`));
+  const image = join(base, `${type}.img`);
   const mountPoint = join(base, 'mnt');
   let device = '';
   let done = false;
@@ -78,14 +87,20 @@ export function makeBtrfs(sizeMiB: number): BtrfsFs {
     attempt(errors, () => unmountTree(mountPoint));
     if (device) attempt(errors, () => execFileSync('losetup', ['-d', device], { stdio: 'pipe' }));
     attempt(errors, () => rmSync(base, { recursive: true, force: true }));
-    if (errors.length > 0) throw new Error(`btrfs teardown: ${errors.join('; ')}`);
+    if (errors.length > 0) throw new Error(`${type} teardown: ${errors.join('; ')}`);
+  };
+  const mkfs: Record<typeof type, string[]> = {
+    btrfs: ['mkfs.btrfs', '-q', image],
+    ext4: ['mkfs.ext4', '-q', '-E', 'lazy_itable_init=0,lazy_journal_init=0', image],
+    xfs: ['mkfs.xfs', '-q', image],
   };
   try {
     execFileSync('truncate', ['-s', `${sizeMiB}M`, image]);
-    execFileSync('mkfs.btrfs', ['-q', image], { stdio: 'pipe' });
+    const [cmd, ...args] = mkfs[type];
+    execFileSync(cmd!, args, { stdio: 'pipe' });
     device = execFileSync('losetup', ['-f', '--show', image], { encoding: 'utf8' }).trim();
     execFileSync('mkdir', ['-p', mountPoint]);
-    execFileSync('mount', ['-t', 'btrfs', device, mountPoint], { stdio: 'pipe' });
+    execFileSync('mount', ['-t', type, device, mountPoint], { stdio: 'pipe' });
   } catch (err) {
     teardown();
     throw err;
