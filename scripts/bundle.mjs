@@ -1,6 +1,6 @@
 // The CLI as one file (dist/strata.mjs): Node 20 keeps no compiled-code cache for user modules,
-// so resolving, reading and compiling ~90 modules at every start cost about 45 ms more than one
-// bundle (strata --version: 0.16 s -> 0.11 s). The library (dist/src) stays as modules; native
+// so resolving, reading and compiling ~90 modules at every start cost about 55 ms more than one
+// bundle (strata --version: 0.16 s -> 0.10 s). The library (dist/src) stays as modules; native
 // addons stay outside the bundle and load from node_modules.
 import { build } from 'esbuild';
 
@@ -14,6 +14,7 @@ await build({
   external: ['better-sqlite3', 'koffi', 'zstd-napi'],
   // CommonJS dependencies (commander, undici) call require(); give the ES module bundle one.
   banner: { js: "import { createRequire as strataCreateRequire } from 'node:module'; const require = strataCreateRequire(import.meta.url);" },
+  minifyWhitespace: true,
   sourcemap: 'linked',
   logLevel: 'warning',
 });

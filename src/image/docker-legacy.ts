@@ -1,10 +1,9 @@
 // Archives from Docker before 1.10 have no manifest.json and no image config: only `repositories`
 // and a chain of v1 layer directories (<id>/json naming its parent, <id>/layer.tar). Like
 // `docker load`, we rebuild a config from the top layer's json, hashing every layer for its diffID.
-import { createGunzip } from 'node:zlib';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { DecompressStream } from 'zstd-napi';
+import { decompress } from '../archive/compression.js';
 import { parseNormalizedNamed, referenceString, withDefaultTag } from '../registry/reference.js';
 import type { ArchiveIndex } from './archive-index.js';
 import { DigestStream } from './digest.js';
@@ -38,7 +37,7 @@ async function readV1Json(index: ArchiveIndex, id: string): Promise<V1Json> {
   }
 }
 
-async function diffIDOf(open: () => Promise<Readable>, mediaType: string, what: string): Promise<string> {
+async function diffIDOf(open: () => Promise<Readable>, what: string): Promise<string> {
   const hasher = new DigestStream({ what });
   const drain = async (src: AsyncIterable<Buffer>) => {
     for await (const _chunk of src) {
@@ -46,9 +45,7 @@ async function diffIDOf(open: () => Promise<Readable>, mediaType: string, what: 
     }
   };
   const raw = await open();
-  if (mediaType === DOCKER_LAYER_GZIP) await pipeline(raw, createGunzip({ chunkSize: 1 << 20 }), hasher, drain);
-  else if (mediaType === DOCKER_LAYER_ZSTD) await pipeline(raw, new DecompressStream(), hasher, drain);
-  else await pipeline(raw, hasher, drain);
+  await pipeline(await decompress(raw), hasher, drain);
   return hasher.digest;
 }
 
@@ -95,7 +92,7 @@ async function legacyImage(index: ArchiveIndex, top: string, names: string[]): P
     const compression = sniffCompression(await index.readHead(member, 4));
     const mediaType = { none: DOCKER_LAYER, gzip: DOCKER_LAYER_GZIP, zstd: DOCKER_LAYER_ZSTD }[compression];
     const open = async () => index.openStream(member);
-    diffIDs.push(await diffIDOf(open, mediaType, `${id}/layer.tar`));
+    diffIDs.push(await diffIDOf(open, `${id}/layer.tar`));
     layers.push({ mediaType, size: member.size, open });
     const cmd = json.container_config?.Cmd;
     const h: HistoryEntry = {};

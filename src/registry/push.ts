@@ -295,7 +295,7 @@ export async function pushImage(img: PushImage, ref: Reference, opts: PushOption
         got = { ...r, compression: 'none' };
       }
       if (!got) {
-        const r = await pusher.uploadStream(compress(await layer.open(), 'gzip'), id);
+        const r = await pusher.uploadStream(await compress(await layer.open(), 'gzip'), id);
         emit({ id, status: 'Pushed' });
         got = { ...r, compression: 'gzip' };
       }

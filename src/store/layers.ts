@@ -299,12 +299,28 @@ export class LayerStore {
     chains: string[],
     events: LayerEvents,
   ): Promise<LayerRecord> {
-    // Claim and create every layer first (cheap, and each needs its parent's directory), then
-    // extract them at the same time, then mark them complete base first in one transaction.
+    // Claim and create the layers base first (each needs its parent's directory), starting each
+    // one's extraction as soon as it exists (a few at once), then mark them all complete in one
+    // transaction.
     const claimed: { id: string; parent: string | null; input: LayerInput; chain: string; existing?: LayerRecord }[] = [];
+    const results = new Map<string, { diffId: string; size: number; contentSize: number }>();
+    const running = new Set<Promise<void>>();
+    let failure: { err: unknown } | undefined;
+    const extract = (c: (typeof claimed)[number]) => {
+      const job: Promise<void> = (async () => {
+        events.onLayer?.(c.input.label, 'extracting');
+        results.set(c.id, await this.applyInto(c.id, c.parent, c.input));
+        events.onLayer?.(c.input.label, 'complete');
+      })()
+        .catch((err: unknown) => {
+          failure ??= { err };
+        })
+        .finally(() => running.delete(job));
+      running.add(job);
+    };
     let parentId = parent?.id ?? null;
     try {
-      for (let i = 0; i < inputs.length; i++) {
+      for (let i = 0; i < inputs.length && !failure; i++) {
         const existing = await this.waitForChain(chains[i]);
         if (existing) {
           events.onLayer?.(inputs[i].label, 'exists');
@@ -317,34 +333,18 @@ export class LayerStore {
           i--; // somebody else just claimed it: wait for theirs
           continue;
         }
-        claimed.push({ id, parent: parentId, input: inputs[i], chain: chains[i] });
+        const c = { id, parent: parentId, input: inputs[i], chain: chains[i] };
+        claimed.push(c);
         await this.driver.create(id, parentId);
         parentId = id;
+        while (running.size >= this.parallelExtract && !failure) await Promise.race(running);
+        if (!failure) extract(c);
       }
-      const todo = claimed.filter((c) => !c.existing);
-      const results = new Map<string, { diffId: string; size: number; contentSize: number }>();
-      const limit = this.parallelExtract;
-      let next = 0;
-      let failed = false;
-      const worker = async () => {
-        while (next < todo.length && !failed) {
-          const c = todo[next++];
-          events.onLayer?.(c.input.label, 'extracting');
-          try {
-            results.set(c.id, await this.applyInto(c.id, c.parent, c.input));
-          } catch (err) {
-            failed = true;
-            throw err;
-          }
-          events.onLayer?.(c.input.label, 'complete');
-        }
-      };
-      // Every worker must have stopped writing before the layers are removed below.
-      const settled = await Promise.allSettled(Array.from({ length: Math.min(limit, todo.length) }, worker));
-      const failure = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-      if (failure) throw failure.reason;
+      while (running.size > 0) await Promise.race(running);
+      if (failure) throw failure.err;
       writeTx(this.db, () => {
-        for (const c of todo) {
+        for (const c of claimed) {
+          if (c.existing) continue;
           const r = results.get(c.id)!;
           this.db
             .prepare(`UPDATE layers SET diff_id = ?, size = ?, content_size = ?, state = 'complete' WHERE id = ?`)
@@ -353,10 +353,13 @@ export class LayerStore {
       });
       return this.byId(parentId!)!;
     } catch (err) {
+      // Every extraction must have stopped writing before its layer is removed.
+      while (running.size > 0) await Promise.race(running);
       for (const c of claimed.reverse()) if (!c.existing) await this.destroy(c.id).catch(() => undefined);
       throw err;
     }
   }
+
 
   /** Stream one layer blob into the driver: verify, decompress, hash, record tar-split, apply. */
   private async applyInto(id: string, parent: string | null, input: LayerInput): Promise<{ diffId: string; size: number; contentSize: number }> {

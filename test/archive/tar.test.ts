@@ -255,7 +255,7 @@ test('compression: detect, gzip and zstd round trips', async () => {
   const data = Buffer.alloc(3 << 20);
   for (let i = 0; i < data.length; i++) data[i] = (i * 7919) % 251;
   for (const kind of ['gzip', 'zstd'] as const) {
-    const packed = await collect(compress(Readable.from([data]), kind));
+    const packed = await collect(await compress(Readable.from([data]), kind));
     assert.equal(detectCompression(packed), kind);
     const back = await collect(await decompress(Readable.from([packed])));
     assert.ok(back.equals(data), kind);
