@@ -99,7 +99,7 @@ function within(host: string, dir: string): boolean {
 }
 
 /** A small file's whole content; the same error as a streamed write when the archive ends early. */
-async function readWhole(body: Readable, h: TarHeader): Promise<Buffer> {
+async function readWhole(body: AsyncIterable<Buffer>, h: TarHeader): Promise<Buffer> {
   // A copy, so the pool does not pin the (1 MiB) input chunks the content was sliced from.
   const buf = Buffer.allocUnsafe(h.size);
   let pos = 0;
@@ -220,7 +220,7 @@ class Applier {
   }
 
   /** Hand a small file to the pool, once it has room for it. */
-  private async schedule(target: string, h: TarHeader, body: Readable): Promise<void> {
+  private async schedule(target: string, h: TarHeader, body: AsyncIterable<Buffer>): Promise<void> {
     while (this.pending.size >= POOL_FILES || (this.pending.size > 0 && this.pendingBytes + h.size > POOL_BYTES)) {
       await Promise.race(this.pending.values());
     }
@@ -251,7 +251,7 @@ class Applier {
     return this.failure?.err ?? err;
   }
 
-  async entry(h: TarHeader, body: Readable): Promise<void> {
+  async entry(h: TarHeader, body: AsyncIterable<Buffer>): Promise<void> {
     this.throwIfFailed();
     const parts = cleanComponents(h.name, 'entry');
     if (parts.length > 0 && parts[0]!.startsWith(WH_META)) return; // AUFS metadata (plnk, aufs, orph)
@@ -425,7 +425,7 @@ class Applier {
     }
   }
 
-  private async writeFile(target: string, h: TarHeader, body: Readable): Promise<void> {
+  private async writeFile(target: string, h: TarHeader, body: AsyncIterable<Buffer>): Promise<void> {
     const fh = await open(fsPath(target), fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
     try {
       const acc = Buffer.allocUnsafe(CHUNK);

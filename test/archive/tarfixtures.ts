@@ -121,7 +121,7 @@ export function run(cmd: string, args: string[], opts: { cwd?: string } = {}): s
   return execFileSync(cmd, args, { cwd: opts.cwd, maxBuffer: 1 << 28 }).toString();
 }
 
-export async function collect(stream: Readable): Promise<Buffer> {
+export async function collect(stream: AsyncIterable<Buffer | string>): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const c of stream) chunks.push(c as Buffer);
   return Buffer.concat(chunks);

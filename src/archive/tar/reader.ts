@@ -1,6 +1,6 @@
 // Streaming tar reader: ustar, pax (global and per-file), GNU long names and old sparse, pax
 // sparse 0.0/0.1/1.0, base-256 numbers, v7 headers. One entry at a time, constant memory.
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import {
   BLOCK,
   LayerArchiveError,
@@ -19,8 +19,8 @@ import { ByteSource } from './source.js';
 
 export interface TarEntry {
   header: TarHeader;
-  /** Content ('file' only; empty otherwise). Sparse entries: holes expanded as zeros. */
-  body: Readable;
+  /** Content ('file' only; empty otherwise), to be read before the next entry or never. Sparse entries: holes expanded as zeros. */
+  body: AsyncIterable<Buffer>;
   /** Byte offset in the input where this entry's data starts (valid for non-sparse entries). */
   offset: number;
 }
@@ -97,51 +97,53 @@ class BodyPlan {
   }
 }
 
-class EntryBody extends Readable {
-  private inflight: Promise<void> | null = null;
+/**
+ * An entry's content, read once by async iteration, straight from the source's chunks. Not a
+ * Readable: a stream object per entry (thousands per layer) cost more than the reading itself.
+ */
+class EntryBody implements AsyncIterable<Buffer> {
+  private reading: Promise<Buffer | null> | null = null;
+  private started = false;
   private ended = false;
-  failure: Error | null = null;
+  private failure: Error | null = null;
 
-  constructor(private readonly plan: BodyPlan) {
-    super({ highWaterMark: CHUNK });
-  }
+  constructor(private readonly plan: BodyPlan) {}
 
-  override _read(): void {
-    if (this.inflight !== null || this.ended) return;
-    this.inflight = this.pump().then(
-      () => {
-        this.inflight = null;
+  [Symbol.asyncIterator](): AsyncIterator<Buffer> {
+    if (this.started) throw new Error('a tar entry body can be read only once');
+    this.started = true;
+    return {
+      next: async (): Promise<IteratorResult<Buffer>> => {
+        if (this.ended) return { done: true, value: undefined };
+        this.reading = this.plan.next();
+        try {
+          const chunk = await this.reading;
+          if (chunk === null) {
+            this.ended = true;
+            return { done: true, value: undefined };
+          }
+          return { done: false, value: chunk };
+        } catch (err) {
+          this.failure = err as Error;
+          this.ended = true;
+          throw err;
+        } finally {
+          this.reading = null;
+        }
       },
-      (err: Error) => {
-        this.inflight = null;
-        this.failure = err;
+      return: async (): Promise<IteratorResult<Buffer>> => {
         this.ended = true;
-        this.destroy(err);
+        return { done: true, value: undefined };
       },
-    );
-  }
-
-  private async pump(): Promise<void> {
-    for (;;) {
-      const chunk = await this.plan.next();
-      if (chunk === null) {
-        this.ended = true;
-        this.push(null);
-        return;
-      }
-      if (!this.push(chunk)) return;
-    }
+    };
   }
 
   /** Called when the consumer moves on: finish any read, skip what is left. */
   async settle(): Promise<void> {
-    while (this.inflight !== null) await this.inflight;
+    while (this.reading !== null) await this.reading.catch(() => undefined);
     if (this.failure) throw this.failure;
+    this.ended = true;
     await this.plan.skipRest();
-    if (!this.ended) {
-      this.ended = true;
-      this.destroy();
-    }
   }
 }
 
