@@ -446,6 +446,8 @@ export class RegistryClient {
     const request = (headers: Record<string, string>) => this.fetch(host, path, { scope, headers, ok: (s) => s === 200 || s === 206 });
     async function* chunks(): AsyncGenerator<Buffer> {
       let delivered = 0;
+      let pending: Buffer[] = [];
+      let pendingBytes = 0;
       let failures = 0;
       let delay = backoff;
       while (true) {
@@ -485,7 +487,15 @@ export class RegistryClient {
               skip = 0;
             }
             delivered += chunk.length;
-            yield chunk;
+            // Sockets deliver 64 KiB at a time: passed on one by one, each would cost a
+            // decompressor round trip to libuv's pool and a trip down every stream after it.
+            pending.push(chunk);
+            pendingBytes += chunk.length;
+            if (pendingBytes >= CHUNK) {
+              yield pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes);
+              pending = [];
+              pendingBytes = 0;
+            }
           }
         } catch (err) {
           if (!isRetryableError(err) || ++failures >= attempts) {
@@ -502,6 +512,7 @@ export class RegistryClient {
           delay *= 2;
           continue;
         }
+        if (pendingBytes > 0) yield Buffer.concat(pending, pendingBytes);
         return;
       }
     }
