@@ -98,19 +98,21 @@ function within(host: string, dir: string): boolean {
   return host === dir || (host.startsWith(dir) && host.charCodeAt(dir.length) === 0x2f);
 }
 
-/** A small file's whole content; the same error as a streamed write when the archive ends early. */
+/**
+ * A small file's whole content; the same error as a streamed write when the archive ends early.
+ * Usually one piece of an input chunk, used as it is: writeSmall writes it before anything else
+ * runs, so nothing holds on to the chunk.
+ */
 async function readWhole(body: AsyncIterable<Buffer>, h: TarHeader): Promise<Buffer> {
-  // A copy, so the pool does not pin the (1 MiB) input chunks the content was sliced from.
-  const buf = Buffer.allocUnsafe(h.size);
+  const parts: Buffer[] = [];
   let pos = 0;
-  for await (const raw of body) {
-    const chunk = raw as Buffer;
+  for await (const chunk of body) {
     if (pos + chunk.length > h.size) break;
-    chunk.copy(buf, pos);
+    parts.push(chunk);
     pos += chunk.length;
   }
   if (pos !== h.size) throw new LayerArchiveError(`unexpected end of layer archive in entry ${JSON.stringify(h.name)}`);
-  return buf;
+  return parts.length === 1 ? parts[0]! : Buffer.concat(parts, pos);
 }
 
 /** A resolved parent directory and the host paths (looked at while resolving) it depends on. */
