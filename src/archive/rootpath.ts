@@ -2,7 +2,6 @@
 // symlinks met on the way are re-resolved inside the root, never followed by the kernel, and ".."
 // stops at the root. Paths are surrogate-escaped strings (see tar/header.ts).
 import { lstatSync, readlinkSync } from 'node:fs';
-import { lstat, readlink } from 'node:fs/promises';
 import { bytesToName, fsPath } from './tar/header.js';
 
 /** Symlinks followed before giving up, as the kernel's MAXSYMLINKS. */
@@ -55,6 +54,19 @@ export async function resolveInRootFrom(
   seen?: (host: string, exists: boolean) => void,
   whole = path,
 ): Promise<RootWalk> {
+  return walk(root, from, path, seen, whole);
+}
+
+/** resolveInRoot for callers that cannot wait. */
+export function resolveInRootSync(root: string, path: string): string {
+  return join(root, walk(root, { parts: [], links: 0 }, path, undefined, path).parts);
+}
+
+/**
+ * The one walk behind the resolvers. Its lstat and readlink calls are synchronous, as apply.ts's
+ * metadata calls are: a round trip to libuv's pool per path component cost more than the call.
+ */
+function walk(root: string, from: RootWalk, path: string, seen: ((host: string, exists: boolean) => void) | undefined, whole: string): RootWalk {
   const resolved = [...from.parts];
   const pending: string[] = [];
   pushComponents(pending, path);
@@ -70,7 +82,7 @@ export async function resolveInRootFrom(
     let isLink = false;
     let exists = true;
     try {
-      isLink = (await lstat(fsPath(host))).isSymbolicLink();
+      isLink = lstatSync(fsPath(host)).isSymbolicLink();
     } catch (err) {
       if (!missing(err)) throw err;
       exists = false;
@@ -81,40 +93,9 @@ export async function resolveInRootFrom(
       continue;
     }
     if (++links > MAX_LINKS) throw loopError(whole);
-    const target = bytesToName(await readlink(fsPath(host), { encoding: 'buffer' }));
-    if (target.startsWith('/')) resolved.length = 0;
-    pushComponents(pending, target);
-  }
-  return { parts: resolved, links };
-}
-
-export function resolveInRootSync(root: string, path: string): string {
-  const resolved: string[] = [];
-  const pending: string[] = [];
-  pushComponents(pending, path);
-  let links = 0;
-  while (pending.length > 0) {
-    const c = pending.pop()!;
-    if (c === '' || c === '.') continue;
-    if (c === '..') {
-      resolved.pop();
-      continue;
-    }
-    const host = join(root, [...resolved, c]);
-    let isLink = false;
-    try {
-      isLink = lstatSync(fsPath(host)).isSymbolicLink();
-    } catch (err) {
-      if (!missing(err)) throw err;
-    }
-    if (!isLink) {
-      resolved.push(c);
-      continue;
-    }
-    if (++links > MAX_LINKS) throw loopError(path);
     const target = bytesToName(readlinkSync(fsPath(host), { encoding: 'buffer' }));
     if (target.startsWith('/')) resolved.length = 0;
     pushComponents(pending, target);
   }
-  return join(root, resolved);
+  return { parts: resolved, links };
 }
