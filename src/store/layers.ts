@@ -360,7 +360,6 @@ export class LayerStore {
     }
   }
 
-
   /** Stream one layer blob into the driver: verify, decompress, hash, record tar-split, apply. */
   private async applyInto(id: string, parent: string | null, input: LayerInput): Promise<{ diffId: string; size: number; contentSize: number }> {
     const blob = await input.open();

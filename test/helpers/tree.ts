@@ -1,6 +1,7 @@
 // Whole-tree snapshots for comparing a directory with an oracle's (umoci's rootfs, GNU tar's
-// extraction): paths, types, modes, owners, sizes, contents, link targets, xattrs, rdev and
-// hardlink groups. Paths are surrogate-escaped strings (see src/archive/tar/header.ts).
+// extraction) or with itself later (a driver's layers after a container wrote): paths, types,
+// modes, owners, sizes, contents, link targets, xattrs, rdev, times and hardlink groups. Paths
+// are surrogate-escaped strings (see src/archive/tar/header.ts).
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { lstat, readdir, readlink } from 'node:fs/promises';
@@ -17,17 +18,25 @@ export interface Node {
   sha256?: string;
   target?: string;
   rdev?: number;
-  /** Whole seconds; directories included. */
-  mtime: number;
+  /** Whole seconds, or nanoseconds (a decimal string) with `times: 'ns'`; see SnapshotOptions. */
+  mtime?: number | string;
   /** name -> hex of the value */
   xattrs: Record<string, string>;
-  /** For files with more than one name: every path of the group, sorted (same for each member). */
+  /** For non-directories with more than one name: every path of the group, sorted (same for each member). */
   links?: string[];
 }
 
 export interface SnapshotOptions {
   /** xattr names to leave out (e.g. ones a filesystem adds by itself). */
   ignoreXattr?: (name: string) => boolean;
+  /**
+   * 'seconds' (the default): whole-second mtimes of everything;
+   * 'ns': nanosecond mtimes of everything (to prove a tree untouched);
+   * 'files': whole-second mtimes of all but directories and symlinks (what a layer tar carries
+   * and every driver keeps);
+   * 'none': no times.
+   */
+  times?: 'seconds' | 'ns' | 'files' | 'none';
 }
 
 async function hashFile(p: string): Promise<string> {
@@ -42,7 +51,7 @@ export async function snapshotTree(root: string, opts: SnapshotOptions = {}): Pr
   const groups = new Map<string, string[]>();
   const walk = async (rel: string): Promise<void> => {
     const p = rel === '' ? root : `${root}/${rel}`;
-    const st = await lstat(fsPath(p));
+    const st = await lstat(fsPath(p), { bigint: true });
     const type: Node['type'] = st.isFile()
       ? 'file'
       : st.isDirectory()
@@ -59,19 +68,22 @@ export async function snapshotTree(root: string, opts: SnapshotOptions = {}): Pr
     const xattrs: Record<string, string> = {};
     const found = readXattrs(cPath(p));
     for (const k of [...found.keys()].sort()) if (!opts.ignoreXattr?.(k)) xattrs[k] = found.get(k)!.toString('hex');
-    const node: Node = { type, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: Math.floor(st.mtimeMs / 1000), xattrs };
+    const node: Node = { type, mode: Number(st.mode & 0o7777n), uid: Number(st.uid), gid: Number(st.gid), xattrs };
+    const times = opts.times ?? 'seconds';
+    if (times === 'ns') node.mtime = st.mtimeNs.toString();
+    else if (times === 'seconds' || (times === 'files' && type !== 'dir' && type !== 'symlink')) node.mtime = Number(st.mtimeNs / 1_000_000_000n);
     if (type === 'file') {
-      node.size = st.size;
+      node.size = Number(st.size);
       node.sha256 = await hashFile(p);
-      if (st.nlink > 1) {
-        const key = `${st.dev}:${st.ino}`;
-        const g = groups.get(key) ?? [];
-        g.push(rel);
-        groups.set(key, g);
-      }
+    }
+    if (type !== 'dir' && st.nlink > 1n) {
+      const key = `${st.dev}:${st.ino}`;
+      const g = groups.get(key) ?? [];
+      g.push(rel);
+      groups.set(key, g);
     }
     if (type === 'symlink') node.target = bytesToName(await readlink(fsPath(p), { encoding: 'buffer' }));
-    if (type === 'char' || type === 'block') node.rdev = st.rdev;
+    if (type === 'char' || type === 'block') node.rdev = Number(st.rdev);
     out.set(rel, node);
     if (type === 'dir') {
       const names = (await readdir(fsPath(p), { encoding: 'buffer' })).map(bytesToName).sort();
