@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { createReadStream, mkdirSync, readFileSync, statSync, lstatSync, writeFileSync, readdirSync } from 'node:fs';
+import { chmodSync, chownSync, createReadStream, mkdirSync, readFileSync, statSync, lstatSync, writeFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { test } from 'node:test';
@@ -133,4 +133,52 @@ test('type changes: file -> dir, dir -> file, dir merged with dir keeps children
   assert.equal(m.mode & 0o7777, 0o1777);
   assert.equal(m.uid, 1);
   assert.equal(readFileSync(join(root, 'm', 'keep'), 'utf8'), 'k');
+});
+
+test('owners and modes as the archive says, also where creating a file alone would not give them', async (t) => {
+  const dir = scratch(t);
+  const root = join(dir, 'root');
+  mkdirSync(root);
+  // A setgid dir passes its group to files made in it; an existing setgid dir (from a lower
+  // snapshot) and one made implicitly under it do too; the umask strips bits a mode may want.
+  mkdirSync(join(root, 'lower-sgid'));
+  chownSync(join(root, 'lower-sgid'), 0, 4321);
+  chmodSync(join(root, 'lower-sgid'), 0o2775);
+  const old = process.umask(0o027);
+  try {
+    await apply(
+      root,
+      [
+        D('sgid', { mode: 0o2755, gid: 1234 }),
+        F('sgid/f', 'x'),
+        D('sgid/sub'),
+        [{ name: 'sgid/link', type: 'symlink', linkname: 'f', mode: 0o777, uid: 0, gid: 0, size: 0, mtime: 1000 }],
+        D('plain'),
+        F('plain/f', 'x', { mode: 0o640 }),
+        F('plain/wide', 'x', { mode: 0o666 }),
+        F('plain/other', 'x', { uid: 5, gid: 6 }),
+        F('plain/setuid', 'x', { mode: 0o4755 }),
+        F('lower-sgid/f', 'x'),
+        F('lower-sgid/implicit/f', 'x'),
+      ],
+      'snapshot',
+    );
+  } finally {
+    process.umask(old);
+  }
+  const want: [string, number, number, number][] = [
+    ['sgid/f', 0o644, 0, 0],
+    ['sgid/sub', 0o755, 0, 0],
+    ['sgid/link', 0o777, 0, 0],
+    ['plain/f', 0o640, 0, 0],
+    ['plain/wide', 0o666, 0, 0],
+    ['plain/other', 0o644, 5, 6],
+    ['plain/setuid', 0o4755, 0, 0],
+    ['lower-sgid/f', 0o644, 0, 0],
+    ['lower-sgid/implicit/f', 0o644, 0, 0],
+  ];
+  for (const [name, mode, uid, gid] of want) {
+    const st = lstatSync(join(root, name));
+    assert.deepEqual([st.mode & 0o7777, st.uid, st.gid], [mode, uid, gid], name);
+  }
 });
