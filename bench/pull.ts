@@ -6,9 +6,9 @@
 // every recently deleted inode (ext4's recently_deleted()), seconds per pull for whichever tool
 // happens to reuse those block groups. Tools alternate (A B C A B C …), images are removed
 // between runs outside the timed part, and the table shows medians and each tool's time
-// relative to Docker's in this same run.
+// relative to Docker's in this same run, and the CPU each pull used (Docker's includes dockerd's).
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { strataBin } from '../test/helpers/env.js';
 import { makeLoopFs, type ScratchFs } from '../test/helpers/fsimages.js';
@@ -26,6 +26,22 @@ interface Tool {
   name: string;
   pull(ref: string): string[];
   remove(ref: string): string[];
+  /** A daemon that does the work for the command (dockerd): its CPU time counts too. */
+  daemon?: number;
+}
+
+const TICKS_PER_SECOND = 100; // USER_HZ, the unit of /proc/<pid>/stat's times on Linux
+
+/**
+ * CPU seconds (user + system) from /proc/<pid>/stat: the process's own, its waited-for
+ * children's (cutime, cstime: a finished command run by spawnSync lands there), or both.
+ */
+function cpuSeconds(pid: number | 'self', which: 'children' | 'all'): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  // Fields after "(comm)": the third field of the line is the first here; utime is the 14th.
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
+  const [utime, stime, cutime, cstime] = [f[11]!, f[12]!, f[13]!, f[14]!];
+  return (which === 'all' ? utime + stime + cutime + cstime : cutime + cstime) / TICKS_PER_SECOND;
 }
 
 function ensurePackages(): void {
@@ -47,11 +63,14 @@ function runCommand(argv: string[], what: string): void {
   if (r.status !== 0) throw new Error(`${what}: ${argv.join(' ')} exited ${r.status ?? r.signal}: ${r.stderr.toString().trim().split('\n').slice(-3).join(' | ')}`);
 }
 
-/** Wall time of one command, in seconds. */
-function timed(argv: string[], what: string): number {
+/** Wall time and CPU time (the command's, and its daemon's) of one command, in seconds. */
+function timed(t: Tool, argv: string[], what: string): { wall: number; cpu: number } {
+  const cpu = () => cpuSeconds('self', 'children') + (t.daemon !== undefined ? cpuSeconds(t.daemon, 'all') : 0);
+  const cpu0 = cpu();
   const start = process.hrtime.bigint();
   runCommand(argv, what);
-  return Number(process.hrtime.bigint() - start) / 1e9;
+  const wall = Number(process.hrtime.bigint() - start) / 1e9;
+  return { wall, cpu: cpu() - cpu0 };
 }
 
 async function startDockerd(dir: string, dataRoot: string, registry: string): Promise<{ child: ChildProcess; socket: string; stop: () => Promise<void> }> {
@@ -150,10 +169,16 @@ export async function run(): Promise<void> {
         pull: (ref) => [process.execPath, strataBin, '--root', strataRoot, '--driver', driver, 'pull', '-q', ref],
         remove: (ref) => [process.execPath, strataBin, '--root', strataRoot, '--driver', driver, 'rmi', ref],
       },
-      { name: 'docker 20.10', pull: (ref) => [...dockerArgs, 'pull', '-q', ref], remove: (ref) => [...dockerArgs, 'rmi', ref] },
+      {
+        name: 'docker 20.10',
+        pull: (ref) => [...dockerArgs, 'pull', '-q', ref],
+        remove: (ref) => [...dockerArgs, 'rmi', ref],
+        daemon: dockerd.child.pid,
+      },
       { name: 'podman', pull: (ref) => [...podmanArgs, 'pull', '-q', '--tls-verify=false', ref], remove: (ref) => [...podmanArgs, 'rmi', ref] },
     ];
     const times = new Map<string, number[]>();
+    const cpus = new Map<string, number[]>();
     for (const img of IMAGES) {
       const ref = `${reg.host}/corpus/${img}:latest`;
       // One untimed pull each first: dockerd, podman and strata all set up their stores lazily.
@@ -163,21 +188,23 @@ export async function run(): Promise<void> {
       }
       for (let i = 0; i < RUNS; i++) {
         for (const t of tools) {
-          const s = timed(t.pull(ref), `${t.name} pull`);
+          const { wall, cpu } = timed(t, t.pull(ref), `${t.name} pull`);
           runCommand(t.remove(ref), `${t.name} rmi`);
           const key = `${img}|${t.name}`;
-          times.set(key, [...(times.get(key) ?? []), s]);
-          process.stdout.write(`  ${img} ${t.name}: ${s.toFixed(2)} s\n`);
+          times.set(key, [...(times.get(key) ?? []), wall]);
+          cpus.set(key, [...(cpus.get(key) ?? []), cpu]);
+          process.stdout.write(`  ${img} ${t.name}: ${wall.toFixed(2)} s (CPU ${cpu.toFixed(2)} s)\n`);
         }
       }
     }
-    const rows = [['image', 'tool', 'median', 'runs', 'vs docker']];
+    const rows = [['image', 'tool', 'median', 'runs', 'vs docker', 'CPU (median)']];
     for (const img of IMAGES) {
       const docker = median(times.get(`${img}|docker 20.10`)!);
       for (const t of tools) {
         const xs = times.get(`${img}|${t.name}`)!;
         const m = median(xs);
-        rows.push([img, t.name, `${m.toFixed(2)} s`, xs.map((x) => x.toFixed(2)).join(' '), `${(m / docker).toFixed(2)}x`]);
+        const cpu = median(cpus.get(`${img}|${t.name}`)!);
+        rows.push([img, t.name, `${m.toFixed(2)} s`, xs.map((x) => x.toFixed(2)).join(' '), `${(m / docker).toFixed(2)}x`, `${cpu.toFixed(2)} s`]);
       }
     }
     const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
