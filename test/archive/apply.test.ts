@@ -6,12 +6,10 @@ import { Readable } from 'node:stream';
 import { test } from 'node:test';
 import { applyLayer, type WhiteoutFormat } from '../../src/archive/apply.js';
 import { decompress } from '../../src/archive/compression.js';
-import type { TarHeader } from '../../src/archive/tar/header.js';
-import { TarWriter } from '../../src/archive/tar/writer.js';
 import { lgetxattr } from '../../src/sys/linux.js';
 import { corpusImage, scratch } from '../helpers/env.js';
 import { diffTrees, snapshotTree } from '../helpers/tree.js';
-import { collect } from './tarfixtures.js';
+import { D, F, tarOf, type Entry } from './tarfixtures.js';
 
 /** Extract an OCI archive and list its layer blobs (bottom first) from index.json → manifest. */
 export function ociLayers(archive: string, dir: string): { layout: string; layers: string[] } {
@@ -52,24 +50,7 @@ for (const image of ['edge', 'busybox', 'xattr', 'app']) {
   });
 }
 
-async function tarOf(entries: [TarHeader, Buffer?][]): Promise<Buffer> {
-  const w = new TarWriter();
-  const p = (async () => {
-    for (const [h, b] of entries) await w.add(h, b);
-    await w.finish();
-  })();
-  const out = await collect(w.stream);
-  await p;
-  return out;
-}
-
-const D = (name: string, extra: Partial<TarHeader> = {}): [TarHeader] => [{ name, type: 'dir', mode: 0o755, uid: 0, gid: 0, size: 0, mtime: 1000, ...extra }];
-const F = (name: string, content: string, extra: Partial<TarHeader> = {}): [TarHeader, Buffer] => [
-  { name, type: 'file', mode: 0o644, uid: 0, gid: 0, size: Buffer.byteLength(content), mtime: 1000, ...extra },
-  Buffer.from(content),
-];
-
-async function apply(root: string, entries: [TarHeader, Buffer?][], whiteouts: WhiteoutFormat, lowers?: string[]) {
+async function apply(root: string, entries: Entry[], whiteouts: WhiteoutFormat, lowers?: string[]) {
   return applyLayer(root, Readable.from([await tarOf(entries)]), { whiteouts, lowers });
 }
 

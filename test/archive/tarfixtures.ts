@@ -4,8 +4,9 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { decompress } from '../../src/archive/compression.js';
-import { bytesToName } from '../../src/archive/tar/header.js';
+import { bytesToName, type TarHeader } from '../../src/archive/tar/header.js';
 import { readTar } from '../../src/archive/tar/reader.js';
+import { TarWriter } from '../../src/archive/tar/writer.js';
 
 export interface ListedEntry {
   type: string;
@@ -126,3 +127,25 @@ export async function collect(stream: AsyncIterable<Buffer | string>): Promise<B
   for await (const c of stream) chunks.push(c as Buffer);
   return Buffer.concat(chunks);
 }
+
+/** One archive entry: a header and, for files, its content. */
+export type Entry = [TarHeader, Buffer?];
+
+/** The bytes of a tar holding `entries`, written by our TarWriter. */
+export async function tarOf(entries: Entry[]): Promise<Buffer> {
+  const w = new TarWriter();
+  const p = (async () => {
+    for (const [h, b] of entries) await w.add(h, b);
+    await w.finish();
+  })();
+  const out = await collect(w.stream);
+  await p;
+  return out;
+}
+
+// Entry makers: root-owned, mtime 1000, the usual modes; `extra` overrides any header field.
+export const D = (name: string, extra: Partial<TarHeader> = {}): Entry => [{ name, type: 'dir', mode: 0o755, uid: 0, gid: 0, size: 0, mtime: 1000, ...extra }];
+export const F = (name: string, content: string | Buffer, extra: Partial<TarHeader> = {}): Entry => {
+  const b = Buffer.isBuffer(content) ? content : Buffer.from(content);
+  return [{ name, type: 'file', mode: 0o644, uid: 0, gid: 0, size: b.length, mtime: 1000, ...extra }, b];
+};
