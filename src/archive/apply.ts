@@ -80,11 +80,8 @@ function currentUmask(): number {
 }
 const S_IFBLK = 0o060000;
 const S_IFIFO = 0o010000;
-/** Files up to this size are read whole and written by the writer pool while parsing goes on. */
+/** Files up to this size are read whole and written with synchronous calls. */
 const SMALL_FILE = 1 << 20;
-/** Bounds on what the pool holds at once: file count, and content bytes in memory. */
-const POOL_FILES = 16;
-const POOL_BYTES = 32 << 20;
 
 /** Components of an archive path after lexical cleaning; ".." may not climb above the root. */
 function cleanComponents(name: string, what: string): string[] {
@@ -118,8 +115,8 @@ function within(host: string, dir: string): boolean {
 
 /**
  * A small file's whole content; the same error as a streamed write when the archive ends early.
- * Usually one piece of an input chunk, used as it is: writeSmall writes it before anything else
- * runs, so nothing holds on to the chunk.
+ * Usually one piece of an input chunk, used as it is: writeSmall writes it at once, so nothing
+ * holds on to the chunk.
  */
 async function readWhole(body: AsyncIterable<Buffer>, h: TarHeader): Promise<Buffer> {
   const parts: Buffer[] = [];
@@ -163,12 +160,6 @@ class Applier {
   private readonly umask = currentUmask();
   /** What this layer created and has not removed since; true for directories. */
   private readonly made = new Map<string, boolean>();
-  /** Small files the pool is still writing, by host path. Their promises never reject. */
-  private readonly pending = new Map<string, Promise<void>>();
-  private pendingBytes = 0;
-  private seq = 0;
-  /** The pool's first failure, by entry order. */
-  private failure: { seq: number; err: unknown } | null = null;
 
   constructor(
     private readonly root: string,
@@ -199,7 +190,6 @@ class Applier {
     );
     const host = walk.parts.length === 0 ? this.root : `${this.root}/${walk.parts.join('/')}`;
     const created = missing.filter((m) => within(host, m));
-    for (const [p, job] of this.pending) if (within(host, p)) await job;
     mkdirSync(fsPath(host), { recursive: true, mode: 0o755 });
     for (const d of created) {
       this.fresh.add(d);
@@ -220,14 +210,8 @@ class Applier {
     return st === null ? null : st.isDirectory() ? 'dir' : 'other';
   }
 
-  /** Wait for pool writes to `p` or below it, so what is there is what the archive said so far. */
-  private async settle(p: string): Promise<void> {
-    for (const [q, job] of this.pending) if (within(q, p)) await job;
-  }
-
   /** Remove p (and all below it when it may be a directory), and forget what this layer knew of it. */
   private async remove(p: string, mayBeDir = true): Promise<void> {
-    await this.settle(p);
     await rm(fsPath(p), { recursive: true, force: true });
     this.made.delete(p);
     this.fresh.delete(p);
@@ -240,44 +224,7 @@ class Applier {
     for (const [k, d] of this.parents) if (d.deps.some((q) => within(q, p))) this.parents.delete(k);
   }
 
-  private throwIfFailed(): void {
-    if (this.failure) throw this.failure.err;
-  }
-
-  /** Hand a small file to the pool, once it has room for it. */
-  private async schedule(target: string, h: TarHeader, body: AsyncIterable<Buffer>): Promise<void> {
-    while (this.pending.size >= POOL_FILES || (this.pending.size > 0 && this.pendingBytes + h.size > POOL_BYTES)) {
-      await Promise.race(this.pending.values());
-    }
-    this.throwIfFailed();
-    const data = await readWhole(body, h);
-    const seq = this.seq++;
-    this.pendingBytes += h.size;
-    const job = this.writeSmall(target, h, data).then(
-      () => undefined,
-      (err: unknown) => {
-        if (this.failure === null || seq < this.failure.seq) this.failure = { seq, err };
-      },
-    );
-    const tracked = job.finally(() => {
-      this.pendingBytes -= h.size;
-      if (this.pending.get(target) === tracked) this.pending.delete(target);
-    });
-    this.pending.set(target, tracked);
-  }
-
-  /** Wait for the pool to finish everything it holds. */
-  async drain(): Promise<void> {
-    while (this.pending.size > 0) await Promise.all(this.pending.values());
-  }
-
-  /** The error applyLayer reports: a pool failure came from an earlier entry than `err`. */
-  firstError(err: unknown): unknown {
-    return this.failure?.err ?? err;
-  }
-
   async entry(h: TarHeader, body: AsyncIterable<Buffer>): Promise<void> {
-    this.throwIfFailed();
     const parts = cleanComponents(h.name, 'entry');
     if (parts.length > 0 && parts[0]!.startsWith(WH_META)) return; // AUFS metadata (plnk, aufs, orph)
     if (parts.length === 0) {
@@ -298,7 +245,6 @@ class Applier {
 
     const parent = await this.parentOf(parentParts);
     const target = `${parent.host}/${base}`;
-    await this.settle(target);
 
     let linkTarget: string | null = null;
     if (h.type === 'hardlink') linkTarget = await this.hardlinkSource(h);
@@ -313,7 +259,7 @@ class Applier {
       case 'file':
         if (h.size <= SMALL_FILE) {
           this.checkXattrs(h);
-          await this.schedule(target, h, body);
+          this.writeSmall(target, h, await readWhole(body, h));
         } else {
           await this.writeFile(target, h, body);
         }
@@ -388,7 +334,6 @@ class Applier {
       return;
     }
     const victim = `${dir}/${hidden}`;
-    await this.settle(victim);
     if (this.opts.whiteouts === 'snapshot') {
       const st = await lstatOrNull(victim);
       if (st) await this.remove(victim, st.isDirectory());
@@ -409,7 +354,6 @@ class Applier {
     if (parts.length === 0) throw new UnsafeArchiveError(`hardlink ${JSON.stringify(h.name)} points to the layer root`);
     const dir = await resolveInRoot(this.root, parts.slice(0, -1).join('/'));
     const src = `${dir}/${parts[parts.length - 1]!}`;
-    await this.settle(src);
     const st = await lstatOrNull(src);
     if (st) {
       if (st.isDirectory()) throw new UnsafeArchiveError(`hardlink ${JSON.stringify(h.name)} points to a directory ${JSON.stringify(h.linkname)}`);
@@ -503,7 +447,7 @@ class Applier {
    * those hand-offs cost the main thread more than the syscalls themselves (nginx: 38k -> 12k
    * context switches, main thread ~0.3 s less busy).
    */
-  private async writeSmall(target: string, h: TarHeader, data: Buffer): Promise<void> {
+  private writeSmall(target: string, h: TarHeader, data: Buffer): void {
     // Created with its final mode when the umask leaves it alone, and by the owner it is to have
     // when that is us and the directory passes on no group: then chown and chmod would change
     // nothing (nginx: 7,000 syscalls fewer).
@@ -574,8 +518,6 @@ class Applier {
   }
 
   async finish(): Promise<void> {
-    await this.drain();
-    this.throwIfFailed();
     // Opaque directories (snapshot format) lose every child this layer did not write.
     for (const dir of this.opaque) await this.prune(dir);
     // Directory times last, when nothing is created or removed any more (setting one dir's times
@@ -617,15 +559,10 @@ class Applier {
 export async function applyLayer(root: string, tar: Readable, opts: ApplyOptions): Promise<{ size: number }> {
   const realRoot = await realpath(root);
   const applier = new Applier(realRoot, opts);
-  try {
-    for await (const { header, body } of readTar(tar)) {
-      await applier.entry(header, body);
-    }
-    await applier.finish();
-  } catch (err) {
-    // Nothing may still be writing when the caller hears of the failure (it removes the dir).
-    await applier.drain();
-    throw applier.firstError(err);
+  // Entries are applied one after another: when this fails, nothing is still writing.
+  for await (const { header, body } of readTar(tar)) {
+    await applier.entry(header, body);
   }
+  await applier.finish();
   return { size: applier.size };
 }

@@ -1,6 +1,6 @@
-// Small files are written by a pool while the archive is still being read: entries that depend on
-// an earlier file (same path, a path below it, a hardlink to it, a whiteout of it, directory
-// times) must see it finished, exactly as if every entry had been applied one after another.
+// Entries that depend on an earlier small file (same path, a path below it, a hardlink to it, a
+// whiteout of it, directory times) must see it finished, exactly as if every entry had been
+// applied one after another, with many small files before them.
 import assert from 'node:assert/strict';
 import { lstatSync, mkdirSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -8,34 +8,15 @@ import { Readable } from 'node:stream';
 import { test } from 'node:test';
 import { applyLayer, type WhiteoutFormat } from '../../src/archive/apply.js';
 import type { TarHeader } from '../../src/archive/tar/header.js';
-import { TarWriter } from '../../src/archive/tar/writer.js';
 import { scratch } from '../helpers/env.js';
-import { collect } from './tarfixtures.js';
+import { D, F, tarOf, type Entry } from './tarfixtures.js';
 
-type Entry = [TarHeader, Buffer?];
-
-async function tarOf(entries: Entry[]): Promise<Buffer> {
-  const w = new TarWriter();
-  const p = (async () => {
-    for (const [h, b] of entries) await w.add(h, b);
-    await w.finish();
-  })();
-  const out = await collect(w.stream);
-  await p;
-  return out;
-}
-
-const D = (name: string, extra: Partial<TarHeader> = {}): Entry => [{ name, type: 'dir', mode: 0o755, uid: 0, gid: 0, size: 0, mtime: 1000, ...extra }];
-const F = (name: string, content: string | Buffer, extra: Partial<TarHeader> = {}): Entry => {
-  const b = Buffer.isBuffer(content) ? content : Buffer.from(content);
-  return [{ name, type: 'file', mode: 0o644, uid: 0, gid: 0, size: b.length, mtime: 1000, ...extra }, b];
-};
 const H = (name: string, linkname: string, extra: Partial<TarHeader> = {}): Entry => [
   { name, type: 'hardlink', linkname, mode: 0o640, uid: 0, gid: 0, size: 0, mtime: 1000, ...extra },
 ];
 const S = (name: string, linkname: string): Entry => [{ name, type: 'symlink', linkname, mode: 0o777, uid: 0, gid: 0, size: 0, mtime: 1000 }];
 
-/** Enough small files to fill the writer pool, so the entries after them meet pending writes. */
+/** Many small files ahead of the entries under test. */
 function filler(dir: string, n = 80): Entry[] {
   return Array.from({ length: n }, (_, i) => F(`${dir}/f${i}`, `content ${i}\n`.repeat(50)));
 }
@@ -92,7 +73,7 @@ test('later entries see earlier small files finished: same path, below it, hardl
   assert.equal(statSync(join(root, 'o')).mtimeMs, 1000 * 1000);
 });
 
-test('a second layer replaces, deletes and re-creates what the first wrote, pool or not', async (t) => {
+test('a second layer replaces, deletes and re-creates what the first wrote, small files or big', async (t) => {
   const dir = scratch(t);
   const root = join(dir, 'root');
   mkdirSync(root);
@@ -123,7 +104,7 @@ test('a second layer replaces, deletes and re-creates what the first wrote, pool
   assert.equal(readFileSync(join(root, 'e'), 'utf8'), 'e is a file again');
 });
 
-test('a failure in a pooled write rejects applyLayer with its own message, after the pool is idle', async (t) => {
+test('a failure in a small-file write rejects applyLayer with its own message, and nothing writes after', async (t) => {
   const dir = scratch(t);
   const root = join(dir, 'root');
   mkdirSync(root);
