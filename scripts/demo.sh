@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=${DEMO_ROOT:-/var/lib/strata-demo}
 DRIVER=${DEMO_DRIVER:-}
-strata() { node bin/strata.js --root "$ROOT" ${DRIVER:+--driver "$DRIVER"} "$@"; }
+strata() { node bin/strata.cjs --root "$ROOT" ${DRIVER:+--driver "$DRIVER"} "$@"; }
 say() { printf '\n\033[1m$ strata %s\033[0m\n' "$*"; }
 
 work=$(mktemp -d)

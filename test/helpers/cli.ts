@@ -1,4 +1,4 @@
-// Running the real strata CLI (bin/strata.js) against a scratch store, and the umoci oracle.
+// Running the real strata CLI (bin/strata.cjs) against a scratch store, and the umoci oracle.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';

@@ -18,7 +18,7 @@ export function corpusImage(file: string): string {
 }
 
 /** The strata CLI entry point. */
-export const strataBin = join(repoRoot, 'bin', 'strata.js');
+export const strataBin = join(repoRoot, 'bin', 'strata.cjs');
 
 /** A scratch directory removed when the test (or the process) ends. */
 export function scratch(t: { after(fn: () => void): void } | null, prefix = 'strata-test-'): string {
