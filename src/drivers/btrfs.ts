@@ -5,15 +5,13 @@
 import { lstat, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { backingFsName, FS_MAGIC } from '../sys/fsprobe.js';
-import { RENAME_NOREPLACE, renameat2, statfsType } from '../sys/linux.js';
+import { statfsType } from '../sys/linux.js';
 import { nearestExisting } from './backing.js';
-import { checkLayerId } from './layer-id.js';
+import { DirectoryLayerDriver, pathExists } from './dir-layers.js';
 import { DriverError, type CreateOpts, type Driver, type DriverOptions } from './driver.js';
-import { NaiveDiffDriver } from './naivediff.js';
 import { parseSizeOption } from './size-option.js';
 import { runTool, toolWorks } from './tool.js';
 
-const REMOVING = '-removing';
 // The root directory of every subvolume has this inode number (BTRFS_FIRST_FREE_OBJECTID).
 const SUBVOLUME_ROOT_INO = 256n;
 const VERSION_HEADER = '/usr/include/btrfs/version.h';
@@ -26,10 +24,9 @@ export async function btrfsUsable(root: string): Promise<true | string> {
   return true;
 }
 
-export class BtrfsDriver extends NaiveDiffDriver implements Driver {
+export class BtrfsDriver extends DirectoryLayerDriver implements Driver {
   readonly name = 'btrfs';
   readonly home: string;
-  private readonly subvolumes: string;
   /** quotas/<id> holds the byte limit of a layer created with size=, as Docker keeps it. */
   private readonly quotas: string;
   private quotaEnabled = false;
@@ -38,9 +35,8 @@ export class BtrfsDriver extends NaiveDiffDriver implements Driver {
     root: string,
     private readonly minSpace: number,
   ) {
-    super();
+    super(join(root, 'btrfs', 'subvolumes'));
     this.home = join(root, 'btrfs');
-    this.subvolumes = join(this.home, 'subvolumes');
     this.quotas = join(this.home, 'quotas');
   }
 
@@ -58,7 +54,7 @@ export class BtrfsDriver extends NaiveDiffDriver implements Driver {
     }
     // 0710 like Docker (CVE-2021-41091): others must not walk into layer contents.
     await mkdir(d.home, { recursive: true, mode: 0o710 });
-    await mkdir(d.subvolumes, { recursive: true, mode: 0o710 });
+    await mkdir(d.layers, { recursive: true, mode: 0o710 });
     await d.finishRemovals();
     return d;
   }
@@ -75,12 +71,12 @@ export class BtrfsDriver extends NaiveDiffDriver implements Driver {
     // Parsed before anything exists, so a bad option leaves nothing behind.
     const size = this.parseLayerOptions(opts);
     const dir = this.dir(id);
-    if (await exists(dir)) throw new DriverError(`btrfs: layer ${id} already exists`);
+    if (await pathExists(dir)) throw new DriverError(`btrfs: layer ${id} already exists`);
     if (parent === null) {
       await runTool('btrfs', ['subvolume', 'create', dir]);
     } else {
       const from = this.dir(parent);
-      if (!(await exists(from))) throw new DriverError(`btrfs: parent layer ${parent} does not exist`);
+      if (!(await pathExists(from))) throw new DriverError(`btrfs: parent layer ${parent} does not exist`);
       await runTool('btrfs', ['subvolume', 'snapshot', from, dir]);
     }
     if (size === null) return;
@@ -116,36 +112,6 @@ export class BtrfsDriver extends NaiveDiffDriver implements Driver {
     await runTool('btrfs', ['qgroup', 'limit', String(bytes), dir]);
   }
 
-  /** Rename out of the way first, so a crash mid-delete leaves a name the next open finishes. */
-  async remove(id: string): Promise<void> {
-    const dir = this.dir(id);
-    const doomed = dir + REMOVING;
-    if (await exists(doomed)) await deleteSubvolumeTree(doomed);
-    try {
-      renameat2(dir, doomed, RENAME_NOREPLACE);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      await rm(join(this.quotas, id), { force: true });
-      return;
-    }
-    await deleteSubvolumeTree(doomed);
-    await rm(join(this.quotas, id), { force: true });
-  }
-
-  async get(id: string): Promise<string> {
-    const dir = this.dir(id);
-    if (!(await exists(dir))) throw new DriverError(`btrfs: layer ${id} does not exist`);
-    return dir;
-  }
-
-  async put(_id: string): Promise<void> {
-    // Nothing is mounted.
-  }
-
-  async exists(id: string): Promise<boolean> {
-    return exists(this.dir(id));
-  }
-
   async status(): Promise<[string, string][]> {
     const rows: [string, string][] = [['Backing Filesystem', backingFsName(this.home)]];
     const { build, library } = await versions();
@@ -154,24 +120,12 @@ export class BtrfsDriver extends NaiveDiffDriver implements Driver {
     return rows;
   }
 
-  async metadata(id: string): Promise<Record<string, string>> {
-    if (!(await exists(this.dir(id)))) throw new DriverError(`btrfs: layer ${id} does not exist`);
-    return {};
+  protected async deleteTree(path: string): Promise<void> {
+    if (await pathExists(path)) await deleteSubvolumeTree(path);
   }
 
-  async cleanup(): Promise<void> {
-    // Nothing is mounted.
-  }
-
-  private dir(id: string): string {
-    checkLayerId('btrfs', id, (i) => i.endsWith(REMOVING));
-    return join(this.subvolumes, id);
-  }
-
-  private async finishRemovals(): Promise<void> {
-    for (const name of await readdir(this.subvolumes)) {
-      if (name.endsWith(REMOVING)) await deleteSubvolumeTree(join(this.subvolumes, name));
-    }
+  protected override forget(id: string): Promise<void> {
+    return rm(join(this.quotas, id), { force: true });
   }
 }
 
@@ -250,12 +204,3 @@ function define(header: string, name: string): string | null {
   return m ? m[1] : null;
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await lstat(path);
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw err;
-  }
-}

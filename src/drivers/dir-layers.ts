@@ -1,0 +1,87 @@
+// Base of the drivers whose layer is a directory that is already its own view, with nothing to
+// mount: vfs (a plain copy of the parent) and btrfs (a snapshot subvolume). They share the
+// lookups and the removal: rename out of the way, then delete, so a crash mid-delete leaves a
+// name the next open finishes. Each says how a layer is made and how its tree is deleted.
+import { lstat, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { RENAME_NOREPLACE, renameat2 } from '../sys/linux.js';
+import { DriverError } from './driver.js';
+import { checkLayerId } from './layer-id.js';
+import { NaiveDiffDriver } from './naivediff.js';
+
+const REMOVING = '-removing';
+
+export abstract class DirectoryLayerDriver extends NaiveDiffDriver {
+  abstract readonly name: string;
+
+  /** `layers` holds one directory per layer id. */
+  constructor(protected readonly layers: string) {
+    super();
+  }
+
+  /** Delete a layer's tree that has been renamed for removal; it may be gone already. */
+  protected abstract deleteTree(path: string): Promise<void>;
+
+  /** Remove what the driver keeps about a layer besides its tree (nothing, by default). */
+  protected async forget(_id: string): Promise<void> {}
+
+  async remove(id: string): Promise<void> {
+    const dir = this.dir(id);
+    const doomed = dir + REMOVING;
+    await this.deleteTree(doomed);
+    try {
+      renameat2(dir, doomed, RENAME_NOREPLACE);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      await this.forget(id);
+      return;
+    }
+    await this.deleteTree(doomed);
+    await this.forget(id);
+  }
+
+  async get(id: string): Promise<string> {
+    const dir = this.dir(id);
+    if (!(await pathExists(dir))) throw new DriverError(`${this.name}: layer ${id} does not exist`);
+    return dir;
+  }
+
+  async put(_id: string): Promise<void> {
+    // Nothing is mounted.
+  }
+
+  async exists(id: string): Promise<boolean> {
+    return pathExists(this.dir(id));
+  }
+
+  async metadata(id: string): Promise<Record<string, string>> {
+    await this.get(id);
+    return {};
+  }
+
+  async cleanup(): Promise<void> {
+    // Nothing is mounted.
+  }
+
+  protected dir(id: string): string {
+    checkLayerId(this.name, id, (i) => i.endsWith(REMOVING));
+    return join(this.layers, id);
+  }
+
+  /** At open: delete what removals cut short by a crash left renamed. */
+  protected async finishRemovals(): Promise<void> {
+    for (const name of await readdir(this.layers)) {
+      if (name.endsWith(REMOVING)) await this.deleteTree(join(this.layers, name));
+    }
+  }
+}
+
+export async function pathExists(path: string): Promise<boolean> {
+  try {
+    await lstat(path);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
+  }
+}
