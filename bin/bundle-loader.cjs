@@ -21,15 +21,21 @@ function run(script) {
   return module.exports;
 }
 
-/** The bundle's exports, from the code cache when there is one that fits. */
-exports.loadCli = function loadCli() {
+/** The bundle as a vm.Script, from the code cache when there is one that fits. */
+function compileBundle() {
   let cached;
   try {
     cached = readFileSync(cacheFile);
   } catch {
     // no cache (a bundle built by hand): compile from source
   }
-  return run(compile(cached));
+  return compile(cached);
+}
+exports.compileBundle = compileBundle;
+
+/** The bundle's exports. */
+exports.loadCli = function loadCli() {
+  return run(compileBundle());
 };
 
 /** Build step: run the bundle's top level once and keep what V8 compiled. */
