@@ -22,6 +22,27 @@ function parseNumber(field: Buffer): number {
   return s === '' ? 0 : parseInt(s, 8);
 }
 
+/**
+ * A header's octal number field at `at`: plain digits (what every tar writer puts there) read
+ * in place, anything else (base-256, odd spacing) through parseNumber. Runs once per entry.
+ */
+function numberField(block: Buffer, at: number, len: number): number {
+  const end = at + len;
+  if ((block[at] & 0x80) === 0) {
+    let i = at;
+    while (i < end && block[i] === 0x20) i++;
+    let v = 0;
+    const first = i;
+    for (; i < end; i++) {
+      const c = block[i];
+      if (c < 0x30 || c > 0x37) break;
+      v = v * 8 + (c - 0x30);
+    }
+    if (i > first && (i === end || block[i] === 0 || block[i] === 0x20)) return v;
+  }
+  return parseNumber(block.subarray(at, end));
+}
+
 function cstr(field: Buffer): Buffer {
   const nul = field.indexOf(0);
   return nul < 0 ? field : field.subarray(0, nul);
@@ -47,6 +68,15 @@ type SplitRecord = { kind: 'meta'; bytes: Buffer } | { kind: 'file'; name: Buffe
 
 const STAGE = 1 << 20;
 const ZERO_BLOCK = Buffer.alloc(BLOCK);
+const SLASH = Buffer.from('/');
+// Type flags (header byte 156) that matter here.
+const TYPE_FILE = 0x30; // '0'
+const TYPE_CONTIGUOUS = 0x37; // '7'
+const TYPE_PAX = 0x78; // 'x'
+const TYPE_PAX_GLOBAL = 0x67; // 'g'
+const TYPE_GNU_LONGNAME = 0x4c; // 'L'
+const TYPE_GNU_LONGLINK = 0x4b; // 'K'
+const TYPE_GNU_SPARSE = 0x53; // 'S'
 
 /**
  * Pass-through that watches a layer tar and writes its tar-split to `tmpPath` (gzip). Bytes flow
@@ -72,7 +102,9 @@ export class TarSplitRecorder extends Transform {
   private stageLen = 0;
   /** Offset in `stage` of the open 'M' record's header, or -1. */
   private metaAt = -1;
-  private readonly gzip = createGzip({ chunkSize: 1 << 20 });
+  // Level 1: headers compress nearly as well (nginx's base layer: 156 KB instead of 125 KB) at a
+  // third of level 6's CPU, which every pull pays while the same core inflates the layer.
+  private readonly gzip = createGzip({ chunkSize: 1 << 20, level: 1 });
   private readonly written: Promise<void>;
 
   constructor(tmpPath: string) {
@@ -121,7 +153,8 @@ export class TarSplitRecorder extends Transform {
     s[at] = 0x46; // 'F'
     s.writeUInt16BE(name.length, at + 1);
     at += 3 + name.copy(s, at + 3);
-    s.writeBigUInt64BE(BigInt(size), at);
+    s.writeUInt32BE(Math.floor(size / 0x100000000), at);
+    s.writeUInt32BE(size >>> 0, at + 4);
     this.stageLen = at + 8;
   }
 
@@ -177,40 +210,42 @@ export class TarSplitRecorder extends Transform {
 
   private header(block: Buffer): void {
     this.meta(block);
-    if (block.equals(ZERO_BLOCK)) return; // end-of-archive blocks and anything after them
-    const type = String.fromCharCode(block[156] || 0x30);
-    const size = parseNumber(block.subarray(124, 136));
+    // End-of-archive blocks and anything after them (a real header's checksum is never zero).
+    if (block[0] === 0 && block[148] === 0 && block.equals(ZERO_BLOCK)) return;
+    const type = block[156];
+    const size = numberField(block, 124, 12);
     const pad = (BLOCK - (size % BLOCK)) % BLOCK;
-    if (type === 'x' || type === 'g' || type === 'L' || type === 'K') {
-      this.collecting = [];
-      this.collectType = type;
-      this.fileData = false;
-    } else {
-      const pax = this.pendingPax;
-      const realSize = pax.has('size') ? Number(pax.get('size')!.toString('latin1')) : size;
-      const sparse = type === 'S' || this.globalSparse || [...pax.keys()].some((k) => k.startsWith('GNU.sparse'));
-      const isFile = type === '0' || type === '7' || block[156] === 0;
-      let name: Buffer;
-      if (pax.has('path')) name = pax.get('path')!;
-      else if (this.pendingLongName) name = cstr(this.pendingLongName);
-      else {
-        const base = cstr(block.subarray(0, 100));
-        const magic = block.toString('latin1', 257, 263);
-        const prefix = magic === 'ustar\0' ? cstr(block.subarray(345, 500)) : Buffer.alloc(0);
-        name = prefix.length ? Buffer.concat([prefix, Buffer.from('/'), base]) : base;
-      }
-      this.pendingPax = new Map();
-      this.pendingLongName = null;
-      this.fileData = isFile && !sparse && realSize === size && size > 0;
-      if (this.fileData) this.file(name, size);
-      this.remaining = size;
-      this.padding = pad;
-      if (size === 0) this.padding = 0;
-      return;
-    }
     this.remaining = size;
     this.padding = pad;
-    if (size === 0) this.endData();
+    if (type === TYPE_PAX || type === TYPE_PAX_GLOBAL || type === TYPE_GNU_LONGNAME || type === TYPE_GNU_LONGLINK) {
+      this.collecting = [];
+      this.collectType = String.fromCharCode(type);
+      this.fileData = false;
+      if (size === 0) this.endData();
+      return;
+    }
+    const pax = this.pendingPax;
+    const isFile = type === TYPE_FILE || type === TYPE_CONTIGUOUS || type === 0;
+    let fileData = isFile && size > 0 && type !== TYPE_GNU_SPARSE && !this.globalSparse;
+    if (fileData && pax.size > 0) {
+      const realSize = pax.has('size') ? Number(pax.get('size')!.toString('latin1')) : size;
+      fileData = realSize === size && ![...pax.keys()].some((k) => k.startsWith('GNU.sparse'));
+    }
+    this.fileData = fileData;
+    if (fileData) this.file(this.entryName(block), size);
+    if (pax.size > 0) this.pendingPax = new Map();
+    this.pendingLongName = null;
+  }
+
+  /** The entry's path as the tar spells it: pax path, GNU long name, or ustar prefix + name. */
+  private entryName(block: Buffer): Buffer {
+    const pax = this.pendingPax.get('path');
+    if (pax) return pax;
+    if (this.pendingLongName) return cstr(this.pendingLongName);
+    const base = cstr(block.subarray(0, 100));
+    const ustar = block[257] === 0x75 && block[258] === 0x73 && block[259] === 0x74 && block[260] === 0x61 && block[261] === 0x72 && block[262] === 0;
+    if (!ustar || block[345] === 0) return base;
+    return Buffer.concat([cstr(block.subarray(345, 500)), SLASH, base]);
   }
 
   private endData(): void {
