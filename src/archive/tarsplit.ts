@@ -76,7 +76,6 @@ const TYPE_PAX = 0x78; // 'x'
 const TYPE_PAX_GLOBAL = 0x67; // 'g'
 const TYPE_GNU_LONGNAME = 0x4c; // 'L'
 const TYPE_GNU_LONGLINK = 0x4b; // 'K'
-const TYPE_GNU_SPARSE = 0x53; // 'S'
 
 /**
  * Pass-through that watches a layer tar and writes its tar-split to `tmpPath` (gzip). Bytes flow
@@ -225,8 +224,9 @@ export class TarSplitRecorder extends Transform {
       return;
     }
     const pax = this.pendingPax;
+    // Only a regular file's data is left to the layer (a GNU sparse 'S' entry is kept whole).
     const isFile = type === TYPE_FILE || type === TYPE_CONTIGUOUS || type === 0;
-    let fileData = isFile && size > 0 && type !== TYPE_GNU_SPARSE && !this.globalSparse;
+    let fileData = isFile && size > 0 && !this.globalSparse;
     if (fileData && pax.size > 0) {
       const realSize = pax.has('size') ? Number(pax.get('size')!.toString('latin1')) : size;
       fileData = realSize === size && ![...pax.keys()].some((k) => k.startsWith('GNU.sparse'));
