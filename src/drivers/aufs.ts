@@ -8,7 +8,6 @@
 // reads aufs whiteouts in any branch. fuse-overlayfs writes deletions in overlay's form, so a
 // branch is rewritten into aufs's form when it unmounts (aufs-branch.ts); a diff of a branch
 // that is mounted at that moment compares the merged trees instead.
-import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join, sep } from 'node:path';
@@ -23,7 +22,7 @@ import { aufsNormalize } from './aufs-branch.js';
 import { contentSize } from './content-size.js';
 import { checkLayerId, isLayerId } from './layer-id.js';
 import { DriverError, type CreateOpts, type Driver, type DriverOptions } from './driver.js';
-import { fuseOverlayUnusable } from './fuseoverlay.js';
+import { fuseOverlayUnusable, runMountHelper } from './fuseoverlay.js';
 import { MountRefs } from './mountref.js';
 import { NaiveDiff } from './naivediff.js';
 
@@ -52,26 +51,6 @@ export async function aufsUsable(root: string): Promise<true | string> {
 
 function isCode(err: unknown, ...codes: string[]): boolean {
   return codes.includes((err as NodeJS.ErrnoException).code ?? '');
-}
-
-function run(cmd: string, args: string[], cwd: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    child.stderr.setEncoding('utf8');
-    child.stderr.on('data', (s: string) => {
-      if (err.length < 4096) err += s;
-    });
-    child.on('error', (e) => reject(new DriverError(`aufs: ${cmd}: ${e.message}`)));
-    child.on('close', (code, signal) => {
-      if (code === 0) return resolve();
-      const msg = err
-        .split('\n')
-        .filter((l) => l.trim() !== '' && !l.startsWith('unknown argument ignored'))
-        .join('; ');
-      reject(new DriverError(`aufs: ${cmd} failed (${signal ?? `exit ${code}`}): ${msg || 'no message'}`));
-    });
-  });
 }
 
 export class AufsDriver implements Driver {
@@ -267,7 +246,7 @@ export class AufsDriver implements Driver {
     // Paths relative to the home keep the option short; fuse-overlayfs resolves them once.
     const rel = (p: string) => p.slice(this.home.length + 1);
     const data = `lowerdir=${lowers.map(rel).join(':')},upperdir=${rel(this.diffDir(id))},workdir=${rel(this.workDir(id))}`;
-    await run('fuse-overlayfs', ['-o', data, mnt], this.home);
+    await runMountHelper('fuse-overlayfs', ['-o', data, mnt], this.home, 'aufs');
     if (!isMountPoint(mnt)) throw new DriverError(`aufs: fuse-overlayfs exited without mounting ${mnt}`);
   }
 

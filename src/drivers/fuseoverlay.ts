@@ -50,7 +50,12 @@ export function fuseOverlayUsable(root: string): Promise<true | string> {
   return Promise.resolve(fuseOverlayUnusable(root) ?? true);
 }
 
-function run(cmd: string, args: string[], cwd: string): Promise<void> {
+/**
+ * Run a FUSE mount helper (fuse-overlayfs, fusermount) from cwd; a failure rejects with one line
+ * naming the command (after `who`, when given) and what it said.
+ */
+export function runMountHelper(cmd: string, args: string[], cwd: string, who = ''): Promise<void> {
+  const name = who ? `${who}: ${cmd}` : cmd;
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
@@ -58,7 +63,7 @@ function run(cmd: string, args: string[], cwd: string): Promise<void> {
     child.stderr.on('data', (s: string) => {
       if (err.length < 4096) err += s;
     });
-    child.on('error', (e) => reject(new DriverError(`${cmd}: ${e.message}`)));
+    child.on('error', (e) => reject(new DriverError(`${name}: ${e.message}`)));
     child.on('close', (code, signal) => {
       if (code === 0) resolve();
       else {
@@ -67,7 +72,7 @@ function run(cmd: string, args: string[], cwd: string): Promise<void> {
           .split('\n')
           .filter((l) => l.trim() !== '' && !l.startsWith('unknown argument ignored'))
           .join('; ');
-        reject(new DriverError(`${cmd} failed (${signal ?? `exit ${code}`}): ${msg || 'no message'}`));
+        reject(new DriverError(`${name} failed (${signal ?? `exit ${code}`}): ${msg || 'no message'}`));
       }
     });
   });
@@ -105,7 +110,7 @@ export class FuseOverlayDriver extends OverlayBase {
     // its working directory once, at mount time.
     const data = `lowerdir=${lowerLinks.join(':')},upperdir=${join(id, 'diff')},workdir=${join(id, 'work')}`;
     const merged = this.layout.mergedDir(id);
-    await run(this.program, ['-o', data, merged], this.home);
+    await runMountHelper(this.program, ['-o', data, merged], this.home);
     if (!isMountPoint(merged)) throw new DriverError(`${PROGRAM} exited without mounting ${merged}`);
   }
 
@@ -124,7 +129,7 @@ export class FuseOverlayDriver extends OverlayBase {
     }
     const fusermount = findProgram('fusermount3') ?? findProgram('fusermount');
     if (fusermount === null) throw new DriverError(`cannot unmount ${mountPoint}: no permission and no fusermount3`);
-    await run(fusermount, ['-u', mountPoint], '/');
+    await runMountHelper(fusermount, ['-u', mountPoint], '/');
   }
 
   /**
