@@ -10,7 +10,7 @@ import { selectDriver } from '../../src/drivers/index.js';
 import { lgetxattr } from '../../src/sys/linux.js';
 import { isMountPoint, readMounts } from '../../src/sys/mountinfo.js';
 import { conformance } from './conformance.js';
-import { corpusLayerBlobs, driverRoot, gunzipped, hashTree, runChild } from './overlay-fixtures.js';
+import { driverRoot, hashTree, stackCorpusLayers, runChild } from './overlay-fixtures.js';
 
 const newId = () => randomBytes(32).toString('hex');
 const open = (root: string) => AufsDriver.open({ root, options: {} });
@@ -185,15 +185,8 @@ describe('aufs', () => {
 
   it('a write in a container over nginx lands in its branch only', async (t) => {
     const root = driverRoot(t, 'strata-aufs-');
-    const blobs = corpusLayerBlobs('nginx.oci.tar', driverRoot(t, 'strata-oci-'));
     const d = await open(root);
-    const layers: string[] = [];
-    for (const blob of blobs) {
-      const id = newId();
-      await d.create(id, layers.at(-1) ?? null);
-      await d.applyDiff(id, layers.at(-1) ?? null, gunzipped(blob));
-      layers.push(id);
-    }
+    const layers = await stackCorpusLayers(t, d, 'nginx.oci.tar');
     const before = layers.map((id) => hashTree(d.diffDir(id)));
     const rw = newId();
     await d.createReadWrite(rw, layers.at(-1) as string);

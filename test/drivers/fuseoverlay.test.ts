@@ -7,7 +7,7 @@ import { FuseOverlayDriver } from '../../src/drivers/fuseoverlay.js';
 import { lgetxattr, lsetxattr, makedev, mknod } from '../../src/sys/linux.js';
 import { isMountPoint, readMounts } from '../../src/sys/mountinfo.js';
 import { conformance } from './conformance.js';
-import { chain, corpusLayerBlobs, driverRoot, gunzipped, hashTree, runChild } from './overlay-fixtures.js';
+import { chain, driverRoot, hashTree, stackCorpusLayers, runChild } from './overlay-fixtures.js';
 
 const S_IFCHR = 0o020000;
 const newId = () => randomBytes(32).toString('hex');
@@ -91,15 +91,8 @@ describe('fuse-overlayfs', () => {
 
   it('a write in a container lands in its diff only; the image layers are unchanged', async (t) => {
     const root = driverRoot(t);
-    const blobs = corpusLayerBlobs('nginx.oci.tar', driverRoot(t, 'strata-oci-'));
     const d = await open(root);
-    const layers: string[] = [];
-    for (const blob of blobs) {
-      const id = newId();
-      await d.create(id, layers.at(-1) ?? null);
-      await d.applyDiff(id, layers.at(-1) ?? null, gunzipped(blob));
-      layers.push(id);
-    }
+    const layers = await stackCorpusLayers(t, d, 'nginx.oci.tar');
     const diffOf = async (id: string) => (await d.metadata(id)).UpperDir;
     const before = await Promise.all(layers.map(async (id) => hashTree(await diffOf(id))));
     const rw = newId();

@@ -1,11 +1,10 @@
 // Fixtures for the overlay-family driver tests: driver roots whose mounts are always undone,
-// corpus layers as tar streams, tree hashes, and child processes that use a driver.
+// corpus layers stacked in a driver, tree hashes, and child processes that use a driver.
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import type { Driver } from '../../src/drivers/driver.js';
 import { MNT_DETACH, readXattrs, umount2 } from '../../src/sys/linux.js';
@@ -49,7 +48,7 @@ export function driverRoot(t: { after(fn: () => void): void } | null, prefix = '
 }
 
 /** The gzip layer blobs of a corpus OCI archive, bottom first, unpacked under dir. */
-export function corpusLayerBlobs(file: string, dir: string): string[] {
+function corpusLayerBlobs(file: string, dir: string): string[] {
   const r = spawnSync('tar', ['-xf', corpusImage(file), '-C', dir]);
   if (r.status !== 0) throw new Error(`tar -xf ${file}: ${r.stderr.toString()}`);
   const blob = (digest: string) => join(dir, 'blobs', ...digest.split(':'));
@@ -63,8 +62,17 @@ export function corpusLayerBlobs(file: string, dir: string): string[] {
   });
 }
 
-export function gunzipped(file: string): Readable {
-  return createReadStream(file, { highWaterMark: MiB }).pipe(createGunzip({ chunkSize: MiB }));
+/** The layers of a corpus OCI archive stored in d, each on the one before it; ids bottom first. */
+export async function stackCorpusLayers(t: { after(fn: () => void): void }, d: Driver, file: string): Promise<string[]> {
+  const ids: string[] = [];
+  for (const blob of corpusLayerBlobs(file, driverRoot(t, 'strata-oci-'))) {
+    const parent = ids.at(-1) ?? null;
+    const id = randomBytes(32).toString('hex');
+    await d.create(id, parent);
+    await d.applyDiff(id, parent, createReadStream(blob, { highWaterMark: MiB }).pipe(createGunzip({ chunkSize: MiB })));
+    ids.push(id);
+  }
+  return ids;
 }
 
 /** sha256 over a tree: names, types, modes, owners, sizes, contents, link targets, xattrs. */
