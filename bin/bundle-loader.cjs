@@ -11,8 +11,10 @@ const bundle = join(__dirname, '..', 'dist', 'strata.cjs');
 const cacheFile = `${bundle}.codecache`;
 
 function compile(cachedData) {
-  const source = `(function (exports, require, module, __filename, __dirname) {${readFileSync(bundle, 'utf8')}\n})`;
-  return new Script(source, { filename: bundle, cachedData });
+  // The wrapper gets a line of its own, taken back by lineOffset: stack traces point into
+  // dist/strata.cjs exactly, and its source map still fits.
+  const source = `(function (exports, require, module, __filename, __dirname) {\n${readFileSync(bundle, 'utf8')}\n})`;
+  return new Script(source, { filename: bundle, lineOffset: -1, cachedData });
 }
 
 function run(script) {
