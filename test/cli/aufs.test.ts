@@ -5,7 +5,7 @@ import { corpusSuite } from './corpus-suite.js';
 // still holds.
 corpusSuite('aufs', {
   cleanup: (root) => {
-    runChild('src/drivers/aufs.js', 'await (await mod.AufsDriver.open({ root: args[0], options: {} })).cleanup();', [root]);
+    runChild('src/drivers/aufs/aufs.js', 'await (await mod.AufsDriver.open({ root: args[0], options: {} })).cleanup();', [root]);
     unmountAllUnder(root);
   },
 });

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { loopsUnder } from '../../src/drivers/devicemapper.js';
+import { loopsUnder } from '../../src/drivers/devicemapper/devicemapper.js';
 import { runChild, unmountAllUnder } from '../drivers/overlay-fixtures.js';
 import { corpusSuite } from './corpus-suite.js';
 
@@ -8,7 +8,7 @@ import { corpusSuite } from './corpus-suite.js';
 // the root may stay attached.
 corpusSuite('devicemapper', {
   cleanup: (root) => {
-    runChild('src/drivers/devicemapper.js', 'await (await mod.DevmapperDriver.open({ root: args[0], options: {} })).cleanup();', [root]);
+    runChild('src/drivers/devicemapper/devicemapper.js', 'await (await mod.DevmapperDriver.open({ root: args[0], options: {} })).cleanup();', [root]);
     unmountAllUnder(root);
     assert.deepEqual(loopsUnder(root), [], `loop devices left attached under ${root}`);
   },

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { readTar } from '../../src/archive/tar/reader.js';
-import { AufsDriver } from '../../src/drivers/aufs.js';
+import { AufsDriver } from '../../src/drivers/aufs/aufs.js';
 import { selectDriver } from '../../src/drivers/index.js';
 import { lgetxattr } from '../../src/sys/linux.js';
 import { isMountPoint, readMounts } from '../../src/sys/mountinfo.js';
@@ -173,7 +173,7 @@ describe('aufs', () => {
     const body = `
       const d = await mod.AufsDriver.open({ root: args[0], options: {} });
       if (args[2] === 'get') console.log(await d.get(args[1])); else await d.put(args[1]);`;
-    const child = (op: string) => runChild('src/drivers/aufs.js', body, [root, b, op]);
+    const child = (op: string) => runChild('src/drivers/aufs/aufs.js', body, [root, b, op]);
     const merged = child('get');
     assert.equal(isMountPoint(merged), true);
     assert.equal(await d.get(b), merged);

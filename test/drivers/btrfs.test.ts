@@ -7,7 +7,7 @@ import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { BtrfsDriver, btrfsUsable } from '../../src/drivers/btrfs.js';
+import { BtrfsDriver, btrfsUsable } from '../../src/drivers/btrfs/btrfs.js';
 import { createDriver, selectDriver } from '../../src/drivers/index.js';
 import { scratch } from '../helpers/env.js';
 import { tmpdirOn, useBtrfs } from '../helpers/fsimages.js';

@@ -5,7 +5,7 @@ import { open, lstat, mkdir, readFile, rm, stat, writeFile, symlink } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { copyTree } from '../../src/drivers/copytree.js';
+import { copyTree } from '../../src/drivers/common/copytree.js';
 import { lutimensNs } from '../../src/sys/fileio.js';
 import { lgetxattr, statfs, umount2 } from '../../src/sys/linux.js';
 import { scratch } from '../helpers/env.js';

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, openSync, closeSync, readFileSync, statSync, writeFileSync, writeSync, fsyncSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { DevmapperDriver, humanSize, loopsUnder, parseSize } from '../../src/drivers/devicemapper.js';
+import { DevmapperDriver, humanSize, loopsUnder, parseSize } from '../../src/drivers/devicemapper/devicemapper.js';
 import { selectDriver } from '../../src/drivers/index.js';
 import { isMountPoint, mountsUnder, readMounts } from '../../src/sys/mountinfo.js';
 import { conformance } from './conformance.js';

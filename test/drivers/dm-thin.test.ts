@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { DevmapperDriver, loopsUnder } from '../../src/drivers/devicemapper.js';
+import { DevmapperDriver, loopsUnder } from '../../src/drivers/devicemapper/devicemapper.js';
 import {
   createSnapMessage,
   createThinMessage,
@@ -15,7 +15,7 @@ import {
   poolTable,
   setTransactionIdMessage,
   thinTable,
-} from '../../src/drivers/dm-thin.js';
+} from '../../src/drivers/devicemapper/thin-pool.js';
 import { driverRoot } from './overlay-fixtures.js';
 
 // The kernel dm-thin path cannot run on a kernel without device-mapper; what is tested here is

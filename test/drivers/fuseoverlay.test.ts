@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { FuseOverlayDriver } from '../../src/drivers/fuseoverlay.js';
+import { FuseOverlayDriver } from '../../src/drivers/fuse-overlayfs/fuseoverlay.js';
 import { lgetxattr, lsetxattr, makedev, mknod } from '../../src/sys/linux.js';
 import { isMountPoint, readMounts } from '../../src/sys/mountinfo.js';
 import { conformance } from './conformance.js';
@@ -79,7 +79,7 @@ describe('fuse-overlayfs', () => {
     const body = `
       const d = await mod.FuseOverlayDriver.open({ root: args[0], options: {} });
       if (args[2] === 'get') console.log(await d.get(args[1])); else await d.put(args[1]);`;
-    const child = (op: string) => runChild('src/drivers/fuseoverlay.js', body, [root, b, op]);
+    const child = (op: string) => runChild('src/drivers/fuse-overlayfs/fuseoverlay.js', body, [root, b, op]);
     const merged = child('get');
     assert.equal(isMountPoint(merged), true);
     assert.equal(await d.get(b), merged);

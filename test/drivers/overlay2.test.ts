@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { Overlay2Driver } from '../../src/drivers/overlay2.js';
+import { Overlay2Driver } from '../../src/drivers/overlay2/overlay2.js';
 import { makedev, mknod, mount, umount2 } from '../../src/sys/linux.js';
 import { isMountPoint, readMounts } from '../../src/sys/mountinfo.js';
 import { conformance } from './conformance.js';
@@ -170,7 +170,7 @@ describe('overlay2 mounts', () => {
     const body = `
       const d = await mod.Overlay2Driver.open({ root: args[0], options: {} });
       if (args[2] === 'get') console.log(await d.get(args[1])); else await d.put(args[1]);`;
-    const child = (op: string) => runChild('src/drivers/overlay2.js', body, [root, b, op]);
+    const child = (op: string) => runChild('src/drivers/overlay2/overlay2.js', body, [root, b, op]);
 
     const merged = child('get');
     assert.equal(merged, join(d.home, b, 'merged'));
@@ -206,7 +206,7 @@ describe('overlay2 mounts', () => {
     const body = `
       const d = await mod.Overlay2Driver.open({ root: args[0], options: {} });
       if (args[2] === 'get') console.log(await d.get(args[1])); else await d.put(args[1]);`;
-    const held = runChild('src/drivers/overlay2.js', body, [root, b, 'get']);
+    const held = runChild('src/drivers/overlay2/overlay2.js', body, [root, b, 'get']);
     const [x, y] = [newId(), newId()];
     await d.createReadWrite(x, c);
     await d.createReadWrite(y, c);
@@ -218,7 +218,7 @@ describe('overlay2 mounts', () => {
     assert.equal(isMountPoint(held), true, "another process's mount stays");
     assert.equal(isMountPoint(kept), true, 'a disowned mount stays');
     assert.equal(isMountPoint(mine), false, "this process's own references are dropped");
-    runChild('src/drivers/overlay2.js', body, [root, b, 'put']);
+    runChild('src/drivers/overlay2/overlay2.js', body, [root, b, 'put']);
     await d.put(x);
     assert.equal(isMountPoint(held), false);
     assert.equal(isMountPoint(kept), false);

@@ -4,7 +4,7 @@ import type { Driver } from '../../src/drivers/driver.js';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { createDriver, driverNames, driversWithData, register, selectDriver } from '../../src/drivers/index.js';
-import { VfsDriver } from '../../src/drivers/vfs.js';
+import { VfsDriver } from '../../src/drivers/vfs/vfs.js';
 import { scratch } from '../helpers/env.js';
 
 // A second real driver under another name, usable only where a marker file says so: lets

@@ -3,7 +3,7 @@ import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { createDriver } from '../../src/drivers/index.js';
-import { VfsDriver } from '../../src/drivers/vfs.js';
+import { VfsDriver } from '../../src/drivers/vfs/vfs.js';
 import { scratch } from '../helpers/env.js';
 import { conformance } from './conformance.js';
 

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { isMountPoint } from '../../src/sys/mountinfo.js';
-import { ZfsDriver, zfsUsable } from '../../src/drivers/zfs.js';
+import { ZfsDriver, zfsUsable } from '../../src/drivers/zfs/zfs.js';
 import { createDriver, selectDriver } from '../../src/drivers/index.js';
 import { scratch } from '../helpers/env.js';
 import { tmpdirOn, useZfsPool } from '../helpers/fsimages.js';

@@ -4,8 +4,8 @@
 // name the next open finishes. Each says how a layer is made and how its tree is deleted.
 import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { RENAME_NOREPLACE, renameat2 } from '../sys/linux.js';
-import { DriverError } from './driver.js';
+import { RENAME_NOREPLACE, renameat2 } from '../../sys/linux.js';
+import { DriverError } from '../driver.js';
 import { checkLayerId } from './layer-id.js';
 import { NaiveDiffDriver } from './naivediff.js';
 

@@ -3,13 +3,13 @@
 import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { backingFsName, FS_MAGIC, supportsDType } from '../sys/fsprobe.js';
-import { lgetxattr, lsetxattr, MNT_DETACH, mount, statfsType, umount2 } from '../sys/linux.js';
-import { mountWithFsConfig, overlaySupportsLowerdirPlus, type FsOption } from '../sys/mountapi.js';
-import { DriverError, type DriverOptions } from './driver.js';
-import { NaiveDiff } from './naivediff.js';
-import { OverlayBase, type DiffFallback } from './overlay-base.js';
-import { nearestExisting } from './backing.js';
+import { backingFsName, FS_MAGIC, supportsDType } from '../../sys/fsprobe.js';
+import { lgetxattr, lsetxattr, MNT_DETACH, mount, statfsType, umount2 } from '../../sys/linux.js';
+import { mountWithFsConfig, overlaySupportsLowerdirPlus, type FsOption } from '../../sys/mountapi.js';
+import { DriverError, type DriverOptions } from '../driver.js';
+import { NaiveDiff } from '../common/naivediff.js';
+import { OverlayBase, type DiffFallback } from '../overlay/base.js';
+import { nearestExisting } from '../common/backing.js';
 
 // mount(2) copies its data argument into one page, NUL included.
 const PAGE_SIZE = 4096;

@@ -10,15 +10,15 @@
 // with the kernel module.
 import { mkdir, rmdir } from 'node:fs/promises';
 import { join, sep } from 'node:path';
-import { backingFsName } from '../sys/fsprobe.js';
-import { isMountPoint, mountsUnder } from '../sys/mountinfo.js';
-import { nearestExisting, zfsDatasetOf } from './backing.js';
-import { checkLayerId } from './layer-id.js';
-import { DriverError, type CreateOpts, type Driver, type DriverOptions } from './driver.js';
-import { MountRefs } from './mountref.js';
-import { NaiveDiffDriver } from './naivediff.js';
-import { parseSizeOption } from './size-option.js';
-import { runTool, ToolError, toolWorks } from './tool.js';
+import { backingFsName } from '../../sys/fsprobe.js';
+import { isMountPoint, mountsUnder } from '../../sys/mountinfo.js';
+import { nearestExisting, zfsDatasetOf } from '../common/backing.js';
+import { checkLayerId } from '../common/layer-id.js';
+import { DriverError, type CreateOpts, type Driver, type DriverOptions } from '../driver.js';
+import { MountRefs } from '../common/mountref.js';
+import { NaiveDiffDriver } from '../common/naivediff.js';
+import { parseSizeOption } from '../common/size-option.js';
+import { runTool, ToolError, toolWorks } from '../common/tool.js';
 
 /** The registry's usable() check: the root must be on a ZFS dataset and the zfs tools answer. */
 export async function zfsUsable(root: string): Promise<true | string> {

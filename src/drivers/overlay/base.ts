@@ -5,14 +5,14 @@
 import { mkdir } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import type { Readable } from 'node:stream';
-import { applyLayer } from '../archive/apply.js';
-import { overlayChanges, type Change } from '../archive/changes.js';
-import { packDirectory } from '../archive/pack.js';
-import { mountsUnder } from '../sys/mountinfo.js';
-import { DriverError, type CreateOpts, type Driver, type DriverOptions } from './driver.js';
-import { MountRefs } from './mountref.js';
-import { OverlayLayout } from './overlay-layout.js';
-import { contentSize } from './content-size.js';
+import { applyLayer } from '../../archive/apply.js';
+import { overlayChanges, type Change } from '../../archive/changes.js';
+import { packDirectory } from '../../archive/pack.js';
+import { mountsUnder } from '../../sys/mountinfo.js';
+import { DriverError, type CreateOpts, type Driver, type DriverOptions } from '../driver.js';
+import { MountRefs } from '../common/mountref.js';
+import { OverlayLayout } from './layout.js';
+import { contentSize } from '../common/content-size.js';
 
 /** The diff operations every driver can fall back on (compare two mounted trees). */
 export interface DiffFallback {

@@ -3,9 +3,9 @@
 import { lstat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { finished, type Readable } from 'node:stream';
-import { applyLayer } from '../archive/apply.js';
-import { changesBetween, type Change } from '../archive/changes.js';
-import { exportChanges, packDirectory } from '../archive/pack.js';
+import { applyLayer } from '../../archive/apply.js';
+import { changesBetween, type Change } from '../../archive/changes.js';
+import { exportChanges, packDirectory } from '../../archive/pack.js';
 
 /** The part of a driver the naive diff needs. */
 export interface Mounter {

@@ -1,6 +1,6 @@
 // Layer ids become file, directory and dataset names in every driver: one rule for all of
 // them, so a hostile or mistaken id can never name a path outside the driver's home.
-import { DriverError } from './driver.js';
+import { DriverError } from '../driver.js';
 
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 

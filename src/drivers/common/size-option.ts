@@ -1,6 +1,6 @@
 // Sizes in storage options, read as Docker reads them (go-units RAMInBytes): a number with
 // an optional binary unit, so "50M" is 50 MiB and "1.5g" is 1.5 GiB.
-import { DriverError } from './driver.js';
+import { DriverError } from '../driver.js';
 
 const UNITS: Record<string, number> = { '': 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40, p: 2 ** 50 };
 

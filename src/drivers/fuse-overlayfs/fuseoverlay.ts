@@ -5,13 +5,13 @@
 import { spawn } from 'node:child_process';
 import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
-import { backingFsName, FS_MAGIC, supportsDType } from '../sys/fsprobe.js';
-import { MNT_DETACH, statfsType, umount2 } from '../sys/linux.js';
-import { isMountPoint } from '../sys/mountinfo.js';
-import { DriverError, type DriverOptions } from './driver.js';
-import { NaiveDiff } from './naivediff.js';
-import { OverlayBase, type DiffFallback } from './overlay-base.js';
-import { nearestExisting } from './backing.js';
+import { backingFsName, FS_MAGIC, supportsDType } from '../../sys/fsprobe.js';
+import { MNT_DETACH, statfsType, umount2 } from '../../sys/linux.js';
+import { isMountPoint } from '../../sys/mountinfo.js';
+import { DriverError, type DriverOptions } from '../driver.js';
+import { NaiveDiff } from '../common/naivediff.js';
+import { OverlayBase, type DiffFallback } from '../overlay/base.js';
+import { nearestExisting } from '../common/backing.js';
 
 const PROGRAM = 'fuse-overlayfs';
 

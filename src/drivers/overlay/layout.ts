@@ -10,8 +10,8 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, readSync } from 'node:fs';
 import { lstat, mkdir, readFile, readdir, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { checkLayerId, isLayerId } from './layer-id.js';
-import { DriverError } from './driver.js';
+import { checkLayerId, isLayerId } from '../common/layer-id.js';
+import { DriverError } from '../driver.js';
 
 export const LINK_DIR = 'l';
 const LINK_LEN = 26;

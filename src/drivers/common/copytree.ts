@@ -2,13 +2,13 @@
 // layer from its parent. Everything a layer can hold survives: file types incl. devices
 // and fifos, hardlinks as hardlinks, owners, modes with setuid/setgid/sticky, xattrs byte
 // for byte, nanosecond times, and holes in sparse files.
-import { bytesToName, cPath, fsPath } from '../archive/tar/header.js';
+import { bytesToName, cPath, fsPath } from '../../archive/tar/header.js';
 import { constants as fsConstants } from 'node:fs';
 import type { BigIntStats } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
-import { ficlone, mknod, readXattrs, lsetxattr } from '../sys/linux.js';
-import { lutimensNs, seekData, seekHole } from '../sys/fileio.js';
+import { ficlone, mknod, readXattrs, lsetxattr } from '../../sys/linux.js';
+import { lutimensNs, seekData, seekHole } from '../../sys/fileio.js';
 
 const CHUNK = 1 << 20;
 

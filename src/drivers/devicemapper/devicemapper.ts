@@ -3,10 +3,10 @@
 // dm.basesize formatted once (ext4, or xfs with dm.fs=xfs). Layer contents live under
 // `rootfs/` of the device's filesystem, as in Docker, so lost+found stays out of the view.
 //
-// With dm-thin in the kernel the pool is ThinPool (dm-thin.ts), driven through dmsetup; the
+// With dm-thin in the kernel the pool is ThinPool (thin-pool.ts), driven through dmsetup; the
 // backend a store was created with is recorded in `pool-backend` and kept.
 // Without dm-thin in the kernel (no /dev/mapper/control), the thin pool is ReflinkPool
-// (dm-pool.ts): device images snapshotted with FICLONE, attached through autoclear loop devices
+// (reflink-pool.ts): device images snapshotted with FICLONE, attached through autoclear loop devices
 // and mounted at `devicemapper/mnt/<id>` while someone holds a reference. Per-device records
 // are JSON files in `devicemapper/metadata/<id>` as Docker kept them.
 //
@@ -18,16 +18,16 @@ import { createHash } from 'node:crypto';
 import { closeSync, createReadStream, existsSync, readdirSync, statSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { basename, join, sep } from 'node:path';
-import { backingFsName } from '../sys/fsprobe.js';
-import { MNT_DETACH, mount, umount2 } from '../sys/linux.js';
-import { attachLoop, detachLoop, freezeFs, listLoops, refreshLoopCapacity, thawFs } from '../sys/loop.js';
-import { isMountPoint, mountsUnder, readMounts } from '../sys/mountinfo.js';
-import { canReflink, cloneFile, ReflinkPool, runTool, type PoolBackend } from './dm-pool.js';
-import { checkBlockSectors, choosePoolKind, DEFAULT_BLOCK_SECTORS, DEFAULT_METADATA_SIZE, growFilesystem, makeFilesystem, ThinPool, withMounted } from './dm-thin.js';
-import { checkLayerId } from './layer-id.js';
-import { DriverError, type CreateOpts, type Driver, type DriverOptions } from './driver.js';
-import { MountRefs } from './mountref.js';
-import { NaiveDiffDriver } from './naivediff.js';
+import { backingFsName } from '../../sys/fsprobe.js';
+import { MNT_DETACH, mount, umount2 } from '../../sys/linux.js';
+import { attachLoop, detachLoop, freezeFs, listLoops, refreshLoopCapacity, thawFs } from '../../sys/loop.js';
+import { isMountPoint, mountsUnder, readMounts } from '../../sys/mountinfo.js';
+import { canReflink, cloneFile, ReflinkPool, runTool, type PoolBackend } from './reflink-pool.js';
+import { checkBlockSectors, choosePoolKind, DEFAULT_BLOCK_SECTORS, DEFAULT_METADATA_SIZE, growFilesystem, makeFilesystem, ThinPool, withMounted } from './thin-pool.js';
+import { checkLayerId } from '../common/layer-id.js';
+import { DriverError, type CreateOpts, type Driver, type DriverOptions } from '../driver.js';
+import { MountRefs } from '../common/mountref.js';
+import { NaiveDiffDriver } from '../common/naivediff.js';
 
 const BASE = 'base';
 const GiB = 1024 ** 3;

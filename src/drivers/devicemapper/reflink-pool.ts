@@ -12,12 +12,12 @@ import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, statSync } from 'node:fs';
 import { mkdir, open, rename, rm, truncate } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { flock, ficlone, LOCK_EX, LOCK_SH, LOCK_UN, mount, statfs, tryFlock, umount2 } from '../sys/linux.js';
-import { attachLoop } from '../sys/loop.js';
-import { isMountPoint, mountsUnder } from '../sys/mountinfo.js';
-import { DriverError } from './driver.js';
+import { flock, ficlone, LOCK_EX, LOCK_SH, LOCK_UN, mount, statfs, tryFlock, umount2 } from '../../sys/linux.js';
+import { attachLoop } from '../../sys/loop.js';
+import { isMountPoint, mountsUnder } from '../../sys/mountinfo.js';
+import { DriverError } from '../driver.js';
 
-/** How the devicemapper driver's pool is made: reflink images here, or kernel dm-thin (dm-thin.ts). */
+/** How the devicemapper driver's pool is made: reflink images here, or kernel dm-thin (thin-pool.ts). */
 export type PoolBackend = 'reflink-loop' | 'reflink-dir' | 'dm-thin';
 
 /** Run a program, failing with its stderr in one line. */

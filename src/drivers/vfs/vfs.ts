@@ -3,10 +3,10 @@
 // (cheap where the filesystem can reflink).
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { backingFsName, supportsDType } from '../sys/fsprobe.js';
-import { copyTree } from './copytree.js';
-import { DirectoryLayerDriver, pathExists } from './dir-layers.js';
-import { DriverError, type CreateOpts, type Driver, type DriverOptions } from './driver.js';
+import { backingFsName, supportsDType } from '../../sys/fsprobe.js';
+import { copyTree } from '../common/copytree.js';
+import { DirectoryLayerDriver, pathExists } from '../common/dir-layers.js';
+import { DriverError, type CreateOpts, type Driver, type DriverOptions } from '../driver.js';
 
 export class VfsDriver extends DirectoryLayerDriver implements Driver {
   readonly name = 'vfs';

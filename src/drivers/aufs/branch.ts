@@ -11,7 +11,7 @@
 import type { Stats } from 'node:fs';
 import { chown, lstat, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { lgetxattr, lremovexattr } from '../sys/linux.js';
+import { lgetxattr, lremovexattr } from '../../sys/linux.js';
 
 const WH = '.wh.';
 const OPQ = '.wh..wh..opq';

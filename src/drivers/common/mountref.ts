@@ -4,8 +4,8 @@
 // umount) is taken as 0, so the state can never keep a layer "mounted" that is not.
 import { closeSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { flock, LOCK_EX, LOCK_UN, tryFlock } from '../sys/linux.js';
-import { isMountPoint } from '../sys/mountinfo.js';
+import { flock, LOCK_EX, LOCK_UN, tryFlock } from '../../sys/linux.js';
+import { isMountPoint } from '../../sys/mountinfo.js';
 
 interface Entry {
   mountPoint: string;

@@ -4,13 +4,13 @@
 // qgroup limit on what the subvolume references.
 import { lstat, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { backingFsName, FS_MAGIC } from '../sys/fsprobe.js';
-import { statfsType } from '../sys/linux.js';
-import { nearestExisting } from './backing.js';
-import { DirectoryLayerDriver, pathExists } from './dir-layers.js';
-import { DriverError, type CreateOpts, type Driver, type DriverOptions } from './driver.js';
-import { parseSizeOption } from './size-option.js';
-import { runTool, toolWorks } from './tool.js';
+import { backingFsName, FS_MAGIC } from '../../sys/fsprobe.js';
+import { statfsType } from '../../sys/linux.js';
+import { nearestExisting } from '../common/backing.js';
+import { DirectoryLayerDriver, pathExists } from '../common/dir-layers.js';
+import { DriverError, type CreateOpts, type Driver, type DriverOptions } from '../driver.js';
+import { parseSizeOption } from '../common/size-option.js';
+import { runTool, toolWorks } from '../common/tool.js';
 
 // The root directory of every subvolume has this inode number (BTRFS_FIRST_FREE_OBJECTID).
 const SUBVOLUME_ROOT_INO = 256n;

@@ -16,10 +16,10 @@
 import { closeSync, existsSync, openSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, truncate, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { devMajor, devMinor, flock, LOCK_EX, LOCK_SH, LOCK_UN, mount, statfs, tryFlock, umount2 } from '../sys/linux.js';
-import { attachLoop } from '../sys/loop.js';
-import { runTool } from './dm-pool.js';
-import { DriverError } from './driver.js';
+import { devMajor, devMinor, flock, LOCK_EX, LOCK_SH, LOCK_UN, mount, statfs, tryFlock, umount2 } from '../../sys/linux.js';
+import { attachLoop } from '../../sys/loop.js';
+import { runTool } from './reflink-pool.js';
+import { DriverError } from '../driver.js';
 
 const SECTOR = 512;
 /** Docker's default data block: 64 KiB. */

@@ -2,9 +2,9 @@
 // ancestor decides whether btrfs or zfs can keep layers there.
 import { existsSync } from 'node:fs';
 import { dirname, resolve, sep } from 'node:path';
-import { FS_MAGIC } from '../sys/fsprobe.js';
-import { statfsType } from '../sys/linux.js';
-import { readMounts, type MountEntry } from '../sys/mountinfo.js';
+import { FS_MAGIC } from '../../sys/fsprobe.js';
+import { statfsType } from '../../sys/linux.js';
+import { readMounts, type MountEntry } from '../../sys/mountinfo.js';
 
 /** path itself when it exists, else its closest existing ancestor. */
 export function nearestExisting(path: string): string {
