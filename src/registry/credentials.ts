@@ -1,10 +1,10 @@
 // Registry credentials in Docker's config.json format: `auths` (base64 user:password),
 // `credsStore` / `credHelpers` (docker-credential-<helper> programs), and our own
 // login/logout writing the same file so `docker` and `strata` share logins.
-import { spawn } from 'node:child_process';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { runTool, ToolError } from '../sys/run.js';
 
 export interface Credentials {
   username?: string;
@@ -27,6 +27,9 @@ interface DockerConfig {
   credHelpers?: Record<string, string>;
   [k: string]: unknown;
 }
+
+/** A helper may ask a keychain, but never for this long. */
+const HELPER_TIMEOUT_MS = 60_000;
 
 /** The key Docker uses for Docker Hub in config.json. */
 const dockerHubKey = 'https://index.docker.io/v1/';
@@ -80,29 +83,12 @@ async function writeConfig(path: string, cfg: DockerConfig): Promise<void> {
 
 /** Runs docker-credential-<helper> <action> with `input` on stdin. */
 function runHelper(helper: string, action: 'get' | 'store' | 'erase', input: string): Promise<string> {
-  const bin = `docker-credential-${helper}`;
-  return new Promise((resolve, reject) => {
-    const child = spawn(bin, [action], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '';
-    let errText = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (errText += d));
-    child.on('error', (err) => reject(new Error(`credential helper ${bin}: ${err.message}`)));
-    child.on('close', (code) => {
-      if (code === 0) resolve(out);
-      else reject(new HelperError(`credential helper ${bin} ${action} failed: ${(out || errText).trim()}`, out + errText));
-    });
-    child.stdin.end(input);
-  });
+  return runTool(`docker-credential-${helper}`, [action], { input, who: 'credential helper', timeoutMs: HELPER_TIMEOUT_MS });
 }
 
-class HelperError extends Error {
-  constructor(
-    message: string,
-    readonly output: string,
-  ) {
-    super(message);
-  }
+/** A helper that ran and said no (as opposed to one that could not be run at all). */
+function helperRefused(err: unknown): err is ToolError {
+  return err instanceof ToolError && err.exitCode !== null;
 }
 
 function helperFor(cfg: DockerConfig, host: string): string | undefined {
@@ -120,7 +106,7 @@ export async function loadCredentials(host: string, file?: string): Promise<Cred
     try {
       out = await runHelper(helper, 'get', configKey(host));
     } catch (err) {
-      if (err instanceof HelperError && /credentials not found/i.test(err.output)) return undefined;
+      if (helperRefused(err) && /credentials not found/i.test(err.message)) return undefined;
       throw err;
     }
     const r = JSON.parse(out) as { Username?: string; Secret?: string };
@@ -169,7 +155,7 @@ export async function eraseCredentials(host: string, file?: string): Promise<boo
       await runHelper(helper, 'erase', configKey(host));
       found = true;
     } catch (err) {
-      if (!(err instanceof HelperError)) throw err;
+      if (!helperRefused(err)) throw err;
     }
   }
   for (const k of Object.keys(cfg.auths ?? {})) {

@@ -1,7 +1,6 @@
 // The btrfs driver on a loop-mounted btrfs image of the test's own: the shared conformance
 // suite (with quotas) and what is particular to btrfs, checked with btrfs-progs itself.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -12,6 +11,7 @@ import { createDriver, selectDriver } from '../../src/drivers/index.js';
 import { scratch } from '../helpers/env.js';
 import { tmpdirOn, useBtrfs } from '../helpers/fsimages.js';
 import { conformance } from './conformance.js';
+import { runToolSync } from '../../src/sys/run.js';
 
 const outside = tmpdir();
 const fs = useBtrfs();
@@ -20,12 +20,12 @@ tmpdirOn(fs);
 conformance('btrfs', (root) => BtrfsDriver.open({ root, options: {} }), { quota: true });
 
 function subvolumeShow(path: string): string {
-  return execFileSync('btrfs', ['subvolume', 'show', path], { encoding: 'utf8' });
+  return runToolSync('btrfs', ['subvolume', 'show', path]);
 }
 
 function subvolumesUnder(mountPoint: string, dir: string): string[] {
   // `subvolume list -o` would only list direct children; -a lists all with paths from the top.
-  const out = execFileSync('btrfs', ['subvolume', 'list', mountPoint], { encoding: 'utf8' });
+  const out = runToolSync('btrfs', ['subvolume', 'list', mountPoint]);
   const rel = dir.slice(mountPoint.length + 1);
   return out
     .split('\n')
@@ -66,8 +66,8 @@ describe('btrfs specifics', () => {
     await d.createReadWrite(id, null);
     const path = await d.get(id);
     await mkdir(join(path, 'var/lib'), { recursive: true });
-    execFileSync('btrfs', ['subvolume', 'create', join(path, 'var/lib/inner')], { stdio: 'pipe' });
-    execFileSync('btrfs', ['subvolume', 'create', join(path, 'var/lib/inner/deeper')], { stdio: 'pipe' });
+    runToolSync('btrfs', ['subvolume', 'create', join(path, 'var/lib/inner')]);
+    runToolSync('btrfs', ['subvolume', 'create', join(path, 'var/lib/inner/deeper')]);
     await writeFile(join(path, 'var/lib/inner/deeper/f'), 'x');
     await d.remove(id);
     assert.equal(await d.exists(id), false);
@@ -75,7 +75,7 @@ describe('btrfs specifics', () => {
 
     // A crash between rename and delete leaves <id>-removing: the next open deletes it.
     const half = join(root, 'btrfs/subvolumes', `${'e'.repeat(64)}-removing`);
-    execFileSync('btrfs', ['subvolume', 'create', half], { stdio: 'pipe' });
+    runToolSync('btrfs', ['subvolume', 'create', half]);
     mkdirSync(join(half, 'usr'));
     await BtrfsDriver.open({ root, options: {} });
     assert.deepEqual(await readdir(join(root, 'btrfs/subvolumes')), []);
@@ -88,8 +88,8 @@ describe('btrfs specifics', () => {
     const id = 'd'.repeat(64);
     await d.createReadWrite(id, null, { storageOpt: { size: '20M' } });
     const path = await d.get(id);
-    const show = execFileSync('btrfs', ['qgroup', 'show', '-re', '--raw', path], { encoding: 'utf8' });
-    const subvolId = execFileSync('btrfs', ['inspect-internal', 'rootid', path], { encoding: 'utf8' }).trim();
+    const show = runToolSync('btrfs', ['qgroup', 'show', '-re', '--raw', path]);
+    const subvolId = runToolSync('btrfs', ['inspect-internal', 'rootid', path]).trim();
     const row = show.split('\n').find((l) => l.startsWith(`0/${subvolId} `));
     assert.ok(row, show);
     assert.equal(row.trim().split(/\s+/)[3], String(20 * 1024 * 1024), `max referenced in: ${row}`);
@@ -114,7 +114,7 @@ describe('btrfs specifics', () => {
     const d = await BtrfsDriver.open({ root: scratch(t), options: {} });
     const rows = new Map(await d.status());
     assert.equal(rows.get('Backing Filesystem'), 'btrfs');
-    const version = /v(\d+(?:\.\d+)*)/.exec(execFileSync('btrfs', ['--version'], { encoding: 'utf8' }))?.[1];
+    const version = /v(\d+(?:\.\d+)*)/.exec(runToolSync('btrfs', ['--version']))?.[1];
     assert.equal(rows.get('Build Version'), `Btrfs v${version}`);
     // libbtrfs-dev's header, the one Docker is compiled against: 0.1.2 is 102.
     const header = readFileSync('/usr/include/btrfs/version.h', 'utf8');

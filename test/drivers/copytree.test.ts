@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { open, lstat, mkdir, readFile, rm, stat, writeFile, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -11,6 +10,7 @@ import { lgetxattr, statfs, umount2 } from '../../src/sys/linux.js';
 import { scratch } from '../helpers/env.js';
 import { BINARY_XATTR, buildBaseTree, pseudoRandom } from './fixtures.js';
 import { diffTrees, snapshotTree } from '../helpers/tree.js';
+import { runToolSync } from '../../src/sys/run.js';
 
 describe('copyTree', () => {
   it('copies every file type, owner, mode, xattr and nanosecond mtime exactly', async (t) => {
@@ -105,22 +105,22 @@ describe('copyTree', () => {
     const fh = await open(img, 'w');
     await fh.truncate(512 * 1024 * 1024);
     await fh.close();
-    execFileSync('mkfs.xfs', ['-q', '-m', 'reflink=1', img]);
+    runToolSync('mkfs.xfs', ['-q', '-m', 'reflink=1', img]);
     await mkdir(mnt);
-    execFileSync('mount', ['-o', 'loop', img, mnt]);
+    runToolSync('mount', ['-o', 'loop', img, mnt]);
     mounted = true;
     const src = join(mnt, 'src');
     await mkdir(src);
     const big = pseudoRandom(96 * 1024 * 1024);
     await writeFile(join(src, 'big'), big);
-    execFileSync('sync', ['-f', mnt]);
+    runToolSync('sync', ['-f', mnt]);
     const free = () => {
       const s = statfs(mnt);
       return Number(s.blocksFree) * s.blockSize;
     };
     const before = free();
     await copyTree(src, join(mnt, 'dst'));
-    execFileSync('sync', ['-f', mnt]);
+    runToolSync('sync', ['-f', mnt]);
     const used = before - free();
     assert.ok(used < 8 * 1024 * 1024, `copy used ${used} bytes of a 96 MiB file: not reflinked`);
     assert.ok(big.equals(await readFile(join(mnt, 'dst/big'))));

@@ -1,7 +1,6 @@
 // The zfs driver on a zfs-fuse pool of the test's own (on a sparse file): the shared
 // conformance suite (with quotas) and what is particular to zfs, checked with zfs/zpool.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { readdir, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -13,6 +12,7 @@ import { createDriver, selectDriver } from '../../src/drivers/index.js';
 import { scratch } from '../helpers/env.js';
 import { tmpdirOn, useZfsPool } from '../helpers/fsimages.js';
 import { conformance } from './conformance.js';
+import { runToolSync } from '../../src/sys/run.js';
 
 const outside = tmpdir();
 const pool = useZfsPool();
@@ -21,11 +21,11 @@ tmpdirOn(pool);
 conformance('zfs', (root) => ZfsDriver.open({ root, options: {} }), { quota: true });
 
 function zfsGet(dataset: string, prop: string): string {
-  return execFileSync('zfs', ['get', '-H', '-p', '-o', 'value', prop, dataset], { encoding: 'utf8' }).trim();
+  return runToolSync('zfs', ['get', '-H', '-p', '-o', 'value', prop, dataset]).trim();
 }
 
 function datasets(): string[] {
-  return execFileSync('zfs', ['list', '-H', '-t', 'all', '-o', 'name', '-r', pool.pool], { encoding: 'utf8' }).trim().split('\n');
+  return runToolSync('zfs', ['list', '-H', '-t', 'all', '-o', 'name', '-r', pool.pool]).trim().split('\n');
 }
 
 describe('zfs specifics', () => {

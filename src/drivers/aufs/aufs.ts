@@ -22,7 +22,7 @@ import { aufsNormalize } from './branch.js';
 import { contentSize } from '../common/content-size.js';
 import { checkLayerId, isLayerId } from '../common/layer-id.js';
 import { DriverError, type CreateOpts, type Driver, type DriverOptions } from '../driver.js';
-import { fuseOverlayUnusable, runMountHelper } from '../fuse-overlayfs/fuseoverlay.js';
+import { FUSE_OVERLAYFS, fuseOverlayUnusable, mountFuseOverlay } from '../common/fuse.js';
 import { MountRefs } from '../common/mountref.js';
 import { NaiveDiff } from '../common/naivediff.js';
 
@@ -246,8 +246,7 @@ export class AufsDriver implements Driver {
     // Paths relative to the home keep the option short; fuse-overlayfs resolves them once.
     const rel = (p: string) => p.slice(this.home.length + 1);
     const data = `lowerdir=${lowers.map(rel).join(':')},upperdir=${rel(this.diffDir(id))},workdir=${rel(this.workDir(id))}`;
-    await runMountHelper('fuse-overlayfs', ['-o', data, mnt], this.home, 'aufs');
-    if (!isMountPoint(mnt)) throw new DriverError(`aufs: fuse-overlayfs exited without mounting ${mnt}`);
+    await mountFuseOverlay(FUSE_OVERLAYFS, data, mnt, this.home, 'aufs');
   }
 
   /**

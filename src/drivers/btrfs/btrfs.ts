@@ -10,7 +10,7 @@ import { nearestExisting } from '../common/backing.js';
 import { DirectoryLayerDriver, pathExists } from '../common/dir-layers.js';
 import { DriverError, type CreateOpts, type Driver, type DriverOptions } from '../driver.js';
 import { parseSizeOption } from '../common/size-option.js';
-import { runTool, toolWorks } from '../common/tool.js';
+import { runTool, toolWorks } from '../../sys/run.js';
 
 // The root directory of every subvolume has this inode number (BTRFS_FIRST_FREE_OBJECTID).
 const SUBVOLUME_ROOT_INO = 256n;

@@ -22,7 +22,8 @@ import { backingFsName } from '../../sys/fsprobe.js';
 import { MNT_DETACH, mount, umount2 } from '../../sys/linux.js';
 import { attachLoop, detachLoop, freezeFs, listLoops, refreshLoopCapacity, thawFs } from '../../sys/loop.js';
 import { isMountPoint, mountsUnder, readMounts } from '../../sys/mountinfo.js';
-import { canReflink, cloneFile, ReflinkPool, runTool, type PoolBackend } from './reflink-pool.js';
+import { runTool } from '../../sys/run.js';
+import { canReflink, cloneFile, ReflinkPool, type PoolBackend } from './reflink-pool.js';
 import { checkBlockSectors, choosePoolKind, DEFAULT_BLOCK_SECTORS, DEFAULT_METADATA_SIZE, growFilesystem, makeFilesystem, ThinPool, withMounted } from './thin-pool.js';
 import { checkLayerId } from '../common/layer-id.js';
 import { DriverError, type CreateOpts, type Driver, type DriverOptions } from '../driver.js';
@@ -378,7 +379,7 @@ export class DevmapperDriver extends NaiveDiffDriver implements Driver {
     if (this.fs === 'ext4') {
       // Offline: resize2fs wants a freshly checked filesystem (a snapshot of a device that was
       // mounted has a journal to replay); e2fsck exits 1 when it fixed something.
-      await runTool('e2fsck', ['-f', '-y', image], [0, 1]);
+      await runTool('e2fsck', ['-f', '-y', image], { okCodes: [0, 1] });
       await runTool('resize2fs', [image]);
       return;
     }

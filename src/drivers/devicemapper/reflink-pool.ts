@@ -8,38 +8,17 @@
 // loop-mounted at `devicemapper/pool` while some process works on it. The mount is shared by
 // processes: each holds a shared flock on `.pool.busy` while it works, and whoever finds no
 // holder and no device mounted unmounts it (the loop device goes with it: autoclear).
-import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, statSync } from 'node:fs';
 import { mkdir, open, rename, rm, truncate } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { flock, ficlone, LOCK_EX, LOCK_SH, LOCK_UN, mount, statfs, tryFlock, umount2 } from '../../sys/linux.js';
 import { attachLoop } from '../../sys/loop.js';
 import { isMountPoint, mountsUnder } from '../../sys/mountinfo.js';
+import { runTool } from '../../sys/run.js';
 import { DriverError } from '../driver.js';
 
 /** How the devicemapper driver's pool is made: reflink images here, or kernel dm-thin (thin-pool.ts). */
 export type PoolBackend = 'reflink-loop' | 'reflink-dir' | 'dm-thin';
-
-/** Run a program, failing with its stderr in one line. */
-export function runTool(cmd: string, args: string[], okCodes: number[] = [0]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => {
-      if (out.length < 65536) out += s;
-    });
-    child.stderr.setEncoding('utf8').on('data', (s: string) => {
-      if (err.length < 4096) err += s;
-    });
-    child.on('error', (e) => reject(new DriverError(`devicemapper: ${cmd}: ${e.message}`)));
-    child.on('close', (code, signal) => {
-      if (code !== null && okCodes.includes(code)) return resolve(out);
-      const msg = err.trim().split('\n').filter((l) => l.trim() !== '').join('; ');
-      reject(new DriverError(`devicemapper: ${cmd} ${args.join(' ')} failed (${signal ?? `exit ${code}`}): ${msg || 'no message'}`));
-    });
-  });
-}
 
 /** Whether files in dir can share blocks (FICLONE works there). */
 export async function canReflink(dir: string): Promise<boolean> {

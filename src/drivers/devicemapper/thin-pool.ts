@@ -18,7 +18,7 @@ import { mkdir, open, readFile, rename, rm, truncate, writeFile } from 'node:fs/
 import { basename, join } from 'node:path';
 import { devMajor, devMinor, flock, LOCK_EX, LOCK_SH, LOCK_UN, mount, statfs, tryFlock, umount2 } from '../../sys/linux.js';
 import { attachLoop } from '../../sys/loop.js';
-import { runTool } from './reflink-pool.js';
+import { runTool, ToolError } from '../../sys/run.js';
 import { DriverError } from '../driver.js';
 
 const SECTOR = 512;
@@ -210,7 +210,7 @@ export async function dmThinUsable(): Promise<true | string> {
   try {
     await runTool('dmsetup', ['version']);
   } catch (err) {
-    const why = /failed \([^)]*\): ([^;]*)/.exec((err as Error).message)?.[1] ?? (err as Error).message;
+    const why = err instanceof ToolError ? err.stderr.trim().split('\n')[0] || err.message : (err as Error).message;
     return `the kernel's device-mapper does not answer dmsetup (${why})`;
   }
   return true;
@@ -255,8 +255,9 @@ export async function choosePoolKind(home: string, thinPoolDev: string | null, h
   return kind;
 }
 
+/** Whether dmsetup said this (its messages are English: runTool runs it in the C locale). */
 function said(err: unknown, re: RegExp): boolean {
-  return re.test((err as Error).message ?? '');
+  return err instanceof ToolError && re.test(err.stderr);
 }
 const NO_DEVICE = /does not exist|No such device or address/i;
 

@@ -2,80 +2,17 @@
 // kernel, for hosts without kernel overlay (or without the privilege to mount it). Layers are
 // applied with kernel-overlay whiteouts (0/0 char devices, trusted.overlay.opaque), which
 // fuse-overlayfs honours in its lower dirs; as root it also writes them that way in the upper.
-import { spawn } from 'node:child_process';
-import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
-import { backingFsName, FS_MAGIC, supportsDType } from '../../sys/fsprobe.js';
-import { MNT_DETACH, statfsType, umount2 } from '../../sys/linux.js';
-import { isMountPoint } from '../../sys/mountinfo.js';
+import { join } from 'node:path';
+import { backingFsName, supportsDType } from '../../sys/fsprobe.js';
+import { MNT_DETACH, umount2 } from '../../sys/linux.js';
+import { runTool } from '../../sys/run.js';
 import { DriverError, type DriverOptions } from '../driver.js';
 import { NaiveDiff } from '../common/naivediff.js';
 import { OverlayBase, type DiffFallback } from '../overlay/base.js';
-import { nearestExisting } from '../common/backing.js';
-
-const PROGRAM = 'fuse-overlayfs';
-
-function findProgram(name: string): string | null {
-  for (const dir of (process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin').split(delimiter)) {
-    if (dir === '') continue;
-    const p = join(dir, name);
-    try {
-      accessSync(p, constants.X_OK);
-      return p;
-    } catch {
-      // not here
-    }
-  }
-  return null;
-}
-
-/** Why fuse-overlayfs cannot run with its data under root, or null when it can. */
-export function fuseOverlayUnusable(root: string): string | null {
-  if (findProgram(PROGRAM) === null) return `the ${PROGRAM} program is not installed`;
-  if (!existsSync('/dev/fuse')) return '/dev/fuse is missing';
-  let fs = '';
-  try {
-    fs = readFileSync('/proc/filesystems', 'utf8');
-  } catch {
-    // no /proc: let the mount itself fail later with its own message
-  }
-  if (fs !== '' && !/\tfuse$/m.test(fs)) return 'the kernel has no fuse filesystem';
-  const at = nearestExisting(join(root, 'fuse-overlayfs'));
-  if (statfsType(at) === FS_MAGIC.overlay) return `${at} is on overlayfs, which fuse-overlayfs cannot use as upper`;
-  if (!supportsDType(at)) return `the backing filesystem of ${at} (${backingFsName(at)}) does not support d_type`;
-  return null;
-}
+import { findProgram, FUSE_OVERLAYFS, fuseOverlayUnusable, mountFuseOverlay } from '../common/fuse.js';
 
 export function fuseOverlayUsable(root: string): Promise<true | string> {
   return Promise.resolve(fuseOverlayUnusable(root) ?? true);
-}
-
-/**
- * Run a FUSE mount helper (fuse-overlayfs, fusermount) from cwd; a failure rejects with one line
- * naming the command (after `who`, when given) and what it said.
- */
-export function runMountHelper(cmd: string, args: string[], cwd: string, who = ''): Promise<void> {
-  const name = who ? `${who}: ${cmd}` : cmd;
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    child.stderr.setEncoding('utf8');
-    child.stderr.on('data', (s: string) => {
-      if (err.length < 4096) err += s;
-    });
-    child.on('error', (e) => reject(new DriverError(`${name}: ${e.message}`)));
-    child.on('close', (code, signal) => {
-      if (code === 0) resolve();
-      else {
-        // The host's mount options echo back as "unknown argument ignored" noise; keep the rest.
-        const msg = err
-          .split('\n')
-          .filter((l) => l.trim() !== '' && !l.startsWith('unknown argument ignored'))
-          .join('; ');
-        reject(new DriverError(`${name} failed (${signal ?? `exit ${code}`}): ${msg || 'no message'}`));
-      }
-    });
-  });
 }
 
 function isCode(err: unknown, code: string): boolean {
@@ -98,8 +35,8 @@ export class FuseOverlayDriver extends OverlayBase {
       if (key === 'fuse-overlayfs.size') throw new DriverError('fuse-overlayfs has no quota support');
       if (key.startsWith('fuse-overlayfs.')) throw new DriverError(`fuse-overlayfs: unknown option ${key}`);
     }
-    const program = findProgram(PROGRAM);
-    if (program === null) throw new DriverError(`fuse-overlayfs is not usable: the ${PROGRAM} program is not installed`);
+    const program = findProgram(FUSE_OVERLAYFS);
+    if (program === null) throw new DriverError(`fuse-overlayfs is not usable: the ${FUSE_OVERLAYFS} program is not installed`);
     const d = new FuseOverlayDriver(opts, program);
     await d.init();
     return d;
@@ -109,9 +46,7 @@ export class FuseOverlayDriver extends OverlayBase {
     // Paths relative to the home keep the option short; fuse-overlayfs resolves them against
     // its working directory once, at mount time.
     const data = `lowerdir=${lowerLinks.join(':')},upperdir=${join(id, 'diff')},workdir=${join(id, 'work')}`;
-    const merged = this.layout.mergedDir(id);
-    await runMountHelper(this.program, ['-o', data, merged], this.home);
-    if (!isMountPoint(merged)) throw new DriverError(`${PROGRAM} exited without mounting ${merged}`);
+    await mountFuseOverlay(this.program, data, this.layout.mergedDir(id), this.home);
   }
 
   protected async unmountLayer(mountPoint: string): Promise<void> {
@@ -129,7 +64,7 @@ export class FuseOverlayDriver extends OverlayBase {
     }
     const fusermount = findProgram('fusermount3') ?? findProgram('fusermount');
     if (fusermount === null) throw new DriverError(`cannot unmount ${mountPoint}: no permission and no fusermount3`);
-    await runMountHelper(fusermount, ['-u', mountPoint], '/');
+    await runTool(fusermount, ['-u', mountPoint]);
   }
 
   /**

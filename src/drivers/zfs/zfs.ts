@@ -18,7 +18,7 @@ import { DriverError, type CreateOpts, type Driver, type DriverOptions } from '.
 import { MountRefs } from '../common/mountref.js';
 import { NaiveDiffDriver } from '../common/naivediff.js';
 import { parseSizeOption } from '../common/size-option.js';
-import { runTool, ToolError, toolWorks } from '../common/tool.js';
+import { runTool, ToolError, toolWorks } from '../../sys/run.js';
 
 /** The registry's usable() check: the root must be on a ZFS dataset and the zfs tools answer. */
 export async function zfsUsable(root: string): Promise<true | string> {
