@@ -12,7 +12,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:f
 import { join } from 'node:path';
 import { strataBin } from '../test/helpers/env.js';
 import { makeLoopFs, type ScratchFs } from '../test/helpers/fsimages.js';
-import { detachMountsUnder, fileCleanup, overlay2Available, startRegistry } from '../test/helpers/registry.js';
+import { unmountAllUnder } from '../test/helpers/mounts.js';
+import { fileCleanup, overlay2Available, startRegistry } from '../test/helpers/registry.js';
 
 const IMAGES = ['nginx', 'app'];
 const RUNS = Math.max(3, Number(process.env.BENCH_RUNS ?? 3));
@@ -139,9 +140,9 @@ export async function run(): Promise<void> {
     process.off('SIGTERM', onSignal);
     await dockerd?.stop();
     await cleanup.run();
-    detachMountsUnder(dir);
+    unmountAllUnder(dir);
     for (const fs of filesystems) {
-      detachMountsUnder(fs.mountPoint);
+      unmountAllUnder(fs.mountPoint);
       fs.teardown();
     }
     rmSync(dir, { recursive: true, force: true });

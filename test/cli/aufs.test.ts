@@ -1,4 +1,5 @@
-import { runChild, unmountAllUnder } from '../drivers/overlay-fixtures.js';
+import { runChild } from '../drivers/overlay-fixtures.js';
+import { unmountAllUnder } from '../helpers/mounts.js';
 import { corpusSuite } from './corpus-suite.js';
 
 // The driver's own cleanup first (what a store close does), then whatever `strata mount`

@@ -8,9 +8,8 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { diffTrees, snapshotTree, type Node } from '../helpers/tree.js';
 import { INIT_PATHS, strataIn, umociRootfs } from '../helpers/cli.js';
-import { mountsUnder } from '../../src/sys/mountinfo.js';
-import { MNT_DETACH, umount2 } from '../../src/sys/linux.js';
 import { corpusImage, scratch } from '../helpers/env.js';
+import { unmountAllUnder } from '../helpers/mounts.js';
 
 /** Every corpus OCI image, and the layers each adds to a store that already holds the ones before it. */
 const OCI_IMAGES: [name: string, newLayers: number][] = [
@@ -50,17 +49,6 @@ function comparable(tree: Map<string, Node>, reference?: Map<string, Node>): Map
   return out;
 }
 
-/** Unmount whatever the CLI processes left mounted under dir (deepest first). */
-function releaseMounts(dir: string): void {
-  for (const m of mountsUnder(dir).sort((a, b) => b.length - a.length)) {
-    try {
-      umount2(m, MNT_DETACH);
-    } catch {
-      // already gone
-    }
-  }
-}
-
 /** Whether a path exists, without following a final symlink (busybox's applets are absolute links). */
 function present(p: string): boolean {
   try {
@@ -87,7 +75,7 @@ export function corpusSuite(driver: string, opts: CorpusSuiteOptions = {}): void
     });
     after(() => {
       opts.cleanup?.(root);
-      releaseMounts(work);
+      unmountAllUnder(work);
     });
 
     for (const [name] of images) {
@@ -212,7 +200,7 @@ export function corpusSuite(driver: string, opts: CorpusSuiteOptions = {}): void
         assert.equal(b.Id, a.Id);
         assert.deepEqual(b.RootFS.Layers, a.RootFS.Layers);
         opts.cleanup?.(join(work, `roundtrip-${format}`));
-        releaseMounts(join(work, `roundtrip-${format}`));
+        unmountAllUnder(join(work, `roundtrip-${format}`));
       }
     });
 

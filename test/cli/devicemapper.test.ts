@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { loopsUnder } from '../../src/drivers/devicemapper/devicemapper.js';
-import { runChild, unmountAllUnder } from '../drivers/overlay-fixtures.js';
+import { runChild } from '../drivers/overlay-fixtures.js';
+import { unmountAllUnder } from '../helpers/mounts.js';
 import { corpusSuite } from './corpus-suite.js';
 
 // The driver's own cleanup first (what a store close does), then the devices `strata mount`

@@ -11,9 +11,10 @@ import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import type { Driver } from '../../src/drivers/driver.js';
 import { backingFsName } from '../../src/sys/fsprobe.js';
-import { lgetxattr, lremovexattr, lsetxattr, makedev, mknod, MNT_DETACH, umount2 } from '../../src/sys/linux.js';
+import { lgetxattr, lremovexattr, lsetxattr, makedev, mknod } from '../../src/sys/linux.js';
 import { BINARY_XATTR, buildBaseTree, gnuTar } from './fixtures.js';
 import { diffTrees, snapshotTree, type Node, type SnapshotOptions } from '../helpers/tree.js';
+import { unmountAllUnder } from '../helpers/mounts.js';
 
 export interface ConformanceOptions {
   /** The driver enforces `size` on writable layers; otherwise it must refuse the option. */
@@ -337,13 +338,7 @@ async function session(t: TestContext, make: MakeDriver): Promise<Driver> {
     } catch (err) {
       cleanupError = err;
     }
-    for (const mnt of mountsUnder(root).reverse()) {
-      try {
-        umount2(mnt, MNT_DETACH);
-      } catch {
-        // reported below when it is still mounted
-      }
-    }
+    unmountAllUnder(root);
     const still = mountsUnder(root);
     if (still.length > 0) throw new Error(`mounts left under ${root}: ${still.join(', ')}`);
     await rm(root, { recursive: true, force: true });

@@ -7,24 +7,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createGunzip } from 'node:zlib';
 import type { Driver } from '../../src/drivers/driver.js';
-import { MNT_DETACH, readXattrs, umount2 } from '../../src/sys/linux.js';
-import { mountsUnder } from '../../src/sys/mountinfo.js';
+import { readXattrs } from '../../src/sys/linux.js';
 import { corpusImage, repoRoot } from '../helpers/env.js';
+import { unmountAllUnder } from '../helpers/mounts.js';
 
 const MiB = 1024 * 1024;
-
-/** Detach every mount below dir, deepest first; returns how many there were. */
-export function unmountAllUnder(dir: string): number {
-  const mps = mountsUnder(dir);
-  for (const mp of mps) {
-    try {
-      umount2(mp, MNT_DETACH);
-    } catch {
-      // already gone
-    }
-  }
-  return mps.length;
-}
 
 const liveRoots = new Set<string>();
 process.on('exit', () => {

@@ -2,14 +2,16 @@
 // a zfs-fuse pool on a sparse file. Everything here is synchronous so that the same teardown
 // can run from node:test's after() and from a process 'exit' hook (a crashed or killed test
 // file still unmounts, detaches, destroys and stops what it made).
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after } from 'node:test';
-import { LOCK_EX, LOCK_SH, LOCK_UN, MNT_DETACH, tryFlock, umount2 } from '../../src/sys/linux.js';
+import { LOCK_EX, LOCK_SH, LOCK_UN, tryFlock } from '../../src/sys/linux.js';
 import { mountsUnder } from '../../src/sys/mountinfo.js';
+import { runToolSync } from '../../src/sys/run.js';
+import { unmountAllUnder } from './mounts.js';
 
 export interface ScratchFs {
   /** Where the filesystem (or the pool's root dataset) is mounted. */
@@ -39,7 +41,7 @@ export function useZfsPool(sizeMiB = 4096): ZfsPool {
 /** Let os.tmpdir() (and so every scratch dir and driver session root) live inside fs. */
 export function tmpdirOn(fs: ScratchFs): string {
   const dir = join(fs.mountPoint, 'tmp');
-  execFileSync('mkdir', ['-p', '-m', '1777', dir]);
+  runToolSync('mkdir', ['-p', '-m', '1777', dir]);
   process.env.TMPDIR = dir;
   return dir;
 }
@@ -84,8 +86,8 @@ export function makeLoopFs(type: 'btrfs' | 'ext4' | 'xfs', sizeMiB: number): Loo
     if (done) return;
     done = true;
     const errors: string[] = [];
-    attempt(errors, () => unmountTree(mountPoint));
-    if (device) attempt(errors, () => execFileSync('losetup', ['-d', device], { stdio: 'pipe' }));
+    attempt(errors, () => unmountAllUnder(mountPoint));
+    if (device) attempt(errors, () => runToolSync('losetup', ['-d', device]));
     attempt(errors, () => rmSync(base, { recursive: true, force: true }));
     if (errors.length > 0) throw new Error(`${type} teardown: ${errors.join('; ')}`);
   };
@@ -95,12 +97,12 @@ export function makeLoopFs(type: 'btrfs' | 'ext4' | 'xfs', sizeMiB: number): Loo
     xfs: ['mkfs.xfs', '-q', image],
   };
   try {
-    execFileSync('truncate', ['-s', `${sizeMiB}M`, image]);
+    runToolSync('truncate', ['-s', `${sizeMiB}M`, image]);
     const [cmd, ...args] = mkfs[type];
-    execFileSync(cmd!, args, { stdio: 'pipe' });
-    device = execFileSync('losetup', ['-f', '--show', image], { encoding: 'utf8' }).trim();
-    execFileSync('mkdir', ['-p', mountPoint]);
-    execFileSync('mount', ['-t', type, device, mountPoint], { stdio: 'pipe' });
+    runToolSync(cmd!, args);
+    device = runToolSync('losetup', ['-f', '--show', image]).trim();
+    runToolSync('mkdir', ['-p', mountPoint]);
+    runToolSync('mount', ['-t', type, device, mountPoint]);
   } catch (err) {
     teardown();
     throw err;
@@ -126,14 +128,14 @@ export function makeZfsPool(sizeMiB: number): ZfsPool {
       attempt(errors, () => {
         for (const mp of [...mountsUnder(mountPoint), mountPoint]) {
           try {
-            execFileSync('zfs', ['unmount', '-f', mp], { stdio: 'pipe' });
+            runToolSync('zfs', ['unmount', '-f', mp]);
           } catch {
             // not a zfs mount point (or already gone): destroy below still decides
           }
         }
       });
       attempt(errors, () => destroyPool(pool));
-      attempt(errors, () => unmountTree(mountPoint));
+      attempt(errors, () => unmountAllUnder(mountPoint));
     }
     if (daemon) attempt(errors, releaseZfsDaemon);
     attempt(errors, () => rmSync(base, { recursive: true, force: true }));
@@ -142,9 +144,9 @@ export function makeZfsPool(sizeMiB: number): ZfsPool {
   try {
     acquireZfsDaemon();
     daemon = true;
-    execFileSync('truncate', ['-s', `${sizeMiB}M`, image]);
+    runToolSync('truncate', ['-s', `${sizeMiB}M`, image]);
     // No cache file: a pool nobody destroyed is not imported again by the next daemon.
-    execFileSync('zpool', ['create', '-o', 'cachefile=none', '-m', mountPoint, pool, image], { stdio: 'pipe' });
+    runToolSync('zpool', ['create', '-o', 'cachefile=none', '-m', mountPoint, pool, image]);
     created = true;
   } catch (err) {
     teardown();
@@ -161,7 +163,7 @@ function destroyPool(pool: string): void {
   const deadline = Date.now() + 20000;
   for (;;) {
     try {
-      execFileSync('zpool', ['destroy', '-f', pool], { stdio: 'pipe' });
+      runToolSync('zpool', ['destroy', '-f', pool]);
       return;
     } catch (err) {
       const said = String((err as { stderr?: Buffer }).stderr ?? '');
@@ -252,7 +254,7 @@ function stopZfsDaemon(): void {
 
 function zfsDaemonAnswers(): boolean {
   try {
-    execFileSync('zpool', ['list', '-H'], { stdio: 'pipe', timeout: 10000 });
+    runToolSync('zpool', ['list', '-H'], { timeoutMs: 10000 });
     return true;
   } catch {
     return false;
@@ -292,25 +294,6 @@ function withMutex(fn: () => void): void {
 }
 
 // ---- shared --------------------------------------------------------------------------
-
-/** Unmount everything at or below dir, deepest first; lazily when a plain unmount is refused. */
-function unmountTree(dir: string): void {
-  const mps = [...mountsUnder(dir)];
-  if (isMounted(dir)) mps.push(dir);
-  for (const mp of mps) {
-    try {
-      umount2(mp);
-    } catch {
-      umount2(mp, MNT_DETACH);
-    }
-  }
-}
-
-function isMounted(dir: string): boolean {
-  return readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .some((line) => line.split(' ')[4] === dir);
-}
 
 function attempt(errors: string[], fn: () => void): void {
   try {

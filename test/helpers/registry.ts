@@ -13,8 +13,6 @@ import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { createDriver, driverNames } from '../../src/drivers/index.js';
 import { DigestStream } from '../../src/image/digest.js';
-import { MNT_DETACH, umount2 } from '../../src/sys/linux.js';
-import { mountsUnder } from '../../src/sys/mountinfo.js';
 import { corpusImage, scratch } from './env.js';
 
 const run = promisify(execFile);
@@ -329,17 +327,6 @@ export async function drainDigest(s: NodeJS.ReadableStream): Promise<{ digest: s
   const d = new DigestStream();
   await pipeline(s, d, new Writable({ write: (_c, _e, cb) => cb() }));
   return { digest: d.digest, size: d.size };
-}
-
-/** Detaches every mount below `dir` (deepest first), so a failed run's directory can be removed. */
-export function detachMountsUnder(dir: string): void {
-  for (const m of mountsUnder(dir).reverse()) {
-    try {
-      umount2(m, MNT_DETACH);
-    } catch {
-      // Already gone.
-    }
-  }
 }
 
 /** Whether overlay2 is registered and mounts here (kernel overlay, privilege): pull tests and the bench use it then. */

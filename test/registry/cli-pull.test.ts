@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { INIT_PATHS, strataIn, umociRootfs } from '../helpers/cli.js';
 import { imagesDir, scratch, strataBin } from '../helpers/env.js';
-import { detachMountsUnder, fileCleanup, overlay2Available, startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { unmountAllUnder } from '../helpers/mounts.js';
+import { fileCleanup, overlay2Available, startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { diffTrees, snapshotTree, type Node } from '../helpers/tree.js';
 
 const ociImages = readdirSync(imagesDir).filter((f) => f.endsWith('.oci.tar')).map((f) => f.slice(0, -'.oci.tar'.length));
@@ -48,7 +49,7 @@ for (const driver of drivers) {
     const work = scratch(null, `strata-clipull-${driver}-`);
     const root = join(work, 'root');
     const cli = strataIn(root, driver);
-    after(() => detachMountsUnder(root));
+    after(() => unmountAllUnder(root));
 
     for (const name of ociImages) {
       test(`${name}: pulled image's container root equals umoci unpack`, async () => {
