@@ -7,9 +7,9 @@ import { RegistryClient, RegistryError } from '../registry/client.js';
 import { login, logout } from '../registry/login.js';
 import { pullingFromLine, resolveImage, shortId } from '../registry/pull.js';
 import { pushImage, type PushImage } from '../registry/push.js';
-import { familiarName, parseNormalizedNamed, ReferenceError, referenceString, repositoryName, withDefaultTag, type Reference } from '../registry/reference.js';
+import { familiarName, parseNormalizedNamed, ReferenceError, referenceString, repositoryName, withDefaultTag, type Reference } from '../reference/reference.js';
 import { StrataError } from '../store/errors.js';
-import { normalizeName } from '../store/images.js';
+import { storedName } from '../store/images.js';
 import { chainIds } from '../store/layers.js';
 import type { Store } from '../store/store.js';
 import { ProgressRenderer } from './progress.js';
@@ -136,7 +136,7 @@ function familiarOf(ref: Reference): string {
 function pushSource(store: Store, refText: string): PushImage {
   let name: string;
   try {
-    name = normalizeName(refText);
+    name = storedName(refText);
   } catch (err) {
     if (err instanceof StrataError) throw err;
     throw new StrataError(`invalid reference format: ${refText}`);

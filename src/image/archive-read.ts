@@ -1,9 +1,10 @@
 // `strata load -i`: turns a docker-archive (docker save) or an OCI image layout archive into
 // ImageSources whose layers stream straight out of the archive file.
-import { parseNormalizedNamed, referenceString, withDefaultTag } from '../registry/reference.js';
+import { normalizeName } from '../reference/reference.js';
 import { ArchiveIndex, type ArchiveMember } from './archive-index.js';
 import { readLegacyDockerArchive } from './docker-legacy.js';
-import { sha256Digest, validateDigest } from './digest.js';
+import { validateDigest } from '../reference/digest.js';
+import { sha256Digest } from './digest.js';
 import {
   CONTAINERD_NAME_ANNOTATION,
   DOCKER_LAYER,
@@ -58,9 +59,9 @@ function mergeSame(sources: ImageSource[]): ImageSource[] {
 }
 
 /** A full image name from an archive label, or undefined when it is only a tag or not a name. */
-function normalizeName(s: string): string | undefined {
+function labelName(s: string): string | undefined {
   try {
-    return referenceString(withDefaultTag(parseNormalizedNamed(s)));
+    return normalizeName(s);
   } catch {
     return undefined;
   }
@@ -118,7 +119,7 @@ async function readDockerEntry(
 
   const names = new Set<string>();
   for (const tag of entry.RepoTags ?? []) {
-    const n = normalizeName(tag);
+    const n = labelName(tag);
     if (n === undefined) throw new Error(`${what}: invalid RepoTag ${JSON.stringify(tag)}`);
     names.add(n);
   }
@@ -128,7 +129,7 @@ async function readDockerEntry(
     for (const [repo, tags] of Object.entries(repositories)) {
       for (const [tag, id] of Object.entries(tags)) {
         if (id === top) {
-          const n = normalizeName(`${repo}:${tag}`);
+          const n = labelName(`${repo}:${tag}`);
           if (n !== undefined) names.add(n);
         }
       }
@@ -171,12 +172,12 @@ function ociNames(desc: Descriptor): string[] {
   const names = new Set<string>();
   const containerd = desc.annotations?.[CONTAINERD_NAME_ANNOTATION];
   if (containerd !== undefined) {
-    const n = normalizeName(containerd);
+    const n = labelName(containerd);
     if (n !== undefined) names.add(n);
   }
   const ref = desc.annotations?.[REF_NAME_ANNOTATION];
   if (ref !== undefined && /[/:@]/.test(ref)) {
-    const n = normalizeName(ref);
+    const n = labelName(ref);
     if (n !== undefined) names.add(n);
   }
   return [...names];

@@ -4,8 +4,9 @@ import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { TarHeader } from '../archive/tar/header.js';
 import { TarWriter } from '../archive/tar/writer.js';
-import { familiarName, parseNormalizedNamed, type Reference } from '../registry/reference.js';
-import { DigestStream, digestHex, sha256Digest } from './digest.js';
+import { familiarName, parseNormalizedNamed, type Reference } from '../reference/reference.js';
+import { digestHex } from '../reference/digest.js';
+import { DigestStream, sha256Digest } from './digest.js';
 import {
   CONTAINERD_NAME_ANNOTATION,
   OCI_CONFIG,

@@ -1,32 +1,11 @@
-// Content digests ("sha256:<64 hex>"): computing, validating, and checking them on the fly.
+// Content digests ("sha256:<64 hex>"): computing them, and checking them on the fly (what a
+// valid digest is, is ../reference/digest.ts).
 import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
-
-const SHA256_RE = /^sha256:[0-9a-f]{64}$/;
-// The OCI grammar allows other algorithms; we recognise their shape so the error says "unsupported".
-const ANY_DIGEST_RE = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/;
+import { validateDigest } from '../reference/digest.js';
 
 export function sha256Digest(data: Buffer | string): string {
   return 'sha256:' + createHash('sha256').update(data).digest('hex');
-}
-
-export function isDigest(s: string): boolean {
-  return SHA256_RE.test(s);
-}
-
-/** Throws a one-line error unless `s` is a sha256 digest; returns it for chaining. */
-export function validateDigest(s: unknown, what = 'digest'): string {
-  if (typeof s !== 'string') throw new Error(`invalid ${what}: expected a string, got ${typeof s}`);
-  if (SHA256_RE.test(s)) return s;
-  if (ANY_DIGEST_RE.test(s) && !s.startsWith('sha256:')) {
-    throw new Error(`unsupported ${what} algorithm: ${s.slice(0, s.indexOf(':'))} (${s})`);
-  }
-  throw new Error(`invalid ${what}: ${JSON.stringify(s)}`);
-}
-
-/** The 64 hex characters of a sha256 digest. */
-export function digestHex(digest: string): string {
-  return validateDigest(digest).slice('sha256:'.length);
 }
 
 export class DigestMismatchError extends Error {

@@ -4,7 +4,7 @@
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { decompress } from '../archive/compression.js';
-import { parseNormalizedNamed, referenceString, withDefaultTag } from '../registry/reference.js';
+import { normalizeName } from '../reference/reference.js';
 import type { ArchiveIndex } from './archive-index.js';
 import { DigestStream } from './digest.js';
 import { DOCKER_LAYER, DOCKER_LAYER_GZIP, DOCKER_LAYER_ZSTD, sniffCompression } from './mediatypes.js';
@@ -56,7 +56,7 @@ export async function readLegacyDockerArchive(index: ArchiveIndex): Promise<Imag
   for (const [repo, tags] of Object.entries(repos)) {
     for (const [tag, id] of Object.entries(tags)) {
       if (!V1_ID.test(id)) throw new Error(`${index.path}: repositories: invalid layer id ${JSON.stringify(id)} for ${repo}:${tag}`);
-      const ref = referenceString(withDefaultTag(parseNormalizedNamed(`${repo}:${tag}`)));
+      const ref = normalizeName(`${repo}:${tag}`);
       const names = byTop.get(id);
       if (names) names.push(ref);
       else byTop.set(id, [ref]);

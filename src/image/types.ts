@@ -1,6 +1,6 @@
 // JSON shapes of OCI manifests, indexes, image configs and Docker's docker-save files, with
 // parsers that check the fields we rely on and say clearly which one is wrong.
-import { validateDigest } from './digest.js';
+import { validateDigest } from '../reference/digest.js';
 
 export interface Descriptor {
   mediaType: string;

@@ -2,7 +2,7 @@
 // `docker login` does, then keep them in Docker's config.json (or its credential helper).
 import { RegistryClient, type ClientOptions } from './client.js';
 import { eraseCredentials, storeCredentials } from './credentials.js';
-import { defaultDomain } from './reference.js';
+import { defaultDomain } from '../reference/reference.js';
 
 /** The host a login for `server` applies to ("" or Docker Hub spellings → docker.io). */
 export function loginHost(server?: string): string {

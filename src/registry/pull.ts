@@ -4,7 +4,8 @@
 // through a digest check.
 import { EventEmitter } from 'node:events';
 import { pipeline, type Readable } from 'node:stream';
-import { DigestStream, sha256Digest, validateDigest } from '../image/digest.js';
+import { DigestStream, sha256Digest } from '../image/digest.js';
+import { validateDigest } from '../reference/digest.js';
 import {
   DOCKER_MANIFEST,
   DOCKER_MANIFEST_LIST,
@@ -25,7 +26,7 @@ import {
   repositoryName,
   withDefaultTag,
   type Reference,
-} from './reference.js';
+} from '../reference/reference.js';
 
 const DOCKER_SCHEMA1 = 'application/vnd.docker.distribution.manifest.v1+json';
 const DOCKER_SCHEMA1_SIGNED = 'application/vnd.docker.distribution.manifest.v1+prettyjws';

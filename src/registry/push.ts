@@ -23,7 +23,7 @@ import type { ExportImage, ExportLayer } from '../image/source.js';
 import { parseManifest, type Descriptor, type Manifest } from '../image/types.js';
 import { RegistryClient, RegistryError, type ClientOptions, type Response } from './client.js';
 import { slots, type ProgressEvent } from './pull.js';
-import { registryHost, repositoryName, withDefaultTag, type Reference } from './reference.js';
+import { registryHost, repositoryName, withDefaultTag, type Reference } from '../reference/reference.js';
 
 /** Bytes per PATCH of a chunked upload; blobs that fit in one go up with a single PUT. */
 const UPLOAD_CHUNK = 8 << 20;

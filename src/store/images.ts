@@ -1,6 +1,6 @@
 // Images: config bytes (the image ID is their digest), the top layer, and names.
 import type { ImageConfig } from '../image/types.js';
-import { parseNormalizedNamed, withDefaultTag, referenceString, familiarString, ReferenceError } from '../registry/reference.js';
+import { parseNormalizedNamed, withDefaultTag, referenceString, familiarString, ReferenceError } from '../reference/reference.js';
 import { type DB, now, writeTx } from './db.js';
 import { NotFoundError, StrataError } from './errors.js';
 
@@ -36,8 +36,8 @@ export function parseConfig(img: ImageRecord): ImageConfig {
   return JSON.parse(img.config.toString('utf8')) as ImageConfig;
 }
 
-/** "nginx" -> "docker.io/library/nginx:latest"; a clear error for an invalid reference. */
-export function normalizeName(name: string): string {
+/** The name an image is stored under ("nginx" -> "docker.io/library/nginx:latest"); never a digest reference. */
+export function storedName(name: string): string {
   try {
     const ref = parseNormalizedNamed(name);
     if (ref.digest !== undefined) throw new StrataError(`refusing to use a digest reference as a name: ${name}`);
@@ -88,7 +88,7 @@ export class ImageStore {
     }
     let name: string | null = null;
     try {
-      name = normalizeName(ref);
+      name = storedName(ref);
     } catch {
       name = null;
     }

@@ -18,7 +18,7 @@ import type { HistoryEntry, ImageConfig } from '../image/types.js';
 import { ContainerStore, randomName, type ContainerRecord } from './containers.js';
 import { type DB, now, openDatabase, writeTx } from './db.js';
 import { StrataError } from './errors.js';
-import { ImageStore, familiar, normalizeName, parseConfig, type ImageRecord } from './images.js';
+import { ImageStore, familiar, storedName, parseConfig, type ImageRecord } from './images.js';
 import { setupInitLayer } from './initlayer.js';
 import { LayerStore, newId, sha256, tarSplitPath, type LayerEvents, type LayerRecord } from './layers.js';
 import { ownerAlive, ownerId } from './owner.js';
@@ -123,7 +123,7 @@ export class Store {
     if (diffIds.length !== src.layers.length) {
       throw new StrataError(`image ${id}: config lists ${diffIds.length} layers but the image has ${src.layers.length}`);
     }
-    const names = src.names.map(normalizeName);
+    const names = src.names.map(storedName);
     for (;;) {
       const top = await this.layers.ensureImageLayers(
         src.layers.map((l, i) => ({
@@ -186,7 +186,7 @@ export class Store {
 
   tag(source: string, target: string): void {
     const img = this.images.resolve(source);
-    this.images.setName(normalizeName(target), img.id);
+    this.images.setName(storedName(target), img.id);
   }
 
   /**
@@ -199,7 +199,7 @@ export class Store {
     const result: RemovedImage = { untagged: [], deleted: [] };
     let byName: string | null = null;
     try {
-      const n = normalizeName(ref);
+      const n = storedName(ref);
       if (names.includes(n)) byName = n;
     } catch {
       byName = null;
@@ -279,7 +279,7 @@ export class Store {
       const img = this.images.resolve(ref);
       let names: string[] = [];
       try {
-        const n = normalizeName(ref);
+        const n = storedName(ref);
         if (this.images.names(img.id).includes(n)) names = [n];
       } catch {
         names = [];
@@ -337,7 +337,7 @@ export class Store {
     };
     const bytes = Buffer.from(JSON.stringify(config));
     const id = sha256(bytes);
-    this.images.add({ id, config: bytes, topLayer: top.id, manifest: null }, ref ? [normalizeName(ref)] : []);
+    this.images.add({ id, config: bytes, topLayer: top.id, manifest: null }, ref ? [storedName(ref)] : []);
     this.layers.adopted();
     return id;
   }
@@ -443,7 +443,7 @@ export class Store {
     const c = this.containers.resolve(ref);
     const img = this.images.get(c.imageId);
     if (!img) throw new StrataError(`image ${c.imageId} of container ${c.name} is gone`);
-    const names = newRef ? [normalizeName(newRef)] : [];
+    const names = newRef ? [storedName(newRef)] : [];
     const cfg = parseConfig(img);
     const parent = img.topLayer ? this.layers.byId(img.topLayer)! : null;
     const layer = await this.layers.addImageLayer(parent, {

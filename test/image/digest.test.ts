@@ -3,7 +3,8 @@ import { createHash } from 'node:crypto';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { test } from 'node:test';
-import { DigestStream, digestHex, isDigest, sha256Digest, validateDigest } from '../../src/image/digest.js';
+import { DigestStream, sha256Digest } from '../../src/image/digest.js';
+import { digestHex, isDigest, validateDigest } from '../../src/reference/digest.js';
 
 const data = Buffer.from('hello layer\n'.repeat(100_000));
 const good = 'sha256:' + createHash('sha256').update(data).digest('hex');

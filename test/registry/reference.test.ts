@@ -12,7 +12,7 @@ import {
   withDefaultTag,
   withDigest,
   withTag,
-} from '../../src/registry/reference.js';
+} from '../../src/reference/reference.js';
 
 const F64 = 'f'.repeat(64);
 const F128 = 'f'.repeat(128);

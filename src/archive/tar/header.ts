@@ -144,7 +144,7 @@ function utf8SeqLen(b: Buffer, i: number): number {
  * Normalise a stored path: drop leading "/" and "./", empty and "." components and a trailing
  * "/"; ".." components are kept (whoever applies the archive decides about them).
  */
-export function normalizeName(raw: string): string {
+export function normalizePath(raw: string): string {
   const parts = raw.split('/').filter((p) => p !== '' && p !== '.');
   return parts.length === 0 ? '.' : parts.join('/');
 }

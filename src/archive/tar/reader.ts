@@ -9,7 +9,7 @@ import {
   cString,
   headerChecksums,
   isZeroBlock,
-  normalizeName,
+  normalizePath,
   paddingFor,
   parseNumeric,
   type EntryType,
@@ -283,7 +283,7 @@ function buildHeader(block: Buffer, flag: string, isPosix: boolean, isGnu: boole
   const nameStr = bytesToName(rawName);
   st.lastName = nameStr;
   if ((type === 'file' && flag !== 'S') && nameStr.endsWith('/')) type = 'dir';
-  const name = normalizeName(nameStr);
+  const name = normalizePath(nameStr);
   checkName(name, 'name');
 
   const header: TarHeader = {
@@ -304,7 +304,7 @@ function buildHeader(block: Buffer, flag: string, isPosix: boolean, isGnu: boole
   if (type === 'symlink' || type === 'hardlink') {
     const link = bytesToName(rawLink);
     checkName(link, 'link name');
-    header.linkname = type === 'hardlink' ? normalizeName(link) : link;
+    header.linkname = type === 'hardlink' ? normalizePath(link) : link;
   }
   if (type === 'char' || type === 'block') {
     header.devmajor = parseNumeric(block.subarray(329, 337), 'devmajor');

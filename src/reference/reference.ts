@@ -50,8 +50,11 @@ const identifierRe = /^[a-f0-9]{64}$/;
 /** Known digest algorithms and the length of their lowercase hex encoding. */
 const digestAlgorithms: Record<string, number> = { sha256: 64, sha384: 96, sha512: 128 };
 
-/** Checks "algo:hex" as go-digest does; throws with its wording. */
-export function validateDigest(digest: string): void {
+/**
+ * Checks the digest part of a reference ("algo:hex") as go-digest does, with its wording: the
+ * grammar admits sha384 and sha512 as well; what the store can use is validateDigest's (digest.ts).
+ */
+function checkDigestSyntax(digest: string): void {
   const i = digest.indexOf(':');
   if (i <= 0 || i + 1 === digest.length) throw new ReferenceError('invalid checksum digest format');
   const algo = digest.slice(0, i);
@@ -83,7 +86,7 @@ export function parseReference(s: string): Reference {
   if (m[2] !== undefined) ref.tag = m[2];
   if (m[3] !== undefined) {
     try {
-      validateDigest(m[3]);
+      checkDigestSyntax(m[3]);
     } catch (err) {
       throw new ReferenceError(`${INVALID}: ${(err as Error).message}`);
     }
@@ -155,8 +158,13 @@ export function withTag(ref: Reference, tag: string): Reference {
 
 /** Returns a copy with the given digest, checking it. */
 export function withDigest(ref: Reference, digest: string): Reference {
-  validateDigest(digest);
+  checkDigestSyntax(digest);
   return { ...ref, digest };
+}
+
+/** "nginx" → "docker.io/library/nginx:latest": the one spelling image names are kept in. */
+export function normalizeName(s: string): string {
+  return referenceString(withDefaultTag(parseNormalizedNamed(s)));
 }
 
 /** "domain/path" (the repository name). */
