@@ -35,6 +35,7 @@ import { lsetxattr, makedev, mknod, readXattrs } from '../sys/linux.js';
 import { resolveInRoot, resolveInRootFrom, type RootWalk } from './rootpath.js';
 import { LayerArchiveError, bytesToName, cPath, fsPath, type TarHeader } from './tar/header.js';
 import { readTar } from './tar/reader.js';
+import { lstatOrNull } from '../sys/errno.js';
 
 export { LayerArchiveError };
 
@@ -96,16 +97,6 @@ function cleanComponents(name: string, what: string): string[] {
     }
   }
   return out;
-}
-
-async function lstatOrNull(p: string): Promise<Stats | null> {
-  try {
-    return lstatSync(fsPath(p));
-  } catch (err) {
-    const code = (err as { code?: string }).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return null;
-    throw err;
-  }
 }
 
 /** `host` is `dir` or below it. */
@@ -206,7 +197,7 @@ class Applier {
       const isDir = this.made.get(p);
       return isDir === undefined ? null : isDir ? 'dir' : 'other';
     }
-    const st = await lstatOrNull(p);
+    const st = lstatOrNull(fsPath(p));
     return st === null ? null : st.isDirectory() ? 'dir' : 'other';
   }
 
@@ -335,7 +326,7 @@ class Applier {
     }
     const victim = `${dir}/${hidden}`;
     if (this.opts.whiteouts === 'snapshot') {
-      const st = await lstatOrNull(victim);
+      const st = lstatOrNull(fsPath(victim));
       if (st) await this.remove(victim, st.isDirectory());
       return;
     }
@@ -354,7 +345,7 @@ class Applier {
     if (parts.length === 0) throw new UnsafeArchiveError(`hardlink ${JSON.stringify(h.name)} points to the layer root`);
     const dir = await resolveInRoot(this.root, parts.slice(0, -1).join('/'));
     const src = `${dir}/${parts[parts.length - 1]!}`;
-    const st = await lstatOrNull(src);
+    const st = lstatOrNull(fsPath(src));
     if (st) {
       if (st.isDirectory()) throw new UnsafeArchiveError(`hardlink ${JSON.stringify(h.name)} points to a directory ${JSON.stringify(h.linkname)}`);
       return src;
@@ -368,7 +359,7 @@ class Applier {
       const real = await realpath(lower);
       const dir = await resolveInRoot(real, parts.slice(0, -1).join('/'));
       const p = `${dir}/${parts[parts.length - 1]!}`;
-      const st = await lstatOrNull(p);
+      const st = lstatOrNull(fsPath(p));
       if (!st) continue;
       if (st.isCharacterDevice() && st.rdev === 0) return null; // whited out in that lower
       if (st.isDirectory()) throw new UnsafeArchiveError(`hardlink target ${JSON.stringify(parts.join('/'))} is a directory in a lower layer`);
@@ -530,7 +521,7 @@ class Applier {
     for (const [path, t] of times) {
       // A dir this layer made and did not remove since is still a dir; others are looked at.
       if (this.made.get(path) !== true) {
-        const st = await lstatOrNull(path);
+        const st = lstatOrNull(fsPath(path));
         if (!st || !st.isDirectory()) continue;
       }
       lutimesSync(fsPath(path), t.atime, t.mtime);
@@ -538,7 +529,7 @@ class Applier {
   }
 
   private async prune(dir: string): Promise<void> {
-    const st = await lstatOrNull(dir);
+    const st = lstatOrNull(fsPath(dir));
     if (!st || !st.isDirectory()) return;
     for (const name of await readdir(fsPath(dir), { encoding: 'buffer' })) {
       const p = `${dir}/${bytesToName(name)}`;

@@ -2,13 +2,14 @@
 // directory (a layer dir, with its whiteouts converted). Deterministic: entries sorted by path
 // bytes, integer-second mtimes, no uname/gname, no atime/ctime.
 import { createReadStream, type BigIntStats } from 'node:fs';
-import { lstat, readlink } from 'node:fs/promises';
+import { readlink } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { devMajor, devMinor, lgetxattr, readXattrs } from '../sys/linux.js';
 import type { Change } from './changes.js';
 import { bytesToName, cPath, fsPath, type EntryType, type TarHeader } from './tar/header.js';
 import { TarWriter } from './tar/writer.js';
 import { baseOf, byPathBytes, hostPath, parentOf, walkTree } from './walk.js';
+import { lstatOrNull } from '../sys/errno.js';
 
 function typeOf(st: BigIntStats): EntryType | null {
   if (st.isFile()) return 'file';
@@ -77,16 +78,6 @@ function run(w: TarWriter, job: () => Promise<void>): Readable {
   return w.stream;
 }
 
-async function lstatOrNull(p: string): Promise<BigIntStats | null> {
-  try {
-    return await lstat(fsPath(p), { bigint: true });
-  } catch (err) {
-    const code = (err as { code?: string }).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return null;
-    throw err;
-  }
-}
-
 /**
  * A layer tar of the changes, content from root (the merged view): A/C as entries with any
  * missing parent directories first, D as `.wh.<name>` (mode 0600, mtime 0). Hardlinks between
@@ -101,7 +92,7 @@ export function exportChanges(root: string, changes: Change[]): Readable {
     const emit = async (rel: string): Promise<void> => {
       if (rel === '' || emitted.has(rel)) return;
       const abs = hostPath(root, rel);
-      const st = await lstatOrNull(abs);
+      const st = lstatOrNull(fsPath(abs), { bigint: true });
       if (!st) return; // gone since the change list was made: nothing to export
       const h = await headerFor(abs, rel, st, links);
       if (h) await addEntry(w, abs, h);

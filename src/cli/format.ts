@@ -1,23 +1,7 @@
 // Output the way the docker CLI prints it, so scripts written for docker keep working.
+import { humanSize } from '../sys/units.js';
 
-/** go-units HumanSizeWithPrecision: decimal units, 3 significant digits ("90.4MB") unless told. */
-export function humanSize(bytes: number, digits = 3): string {
-  const units = ['B', 'kB', 'MB', 'GB', 'TB', 'PB'];
-  let v = bytes;
-  let i = 0;
-  while (v >= 1000 && i < units.length - 1) {
-    v /= 1000;
-    i++;
-  }
-  return `${formatG(v, digits)}${units[i]}`;
-}
-
-/** C's %.Ng: N significant digits, trailing zeros dropped. */
-function formatG(v: number, digits: number): string {
-  if (v === 0) return '0';
-  const s = v.toPrecision(digits);
-  return s.includes('e') ? String(Number(s)) : s.includes('.') ? s.replace(/\.?0+$/, '') : s;
-}
+export { humanSize };
 
 /** go-units HumanDuration, as in "2 hours ago". */
 export function humanDuration(ms: number): string {

@@ -3,7 +3,8 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, openSync, closeSync, readFileSync, statSync, writeFileSync, writeSync, fsyncSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { DevmapperDriver, humanSize, loopsUnder, parseSize } from '../../src/drivers/devicemapper/devicemapper.js';
+import { DevmapperDriver, humanSize, loopsUnder } from '../../src/drivers/devicemapper/devicemapper.js';
+import { parseSizeOption } from '../../src/drivers/common/size-option.js';
 import { selectDriver } from '../../src/drivers/index.js';
 import { isMountPoint, mountsUnder, readMounts } from '../../src/sys/mountinfo.js';
 import { conformance } from './conformance.js';
@@ -51,10 +52,10 @@ conformance('devicemapper', (root) => open(root, { 'dm.basesize': '32M', 'dm.loo
 
 describe('devicemapper', () => {
   it('parses sizes and prints them as Docker did', () => {
-    assert.equal(parseSize('10G', 'x'), 10 * 1024 ** 3);
-    assert.equal(parseSize('64M', 'x'), 64 * MiB);
-    assert.equal(parseSize('128MB', 'x'), 128 * MiB);
-    assert.throws(() => parseSize('lots', 'dm.basesize'), /invalid size "lots" for dm.basesize/);
+    assert.equal(parseSizeOption('10G', 'x'), 10 * 1024 ** 3);
+    assert.equal(parseSizeOption('64M', 'x'), 64 * MiB);
+    assert.equal(parseSizeOption('128MB', 'x'), 128 * MiB);
+    assert.throws(() => parseSizeOption('lots', 'dm.basesize'), /invalid size for dm.basesize: "lots"/);
     assert.equal(humanSize(10 * 1024 ** 3), '10.74GB');
     assert.equal(humanSize(65536), '65.54kB');
   });

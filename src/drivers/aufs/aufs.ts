@@ -25,6 +25,7 @@ import { DriverError, type CreateOpts, type Driver, type DriverOptions } from '.
 import { FUSE_OVERLAYFS, fuseOverlayUnusable, mountFuseOverlay } from '../common/fuse.js';
 import { MountRefs } from '../common/mountref.js';
 import { NaiveDiff } from '../common/naivediff.js';
+import { isCode } from '../../sys/errno.js';
 
 export type AufsMountMethod = 'aufs' | 'fuse-overlayfs';
 
@@ -47,10 +48,6 @@ export async function aufsUsable(root: string): Promise<true | string> {
   if (kernelHasAufs()) return true;
   const why = fuseOverlayUnusable(root);
   return why === null ? true : `the kernel has no aufs and fuse-overlayfs cannot stand in: ${why}`;
-}
-
-function isCode(err: unknown, ...codes: string[]): boolean {
-  return codes.includes((err as NodeJS.ErrnoException).code ?? '');
 }
 
 export class AufsDriver implements Driver {

@@ -12,6 +12,7 @@ import type { Stats } from 'node:fs';
 import { chown, lstat, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { lgetxattr, lremovexattr } from '../../sys/linux.js';
+import { lstatOrNull } from '../../sys/errno.js';
 
 const WH = '.wh.';
 const OPQ = '.wh..wh..opq';
@@ -23,20 +24,10 @@ function isOverlayWhiteout(st: Stats): boolean {
   return st.isCharacterDevice() && st.rdev === 0;
 }
 
-async function lstatOrNull(p: string): Promise<Stats | null> {
-  try {
-    return await lstat(p);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return null;
-    throw err;
-  }
-}
-
 /** Whether some lower branch has a directory at rel (only then can an opaque marker hide anything). */
 async function lowerHasDir(lowers: string[], rel: string): Promise<boolean> {
   for (const lower of lowers) {
-    const st = await lstatOrNull(join(lower, rel));
+    const st = lstatOrNull(join(lower, rel));
     if (st?.isDirectory()) return true;
   }
   return false;
@@ -75,7 +66,7 @@ export async function aufsNormalize(upper: string, lowers: string[]): Promise<nu
           continue;
         }
         const marker = join(dir, WH + name);
-        if ((await lstatOrNull(marker)) === null) {
+        if (lstatOrNull(marker) === null) {
           await writeFile(marker, '', { mode: 0o444, flag: 'wx' });
           await chown(marker, est.uid, est.gid);
         }
@@ -87,12 +78,12 @@ export async function aufsNormalize(upper: string, lowers: string[]): Promise<nu
     // everything below it is written as whiteouts of each name instead.
     const marker = join(dir, OPQ);
     if (opaque && rel !== '' && (await lowerHasDir(lowers, rel))) {
-      if ((await lstatOrNull(marker)) === null) {
+      if (lstatOrNull(marker) === null) {
         await writeFile(marker, '', { mode: 0o444, flag: 'wx' });
         await chown(marker, st.uid, st.gid);
         rewritten++;
       }
-    } else if (fuseOpaque && (await lstatOrNull(marker)) !== null) {
+    } else if (fuseOpaque && lstatOrNull(marker) !== null) {
       await rm(marker);
       rewritten++;
     }

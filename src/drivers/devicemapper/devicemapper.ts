@@ -29,6 +29,9 @@ import { checkLayerId } from '../common/layer-id.js';
 import { DriverError, type CreateOpts, type Driver, type DriverOptions } from '../driver.js';
 import { MountRefs } from '../common/mountref.js';
 import { NaiveDiffDriver } from '../common/naivediff.js';
+import { isCode } from '../../sys/errno.js';
+import { humanSize as goHumanSize } from '../../sys/units.js';
+import { parseSizeOption } from '../common/size-option.js';
 
 const BASE = 'base';
 const GiB = 1024 ** 3;
@@ -55,26 +58,16 @@ interface DeviceSet {
   BaseDeviceFilesystem: DeviceFs;
 }
 
-/** Parse "10G", "64M", "512k", "1.5GB", "1048576" as bytes (binary units, as Docker's RAMInBytes). */
-export function parseSize(text: string, what: string): number {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(?:i?b)?\s*$/i.exec(text);
-  if (!m) throw new DriverError(`devicemapper: invalid size ${JSON.stringify(text)} for ${what}`);
-  const mult = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4, p: 1024 ** 5 }[m[2].toLowerCase() as '' | 'k'];
-  const n = Math.floor(parseFloat(m[1]) * mult);
+/** A size option as every driver reads it (parseSizeOption), which here must be more than 0. */
+function positiveSize(text: string, what: string): number {
+  const n = parseSizeOption(text, what);
   if (n <= 0) throw new DriverError(`devicemapper: ${what} must be more than 0 bytes`);
   return n;
 }
 
-/** Docker's units.HumanSize: decimal units, 4 significant digits ("10.74GB", "65.54kB"). */
+/** Docker's units.HumanSize, as its devicemapper status printed sizes: 4 significant digits. */
 export function humanSize(n: number): string {
-  const units = ['B', 'kB', 'MB', 'GB', 'TB', 'PB'];
-  let i = 0;
-  let v = n;
-  while (v >= 1000 && i < units.length - 1) {
-    v /= 1000;
-    i++;
-  }
-  return `${Number(v.toPrecision(4))}${units[i]}`;
+  return goHumanSize(n, 4);
 }
 
 /** Why devicemapper cannot work here, or true. */
@@ -86,10 +79,6 @@ export async function devmapperUsable(root: string): Promise<true | string> {
   }
   void root;
   return true;
-}
-
-function isCode(err: unknown, ...codes: string[]): boolean {
-  return codes.includes((err as NodeJS.ErrnoException).code ?? '');
 }
 
 export class DevmapperDriver extends NaiveDiffDriver implements Driver {
@@ -135,14 +124,14 @@ export class DevmapperDriver extends NaiveDiffDriver implements Driver {
     for (const [key, value] of Object.entries(opts.options)) {
       switch (key.toLowerCase()) {
         case 'dm.basesize':
-          baseSize = parseSize(value, key);
+          baseSize = positiveSize(value, key);
           break;
         case 'dm.fs':
           if (value !== 'ext4' && value !== 'xfs') throw new DriverError(`devicemapper: dm.fs must be ext4 or xfs, not ${JSON.stringify(value)}`);
           fs = value;
           break;
         case 'dm.loopdatasize':
-          dataSize = parseSize(value, key);
+          dataSize = positiveSize(value, key);
           break;
         case 'dm.min_free_space': {
           const m = /^(\d{1,2})%$/.exec(value);
@@ -157,10 +146,10 @@ export class DevmapperDriver extends NaiveDiffDriver implements Driver {
           thinPoolDev = value.startsWith('/dev/mapper/') ? value : `/dev/mapper/${value}`;
           break;
         case 'dm.loopmetadatasize':
-          metadataSize = parseSize(value, key);
+          metadataSize = positiveSize(value, key);
           break;
         case 'dm.blocksize':
-          blockSectors = parseSize(value, key) / 512;
+          blockSectors = positiveSize(value, key) / 512;
           checkBlockSectors(blockSectors);
           break;
         default:
@@ -398,7 +387,7 @@ export class DevmapperDriver extends NaiveDiffDriver implements Driver {
     let want: number | null = null;
     for (const [key, value] of Object.entries(opts?.storageOpt ?? {})) {
       if (key.toLowerCase() !== 'size') throw new DriverError(`devicemapper: unknown storage option ${key}`);
-      want = parseSize(value, 'size');
+      want = positiveSize(value, 'size');
     }
     if (await this.exists(id)) throw new DriverError(`devicemapper: layer ${id} already exists`);
     const parentRec = parent === null ? null : await this.record(parent);

@@ -10,13 +10,10 @@ import { DriverError, type DriverOptions } from '../driver.js';
 import { NaiveDiff } from '../common/naivediff.js';
 import { OverlayBase, type DiffFallback } from '../overlay/base.js';
 import { findProgram, FUSE_OVERLAYFS, fuseOverlayUnusable, mountFuseOverlay } from '../common/fuse.js';
+import { isCode } from '../../sys/errno.js';
 
 export function fuseOverlayUsable(root: string): Promise<true | string> {
   return Promise.resolve(fuseOverlayUnusable(root) ?? true);
-}
-
-function isCode(err: unknown, code: string): boolean {
-  return (err as NodeJS.ErrnoException).code === code;
 }
 
 export class FuseOverlayDriver extends OverlayBase {

@@ -10,6 +10,7 @@ import { DriverError, type DriverOptions } from '../driver.js';
 import { NaiveDiff } from '../common/naivediff.js';
 import { OverlayBase, type DiffFallback } from '../overlay/base.js';
 import { nearestExisting } from '../common/backing.js';
+import { isCode } from '../../sys/errno.js';
 
 // mount(2) copies its data argument into one page, NUL included.
 const PAGE_SIZE = 4096;
@@ -56,10 +57,6 @@ export function overlay2Unusable(root: string): string | null {
 /** The registry's usable() check: true, or why not. */
 export function overlay2Usable(root: string): Promise<true | string> {
   return Promise.resolve(overlay2Unusable(root) ?? true);
-}
-
-function isCode(err: unknown, code: string): boolean {
-  return (err as NodeJS.ErrnoException).code === code;
 }
 
 export class Overlay2Driver extends OverlayBase {
