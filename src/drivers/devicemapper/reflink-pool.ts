@@ -11,11 +11,12 @@
 import { closeSync, existsSync, openSync, statSync } from 'node:fs';
 import { mkdir, open, rename, rm, truncate } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { flock, ficlone, LOCK_EX, LOCK_SH, LOCK_UN, mount, statfs, tryFlock, umount2 } from '../../sys/linux.js';
+import { flock, ficlone, LOCK_EX, LOCK_UN, mount, statfs, tryFlock, umount2 } from '../../sys/linux.js';
 import { attachLoop } from '../../sys/loop.js';
 import { isMountPoint, mountsUnder } from '../../sys/mountinfo.js';
 import { runTool } from '../../sys/run.js';
 import { DriverError } from '../driver.js';
+import { PoolLease } from './lease.js';
 
 /** How the devicemapper driver's pool is made: reflink images here, or kernel dm-thin (thin-pool.ts). */
 export type PoolBackend = 'reflink-loop' | 'reflink-dir' | 'dm-thin';
@@ -77,10 +78,8 @@ export class ReflinkPool {
   /** Where the device images are (the XFS mount, or a plain dir on a reflink filesystem). */
   readonly dir: string;
   readonly dataFile: string;
-  private readonly busyFile: string;
   private readonly lockFile: string;
-  private inflight = 0;
-  private busy: { fd: number; ready: Promise<void> } | null = null;
+  private readonly lease: PoolLease;
 
   constructor(
     private readonly home: string,
@@ -91,40 +90,14 @@ export class ReflinkPool {
   ) {
     this.dir = join(home, 'pool');
     this.dataFile = join(home, 'devicemapper', 'data');
-    this.busyFile = join(home, '.pool.busy');
+    this.lease = new PoolLease(home, () => this.ensureMounted(), (fd) => this.unmountIfIdle(fd));
     this.lockFile = join(home, '.pool.lock');
   }
 
   /** Run fn with the pool available; the pool may go away after the last user leaves. */
   async use<T>(fn: (dir: string) => Promise<T>): Promise<T> {
     if (this.backend === 'dm-thin') throw new DriverError('devicemapper: the reflink pool is not used by a store on kernel dm-thin');
-    this.inflight++;
-    try {
-      if (this.busy === null) {
-        const fd = openSync(this.busyFile, 'a', 0o600);
-        const ready = (async () => {
-          if (!tryFlock(fd, LOCK_SH)) await flock(fd, LOCK_SH);
-          await this.ensureMounted();
-        })();
-        this.busy = { fd, ready };
-      }
-      await this.busy.ready;
-      return await fn(this.dir);
-    } finally {
-      this.leave();
-    }
-  }
-
-  private leave(): void {
-    if (--this.inflight > 0 || this.busy === null) return;
-    const { fd } = this.busy;
-    this.busy = null;
-    try {
-      tryFlock(fd, LOCK_UN);
-      this.unmountIfIdle(fd);
-    } finally {
-      closeSync(fd);
-    }
+    return this.lease.use(() => fn(this.dir));
   }
 
   /**
@@ -132,10 +105,10 @@ export class ReflinkPool {
    * so nothing in this process can start using the pool half way.
    */
   unmountIfIdle(busyFd?: number): boolean {
-    if (this.backend !== 'reflink-loop' || this.inflight > 0 || !isMountPoint(this.dir)) return false;
+    if (this.backend !== 'reflink-loop' || this.lease.active || !isMountPoint(this.dir)) return false;
     if (mountsUnder(this.deviceMounts).length > 0) return false;
     const lock = openSync(this.lockFile, 'a', 0o600);
-    const busy = busyFd ?? openSync(this.busyFile, 'a', 0o600);
+    const busy = busyFd ?? openSync(this.lease.busyFile, 'a', 0o600);
     try {
       if (!tryFlock(lock, LOCK_EX)) return false;
       if (!tryFlock(busy, LOCK_EX)) return false;

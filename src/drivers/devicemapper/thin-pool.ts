@@ -16,10 +16,11 @@
 import { closeSync, existsSync, openSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, truncate, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { devMajor, devMinor, flock, LOCK_EX, LOCK_SH, LOCK_UN, mount, statfs, tryFlock, umount2 } from '../../sys/linux.js';
+import { devMajor, devMinor, LOCK_EX, LOCK_UN, mount, statfs, tryFlock, umount2 } from '../../sys/linux.js';
 import { attachLoop } from '../../sys/loop.js';
 import { runTool, ToolError } from '../../sys/run.js';
 import { DriverError } from '../driver.js';
+import { PoolLease } from './lease.js';
 
 const SECTOR = 512;
 /** Docker's default data block: 64 KiB. */
@@ -277,9 +278,7 @@ export class ThinPool {
   readonly poolDev: string;
   readonly dataFile: string;
   readonly metadataFile: string;
-  private readonly busyFile: string;
-  private inflight = 0;
-  private busy: { fd: number; ready: Promise<void> } | null = null;
+  private readonly lease: PoolLease;
 
   constructor(private readonly opts: ThinPoolOptions) {
     checkBlockSectors(opts.blockSectors);
@@ -288,7 +287,7 @@ export class ThinPool {
     this.poolDev = `/dev/mapper/${this.poolName}`;
     this.dataFile = join(opts.home, 'devicemapper', 'data');
     this.metadataFile = join(opts.home, 'devicemapper', 'metadata');
-    this.busyFile = join(opts.home, '.pool.busy');
+    this.lease = new PoolLease(opts.home, () => this.ensurePool());
   }
 
   get loopLvm(): boolean {
@@ -304,27 +303,8 @@ export class ThinPool {
   }
 
   /** Run fn with the pool active; an idle loop-lvm pool may be removed after the last user leaves. */
-  async use<T>(fn: () => Promise<T>): Promise<T> {
-    this.inflight++;
-    try {
-      if (this.busy === null) {
-        const fd = openSync(this.busyFile, 'a', 0o600);
-        const ready = (async () => {
-          if (!tryFlock(fd, LOCK_SH)) await flock(fd, LOCK_SH);
-          await this.ensurePool();
-        })();
-        this.busy = { fd, ready };
-      }
-      await this.busy.ready;
-      return await fn();
-    } finally {
-      if (--this.inflight === 0 && this.busy !== null) {
-        const { fd } = this.busy;
-        this.busy = null;
-        tryFlock(fd, LOCK_UN);
-        closeSync(fd);
-      }
-    }
+  use<T>(fn: () => Promise<T>): Promise<T> {
+    return this.lease.use(fn);
   }
 
   /** The open count of an active device, or null when it has no table. */
@@ -369,8 +349,8 @@ export class ThinPool {
 
   /** Remove a loop-lvm pool nobody uses (a pool with active thin devices stays: it is busy). */
   async removeIfIdle(): Promise<boolean> {
-    if (!this.loopLvm || this.inflight > 0) return false;
-    const fd = openSync(this.busyFile, 'a', 0o600);
+    if (!this.loopLvm || this.lease.active) return false;
+    const fd = openSync(this.lease.busyFile, 'a', 0o600);
     try {
       if (!tryFlock(fd, LOCK_EX)) return false;
       try {
