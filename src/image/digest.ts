@@ -1,6 +1,7 @@
 // Content digests ("sha256:<64 hex>"): computing, validating, and checking them on the fly.
 import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
+import { InvalidInputError, MismatchError } from '../errors.js';
 
 const SHA256_RE = /^sha256:[0-9a-f]{64}$/;
 // The OCI grammar allows other algorithms; we recognise their shape so the error says "unsupported".
@@ -16,12 +17,12 @@ export function isDigest(s: string): boolean {
 
 /** Throws a one-line error unless `s` is a sha256 digest; returns it for chaining. */
 export function validateDigest(s: unknown, what = 'digest'): string {
-  if (typeof s !== 'string') throw new Error(`invalid ${what}: expected a string, got ${typeof s}`);
+  if (typeof s !== 'string') throw new InvalidInputError(`invalid ${what}: expected a string, got ${typeof s}`);
   if (SHA256_RE.test(s)) return s;
   if (ANY_DIGEST_RE.test(s) && !s.startsWith('sha256:')) {
-    throw new Error(`unsupported ${what} algorithm: ${s.slice(0, s.indexOf(':'))} (${s})`);
+    throw new InvalidInputError(`unsupported ${what} algorithm: ${s.slice(0, s.indexOf(':'))} (${s})`);
   }
-  throw new Error(`invalid ${what}: ${JSON.stringify(s)}`);
+  throw new InvalidInputError(`invalid ${what}: ${JSON.stringify(s)}`);
 }
 
 /** The 64 hex characters of a sha256 digest. */
@@ -29,14 +30,14 @@ export function digestHex(digest: string): string {
   return validateDigest(digest).slice('sha256:'.length);
 }
 
-export class DigestMismatchError extends Error {
+export class DigestMismatchError extends MismatchError {
   constructor(readonly what: string, readonly expected: string, readonly actual: string) {
     super(`digest mismatch for ${what}: expected ${expected}, got ${actual}`);
     this.name = 'DigestMismatchError';
   }
 }
 
-export class SizeMismatchError extends Error {
+export class SizeMismatchError extends MismatchError {
   constructor(readonly what: string, readonly expected: number, readonly actual: number) {
     super(`size mismatch for ${what}: expected ${expected} bytes, got ${actual}`);
     this.name = 'SizeMismatchError';

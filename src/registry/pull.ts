@@ -105,7 +105,7 @@ export async function readLimited(body: AsyncIterable<Buffer>, limit: number, wh
   let n = 0;
   for await (const c of body) {
     n += c.length;
-    if (n > limit) throw new Error(`${what} is larger than ${limit} bytes`);
+    if (n > limit) throw new RegistryError(`${what} is larger than ${limit} bytes`);
     parts.push(c);
   }
   return Buffer.concat(parts);
