@@ -8,6 +8,7 @@ import { Readable } from 'node:stream';
 import { rootCertificates } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { InvalidInputError, StrataError } from '../errors.js';
+import { log } from '../log.js';
 import { Agent, request, type Dispatcher } from './http.js';
 import { loadCredentials, type Credentials } from './credentials.js';
 
@@ -341,6 +342,7 @@ export class RegistryClient {
     body?: string | Buffer,
   ): Promise<Response> {
     const h: Record<string, string> = { 'user-agent': this.opts.userAgent ?? 'strata/0.1', ...headers };
+    log.debug(`registry: ${method} ${url}`);
     const res = await request(url, {
       method: method as Dispatcher.HttpMethod,
       headers: h,
@@ -348,6 +350,7 @@ export class RegistryClient {
       dispatcher,
       highWaterMark: CHUNK,
     });
+    log.debug(`registry: ${method} ${url} -> ${res.statusCode}`);
     return { status: res.statusCode, headers: res.headers, body: res.body, url };
   }
 

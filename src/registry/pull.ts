@@ -276,9 +276,8 @@ export async function resolveImage(ref: string | Reference, opts: PullOptions = 
   }
 }
 
-/** "latest: Pulling from library/nginx", the first line docker prints. */
-export function pullingFromLine(ref: Reference): string {
-  const what = ref.digest ?? ref.tag ?? 'latest';
+/** "latest: Pulling from library/nginx", the first line docker prints, as its event. */
+export function pullingFrom(ref: Reference): ProgressEvent {
   const name = ref.domain === 'docker.io' ? ref.path : repositoryName(ref);
-  return `${what}: Pulling from ${name}`;
+  return { id: ref.digest ?? ref.tag ?? 'latest', status: `Pulling from ${name}` };
 }
