@@ -9,6 +9,7 @@
 // from node_modules.
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 
 const external = ['better-sqlite3', 'koffi', 'zstd-napi'];
 
@@ -32,6 +33,10 @@ await build({
   target: 'node20',
   external,
   plugins: [lazyRequire],
+  // src/version.ts: the version inlined, so the bundle never looks for package.json (whose
+  // import.meta.url lookup is then dead code, hence the silenced warning).
+  define: { STRATA_VERSION: JSON.stringify(JSON.parse(readFileSync('package.json', 'utf8')).version) },
+  logOverride: { 'empty-import-meta': 'silent' },
   minifyWhitespace: true,
   sourcemap: 'linked',
   logLevel: 'warning',

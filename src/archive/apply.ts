@@ -10,6 +10,7 @@
 // device nodes, where the kernel never allows it (EPERM). Everything else that fails is an error.
 // Metadata calls, and small files, are synchronous: through libuv's pool each one is a round trip
 // between threads, and on two cores those hand-offs cost the main thread more than the syscalls.
+import { StrataError } from '../errors.js';
 import {
   chmodSync,
   closeSync,
@@ -48,9 +49,9 @@ export interface ApplyOptions {
 }
 
 /** The archive tries to reach outside the root or is otherwise hostile. */
-export class UnsafeArchiveError extends Error {
+export class UnsafeArchiveError extends StrataError {
   constructor(message: string) {
-    super(message);
+    super(message, 1, 'unsafe');
     this.name = 'UnsafeArchiveError';
   }
 }

@@ -7,6 +7,7 @@
 import { createReadStream, createWriteStream, promises as fsp, realpathSync } from 'node:fs';
 import { PassThrough, Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { UnsafeArchiveError } from './apply.js';
 import { createGunzip, createGzip } from 'node:zlib';
 
 const BLOCK = 512;
@@ -325,7 +326,7 @@ function layerFile(root: Buffer, name: Buffer): Buffer {
   const parent = realpathSync(p.subarray(0, slash), { encoding: 'buffer' });
   const rootSlash = Buffer.concat([root, Buffer.from('/')]);
   if (!parent.equals(root) && !parent.subarray(0, rootSlash.length).equals(rootSlash)) {
-    throw new Error(`layer file ${rel.toString()} resolves outside the layer`);
+    throw new UnsafeArchiveError(`layer file ${rel.toString()} resolves outside the layer`);
   }
   return p;
 }

@@ -1,5 +1,6 @@
 // Random access into an image archive on disk: one pass over the outer tar records where each
 // member's bytes start, after which any member can be read or streamed without extracting.
+import { InvalidInputError, NotFoundError } from '../errors.js';
 import { createReadStream } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { posix } from 'node:path';
@@ -33,9 +34,10 @@ export class ArchiveIndex {
   /** Reads the tar headers of `path` once. Errors name the file and say it is not a tar. */
   static async build(path: string): Promise<ArchiveIndex> {
     const st = await stat(path).catch((e: NodeJS.ErrnoException) => {
-      throw new Error(`cannot open image archive ${path}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
+      if (e.code === 'ENOENT') throw new NotFoundError(`cannot open image archive ${path}: no such file`);
+      throw new Error(`cannot open image archive ${path}: ${e.message}`);
     });
-    if (!st.isFile()) throw new Error(`image archive ${path} is not a regular file`);
+    if (!st.isFile()) throw new InvalidInputError(`image archive ${path} is not a regular file`);
     const members = new Map<string, ArchiveMember>();
     const input = createReadStream(path, { highWaterMark: CHUNK });
     try {
@@ -46,18 +48,18 @@ export class ArchiveIndex {
           m.linkname = header.linkname;
         }
         if (m.offset + m.size > st.size) {
-          throw new Error(`truncated: member ${header.name} ends past the end of the file`);
+          throw new InvalidInputError(`truncated: member ${header.name} ends past the end of the file`);
         }
         members.set(name, m);
         // The body is left unread: the reader skips it without copying when we move on.
         void body;
       }
     } catch (e) {
-      throw new Error(`${path} is not a valid tar archive: ${(e as Error).message}`);
+      throw new InvalidInputError(`${path} is not a valid tar archive: ${(e as Error).message}`);
     } finally {
       input.destroy();
     }
-    if (members.size === 0 && st.size > 0) throw new Error(`${path} is not a valid tar archive: no entries`);
+    if (members.size === 0 && st.size > 0) throw new InvalidInputError(`${path} is not a valid tar archive: no entries`);
     return new ArchiveIndex(path, members);
   }
 
@@ -87,15 +89,15 @@ export class ArchiveIndex {
   /** The whole member in memory, for small JSON files; refuses members above `max` bytes. */
   async readFile(name: string, max = 32 << 20): Promise<Buffer> {
     const m = this.find(name);
-    if (m === undefined) throw new Error(`${name} not found in ${this.path}`);
-    if (m.size > max) throw new Error(`${name} in ${this.path} is too large (${m.size} bytes, limit ${max})`);
+    if (m === undefined) throw new InvalidInputError(`${name} not found in ${this.path}`);
+    if (m.size > max) throw new InvalidInputError(`${name} in ${this.path} is too large (${m.size} bytes, limit ${max})`);
     const buf = Buffer.alloc(m.size);
     const fh = await open(this.path, 'r');
     try {
       let done = 0;
       while (done < m.size) {
         const { bytesRead } = await fh.read(buf, done, m.size - done, m.offset + done);
-        if (bytesRead === 0) throw new Error(`${this.path} is truncated inside ${name}`);
+        if (bytesRead === 0) throw new InvalidInputError(`${this.path} is truncated inside ${name}`);
         done += bytesRead;
       }
     } finally {

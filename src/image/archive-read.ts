@@ -1,6 +1,7 @@
 // `strata load -i`: turns a docker-archive (docker save) or an OCI image layout archive into
 // ImageSources whose layers stream straight out of the archive file.
 import { normalizeName } from '../reference/reference.js';
+import { InvalidInputError, MismatchError } from '../errors.js';
 import { ArchiveIndex, type ArchiveMember } from './archive-index.js';
 import { readLegacyDockerArchive } from './docker-legacy.js';
 import { validateDigest } from '../reference/digest.js';
@@ -43,7 +44,7 @@ export async function openImageArchive(path: string, opts: OpenArchiveOptions = 
   if (index.has('manifest.json')) return mergeSame(await readDockerArchive(index));
   if (index.has('index.json')) return mergeSame(await readOciArchive(index, platform));
   if (index.has('repositories')) return readLegacyDockerArchive(index);
-  throw new Error(`${path}: not an image archive (no manifest.json, index.json or repositories)`);
+  throw new InvalidInputError(`${path}: not an image archive (no manifest.json, index.json or repositories)`);
 }
 
 /** Entries for one image under several names become one source with all the names. */
@@ -74,13 +75,13 @@ function hexOfPath(p: string): string | undefined {
 
 function checkLayerCount(layers: number, diffIDs: number, what: string): void {
   if (layers !== diffIDs) {
-    throw new Error(`${what}: image has ${layers} layers but its config lists ${diffIDs} diff_ids`);
+    throw new InvalidInputError(`${what}: image has ${layers} layers but its config lists ${diffIDs} diff_ids`);
   }
 }
 
 async function readDockerArchive(index: ArchiveIndex): Promise<ImageSource[]> {
   const entries = parseDockerManifest(await index.readFile('manifest.json'), `${index.path}: manifest.json`);
-  if (entries.length === 0) throw new Error(`${index.path}: manifest.json lists no images`);
+  if (entries.length === 0) throw new InvalidInputError(`${index.path}: manifest.json lists no images`);
   let repositories: DockerRepositories | undefined;
   if (index.has('repositories')) {
     repositories = parseDockerRepositories(await index.readFile('repositories'), `${index.path}: repositories`);
@@ -99,13 +100,13 @@ async function readDockerEntry(
   repositories: DockerRepositories | undefined,
 ): Promise<ImageSource> {
   const what = `${index.path}: image ${i + 1}`;
-  if (!index.has(entry.Config)) throw new Error(`${what}: config ${entry.Config} is missing from the archive`);
+  if (!index.has(entry.Config)) throw new InvalidInputError(`${what}: config ${entry.Config} is missing from the archive`);
   const config = await index.readFile(entry.Config);
   // The config file is named by its digest (<hex>.json, or blobs/sha256/<hex> from Docker ≥ 25).
   const hex = hexOfPath(entry.Config);
   if (hex !== undefined) {
     const actual = sha256Digest(config);
-    if (actual !== `sha256:${hex}`) throw new Error(`${what}: config digest mismatch: expected sha256:${hex}, got ${actual}`);
+    if (actual !== `sha256:${hex}`) throw new MismatchError(`${what}: config digest mismatch: expected sha256:${hex}, got ${actual}`);
   }
   const cfg = parseImageConfig(config, `${what} config`);
   checkLayerCount(entry.Layers.length, cfg.rootfs.diff_ids.length, what);
@@ -113,14 +114,14 @@ async function readDockerEntry(
   const layers: LayerSource[] = [];
   for (const [j, layerPath] of entry.Layers.entries()) {
     const member = index.find(layerPath);
-    if (member === undefined) throw new Error(`${what}: layer ${j + 1} (${layerPath}) is missing from the archive`);
+    if (member === undefined) throw new InvalidInputError(`${what}: layer ${j + 1} (${layerPath}) is missing from the archive`);
     layers.push(await dockerLayer(index, member, layerPath));
   }
 
   const names = new Set<string>();
   for (const tag of entry.RepoTags ?? []) {
     const n = labelName(tag);
-    if (n === undefined) throw new Error(`${what}: invalid RepoTag ${JSON.stringify(tag)}`);
+    if (n === undefined) throw new InvalidInputError(`${what}: invalid RepoTag ${JSON.stringify(tag)}`);
     names.add(n);
   }
   if (names.size === 0 && repositories !== undefined) {
@@ -155,14 +156,14 @@ function blobPath(digest: string, what: string): string {
 
 async function readBlob(index: ArchiveIndex, desc: Descriptor, what: string): Promise<Buffer> {
   const p = blobPath(desc.digest, `${what} digest`);
-  if (!index.has(p)) throw new Error(`${index.path}: missing blob ${desc.digest} (${what})`);
+  if (!index.has(p)) throw new InvalidInputError(`${index.path}: missing blob ${desc.digest} (${what})`);
   const bytes = await index.readFile(p);
   const actual = sha256Digest(bytes);
   if (actual !== desc.digest) {
-    throw new Error(`${index.path}: ${what} digest mismatch: expected ${desc.digest}, got ${actual}`);
+    throw new MismatchError(`${index.path}: ${what} digest mismatch: expected ${desc.digest}, got ${actual}`);
   }
   if (bytes.length !== desc.size) {
-    throw new Error(`${index.path}: ${what} size mismatch: descriptor says ${desc.size} bytes, blob has ${bytes.length}`);
+    throw new MismatchError(`${index.path}: ${what} size mismatch: descriptor says ${desc.size} bytes, blob has ${bytes.length}`);
   }
   return bytes;
 }
@@ -190,14 +191,14 @@ async function readOciArchive(index: ArchiveIndex, platform: PlatformSpec): Prom
       version = (JSON.parse((await index.readFile('oci-layout')).toString()) as { imageLayoutVersion?: unknown })
         .imageLayoutVersion;
     } catch {
-      throw new Error(`${index.path}: oci-layout is not valid JSON`);
+      throw new InvalidInputError(`${index.path}: oci-layout is not valid JSON`);
     }
     if (typeof version !== 'string' || !version.startsWith('1.')) {
-      throw new Error(`${index.path}: unsupported OCI imageLayoutVersion ${JSON.stringify(version)}`);
+      throw new InvalidInputError(`${index.path}: unsupported OCI imageLayoutVersion ${JSON.stringify(version)}`);
     }
   }
   const top = parseIndex(await index.readFile('index.json'), `${index.path}: index.json`);
-  if (top.manifests.length === 0) throw new Error(`${index.path}: index.json lists no images`);
+  if (top.manifests.length === 0) throw new InvalidInputError(`${index.path}: index.json lists no images`);
 
   // Some writers list one manifest per platform directly in index.json under one name: treat
   // each such group like a nested index and pick one platform from it.
@@ -228,9 +229,9 @@ async function resolveManifest(
 ): Promise<Descriptor> {
   if (isManifestMediaType(desc.mediaType)) return desc;
   if (!isIndexMediaType(desc.mediaType)) {
-    throw new Error(`${index.path}: unsupported media type ${JSON.stringify(desc.mediaType)} for ${desc.digest}`);
+    throw new InvalidInputError(`${index.path}: unsupported media type ${JSON.stringify(desc.mediaType)} for ${desc.digest}`);
   }
-  if (depth >= 8) throw new Error(`${index.path}: image indexes nested too deeply at ${desc.digest}`);
+  if (depth >= 8) throw new InvalidInputError(`${index.path}: image indexes nested too deeply at ${desc.digest}`);
   const nested = parseIndex(await readBlob(index, desc, `index ${desc.digest}`), `${index.path}: index ${desc.digest}`);
   const chosen = selectManifest(nested.manifests, platform, `index ${desc.digest}`);
   return resolveManifest(index, chosen, platform, depth + 1);
@@ -241,10 +242,10 @@ async function readOciImage(index: ArchiveIndex, desc: Descriptor, names: string
   const what = `${index.path}: manifest ${desc.digest}`;
   const manifest = parseManifest(manifestBytes, what);
   if (manifest.mediaType !== undefined && manifest.mediaType !== desc.mediaType) {
-    throw new Error(`${what}: media type ${manifest.mediaType} differs from its descriptor's ${desc.mediaType}`);
+    throw new InvalidInputError(`${what}: media type ${manifest.mediaType} differs from its descriptor's ${desc.mediaType}`);
   }
   if (!isConfigMediaType(manifest.config.mediaType)) {
-    throw new Error(`${what}: unsupported config media type ${JSON.stringify(manifest.config.mediaType)}`);
+    throw new InvalidInputError(`${what}: unsupported config media type ${JSON.stringify(manifest.config.mediaType)}`);
   }
   const config = await readBlob(index, manifest.config, 'config');
   const cfg = parseImageConfig(config, `${what} config`);
@@ -252,13 +253,13 @@ async function readOciImage(index: ArchiveIndex, desc: Descriptor, names: string
 
   const layers: LayerSource[] = manifest.layers.map((l, j) => {
     if (!isLayerMediaType(l.mediaType)) {
-      throw new Error(`${what}: unsupported layer media type ${JSON.stringify(l.mediaType)} (layer ${j + 1})`);
+      throw new InvalidInputError(`${what}: unsupported layer media type ${JSON.stringify(l.mediaType)} (layer ${j + 1})`);
     }
     const p = blobPath(l.digest, `layer ${j + 1} digest`);
     const member = index.find(p);
-    if (member === undefined) throw new Error(`${index.path}: missing blob ${l.digest} (layer ${j + 1})`);
+    if (member === undefined) throw new InvalidInputError(`${index.path}: missing blob ${l.digest} (layer ${j + 1})`);
     if (member.size !== l.size) {
-      throw new Error(`${index.path}: layer ${j + 1} size mismatch: manifest says ${l.size} bytes, blob has ${member.size}`);
+      throw new MismatchError(`${index.path}: layer ${j + 1} size mismatch: manifest says ${l.size} bytes, blob has ${member.size}`);
     }
     return { mediaType: l.mediaType, digest: l.digest, size: l.size, open: async () => index.openStream(member) };
   });

@@ -1,5 +1,6 @@
 // `strata save -o`: writes ExportImages as a docker-archive (what Docker 20.10's `docker save`
 // writes) or an OCI image layout archive, streaming every layer once and checking its bytes.
+import { InvalidInputError } from '../errors.js';
 import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { TarHeader } from '../archive/tar/header.js';
@@ -27,8 +28,8 @@ export type ArchiveFormat = 'docker' | 'oci';
 export async function writeImageArchive(out: Writable, format: ArchiveFormat, images: ExportImage[]): Promise<void> {
   let merged: ExportImage[];
   try {
-    if (format !== 'docker' && format !== 'oci') throw new Error(`unknown archive format ${JSON.stringify(format)}: use docker or oci`);
-    if (images.length === 0) throw new Error('no images to save');
+    if (format !== 'docker' && format !== 'oci') throw new InvalidInputError(`unknown archive format ${JSON.stringify(format)}: use docker or oci`);
+    if (images.length === 0) throw new InvalidInputError('no images to save');
     merged = mergeImages(images);
   } catch (e) {
     out.destroy();
@@ -52,7 +53,7 @@ export async function writeImageArchive(out: Writable, format: ArchiveFormat, im
 function mergeImages(images: ExportImage[]): ExportImage[] {
   const byConfig = new Map<string, ExportImage>();
   for (const img of images) {
-    if (img.layers.length === 0) throw new Error(`image ${img.id} has no layers`);
+    if (img.layers.length === 0) throw new InvalidInputError(`image ${img.id} has no layers`);
     const key = sha256Digest(img.config);
     const seen = byConfig.get(key);
     if (seen) {
@@ -149,7 +150,7 @@ function configOS(config: Buffer): string {
     const os = (JSON.parse(config.toString()) as { os?: unknown }).os;
     return typeof os === 'string' ? os : 'linux';
   } catch {
-    throw new Error('image config is not valid JSON');
+    throw new InvalidInputError('image config is not valid JSON');
   }
 }
 

@@ -3,19 +3,20 @@
 import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 import { validateDigest } from '../reference/digest.js';
+import { MismatchError } from '../errors.js';
 
 export function sha256Digest(data: Buffer | string): string {
   return 'sha256:' + createHash('sha256').update(data).digest('hex');
 }
 
-export class DigestMismatchError extends Error {
+export class DigestMismatchError extends MismatchError {
   constructor(readonly what: string, readonly expected: string, readonly actual: string) {
     super(`digest mismatch for ${what}: expected ${expected}, got ${actual}`);
     this.name = 'DigestMismatchError';
   }
 }
 
-export class SizeMismatchError extends Error {
+export class SizeMismatchError extends MismatchError {
   constructor(readonly what: string, readonly expected: number, readonly actual: number) {
     super(`size mismatch for ${what}: expected ${expected} bytes, got ${actual}`);
     this.name = 'SizeMismatchError';

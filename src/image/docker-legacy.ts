@@ -1,6 +1,7 @@
 // Archives from Docker before 1.10 have no manifest.json and no image config: only `repositories`
 // and a chain of v1 layer directories (<id>/json naming its parent, <id>/layer.tar). Like
 // `docker load`, we rebuild a config from the top layer's json, hashing every layer for its diffID.
+import { InvalidInputError } from '../errors.js';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { decompress } from '../archive/compression.js';
@@ -27,13 +28,13 @@ interface V1Json {
 
 async function readV1Json(index: ArchiveIndex, id: string): Promise<V1Json> {
   const name = `${id}/json`;
-  if (!index.has(name)) throw new Error(`${index.path}: legacy layer ${id} has no json file`);
+  if (!index.has(name)) throw new InvalidInputError(`${index.path}: legacy layer ${id} has no json file`);
   try {
     const v = JSON.parse((await index.readFile(name)).toString()) as unknown;
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('not an object');
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new InvalidInputError('not an object');
     return v as V1Json;
   } catch (e) {
-    throw new Error(`${index.path}: ${name} is not a valid layer json: ${(e as Error).message}`);
+    throw new InvalidInputError(`${index.path}: ${name} is not a valid layer json: ${(e as Error).message}`);
   }
 }
 
@@ -55,14 +56,14 @@ export async function readLegacyDockerArchive(index: ArchiveIndex): Promise<Imag
   const byTop = new Map<string, string[]>();
   for (const [repo, tags] of Object.entries(repos)) {
     for (const [tag, id] of Object.entries(tags)) {
-      if (!V1_ID.test(id)) throw new Error(`${index.path}: repositories: invalid layer id ${JSON.stringify(id)} for ${repo}:${tag}`);
+      if (!V1_ID.test(id)) throw new InvalidInputError(`${index.path}: repositories: invalid layer id ${JSON.stringify(id)} for ${repo}:${tag}`);
       const ref = normalizeName(`${repo}:${tag}`);
       const names = byTop.get(id);
       if (names) names.push(ref);
       else byTop.set(id, [ref]);
     }
   }
-  if (byTop.size === 0) throw new Error(`${index.path}: repositories names no images`);
+  if (byTop.size === 0) throw new InvalidInputError(`${index.path}: repositories names no images`);
   const out: ImageSource[] = [];
   for (const [top, names] of byTop) out.push(await legacyImage(index, top, names));
   return out;
@@ -72,13 +73,13 @@ async function legacyImage(index: ArchiveIndex, top: string, names: string[]): P
   const chain: { id: string; json: V1Json }[] = [];
   const seen = new Set<string>();
   for (let id: string | undefined = top; id !== undefined && id !== ''; ) {
-    if (seen.has(id)) throw new Error(`${index.path}: legacy layer chain loops at ${id}`);
+    if (seen.has(id)) throw new InvalidInputError(`${index.path}: legacy layer chain loops at ${id}`);
     seen.add(id);
     const json = await readV1Json(index, id);
     chain.unshift({ id, json });
     const parent = json.parent;
     if (parent !== undefined && (typeof parent !== 'string' || (parent !== '' && !V1_ID.test(parent)))) {
-      throw new Error(`${index.path}: ${id}/json has an invalid parent ${JSON.stringify(parent)}`);
+      throw new InvalidInputError(`${index.path}: ${id}/json has an invalid parent ${JSON.stringify(parent)}`);
     }
     id = parent as string | undefined;
   }
@@ -88,7 +89,7 @@ async function legacyImage(index: ArchiveIndex, top: string, names: string[]): P
   const history: HistoryEntry[] = [];
   for (const { id, json } of chain) {
     const member = index.find(`${id}/layer.tar`);
-    if (member === undefined) throw new Error(`${index.path}: legacy layer ${id}/layer.tar is missing from the archive`);
+    if (member === undefined) throw new InvalidInputError(`${index.path}: legacy layer ${id}/layer.tar is missing from the archive`);
     const compression = sniffCompression(await index.readHead(member, 4));
     const mediaType = { none: DOCKER_LAYER, gzip: DOCKER_LAYER_GZIP, zstd: DOCKER_LAYER_ZSTD }[compression];
     const open = async () => index.openStream(member);

@@ -1,4 +1,5 @@
 // Media types of the OCI image spec and of Docker's schema2, and what each says about a layer blob.
+import { InvalidInputError } from '../errors.js';
 
 export const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 export const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
@@ -41,7 +42,7 @@ export function isLayerMediaType(mediaType: string): boolean {
 /** The compression a layer media type declares; throws on a media type that is not a layer. */
 export function layerCompressionOf(mediaType: string): Compression {
   const c = layerCompression.get(mediaType);
-  if (c === undefined) throw new Error(`unsupported layer media type: ${JSON.stringify(mediaType)}`);
+  if (c === undefined) throw new InvalidInputError(`unsupported layer media type: ${JSON.stringify(mediaType)}`);
   return c;
 }
 

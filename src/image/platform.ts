@@ -1,6 +1,7 @@
 // Platforms in OCI terms (os/architecture/variant): the host's, `--platform` parsing, and picking
 // an image from an index. Normalisation follows the rules containerd's platform matcher uses, so
 // "aarch64", "arm64" and "arm64/v8" are one platform and "x86_64" is amd64.
+import { InvalidInputError } from '../errors.js';
 import type { Descriptor, Platform } from './types.js';
 
 export interface PlatformSpec {
@@ -53,7 +54,7 @@ export function normalizePlatform(p: PlatformSpec): PlatformSpec {
 export function parsePlatform(s: string): PlatformSpec {
   const parts = s.trim().split('/');
   if (parts.length < 2 || parts.length > 3 || parts.some((x) => x === '' || !/^[A-Za-z0-9_.-]+$/.test(x))) {
-    throw new Error(`invalid platform ${JSON.stringify(s)}: expected os/arch[/variant], e.g. linux/arm64/v8`);
+    throw new InvalidInputError(`invalid platform ${JSON.stringify(s)}: expected os/arch[/variant], e.g. linux/arm64/v8`);
   }
   const spec: PlatformSpec = { os: parts[0], architecture: parts[1] };
   if (parts[2] !== undefined) spec.variant = parts[2];
@@ -98,12 +99,12 @@ export function platformMatches(wanted: PlatformSpec, candidate: PlatformSpec | 
  * yields its first entry. Throws naming the platforms on offer when none matches.
  */
 export function selectManifest(manifests: Descriptor[], wanted: PlatformSpec, what = 'index'): Descriptor {
-  if (manifests.length === 0) throw new Error(`${what} lists no manifests`);
+  if (manifests.length === 0) throw new InvalidInputError(`${what} lists no manifests`);
   const match = findManifest(manifests, wanted);
   if (match) return match;
   const withPlatform = manifests.filter((m) => m.platform !== undefined);
   const offered = withPlatform.map((m) => formatPlatform(m.platform as Platform)).join(', ');
-  throw new Error(`no image for platform ${formatPlatform(wanted)} in ${what} (it has: ${offered})`);
+  throw new InvalidInputError(`no image for platform ${formatPlatform(wanted)} in ${what} (it has: ${offered})`);
 }
 
 /** selectManifest's choice without the error: undefined when no entry is for `wanted`. */

@@ -1,5 +1,6 @@
 // JSON shapes of OCI manifests, indexes, image configs and Docker's docker-save files, with
 // parsers that check the fields we rely on and say clearly which one is wrong.
+import { InvalidInputError } from '../errors.js';
 import { validateDigest } from '../reference/digest.js';
 
 export interface Descriptor {
@@ -92,7 +93,7 @@ function parseJSON(bytes: Buffer | string, what: string): unknown {
   try {
     return JSON.parse(bytes.toString());
   } catch (e) {
-    throw new Error(`${what} is not valid JSON: ${(e as Error).message}`);
+    throw new InvalidInputError(`${what} is not valid JSON: ${(e as Error).message}`);
   }
 }
 
@@ -101,20 +102,20 @@ function isObject(v: unknown): v is Record<string, unknown> {
 }
 
 export function parseDescriptor(v: unknown, what: string): Descriptor {
-  if (!isObject(v)) throw new Error(`${what}: descriptor is not an object`);
-  if (typeof v.mediaType !== 'string') throw new Error(`${what}: descriptor has no mediaType`);
+  if (!isObject(v)) throw new InvalidInputError(`${what}: descriptor is not an object`);
+  if (typeof v.mediaType !== 'string') throw new InvalidInputError(`${what}: descriptor has no mediaType`);
   validateDigest(v.digest, `${what} digest`);
   if (typeof v.size !== 'number' || !Number.isSafeInteger(v.size) || v.size < 0) {
-    throw new Error(`${what}: descriptor has an invalid size ${JSON.stringify(v.size)}`);
+    throw new InvalidInputError(`${what}: descriptor has an invalid size ${JSON.stringify(v.size)}`);
   }
   return v as unknown as Descriptor;
 }
 
 export function parseManifest(bytes: Buffer | string, what = 'manifest'): Manifest {
   const v = parseJSON(bytes, what);
-  if (!isObject(v)) throw new Error(`${what} is not a JSON object`);
-  if (v.schemaVersion !== 2) throw new Error(`${what}: unsupported schemaVersion ${JSON.stringify(v.schemaVersion)}`);
-  if (!Array.isArray(v.layers)) throw new Error(`${what}: no layers array`);
+  if (!isObject(v)) throw new InvalidInputError(`${what} is not a JSON object`);
+  if (v.schemaVersion !== 2) throw new InvalidInputError(`${what}: unsupported schemaVersion ${JSON.stringify(v.schemaVersion)}`);
+  if (!Array.isArray(v.layers)) throw new InvalidInputError(`${what}: no layers array`);
   parseDescriptor(v.config, `${what} config`);
   v.layers.forEach((l, i) => parseDescriptor(l, `${what} layer ${i + 1}`));
   return v as unknown as Manifest;
@@ -122,37 +123,37 @@ export function parseManifest(bytes: Buffer | string, what = 'manifest'): Manife
 
 export function parseIndex(bytes: Buffer | string, what = 'index'): Index {
   const v = parseJSON(bytes, what);
-  if (!isObject(v)) throw new Error(`${what} is not a JSON object`);
-  if (v.schemaVersion !== 2) throw new Error(`${what}: unsupported schemaVersion ${JSON.stringify(v.schemaVersion)}`);
-  if (!Array.isArray(v.manifests)) throw new Error(`${what}: no manifests array`);
+  if (!isObject(v)) throw new InvalidInputError(`${what} is not a JSON object`);
+  if (v.schemaVersion !== 2) throw new InvalidInputError(`${what}: unsupported schemaVersion ${JSON.stringify(v.schemaVersion)}`);
+  if (!Array.isArray(v.manifests)) throw new InvalidInputError(`${what}: no manifests array`);
   v.manifests.forEach((m, i) => parseDescriptor(m, `${what} entry ${i + 1}`));
   return v as unknown as Index;
 }
 
 export function parseImageConfig(bytes: Buffer | string, what = 'image config'): ImageConfig {
   const v = parseJSON(bytes, what);
-  if (!isObject(v)) throw new Error(`${what} is not a JSON object`);
+  if (!isObject(v)) throw new InvalidInputError(`${what} is not a JSON object`);
   const rootfs = v.rootfs;
-  if (!isObject(rootfs) || !Array.isArray(rootfs.diff_ids)) throw new Error(`${what}: no rootfs.diff_ids`);
-  if (rootfs.type !== 'layers') throw new Error(`${what}: unsupported rootfs.type ${JSON.stringify(rootfs.type)}`);
+  if (!isObject(rootfs) || !Array.isArray(rootfs.diff_ids)) throw new InvalidInputError(`${what}: no rootfs.diff_ids`);
+  if (rootfs.type !== 'layers') throw new InvalidInputError(`${what}: unsupported rootfs.type ${JSON.stringify(rootfs.type)}`);
   rootfs.diff_ids.forEach((d, i) => validateDigest(d, `${what} diff_id ${i + 1}`));
   if (typeof v.os !== 'string' || typeof v.architecture !== 'string') {
-    throw new Error(`${what}: missing os or architecture`);
+    throw new InvalidInputError(`${what}: missing os or architecture`);
   }
   return v as unknown as ImageConfig;
 }
 
 export function parseDockerManifest(bytes: Buffer | string, what = 'manifest.json'): DockerManifestEntry[] {
   const v = parseJSON(bytes, what);
-  if (!Array.isArray(v)) throw new Error(`${what} is not a JSON array`);
+  if (!Array.isArray(v)) throw new InvalidInputError(`${what} is not a JSON array`);
   v.forEach((e, i) => {
-    if (!isObject(e)) throw new Error(`${what}: entry ${i + 1} is not an object`);
-    if (typeof e.Config !== 'string') throw new Error(`${what}: entry ${i + 1} has no Config`);
+    if (!isObject(e)) throw new InvalidInputError(`${what}: entry ${i + 1} is not an object`);
+    if (typeof e.Config !== 'string') throw new InvalidInputError(`${what}: entry ${i + 1} has no Config`);
     if (!Array.isArray(e.Layers) || e.Layers.some((l) => typeof l !== 'string')) {
-      throw new Error(`${what}: entry ${i + 1} has no Layers list`);
+      throw new InvalidInputError(`${what}: entry ${i + 1} has no Layers list`);
     }
     if (e.RepoTags != null && (!Array.isArray(e.RepoTags) || e.RepoTags.some((t) => typeof t !== 'string'))) {
-      throw new Error(`${what}: entry ${i + 1} has an invalid RepoTags`);
+      throw new InvalidInputError(`${what}: entry ${i + 1} has an invalid RepoTags`);
     }
   });
   return v as DockerManifestEntry[];
@@ -160,10 +161,10 @@ export function parseDockerManifest(bytes: Buffer | string, what = 'manifest.jso
 
 export function parseDockerRepositories(bytes: Buffer | string, what = 'repositories'): DockerRepositories {
   const v = parseJSON(bytes, what);
-  if (!isObject(v)) throw new Error(`${what} is not a JSON object`);
+  if (!isObject(v)) throw new InvalidInputError(`${what} is not a JSON object`);
   for (const [repo, tags] of Object.entries(v)) {
     if (!isObject(tags) || Object.values(tags).some((id) => typeof id !== 'string')) {
-      throw new Error(`${what}: repository ${JSON.stringify(repo)} does not map tags to layer ids`);
+      throw new InvalidInputError(`${what}: repository ${JSON.stringify(repo)} does not map tags to layer ids`);
     }
   }
   return v as DockerRepositories;

@@ -2,6 +2,8 @@
 // (`nginx` → `docker.io/library/nginx`), with Docker's error wording so users see the
 // same messages they know from `docker pull`.
 
+import { InvalidInputError } from '../errors.js';
+
 export interface Reference {
   /** Registry host with optional port ("docker.io", "127.0.0.1:5000", "[::1]:5000"); "" when absent. */
   domain: string;
@@ -12,7 +14,7 @@ export interface Reference {
   digest?: string;
 }
 
-export class ReferenceError extends Error {
+export class ReferenceError extends InvalidInputError {
   constructor(message: string) {
     super(message);
     this.name = 'ReferenceError';

@@ -7,6 +7,8 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { rootCertificates } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { InvalidInputError, StrataError } from '../errors.js';
+import { log } from '../log.js';
 import { Agent, request, type Dispatcher } from './http.js';
 import { loadCredentials, type Credentials } from './credentials.js';
 
@@ -30,13 +32,14 @@ export interface ClientOptions {
   loopbackInsecure?: boolean;
 }
 
-export class RegistryError extends Error {
+/** The registry refused or failed a request; `status` is the HTTP status when there was one. */
+export class RegistryError extends StrataError {
   constructor(
     message: string,
     readonly status?: number,
     readonly codes: string[] = [],
   ) {
-    super(message);
+    super(message, 1, 'registry');
     this.name = 'RegistryError';
   }
 }
@@ -176,12 +179,12 @@ export class RegistryClient {
       if (n.endsWith('.crt')) cas.push(await readFile(join(dir, n), 'utf8'));
       else if (n.endsWith('.cert')) {
         const keyName = n.slice(0, -'.cert'.length) + '.key';
-        if (!names.includes(keyName)) throw new Error(`${join(dir, n)}: client certificate without ${keyName}`);
+        if (!names.includes(keyName)) throw new InvalidInputError(`${join(dir, n)}: client certificate without ${keyName}`);
         cert = await readFile(join(dir, n), 'utf8');
         key = await readFile(join(dir, keyName), 'utf8');
       } else if (n.endsWith('.key')) {
         const certName = n.slice(0, -'.key'.length) + '.cert';
-        if (!names.includes(certName)) throw new Error(`${join(dir, n)}: client key without ${certName}`);
+        if (!names.includes(certName)) throw new InvalidInputError(`${join(dir, n)}: client key without ${certName}`);
       }
     }
     return new Agent({
@@ -339,6 +342,7 @@ export class RegistryClient {
     body?: string | Buffer,
   ): Promise<Response> {
     const h: Record<string, string> = { 'user-agent': this.opts.userAgent ?? 'strata/0.1', ...headers };
+    log.debug(`registry: ${method} ${url}`);
     const res = await request(url, {
       method: method as Dispatcher.HttpMethod,
       headers: h,
@@ -346,6 +350,7 @@ export class RegistryClient {
       dispatcher,
       highWaterMark: CHUNK,
     });
+    log.debug(`registry: ${method} ${url} -> ${res.statusCode}`);
     return { status: res.statusCode, headers: res.headers, body: res.body, url };
   }
 

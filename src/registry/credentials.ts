@@ -1,6 +1,7 @@
 // Registry credentials in Docker's config.json format: `auths` (base64 user:password),
 // `credsStore` / `credHelpers` (docker-credential-<helper> programs), and our own
 // login/logout writing the same file so `docker` and `strata` share logins.
+import { InvalidInputError } from '../errors.js';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -70,7 +71,7 @@ async function readConfig(path: string): Promise<DockerConfig> {
   try {
     return JSON.parse(text) as DockerConfig;
   } catch {
-    throw new Error(`${path}: not valid JSON`);
+    throw new InvalidInputError(`${path}: not valid JSON`);
   }
 }
 
@@ -120,7 +121,7 @@ export async function loadCredentials(host: string, file?: string): Promise<Cred
     if (entry.auth) {
       const decoded = Buffer.from(entry.auth, 'base64').toString('utf8');
       const colon = decoded.indexOf(':');
-      if (colon === -1) throw new Error(`${authFilePath(file)}: auth entry for ${k} is not base64 of user:password`);
+      if (colon === -1) throw new InvalidInputError(`${authFilePath(file)}: auth entry for ${k} is not base64 of user:password`);
       return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
     }
     if (entry.username !== undefined && entry.password !== undefined) return { username: entry.username, password: entry.password };

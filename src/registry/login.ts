@@ -1,5 +1,6 @@
 // `strata login` / `strata logout`: check credentials against the registry the way
 // `docker login` does, then keep them in Docker's config.json (or its credential helper).
+import { InvalidInputError } from '../errors.js';
 import { RegistryClient, type ClientOptions } from './client.js';
 import { eraseCredentials, storeCredentials } from './credentials.js';
 import { defaultDomain } from '../reference/reference.js';
@@ -22,8 +23,8 @@ export async function login(
   opts: ClientOptions = {},
 ): Promise<string> {
   const host = loginHost(server);
-  if (!creds.username) throw new Error('login: username is empty');
-  if (!creds.password) throw new Error('login: password is empty');
+  if (!creds.username) throw new InvalidInputError('login: username is empty');
+  if (!creds.password) throw new InvalidInputError('login: password is empty');
   const client = new RegistryClient(opts);
   try {
     await client.verifyLogin(apiHost(host), creds);

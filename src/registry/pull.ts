@@ -106,7 +106,7 @@ export async function readLimited(body: AsyncIterable<Buffer>, limit: number, wh
   let n = 0;
   for await (const c of body) {
     n += c.length;
-    if (n > limit) throw new Error(`${what} is larger than ${limit} bytes`);
+    if (n > limit) throw new RegistryError(`${what} is larger than ${limit} bytes`);
     parts.push(c);
   }
   return Buffer.concat(parts);
@@ -277,9 +277,8 @@ export async function resolveImage(ref: string | Reference, opts: PullOptions = 
   }
 }
 
-/** "latest: Pulling from library/nginx", the first line docker prints. */
-export function pullingFromLine(ref: Reference): string {
-  const what = ref.digest ?? ref.tag ?? 'latest';
+/** "latest: Pulling from library/nginx", the first line docker prints, as its event. */
+export function pullingFrom(ref: Reference): ProgressEvent {
   const name = ref.domain === 'docker.io' ? ref.path : repositoryName(ref);
-  return `${what}: Pulling from ${name}`;
+  return { id: ref.digest ?? ref.tag ?? 'latest', status: `Pulling from ${name}` };
 }

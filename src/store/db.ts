@@ -1,6 +1,7 @@
 // The metadata database: one SQLite file in WAL mode, shared by every strata process on a root.
 // better-sqlite3 is synchronous, so a transaction is atomic for this process; BEGIN IMMEDIATE
 // plus busy_timeout makes it atomic across processes too.
+import { StrataError } from '../errors.js';
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
 
@@ -88,7 +89,7 @@ export function openDatabase(root: string): DB {
   const version = db.pragma('user_version', { simple: true }) as number;
   if (version > SCHEMA_VERSION) {
     db.close();
-    throw new Error(`strata.db in ${root} has schema version ${version}, newer than this strata (${SCHEMA_VERSION})`);
+    throw new StrataError(`strata.db in ${root} has schema version ${version}, newer than this strata (${SCHEMA_VERSION})`);
   }
   if (version < SCHEMA_VERSION) {
     db.transaction(() => {

@@ -2,7 +2,7 @@
 import type { ImageConfig } from '../image/types.js';
 import { parseNormalizedNamed, withDefaultTag, referenceString, familiarString, ReferenceError } from '../reference/reference.js';
 import { type DB, now, writeTx } from './db.js';
-import { NotFoundError, StrataError } from './errors.js';
+import { InvalidInputError, NotFoundError, StrataError } from './errors.js';
 
 export interface ImageRecord {
   id: string;
@@ -40,10 +40,10 @@ export function parseConfig(img: ImageRecord): ImageConfig {
 export function storedName(name: string): string {
   try {
     const ref = parseNormalizedNamed(name);
-    if (ref.digest !== undefined) throw new StrataError(`refusing to use a digest reference as a name: ${name}`);
+    if (ref.digest !== undefined) throw new InvalidInputError(`refusing to use a digest reference as a name: ${name}`);
     return referenceString(withDefaultTag(ref));
   } catch (err) {
-    if (err instanceof ReferenceError) throw new StrataError(`${err.message}: ${name}`);
+    if (err instanceof ReferenceError) throw new InvalidInputError(`${err.message}: ${name}`);
     throw err;
   }
 }

@@ -22,6 +22,8 @@ import { ImageStore, familiar, storedName, parseConfig, type ImageRecord } from 
 import { setupInitLayer } from './initlayer.js';
 import { LayerStore, newId, sha256, tarSplitPath, type LayerEvents, type LayerRecord } from './layers.js';
 import { ownerAlive, ownerId } from './owner.js';
+import { pull, push, type PullOptions, type PullResult, type PushOptions, type PushResult } from './transfer.js';
+import { log } from '../log.js';
 
 export const DEFAULT_ROOT = '/var/lib/strata';
 
@@ -90,6 +92,7 @@ export class Store {
     const driver = await selectDriver(root, opts.driver, opts.storageOpts ?? {});
     const db = openDatabase(root);
     const store = new Store(root, driver, db, opts.parallelExtract ?? 3);
+    log.debug(`store ${root} opened with driver ${driver.name}`);
     await store.recover();
     return store;
   }
@@ -145,6 +148,22 @@ export class Store {
     }
   }
 
+  /** `pull`: an image from its registry into the store, progress as Docker's events. */
+  pull(ref: string, opts: PullOptions = {}): Promise<PullResult> {
+    return pull(this, ref, opts);
+  }
+
+  /** `push`: a named image of the store to the registry the name points at. */
+  push(ref: string, opts: PushOptions = {}): Promise<PushResult> {
+    return push(this, ref, opts);
+  }
+
+  /** The image `ref` names (a name, an ID or its prefix); NotFoundError when none. */
+  getImage(ref: string): ImageSummary {
+    const img = this.images.resolve(ref);
+    return this.summarize(img, this.images.names(img.id));
+  }
+
   /** `load -i FILE`: every image of a docker-archive or OCI archive. */
   async load(file: string, opts: { platform?: string } = {}, events: LayerEvents = {}): Promise<LoadedImage[]> {
     const sources = await openImageArchive(file, opts);
@@ -161,19 +180,21 @@ export class Store {
     const out: ImageSummary[] = [];
     for (const img of images) {
       const names = this.images.names(img.id);
-      const cfg = parseConfig(img);
-      const dangling = names.length === 0;
-      if (!opts.all && dangling && img.topLayer && parents.has(img.topLayer)) continue;
-      out.push({
-        id: img.id,
-        names,
-        repoDigests: this.images.repoDigests(img.id),
-        created: cfg.created ?? img.created,
-        size: this.imageSize(img),
-        dangling,
-      });
+      if (!opts.all && names.length === 0 && img.topLayer && parents.has(img.topLayer)) continue;
+      out.push(this.summarize(img, names));
     }
     return out;
+  }
+
+  private summarize(img: ImageRecord, names: string[]): ImageSummary {
+    return {
+      id: img.id,
+      names,
+      repoDigests: this.images.repoDigests(img.id),
+      created: parseConfig(img).created ?? img.created,
+      size: this.imageSize(img),
+      dangling: names.length === 0,
+    };
   }
 
   imageSize(img: ImageRecord): number {
@@ -401,6 +422,17 @@ export class Store {
         return n;
       }
     }
+  }
+
+  /** The container `ref` names (name, ID or ID prefix); NotFoundError when none. */
+  getContainer(ref: string): ContainerRecord {
+    return this.containers.resolve(ref);
+  }
+
+  /** Bytes the container's read-write layer holds (`ps -s`). */
+  async containerSize(ref: string): Promise<number> {
+    const c = this.containers.resolve(ref);
+    return this.driver.diffSize(c.layer, c.initLayer);
   }
 
   listContainers(): ContainerRecord[] {

@@ -28,9 +28,9 @@ test('sha256Digest and validation', () => {
   assert.equal(sha256Digest(''), 'sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855');
   assert.ok(isDigest(good));
   assert.equal(digestHex(good), good.slice(7));
-  assert.throws(() => validateDigest('sha256:abc'), /^Error: invalid digest: "sha256:abc"$/);
+  assert.throws(() => validateDigest('sha256:abc'), /^InvalidInputError: invalid digest: "sha256:abc"$/);
   assert.throws(() => validateDigest('sha256:' + 'A'.repeat(64)), /invalid digest/);
-  assert.throws(() => validateDigest('sha512:' + 'a'.repeat(128), 'layer digest'), /^Error: unsupported layer digest algorithm: sha512/);
+  assert.throws(() => validateDigest('sha512:' + 'a'.repeat(128), 'layer digest'), /^InvalidInputError: unsupported layer digest algorithm: sha512/);
   assert.throws(() => validateDigest(42), /expected a string/);
 });
 

@@ -54,7 +54,7 @@ test('selectManifest picks the matching platform and names the choices when none
   assert.equal(selectManifest(list, parsePlatform('linux/arm64')), list[0]);
   assert.throws(
     () => selectManifest(list, parsePlatform('linux/s390x')),
-    /^Error: no image for platform linux\/s390x in index \(it has: linux\/arm64\/v8, linux\/amd64\)$/,
+    /^InvalidInputError: no image for platform linux\/s390x in index \(it has: linux\/arm64\/v8, linux\/amd64\)$/,
   );
   assert.equal(selectManifest([d('c'), d('e')], parsePlatform('linux/amd64')).digest, 'sha256:' + 'c'.repeat(64));
   assert.throws(() => selectManifest([], parsePlatform('linux/amd64')), /lists no manifests/);

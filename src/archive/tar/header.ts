@@ -9,6 +9,8 @@
 // the string holds escaped bytes), never the string itself, because node would encode a
 // lone surrogate as U+FFFD.
 
+import { InvalidInputError } from '../../errors.js';
+
 export type EntryType = 'file' | 'hardlink' | 'symlink' | 'char' | 'block' | 'dir' | 'fifo';
 
 export interface TarHeader {
@@ -37,7 +39,8 @@ export interface TarHeader {
   pax?: Record<string, string>;
 }
 
-export class LayerArchiveError extends Error {
+/** A layer tar that is malformed: bad headers, checksums, sizes past the end. */
+export class LayerArchiveError extends InvalidInputError {
   constructor(message: string) {
     super(message);
     this.name = 'LayerArchiveError';

@@ -1,0 +1,175 @@
+// Store-wide commands: inspect, info, version, check, system df, system prune.
+import { Option, type Command } from 'commander';
+import { InvalidInputError, NotFoundError, StrataError } from '../../errors.js';
+import { familiar } from '../../store/images.js';
+import type { Store } from '../../store/store.js';
+import { version } from '../../version.js';
+import { SilentExit, type Context, type Output } from '../context.js';
+import { humanSize, shortId, table } from '../format.js';
+
+/** The `--format` values these commands understand until templates come: JSON, as docker's `{{json .}}`. */
+function requireJson(format: string): void {
+  if (format !== 'json' && format !== '{{json .}}') throw new InvalidInputError(`unsupported --format ${format}: use json`);
+}
+
+/** A container, else an image, named `ref` (as `--type` allows); undefined when neither exists. */
+async function inspectOne(store: Store, ref: string, type?: string): Promise<unknown> {
+  const attempts = [
+    ...(type !== 'image' ? [() => store.inspectContainer(ref)] : []),
+    ...(type !== 'container' ? [() => store.inspectImage(ref)] : []),
+  ];
+  for (const attempt of attempts) {
+    try {
+      return await attempt();
+    } catch (err) {
+      if (!(err instanceof NotFoundError)) throw err;
+    }
+  }
+  return undefined;
+}
+
+/** `info --format`: the one place a format string is interpreted for this command. */
+function printInfoFormatted(io: Output, format: string, i: Awaited<ReturnType<Store['info']>>): void {
+  requireJson(format);
+  io.json(
+    {
+      Containers: i.containers,
+      ContainersRunning: 0,
+      ContainersPaused: 0,
+      ContainersStopped: i.containers,
+      Images: i.images,
+      Layers: i.layers,
+      Driver: i.driver,
+      DriverStatus: i.status,
+      DockerRootDir: i.root,
+    },
+    0,
+  );
+}
+
+export function addSystemCommands(program: Command, { io, withStore }: Context): void {
+  program
+    .command('inspect')
+    .description('Return low-level information on images or containers')
+    .argument('<name...>')
+    .addOption(new Option('--type <type>', 'only this kind of object').choices(['image', 'container']))
+    .option('-f, --format <format>', 'json (the default)')
+    .action(async (refs: string[], o: { type?: string; format?: string }) => {
+      if (o.format) requireJson(o.format);
+      await withStore(async (store) => {
+        const out: unknown[] = [];
+        const missing: StrataError[] = [];
+        for (const ref of refs) {
+          const found = await inspectOne(store, ref, o.type);
+          if (found === undefined) missing.push(new NotFoundError(`No such object: ${ref}`));
+          else out.push(found);
+        }
+        // docker prints what it found, then an error for each name it did not.
+        io.json(out);
+        if (missing.length) throw missing[0];
+      });
+    });
+
+  program
+    .command('version')
+    .description('Show the strata version')
+    .action(() => io.print(`strata version ${version}`));
+
+  const system = program.command('system').description('Manage the store');
+  system
+    .command('df')
+    .description('Show disk usage')
+    .option('-v, --verbose', 'show detailed information on space usage')
+    .option('--format <format>', 'json')
+    .action(async (o: { verbose?: boolean; format?: string }) => {
+      await withStore(async (store) => {
+        const du = await store.diskUsage();
+        const activeImages = du.images.filter((i) => i.containers > 0).length;
+        const containersSize = du.containers.reduce((n, c) => n + c.size, 0);
+        const pct = (part: number, whole: number) => (whole > 0 ? ` (${Math.round((100 * part) / whole)}%)` : '');
+        const rows = [
+          ['Images', String(du.images.length), String(activeImages), humanSize(du.imagesSize), `${humanSize(du.reclaimableImages)}${pct(du.reclaimableImages, du.imagesSize)}`],
+          ['Containers', String(du.containers.length), '0', humanSize(containersSize), `${humanSize(containersSize)}${pct(containersSize, containersSize)}`],
+          ['Local Volumes', '0', '0', '0B', '0B'],
+          ['Build Cache', '0', '0', '0B', '0B'],
+        ];
+        if (o.format) {
+          requireJson(o.format);
+          for (const r of rows) io.print(JSON.stringify({ Type: r[0], TotalCount: r[1], Active: r[2], Size: r[3], Reclaimable: r[4] }));
+          return;
+        }
+        if (!o.verbose) {
+          io.out.write(table(['TYPE', 'TOTAL', 'ACTIVE', 'SIZE', 'RECLAIMABLE'], rows));
+          return;
+        }
+        io.print(`Images space usage:\n`);
+        io.out.write(
+          table(
+            ['REPOSITORY', 'TAG', 'IMAGE ID', 'SIZE', 'SHARED SIZE', 'UNIQUE SIZE', 'CONTAINERS'],
+            du.images.flatMap((i) =>
+              (i.names.length ? i.names.map(familiar) : ['<none>:<none>']).map((n) => {
+                const colon = n.lastIndexOf(':');
+                return [n.slice(0, colon), n.slice(colon + 1), shortId(i.id), humanSize(i.size), humanSize(i.shared), humanSize(i.unique), String(i.containers)];
+              }),
+            ),
+          ),
+        );
+        io.print(`\nContainers space usage:\n`);
+        io.out.write(table(['CONTAINER ID', 'IMAGE', 'SIZE', 'STATUS', 'NAMES'], du.containers.map((c) => [c.id.slice(0, 12), c.image, humanSize(c.size), 'Created', c.name])));
+      });
+    });
+  system
+    .command('prune')
+    .description('Remove all containers (none is running) and dangling images')
+    .option('-a, --all', 'remove all unused images, not just dangling ones')
+    .option('-f, --force', 'do not prompt for confirmation')
+    .action(async (o: { all?: boolean; force?: boolean }) => {
+      if (!o.force) throw new InvalidInputError('system prune removes every container and ' + (o.all ? 'every image' : 'dangling images') + ': run it with -f to confirm');
+      await withStore(async (store) => {
+        const r = await store.prune({ all: o.all });
+        if (r.containers.length) io.print(`Deleted Containers:\n${r.containers.join('\n')}\n`);
+        if (r.images.untagged.length || r.images.deleted.length) {
+          io.print(`Deleted Images:\n${[...r.images.untagged.map((u) => `untagged: ${u}`), ...r.images.deleted.map((d) => `deleted: ${d}`)].join('\n')}\n`);
+        }
+        io.print(`Total reclaimed space: ${humanSize(r.reclaimed)}`);
+      });
+    });
+
+  program
+    .command('check')
+    .description('Check the store for layers, images and containers that cannot work')
+    .option('--repair', 'remove the containers and images that cannot be used any more')
+    .action(async (o: { repair?: boolean }) => {
+      await withStore(async (store) => {
+        const r = await store.check({ repair: o.repair });
+        for (const p of r.problems) io.print(p);
+        for (const p of r.repaired) io.print(p);
+        if (r.problems.length === 0) io.print('no problems found');
+        else if (!o.repair) throw new SilentExit(1);
+      });
+    });
+
+  program
+    .command('info')
+    .description('Display system-wide information')
+    .option('--format <format>', 'json')
+    .action(async (o: { format?: string }) => {
+      await withStore(async (store) => {
+        const i = await store.info();
+        if (o.format) return printInfoFormatted(io, o.format, i);
+        const lines = [
+          'Server:',
+          ` Containers: ${i.containers}`,
+          '  Running: 0',
+          '  Paused: 0',
+          `  Stopped: ${i.containers}`,
+          ` Images: ${i.images}`,
+          ` Layers: ${i.layers}`,
+          ` Storage Driver: ${i.driver}`,
+          ...i.status.map(([k, v]) => `  ${k}: ${v}`),
+          ` Docker Root Dir: ${i.root}`,
+        ];
+        io.print(lines.join('\n'));
+      });
+    });
+}
