@@ -24,8 +24,8 @@ import { attachLoop, detachLoop, freezeFs, listLoops, refreshLoopCapacity, thawF
 import { isMountPoint, mountsUnder, readMounts } from '../sys/mountinfo.js';
 import { canReflink, cloneFile, ReflinkPool, runTool, type PoolBackend } from './dm-pool.js';
 import { checkBlockSectors, choosePoolKind, DEFAULT_BLOCK_SECTORS, DEFAULT_METADATA_SIZE, growFilesystem, makeFilesystem, ThinPool, withMounted } from './dm-thin.js';
-import { checkLayerId } from './layer-id.js';
-import { DriverError, type CreateOpts, type Driver, type DriverOptions } from './driver.js';
+import { checkLayerId, isLayerId } from './layer-id.js';
+import { DriverError, type CreateOpts, type Driver, type DriverOptions, type Inventory } from './driver.js';
 import { MountRefs } from './mountref.js';
 import { NaiveDiffDriver } from './naivediff.js';
 
@@ -569,6 +569,34 @@ export class DevmapperDriver extends NaiveDiffDriver implements Driver {
         `devicemapper: thin pool has ${humanSize(s.available)} free, less than the minimum ${humanSize(min)} (dm.min_free_space=${this.minFreePercent}%): free some space or lower dm.min_free_space`,
       );
     }
+  }
+
+  /**
+   * Layers are the metadata records; a `<id>-removing` record is a removal a crash cut short
+   * (put back and removed again, which frees its device too); a `.tmp` record a create's.
+   */
+  async inventory(): Promise<Inventory> {
+    const out: Inventory = { layers: [], leftovers: [] };
+    for (const name of await readdir(this.metaDir)) {
+      const path = join(this.metaDir, name);
+      if (name.endsWith('-removing')) {
+        const id = name.slice(0, -'-removing'.length);
+        out.leftovers.push({
+          what: path,
+          layer: id,
+          owner: null,
+          remove: async () => {
+            await rename(path, this.metaFile(id));
+            await this.remove(id);
+          },
+        });
+      } else if (name.endsWith('.tmp')) {
+        out.leftovers.push({ what: path, layer: name.slice(0, -'.tmp'.length), owner: null, remove: () => rm(path, { force: true }) });
+      } else if (name !== BASE && name !== DEVICESET && isLayerId(name)) {
+        out.layers.push(name);
+      }
+    }
+    return out;
   }
 
   async remove(id: string): Promise<void> {
