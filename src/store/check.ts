@@ -170,8 +170,9 @@ export class Checker {
         if (!ownerAlive(l.owner)) stale.push(l);
         continue;
       }
-      if (layers.hasChildren(l.id)) continue;
-      const unused = l.kind === 'image' ? !layers.isImageTop(l.id) && !ownerAlive(l.owner) : !used.has(l.id);
+      // An unused image chain is reported by its top (its release takes the rest); a lost
+      // container's init layer by itself, its read-write layer being removed first.
+      const unused = l.kind === 'image' ? !layers.hasChildren(l.id) && !layers.isImageTop(l.id) && !ownerAlive(l.owner) : !used.has(l.id);
       if (unused) stale.push(l);
     }
     // Children first, so that each removal finds its layer without children.
