@@ -4,7 +4,6 @@
 // (--verify) image layers whose content changed. Also the sweep at open after a crash.
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, openSync, readdirSync, renameSync, writeFileSync, writeSync, closeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
@@ -47,17 +46,22 @@ async function makeDriverOrphans(root: string, driver: OrphanDriver): Promise<{ 
   return { base, child, removing: layout[driver].removing(root, gone) };
 }
 
-/** Unmount whatever a failed test left under the scratch dirs (registered before scratch, so it runs first). */
-function unmountAfter(t: { after(fn: () => void): void }): void {
+/**
+ * A scratch store root whose mounts a failed test leaves are unmounted before the scratch dir
+ * is deleted (hooks run in the order they were added).
+ */
+function scratchRoot(t: { after(fn: () => void): void }): string {
+  let root = '';
   t.after(() => {
-    for (const mp of mountsUnder(tmpdir())) if (mp.includes('strata-test-')) umount2(mp, MNT_DETACH);
+    if (root) for (const mp of mountsUnder(root)) umount2(mp, MNT_DETACH);
   });
+  root = join(scratch(t), 'root');
+  return root;
 }
 
 export function orphanSuite(driver: OrphanDriver): void {
   test(`${driver}: check reports every orphan and leftover, --repair removes them and nothing sound`, async (t) => {
-    unmountAfter(t);
-    const root = join(scratch(t), 'root');
+    const root = scratchRoot(t);
     const cli = strataIn(root, driver);
     const img = loadBusybox(cli);
     cli.ok(['create', '--name', 'keep', img]);
