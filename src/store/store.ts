@@ -490,7 +490,16 @@ export class Store {
 
   /** `mount`: the container's root, mounted until `umount`. */
   async mount(ref: string): Promise<string> {
-    return this.onContainer(ref, (c) => this.driver.get(c.layer));
+    return this.onContainer(ref, async (c) => {
+      const path = await this.driver.get(c.layer);
+      // Removed while it was being mounted: give the mount back rather than leave it on a
+      // layer that is being deleted.
+      if (this.containers.get(c.id)?.state !== 'created') {
+        await this.driver.put(c.layer).catch(() => undefined);
+        throw new NotFoundError(`No such container: ${ref}`);
+      }
+      return path;
+    });
   }
 
   async unmount(ref: string): Promise<void> {
