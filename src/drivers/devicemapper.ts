@@ -577,7 +577,11 @@ export class DevmapperDriver extends NaiveDiffDriver implements Driver {
    */
   async inventory(): Promise<Inventory> {
     const out: Inventory = { layers: [], leftovers: [] };
-    for (const name of await readdir(this.metaDir)) {
+    const names = await readdir(this.metaDir).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return [];
+      throw err;
+    });
+    for (const name of names) {
       const path = join(this.metaDir, name);
       if (name.endsWith('-removing')) {
         const id = name.slice(0, -'-removing'.length);
@@ -592,7 +596,7 @@ export class DevmapperDriver extends NaiveDiffDriver implements Driver {
         });
       } else if (name.endsWith('.tmp')) {
         out.leftovers.push({ what: path, layer: name.slice(0, -'.tmp'.length), owner: null, remove: () => rm(path, { force: true }) });
-      } else if (name !== BASE && name !== DEVICESET && isLayerId(name)) {
+      } else if (name !== BASE && name !== DEVICESET && !name.includes('.') && isLayerId(name)) {
         out.layers.push(name);
       }
     }
