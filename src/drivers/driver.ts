@@ -15,6 +15,25 @@ export interface DriverOptions {
   options: Record<string, string>;
 }
 
+/** Something interrupted work left in a driver's home that is not a layer. */
+export interface Leftover {
+  /** What it is, for `check` to print (a path relative to the store root, or a mount point). */
+  what: string;
+  /** The layer it was part of (a half-removed layer), or null. */
+  layer: string | null;
+  /** The process that made it ("pid:starttime"), when the name tells; a live one's stays. */
+  owner: string | null;
+  /** Delete it (or unmount it). */
+  remove(): Promise<void>;
+}
+
+/** What a driver holds on disk, whatever the store's records say (`check` compares the two). */
+export interface Inventory {
+  /** Ids of every layer, whole or half-made, that the driver has data for. */
+  layers: string[];
+  leftovers: Leftover[];
+}
+
 export interface Driver {
   readonly name: string;
   /** `${root}/${name}` */
@@ -47,6 +66,11 @@ export interface Driver {
   applyDiff(id: string, parent: string | null, tar: Readable): Promise<number>;
   /** Bytes of content in id's changeset against parent. */
   diffSize(id: string, parent: string | null): Promise<number>;
+  /**
+   * Every layer the driver has data for and every leftover of interrupted work (half-removed
+   * layers, probe temp dirs, mounts that no process holds).
+   */
+  inventory(): Promise<Inventory>;
   /** Release every mount this process or a crashed one left (store close / open). */
   cleanup(): Promise<void>;
 }

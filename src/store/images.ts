@@ -81,6 +81,11 @@ export class ImageStore {
    * Find an image by name, full ID ("sha256:…" or 64 hex) or unique ID prefix, as docker does.
    */
   resolve(ref: string): ImageRecord {
+    // One read snapshot: an `rmi` in another process cannot delete the image between lookups.
+    return this.db.transaction(() => this.resolveIn(ref))();
+  }
+
+  private resolveIn(ref: string): ImageRecord {
     const hex = ref.startsWith('sha256:') ? ref.slice(7) : ref;
     if (/^[a-f0-9]{64}$/.test(hex)) {
       const img = this.get(`sha256:${hex}`);
@@ -140,12 +145,12 @@ export class ImageStore {
     return writeTx(this.db, () => this.db.prepare('DELETE FROM names WHERE name = ?').run(name).changes > 0);
   }
 
-  /** Delete the image row (names and digests with it). */
-  delete(id: string): void {
-    writeTx(this.db, () => {
+  /** Delete the image row (names and digests with it); false when it was already gone. */
+  delete(id: string): boolean {
+    return writeTx(this.db, () => {
       this.db.prepare('DELETE FROM names WHERE image_id = ?').run(id);
       this.db.prepare('DELETE FROM repo_digests WHERE image_id = ?').run(id);
-      this.db.prepare('DELETE FROM images WHERE id = ?').run(id);
+      return this.db.prepare('DELETE FROM images WHERE id = ?').run(id).changes > 0;
     });
   }
 

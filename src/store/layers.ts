@@ -96,6 +96,18 @@ export interface LayerEvents {
 
 const POLL_MS = 200;
 
+/**
+ * The layer a new one was to stand on is being removed (an `rmi` or `prune` got there first).
+ * Callers start over: the layer is then waited for and made again, or the request is refused
+ * with the domain error its caller knows (No such image / container).
+ */
+export class ParentGoneError extends StrataError {
+  constructor(readonly parent: string) {
+    super(`layer ${parent} was removed while a layer was being added on it`);
+    this.name = 'ParentGoneError';
+  }
+}
+
 export class LayerStore {
   constructor(
     private readonly db: DB,
@@ -147,7 +159,15 @@ export class LayerStore {
    */
   async ensureImageLayers(inputs: LayerInput[], events: LayerEvents = {}): Promise<LayerRecord | null> {
     try {
-      return await this.ensureImageLayersOnce(inputs, events);
+      for (;;) {
+        try {
+          return await this.ensureImageLayersOnce(inputs, events);
+        } catch (err) {
+          // A stored layer we were building on went away: what we made stays (it is found
+          // again by chain ID), the rest is made again.
+          if (!(err instanceof ParentGoneError)) throw err;
+        }
+      }
     } catch (err) {
       await this.dropUnadopted(ownerId());
       throw err;
@@ -240,7 +260,7 @@ export class LayerStore {
         const p = this.db.prepare('SELECT state, owner FROM layers WHERE id = ?').get(parent) as { state: string; owner: string | null } | undefined;
         // A parent this same process is still making (a container's init layer) is fine.
         const ours = p?.state === 'incomplete' && p.owner === ownerId();
-        if (p?.state !== 'complete' && !ours) throw new ConflictError(`layer ${parent} is being removed or is not complete`);
+        if (p?.state !== 'complete' && !ours) throw new ParentGoneError(parent);
       }
       this.db
         .prepare(`INSERT INTO layers (id, chain_id, parent, kind, state, owner, created) VALUES (?, ?, ?, ?, 'incomplete', ?, ?)`)
@@ -462,6 +482,10 @@ export class LayerStore {
    */
   async destroy(id: string, opts: { unlessImageTop?: boolean; container?: string } = {}): Promise<boolean> {
     const go = writeTx(this.db, () => {
+      const row = this.db.prepare('SELECT state, owner FROM layers WHERE id = ?').get(id) as { state: string; owner: string | null } | undefined;
+      // Already gone, or another live process is removing it: nothing left to do here.
+      if (!row) return false;
+      if (row.state === 'removing' && row.owner !== ownerId() && ownerAlive(row.owner)) return false;
       if (this.hasChildren(id)) throw new ConflictError(`layer ${id} is in use by other layers`);
       if (opts.unlessImageTop && this.isImageTop(id)) return false;
       const user = this.db.prepare('SELECT id FROM containers WHERE (layer = ? OR init_layer = ?) AND id IS NOT ?').get(id, id, opts.container ?? null) as
@@ -507,7 +531,13 @@ export class LayerStore {
       const l = this.byId(cur);
       if (!l || l.kind !== 'image') break;
       if (this.hasChildren(cur) || this.isImageTop(cur)) break;
-      if (!(await this.destroy(cur, { unlessImageTop: true }))) break;
+      try {
+        if (!(await this.destroy(cur, { unlessImageTop: true }))) break;
+      } catch (err) {
+        // Another process built on it meanwhile (a pull, a create, a commit): it stays.
+        if (err instanceof ConflictError) break;
+        throw err;
+      }
       removed.push(l.chainId ?? l.id);
       cur = l.parent;
     }

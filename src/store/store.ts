@@ -1,8 +1,8 @@
 // The store: what every command and every library user talks to. It ties the metadata
 // database, the layer/image/container records and the storage driver together.
 import { randomBytes } from 'node:crypto';
-import { createReadStream, existsSync, mkdirSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { createReadStream, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Change } from '../archive/changes.js';
@@ -15,12 +15,13 @@ import { writeImageArchive, type ArchiveFormat } from '../image/archive-write.js
 import { hostPlatform } from '../image/platform.js';
 import type { ExportImage, ImageSource } from '../image/source.js';
 import type { HistoryEntry, ImageConfig } from '../image/types.js';
+import { Checker, type CheckResult } from './check.js';
 import { ContainerStore, randomName, type ContainerRecord } from './containers.js';
 import { type DB, now, openDatabase, writeTx } from './db.js';
-import { StrataError } from './errors.js';
+import { ConflictError, NotFoundError, StrataError } from './errors.js';
 import { ImageStore, familiar, storedName, parseConfig, type ImageRecord } from './images.js';
 import { setupInitLayer } from './initlayer.js';
-import { LayerStore, newId, sha256, tarSplitPath, type LayerEvents, type LayerRecord } from './layers.js';
+import { LayerStore, newId, ParentGoneError, sha256, tarSplitPath, type LayerEvents, type LayerRecord } from './layers.js';
 import { ownerAlive, ownerId } from './owner.js';
 import { pull, push, type PullOptions, type PullResult, type PushOptions, type PushResult } from './transfer.js';
 import { log } from '../log.js';
@@ -73,6 +74,8 @@ export class Store {
   readonly layers: LayerStore;
   readonly images: ImageStore;
   readonly containers: ContainerStore;
+  /** This open store's mark in tmp/procs (see sweepAfterCrash). */
+  private mark: string | null = null;
 
   private constructor(
     readonly root: string,
@@ -94,11 +97,34 @@ export class Store {
     const store = new Store(root, driver, db, opts.parallelExtract ?? 3);
     log.debug(`store ${root} opened with driver ${driver.name}`);
     await store.recover();
+    await store.sweepAfterCrash();
     return store;
   }
 
   async close(): Promise<void> {
+    if (this.mark) rmSync(this.mark, { force: true });
+    this.mark = null;
     this.db.close();
+  }
+
+  /**
+   * Every open store leaves a mark named after its process in tmp/procs and removes it at
+   * close. A mark whose process is dead shows that one crashed (or exited without closing):
+   * only then does opening pay for a scan of the driver's data, and removes what is nobody's
+   * (see Checker.leftovers). Otherwise the cost is one small readdir, one create, one unlink.
+   */
+  private async sweepAfterCrash(): Promise<void> {
+    const dir = join(this.root, 'tmp', 'procs');
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const dead = readdirSync(dir).filter((n) => !ownerAlive(n));
+    this.mark = join(dir, `${ownerId()}:${randomBytes(4).toString('hex')}`);
+    writeFileSync(this.mark, '', { mode: 0o600 });
+    if (dead.length === 0) return;
+    for (const f of await this.checker().leftovers()) {
+      // Best effort: another process may be sweeping the same things; `check` reports the rest.
+      await f.repair().catch(() => undefined);
+    }
+    for (const n of dead) rmSync(join(dir, n), { force: true });
   }
 
   /** Finish or undo what crashed processes left behind. */
@@ -137,9 +163,15 @@ export class Store {
         })),
         events,
       );
-      // A concurrent `rmi` may have released a layer between its creation and this point.
-      if (top && this.layers.byId(top.id)?.state !== 'complete') continue;
-      this.images.add({ id, config: src.config, topLayer: top?.id ?? null, manifest: src.manifest ?? null }, names, opts.repoDigests ?? []);
+      // A concurrent `rmi` may have released the layers between their creation and this point:
+      // checked in the same transaction as the image is added, so that either the image holds
+      // them or we start over (waiting for the removal, then making them again).
+      const added = writeTx(this.db, () => {
+        if (top && this.layers.byId(top.id)?.state !== 'complete') return false;
+        this.images.add({ id, config: src.config, topLayer: top?.id ?? null, manifest: src.manifest ?? null }, names, opts.repoDigests ?? []);
+        return true;
+      });
+      if (!added) continue;
       this.layers.adopted();
       src.layers.forEach((l, i) => {
         if (l.digest && l.size !== undefined) this.layers.recordBlob(diffIds[i], { digest: l.digest, mediaType: l.mediaType, size: l.size });
@@ -173,6 +205,12 @@ export class Store {
   }
 
   listImages(opts: { all?: boolean } = {}): ImageSummary[] {
+    // One read snapshot: images and layers that other processes remove meanwhile are either
+    // listed whole or not at all.
+    return this.db.transaction(() => this.listImagesIn(opts))();
+  }
+
+  private listImagesIn(opts: { all?: boolean }): ImageSummary[] {
     const images = this.images.list();
     // Docker hides untagged images that are only the parent of another image (intermediates).
     const parents = new Set<string>();
@@ -230,19 +268,23 @@ export class Store {
       result.untagged.push(familiar(byName));
       return result;
     }
-    const users = this.containers.byImage(img.id);
-    if (users.length > 0) {
-      const short = img.id.slice(7, 19);
-      throw new StrataError(
-        `conflict: unable to ${byName ? `remove repository reference "${ref}"` : `delete ${short}`} (must be forced) - container ${users[0].id.slice(0, 12)} is using its referenced image ${short}`,
-      );
-    }
-    if (!byName && names.length > 1 && !opts.force) {
-      throw new StrataError(`conflict: unable to delete ${img.id.slice(7, 19)} (must be forced) - image is referenced in multiple repositories`);
-    }
-    for (const n of names) result.untagged.push(familiar(n));
-    for (const d of this.images.repoDigests(img.id)) result.untagged.push(d);
-    this.images.delete(img.id);
+    // The users check and the delete are one transaction: a `create` in another process either
+    // sees the image gone or makes its container before this refuses.
+    writeTx(this.db, () => {
+      const users = this.containers.byImage(img.id);
+      if (users.length > 0) {
+        const short = img.id.slice(7, 19);
+        throw new ConflictError(
+          `conflict: unable to ${byName ? `remove repository reference "${ref}"` : `delete ${short}`} (must be forced) - container ${users[0].id.slice(0, 12)} is using its referenced image ${short}`,
+        );
+      }
+      if (!byName && names.length > 1 && !opts.force) {
+        throw new ConflictError(`conflict: unable to delete ${img.id.slice(7, 19)} (must be forced) - image is referenced in multiple repositories`);
+      }
+      for (const n of this.images.names(img.id)) result.untagged.push(familiar(n));
+      for (const d of this.images.repoDigests(img.id)) result.untagged.push(d);
+      if (!this.images.delete(img.id)) throw new NotFoundError(`No such image: ${ref}`);
+    });
     result.deleted.push(img.id);
     for (const chain of await this.layers.release(img.topLayer)) result.deleted.push(chain);
     return result;
@@ -373,7 +415,14 @@ export class Store {
     const name = opts.name ?? this.freeName();
     // Docker's naming: the read-write layer has a random id, its init layer that id + "-init".
     const rwId = newId();
-    const init = await this.layers.createReadWrite(img.topLayer, 'init', undefined, `${rwId}-init`);
+    let init: LayerRecord;
+    try {
+      init = await this.layers.createReadWrite(img.topLayer, 'init', undefined, `${rwId}-init`);
+    } catch (err) {
+      // An `rmi` in another process is removing the image's layers.
+      if (err instanceof ParentGoneError) throw new NotFoundError(`No such image: ${imageRef}`);
+      throw err;
+    }
     let rw: LayerRecord | null = null;
     try {
       const initRoot = await this.driver.get(init.id);
@@ -386,6 +435,7 @@ export class Store {
       rw = rwLayer;
       const entry = [...(cfg.config?.Entrypoint ?? []), ...(cfg.config?.Cmd ?? [])];
       writeTx(this.db, () => {
+      if (!this.images.get(img.id)) throw new NotFoundError(`No such image: ${imageRef}`);
       this.containers.insert({
         id,
         name,
@@ -440,10 +490,28 @@ export class Store {
   }
 
   async removeContainer(ref: string): Promise<string> {
-    const c = this.containers.resolve(ref);
-    this.containers.setState(c.id, 'removing', ownerId());
+    const c = writeTx(this.db, () => {
+      // Resolved and marked in one transaction: of two removals, the second finds nothing.
+      const found = this.containers.resolve(ref);
+      this.containers.setState(found.id, 'removing', ownerId());
+      return found;
+    });
     await this.destroyContainer(c);
     return c.id;
+  }
+
+  /**
+   * Run fn on a container that another process may remove meanwhile (`rm -f`): whatever fails
+   * because its layers vanished is reported as the container being gone.
+   */
+  private async onContainer<T>(ref: string, fn: (c: ContainerRecord) => Promise<T>): Promise<T> {
+    const c = this.containers.resolve(ref);
+    try {
+      return await fn(c);
+    } catch (err) {
+      if (this.containers.get(c.id)?.state !== 'created') throw new NotFoundError(`No such container: ${ref}`);
+      throw err;
+    }
   }
 
   /** Remove a container's layers and record; safe to repeat after a crash part-way through. */
@@ -454,8 +522,16 @@ export class Store {
 
   /** `mount`: the container's root, mounted until `umount`. */
   async mount(ref: string): Promise<string> {
-    const c = this.containers.resolve(ref);
-    return this.driver.get(c.layer);
+    return this.onContainer(ref, async (c) => {
+      const path = await this.driver.get(c.layer);
+      // Removed while it was being mounted: give the mount back rather than leave it on a
+      // layer that is being deleted.
+      if (this.containers.get(c.id)?.state !== 'created') {
+        await this.driver.put(c.layer).catch(() => undefined);
+        throw new NotFoundError(`No such container: ${ref}`);
+      }
+      return path;
+    });
   }
 
   async unmount(ref: string): Promise<void> {
@@ -465,14 +541,16 @@ export class Store {
 
   /** `diff`: what the container changed, against its image plus init layer. */
   async diff(ref: string): Promise<Change[]> {
-    const c = this.containers.resolve(ref);
-    const changes = await this.driver.changes(c.layer, c.initLayer);
+    const changes = await this.onContainer(ref, (c) => this.driver.changes(c.layer, c.initLayer));
     return changes.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   }
 
   /** `commit`: a new image whose new top layer is the container's changes. */
   async commit(ref: string, newRef?: string, opts: CommitOptions = {}): Promise<string> {
-    const c = this.containers.resolve(ref);
+    return this.onContainer(ref, (c) => this.commitContainer(c, ref, newRef, opts));
+  }
+
+  private async commitContainer(c: ContainerRecord, ref: string, newRef: string | undefined, opts: CommitOptions): Promise<string> {
     const img = this.images.get(c.imageId);
     if (!img) throw new StrataError(`image ${c.imageId} of container ${c.name} is gone`);
     const names = newRef ? [storedName(newRef)] : [];
@@ -501,20 +579,31 @@ export class Store {
     if (opts.author) config.author = opts.author;
     const bytes = Buffer.from(JSON.stringify(config));
     const id = sha256(bytes);
-    this.images.add({ id, config: bytes, topLayer: layer.id, manifest: null }, names);
+    // A container removed while its diff was read may have given a cut-short changeset: such
+    // a layer never becomes an image.
+    const added = writeTx(this.db, () => {
+      if (this.containers.get(c.id)?.state !== 'created') return false;
+      this.images.add({ id, config: bytes, topLayer: layer.id, manifest: null }, names);
+      return true;
+    });
+    if (!added) {
+      await this.layers.release(layer.id);
+      throw new NotFoundError(`No such container: ${ref}`);
+    }
     this.layers.adopted();
     return id;
   }
 
   /** `export`: the container's whole root filesystem as one tar. */
   async exportContainer(ref: string, out: Writable): Promise<void> {
-    const c = this.containers.resolve(ref);
-    const root = await this.driver.get(c.layer);
-    try {
-      await pipeline(packDirectory(root), out);
-    } finally {
-      await this.driver.put(c.layer);
-    }
+    await this.onContainer(ref, async (c) => {
+      const root = await this.driver.get(c.layer);
+      try {
+        await pipeline(packDirectory(root), out);
+      } finally {
+        await this.driver.put(c.layer);
+      }
+    });
   }
 
   async inspectContainer(ref: string): Promise<Record<string, unknown>> {
@@ -539,54 +628,30 @@ export class Store {
   // ---------------------------------------------------------------- system
 
   /**
-   * `check`: every image's layer chain is complete and on disk with its tar-split, every
-   * container's layers exist. With repair, containers and images that cannot work any more
-   * are removed (what is left of them with them), so the store is consistent again.
+   * `check`: driver data with no record, leftovers of interrupted work, records crashed
+   * processes left half-written, unused layers, and images and containers whose layers are
+   * missing, incomplete or (with verify) no longer read back as their diffID. With repair,
+   * each is fixed bottom-up; `remaining` lists what is still wrong afterwards.
    */
-  async check(opts: { repair?: boolean } = {}): Promise<{ problems: string[]; repaired: string[] }> {
-    const problems: string[] = [];
-    const repaired: string[] = [];
-    const broken = async (layerId: string | null): Promise<string | null> => {
-      let cur = layerId;
-      while (cur) {
-        const l = this.layers.byId(cur);
-        if (!l) return `layer ${cur} is missing from the database`;
-        if (l.state !== 'complete') return `layer ${cur} is ${l.state}`;
-        if (!(await this.driver.exists(cur))) return `layer ${cur} has no ${this.driver.name} data`;
-        if (l.kind === 'image' && !existsSync(tarSplitPath(this.root, cur))) return `layer ${cur} has no tar-split (save and push cannot rebuild it)`;
-        cur = l.parent;
-      }
-      return null;
-    };
-    for (const c of this.listContainers()) {
-      const why = await broken(c.layer);
-      if (!why) continue;
-      problems.push(`container ${c.id.slice(0, 12)} (${c.name}): ${why}`);
-      if (opts.repair) {
-        this.containers.setState(c.id, 'removing', ownerId());
-        await this.destroyContainer(c);
-        repaired.push(`removed container ${c.id.slice(0, 12)}`);
-      }
-    }
-    for (const img of this.images.list()) {
-      const why = await broken(img.topLayer);
-      if (!why) continue;
-      problems.push(`image ${img.id.slice(7, 19)}: ${why}`);
-      if (opts.repair) {
-        if (this.containers.byImage(img.id).length > 0) continue;
-        this.images.delete(img.id);
-        repaired.push(`removed image ${img.id.slice(7, 19)}`);
-        // Whatever part of its chain is still sound and unused goes too.
-        try {
-          await this.layers.release(img.topLayer);
-        } catch {
-          // a layer it shares with a sound image stays
-        }
-      }
-    }
-    return { problems, repaired };
+  async check(opts: { repair?: boolean; verify?: boolean } = {}): Promise<CheckResult> {
+    return this.checker().run(opts);
   }
 
+  private checker(): Checker {
+    return new Checker({
+      root: this.root,
+      driver: this.driver,
+      layers: this.layers,
+      images: this.images,
+      containers: this.containers,
+      layerTar: (l) => this.layerTar(l),
+      snapshot: (fn) => this.db.transaction(fn)(),
+      destroyContainer: async (c) => {
+        this.containers.setState(c.id, 'removing', ownerId());
+        await this.destroyContainer(c);
+      },
+    });
+  }
 
   /** `system df`: disk used by images (shared layers once) and by containers' own layers. */
   async diskUsage(): Promise<{
@@ -595,6 +660,20 @@ export class Store {
     imagesSize: number;
     reclaimableImages: number;
   }> {
+    // The records in one read snapshot; the sizes of containers removed meanwhile are left out.
+    const du = this.db.transaction(() => this.imageUsage())();
+    const containers = [];
+    for (const c of du.containers) {
+      try {
+        containers.push({ id: c.id, name: c.name, image: c.imageRef, size: await this.driver.diffSize(c.layer, c.initLayer) });
+      } catch (err) {
+        if (this.containers.get(c.id)?.state === 'created') throw err;
+      }
+    }
+    return { ...du, containers };
+  }
+
+  private imageUsage() {
     const all = this.images.list();
     const users = new Map<string, number>();
     for (const c of this.listContainers()) users.set(c.imageId, (users.get(c.imageId) ?? 0) + 1);
@@ -619,11 +698,7 @@ export class Store {
         if (inUseLayers.has(l.id)) inUse += l.contentSize;
       }
     }
-    const containers = [];
-    for (const c of this.listContainers()) {
-      containers.push({ id: c.id, name: c.name, image: c.imageRef, size: await this.driver.diffSize(c.layer, c.initLayer) });
-    }
-    return { images, containers, imagesSize, reclaimableImages: imagesSize - inUse };
+    return { images, containers: this.listContainers(), imagesSize, reclaimableImages: imagesSize - inUse };
   }
 
   /** `system prune`: every container (none runs), then dangling images (all unused ones with `all`). */
@@ -633,18 +708,36 @@ export class Store {
       return du.imagesSize + du.containers.reduce((n, c) => n + c.size, 0);
     };
     const before = await used();
+    // What other processes remove or start using meanwhile is skipped, as Docker's prune does.
+    const skipGone = async <T>(fn: () => Promise<T>): Promise<T | null> => {
+      try {
+        return await fn();
+      } catch (err) {
+        if (err instanceof NotFoundError || err instanceof ConflictError) return null;
+        throw err;
+      }
+    };
     const containers: string[] = [];
-    for (const c of this.listContainers()) containers.push(await this.removeContainer(c.id));
+    for (const c of this.listContainers()) {
+      const id = await skipGone(() => this.removeContainer(c.id));
+      if (id) containers.push(id);
+    }
     const images: RemovedImage = { untagged: [], deleted: [] };
+    const skipped = new Set<string>();
     // Children before parents, so that shared layers go with the last image using them.
     let again = true;
     while (again) {
       again = false;
       for (const img of this.listImages({ all: true })) {
         if (!opts.all && !img.dangling) continue;
+        if (skipped.has(img.id)) continue;
         const top = this.images.get(img.id)?.topLayer;
         if (top && this.layers.hasChildren(top)) continue;
-        const r = await this.removeImage(img.id, { force: true });
+        const r = await skipGone(() => this.removeImage(img.id, { force: true }));
+        if (!r) {
+          skipped.add(img.id);
+          continue;
+        }
         images.untagged.push(...r.untagged);
         images.deleted.push(...r.deleted);
         again = true;

@@ -137,15 +137,20 @@ export function addSystemCommands(program: Command, { io, withStore }: Context):
 
   program
     .command('check')
-    .description('Check the store for layers, images and containers that cannot work')
-    .option('--repair', 'remove the containers and images that cannot be used any more')
-    .action(async (o: { repair?: boolean }) => {
+    .description('Check the store for leftovers, orphaned data, and layers, images and containers that cannot work')
+    .option('--repair', 'remove leftovers and orphans, then the containers and images that cannot be used any more')
+    .option('--verify', 'also read every image layer back and compare it with its diffID')
+    .action(async (o: { repair?: boolean; verify?: boolean }) => {
       await withStore(async (store) => {
-        const r = await store.check({ repair: o.repair });
+        const r = await store.check({ repair: o.repair, verify: o.verify });
         for (const p of r.problems) io.print(p);
         for (const p of r.repaired) io.print(p);
         if (r.problems.length === 0) io.print('no problems found');
-        else if (!o.repair) throw new SilentExit(1);
+        if (o.repair && r.remaining.length > 0) {
+          io.print(`${r.remaining.length} problem(s) remain:`);
+          for (const p of r.remaining) io.print(p);
+        }
+        if (r.remaining.length > 0) throw new SilentExit(1);
       });
     });
 

@@ -21,7 +21,7 @@ import { isMountPoint, mountsUnder } from '../../sys/mountinfo.js';
 import { aufsNormalize } from './branch.js';
 import { contentSize } from '../common/content-size.js';
 import { checkLayerId, isLayerId } from '../common/layer-id.js';
-import { DriverError, type CreateOpts, type Driver, type DriverOptions } from '../driver.js';
+import { DriverError, type CreateOpts, type Driver, type DriverOptions, type Inventory } from '../driver.js';
 import { FUSE_OVERLAYFS, fuseOverlayUnusable, mountFuseOverlay } from '../common/fuse.js';
 import { MountRefs } from '../common/mountref.js';
 import { NaiveDiff } from '../common/naivediff.js';
@@ -345,6 +345,40 @@ export class AufsDriver implements Driver {
   async diffSize(id: string, parent: string | null): Promise<number> {
     if ((await this.native(id, parent)) === null) return this.naive.diffSize(id, parent);
     return contentSize(this.diffDir(id));
+  }
+
+  async inventory(): Promise<Inventory> {
+    const ids = new Set<string>();
+    const out: Inventory = { layers: [], leftovers: [] };
+    for (const sub of ['diff', 'mnt', 'work']) {
+      for (const name of await readdir(join(this.home, sub))) {
+        const path = join(this.home, sub, name);
+        if (name.endsWith(REMOVING)) {
+          out.leftovers.push({ what: path, layer: name.slice(0, -REMOVING.length), owner: null, remove: () => rm(path, { recursive: true, force: true }) });
+        } else if (sub === 'diff' && isLayerId(name)) {
+          ids.add(name);
+        }
+      }
+    }
+    for (const name of await readdir(join(this.home, 'layers'))) {
+      const path = join(this.home, 'layers', name);
+      if (name.endsWith('.tmp')) out.leftovers.push({ what: path, layer: name.slice(0, -'.tmp'.length), owner: null, remove: () => rm(path, { force: true }) });
+      else if (isLayerId(name)) ids.add(name);
+    }
+    out.layers = [...ids];
+    const mntRoot = join(this.home, 'mnt') + sep;
+    const strays = mountsUnder(this.home).filter((mp) => mp.startsWith(mntRoot));
+    for (const mp of await this.refs.unheld(strays)) {
+      out.leftovers.push({
+        what: `mount ${mp}`,
+        layer: null,
+        owner: null,
+        remove: async () => {
+          await this.refs.sweep((p) => this.unmount(p.slice(mntRoot.length), p), [mp]);
+        },
+      });
+    }
+    return out;
   }
 
   /**

@@ -5,8 +5,8 @@
 import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { RENAME_NOREPLACE, renameat2 } from '../../sys/linux.js';
-import { DriverError } from '../driver.js';
-import { checkLayerId } from './layer-id.js';
+import { DriverError, type Inventory } from '../driver.js';
+import { checkLayerId, isLayerId } from './layer-id.js';
 import { NaiveDiffDriver } from './naivediff.js';
 
 const REMOVING = '-removing';
@@ -61,6 +61,19 @@ export abstract class DirectoryLayerDriver extends NaiveDiffDriver {
 
   async cleanup(): Promise<void> {
     // Nothing is mounted.
+  }
+
+  async inventory(): Promise<Inventory> {
+    const out: Inventory = { layers: [], leftovers: [] };
+    for (const name of await readdir(this.layers)) {
+      const path = join(this.layers, name);
+      if (name.endsWith(REMOVING)) {
+        out.leftovers.push({ what: path, layer: name.slice(0, -REMOVING.length), owner: null, remove: () => this.deleteTree(path) });
+      } else if (isLayerId(name)) {
+        out.layers.push(name);
+      }
+    }
+    return out;
   }
 
   protected dir(id: string): string {

@@ -65,6 +65,14 @@ export class MountRefs {
     });
   }
 
+  /** Of these mount points, those that no entry holds with a count above 0. */
+  unheld(mountPoints: string[]): Promise<string[]> {
+    return this.locked((state) => {
+      const held = new Set(Object.values(state).filter((e) => e.count > 0).map((e) => e.mountPoint));
+      return mountPoints.filter((mp) => !held.has(mp) && isMountPoint(mp));
+    });
+  }
+
   /** Unmount (if mounted) and drop key whatever its count: the layer is going away. */
   forget(key: string, doUnmount: (mountPoint: string) => Promise<void> | void): Promise<void> {
     return this.locked(async (state) => {

@@ -25,8 +25,8 @@ import { isMountPoint, mountsUnder, readMounts } from '../../sys/mountinfo.js';
 import { runTool } from '../../sys/run.js';
 import { canReflink, cloneFile, ReflinkPool, type PoolBackend } from './reflink-pool.js';
 import { checkBlockSectors, choosePoolKind, DEFAULT_BLOCK_SECTORS, DEFAULT_METADATA_SIZE, growFilesystem, makeFilesystem, ThinPool, withMounted } from './thin-pool.js';
-import { checkLayerId } from '../common/layer-id.js';
-import { DriverError, type CreateOpts, type Driver, type DriverOptions } from '../driver.js';
+import { checkLayerId, isLayerId } from '../common/layer-id.js';
+import { DriverError, type CreateOpts, type Driver, type DriverOptions, type Inventory } from '../driver.js';
 import { MountRefs } from '../common/mountref.js';
 import { NaiveDiffDriver } from '../common/naivediff.js';
 import { isCode } from '../../sys/errno.js';
@@ -559,6 +559,38 @@ export class DevmapperDriver extends NaiveDiffDriver implements Driver {
         `devicemapper: thin pool has ${humanSize(s.available)} free, less than the minimum ${humanSize(min)} (dm.min_free_space=${this.minFreePercent}%): free some space or lower dm.min_free_space`,
       );
     }
+  }
+
+  /**
+   * Layers are the metadata records; a `<id>-removing` record is a removal a crash cut short
+   * (put back and removed again, which frees its device too); a `.tmp` record a create's.
+   */
+  async inventory(): Promise<Inventory> {
+    const out: Inventory = { layers: [], leftovers: [] };
+    const names = await readdir(this.metaDir).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return [];
+      throw err;
+    });
+    for (const name of names) {
+      const path = join(this.metaDir, name);
+      if (name.endsWith('-removing')) {
+        const id = name.slice(0, -'-removing'.length);
+        out.leftovers.push({
+          what: path,
+          layer: id,
+          owner: null,
+          remove: async () => {
+            await rename(path, this.metaFile(id));
+            await this.remove(id);
+          },
+        });
+      } else if (name.endsWith('.tmp')) {
+        out.leftovers.push({ what: path, layer: name.slice(0, -'.tmp'.length), owner: null, remove: () => rm(path, { force: true }) });
+      } else if (name !== BASE && name !== DEVICESET && !name.includes('.') && isLayerId(name)) {
+        out.layers.push(name);
+      }
+    }
+    return out;
   }
 
   async remove(id: string): Promise<void> {

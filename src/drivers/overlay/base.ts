@@ -2,17 +2,27 @@
 // `<id>/merged`, applying layers straight into `diff/` with overlay whiteouts, and the native
 // diff that reads an upper dir. The two differ only in how a mount is made and undone, and in
 // whether the native diff can be trusted.
-import { mkdir } from 'node:fs/promises';
+import { lstat, mkdir, readdir, rm } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { applyLayer } from '../../archive/apply.js';
 import { overlayChanges, type Change } from '../../archive/changes.js';
 import { packDirectory } from '../../archive/pack.js';
 import { mountsUnder } from '../../sys/mountinfo.js';
-import { DriverError, type CreateOpts, type Driver, type DriverOptions } from '../driver.js';
+import { DriverError, type CreateOpts, type Driver, type DriverOptions, type Inventory } from '../driver.js';
 import { MountRefs } from '../common/mountref.js';
-import { OverlayLayout } from './layout.js';
+import { LINK_DIR, OverlayLayout } from './layout.js';
+import { isLayerId } from '../common/layer-id.js';
+import { processIdentity } from '../../sys/process.js';
 import { contentSize } from '../common/content-size.js';
+
+const PROBE = 'native-diff-check-';
+const PROBE_OWNER = /^native-diff-check-(\d+)-(\d+)-/;
+
+/** Prefix of a native-diff probe's temp dir: it names its maker, so only a dead one's is removed. */
+export function probeDirPrefix(): string {
+  return `${PROBE}${processIdentity().replace(':', '-')}-`;
+}
 
 /** The diff operations every driver can fall back on (compare two mounted trees). */
 export interface DiffFallback {
@@ -168,6 +178,35 @@ export abstract class OverlayBase implements Driver {
   async diffSize(id: string, parent: string | null): Promise<number> {
     if (!(await this.useNative(id, parent))) return this.naive.diffSize(id, parent);
     return contentSize(this.layout.diffDir(id));
+  }
+
+  async inventory(): Promise<Inventory> {
+    await this.init();
+    const out: Inventory = { layers: [], leftovers: [] };
+    for (const name of await readdir(this.home)) {
+      const path = join(this.home, name);
+      const removeTree = () => rm(path, { recursive: true, force: true });
+      if (name.endsWith('.removing')) {
+        out.leftovers.push({ what: path, layer: name.slice(0, -'.removing'.length), owner: null, remove: removeTree });
+      } else if (name.startsWith(PROBE)) {
+        const m = PROBE_OWNER.exec(name);
+        out.leftovers.push({ what: path, layer: null, owner: m ? `${m[1]}:${m[2]}` : null, remove: removeTree });
+      } else if (name !== LINK_DIR && isLayerId(name) && (await lstat(path)).isDirectory()) {
+        out.layers.push(name);
+      }
+    }
+    const strays = mountsUnder(this.home).filter((mp) => mp.endsWith(`${sep}merged`));
+    for (const mp of await this.refs.unheld(strays)) {
+      out.leftovers.push({
+        what: `mount ${mp}`,
+        layer: null,
+        owner: null,
+        remove: async () => {
+          await this.refs.sweep((p) => this.unmountLayer(p), [mp]);
+        },
+      });
+    }
+    return out;
   }
 
   /**

@@ -8,7 +8,7 @@ import { lgetxattr, lsetxattr, MNT_DETACH, mount, statfsType, umount2 } from '..
 import { mountWithFsConfig, overlaySupportsLowerdirPlus, type FsOption } from '../../sys/mountapi.js';
 import { DriverError, type DriverOptions } from '../driver.js';
 import { NaiveDiff } from '../common/naivediff.js';
-import { OverlayBase, type DiffFallback } from '../overlay/base.js';
+import { OverlayBase, probeDirPrefix, type DiffFallback } from '../overlay/base.js';
 import { nearestExisting } from '../common/backing.js';
 import { isCode } from '../../sys/errno.js';
 
@@ -169,7 +169,7 @@ export class Overlay2Driver extends OverlayBase {
   private async checkNativeDiff(): Promise<boolean> {
     if (overlayParam('metacopy') === 'Y') return false;
     await this.init();
-    const td = await mkdtemp(join(this.home, 'native-diff-check-'));
+    const td = await mkdtemp(join(this.home, probeDirPrefix()));
     const merged = join(td, 'merged');
     let mounted = false;
     try {

@@ -8,13 +8,13 @@
 // are made by its daemon. So each layer's mountpoint property is its graph directory, with
 // canmount=noauto so that nothing mounts it but get(); `zfs mount`/`zfs unmount` work the same
 // with the kernel module.
-import { mkdir, rmdir } from 'node:fs/promises';
+import { mkdir, readdir, rmdir } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import { backingFsName } from '../../sys/fsprobe.js';
 import { isMountPoint, mountsUnder } from '../../sys/mountinfo.js';
 import { nearestExisting, zfsDatasetOf } from '../common/backing.js';
-import { checkLayerId } from '../common/layer-id.js';
-import { DriverError, type CreateOpts, type Driver, type DriverOptions } from '../driver.js';
+import { checkLayerId, isLayerId } from '../common/layer-id.js';
+import { DriverError, type CreateOpts, type Driver, type DriverOptions, type Inventory } from '../driver.js';
 import { MountRefs } from '../common/mountref.js';
 import { NaiveDiffDriver } from '../common/naivediff.js';
 import { parseSizeOption } from '../common/size-option.js';
@@ -234,6 +234,30 @@ export class ZfsDriver extends NaiveDiffDriver implements Driver {
       if (err instanceof ToolError && /busy/i.test(err.stderr)) await runTool('zfs', ['unmount', '-f', name]);
       else throw err;
     }
+  }
+
+  /**
+   * Layers are the child datasets whose mount point is graph/<id> (other children of the
+   * dataset are not ours); a graph/<id> dir with no dataset is what a crashed create or
+   * remove left.
+   */
+  async inventory(): Promise<Inventory> {
+    const out: Inventory = { layers: [], leftovers: [] };
+    const listing = await runTool('zfs', ['list', '-H', '-o', 'name,mountpoint', '-d', '1', this.dataset]);
+    for (const line of listing.split('\n')) {
+      const [name, mountPoint] = line.split('\t');
+      if (!name?.startsWith(`${this.dataset}/`)) continue;
+      const id = name.slice(this.dataset.length + 1);
+      if (isLayerId(id) && mountPoint === join(this.graph, id)) out.layers.push(id);
+    }
+    const known = new Set(out.layers);
+    for (const id of await readdir(this.graph)) {
+      if (known.has(id) || !isLayerId(id)) continue;
+      const path = join(this.graph, id);
+      if (isMountPoint(path)) continue;
+      out.leftovers.push({ what: path, layer: id, owner: null, remove: () => rmdir(path) });
+    }
+    return out;
   }
 
   private datasetOf(id: string): string {
