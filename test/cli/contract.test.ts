@@ -30,6 +30,10 @@ test('exit codes: unknown flag 125, unknown command and missing argument 1, rm -
   assert.deepEqual([rmf.code, rmf.stdout, rmf.stderr], [0, '', '']);
   const rm = cli.run(['rm', 'nothere', 'nothere2']);
   assert.deepEqual([rm.code, rm.stderr], [1, 'Error: No such container: nothere\nError: No such container: nothere2\n']);
+  const inspect = cli.run(['inspect', 'corpus/busybox', 'nothere', 'nothere2']);
+  assert.equal(inspect.code, 1);
+  assert.equal((JSON.parse(inspect.stdout) as unknown[]).length, 1);
+  assert.equal(inspect.stderr, 'Error: No such object: nothere\nError: No such object: nothere2\n');
   const rmi = cli.run(['rmi', 'nothere']);
   assert.deepEqual([rmi.code, rmi.stderr], [1, 'Error: No such image: nothere\n']);
   cli.ok(['create', '--name', 'taken', 'corpus/busybox']);
