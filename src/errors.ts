@@ -10,8 +10,7 @@ export type ErrorCode =
   | 'conflict' //     the name or object is in use
   | 'unsafe' //       a layer archive tries to reach outside its root
   | 'mismatch' //     content does not hash or measure to what its descriptor says
-  | 'registry' //     the registry refused or failed a request
-  | 'unavailable'; // a facility this machine or store lacks
+  | 'registry'; //    the registry refused or failed a request
 
 export class StrataError extends Error {
   readonly code: ErrorCode;

@@ -67,7 +67,7 @@ export class ProgressRenderer {
     this.out.write(`\x1b[${up}A\x1b[2K\r${line}\n${up > 1 ? `\x1b[${up - 1}B` : ''}`);
   }
 
-  /** A listener to hand to resolveImage({ onProgress }). */
+  /** A listener to hand to Store.pull / Store.push ({ onProgress }). */
   get listener(): (e: ProgressEvent) => void {
     return (e) => this.update(e);
   }

@@ -57,7 +57,13 @@ export async function pull(store: Store, refText: string, opts: PullOptions = {}
   // blob still streams in, so that event waits for the download to finish.
   const extracting = new Set<string>();
   const downloaded = new Set<string>();
+  // A layer found present is reported before the import and again by it: once is enough.
+  const existing = new Set<string>();
   const update = (e: ProgressEvent) => {
+    if (e.id && e.status === 'Already exists') {
+      if (existing.has(e.id)) return;
+      existing.add(e.id);
+    }
     emit(e);
     if (e.id && e.status === 'Download complete') {
       downloaded.add(e.id);

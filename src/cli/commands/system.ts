@@ -4,7 +4,7 @@ import { InvalidInputError, NotFoundError, StrataError } from '../../errors.js';
 import { familiar } from '../../store/images.js';
 import type { Store } from '../../store/store.js';
 import { version } from '../../version.js';
-import { SilentExit, type Context, type Output } from '../context.js';
+import { PartialFailure, SilentExit, type Context, type Output } from '../context.js';
 import { humanSize, shortId, table } from '../format.js';
 
 /** The `--format` values these commands understand until templates come: JSON, as docker's `{{json .}}`. */
@@ -66,7 +66,7 @@ export function addSystemCommands(program: Command, { io, withStore }: Context):
         }
         // docker prints what it found, then an error for each name it did not.
         io.json(out);
-        if (missing.length) throw missing[0];
+        if (missing.length) throw new PartialFailure(missing);
       });
     });
 
