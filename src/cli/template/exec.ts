@@ -14,9 +14,12 @@ export interface ExecOptions {
   funcs?: Record<string, GoFunc>;
 }
 
-/** A run-time failure, worded as Go words it. */
+/** A run-time failure, worded as Go words it; `partial` is what was written before it. */
 export class TemplateExecError extends Error {
-  constructor(message: string) {
+  constructor(
+    message: string,
+    readonly partial: string,
+  ) {
     super(message);
     this.name = 'TemplateExecError';
   }
@@ -78,7 +81,7 @@ class State {
 
   private errorf(detail: string): never {
     const [line, col] = lineCol(this.src, this.at.pos);
-    throw new TemplateExecError(`template: :${line}:${col}: executing "" at <${this.at.text}>: ${detail}`);
+    throw new TemplateExecError(`template: :${line}:${col}: executing "" at <${this.at.text}>: ${detail}`, this.out.join(''));
   }
 
   private walk(dot: unknown, nodes: Node[]): void {
@@ -255,26 +258,31 @@ class State {
     if (isStruct(receiver)) {
       const own = Object.prototype.hasOwnProperty.call(receiver, name);
       const method = !own && typeof receiver[name] === 'function' && !(name in Object.prototype);
-      if ((own && receiver[name] !== undefined) || method) {
-        const value = receiver[name];
-        if (typeof value === 'function') {
-          const fn = value as (...a: unknown[]) => unknown;
-          const sig: GoFunc = { params: Array.from({ length: fn.length }, () => 'any' as ParamType), call: (...a) => fn.apply(receiver, a) };
-          return [this.evalCall(dot, sig, { pos: this.at.pos, text: this.at.text }, name, args, final), 'value'];
-        }
-        if (hasArgs) this.errorf(`${name} has arguments but cannot be invoked as function`);
-        return [value, 'value'];
-      }
+      if ((own && receiver[name] !== undefined) || method) return [this.fieldOrMethod(dot, receiver, name, args, final), 'value'];
       this.errorf(`can't evaluate field ${name} in type ${goType(receiver)}`);
     }
     if (isMap(receiver)) {
-      if (hasArgs) this.errorf(`${name} is not a method but has arguments`);
       const typed = receiver instanceof Map;
       const v = mapGet(receiver, name);
+      // A function in a map is a method of the map's type, as docker's header map has Label().
+      if (typeof v === 'function') return [this.fieldOrMethod(dot, receiver, name, args, final), 'value'];
+      if (hasArgs) this.errorf(`${name} is not a method but has arguments`);
       if (v === NO_VALUE && this.missingKeyError && !typed) this.errorf(`map has no entry for key ${JSON.stringify(name)}`);
       return [v, typed ? 'typedMap' : 'map'];
     }
     this.errorf(`can't evaluate field ${name} in type ${from === 'map' ? 'interface {}' : goType(receiver)}`);
+  }
+
+  /** A struct field's value, or the result of calling it when it is a method. */
+  private fieldOrMethod(dot: unknown, receiver: object, name: string, args: Arg[], final: Final): unknown {
+    const value = receiver instanceof Map ? receiver.get(name) : (receiver as Record<string, unknown>)[name];
+    if (typeof value === 'function') {
+      const fn = value as (...a: unknown[]) => unknown;
+      const sig: GoFunc = { params: Array.from({ length: fn.length }, () => 'any' as ParamType), call: (...a) => fn.apply(receiver, a) };
+      return this.evalCall(dot, sig, { ...this.at }, name, args, final);
+    }
+    if (args.length > 1 || final !== NO_FINAL) this.errorf(`${name} has arguments but cannot be invoked as function`);
+    return value;
   }
 
   private evalFunction(dot: unknown, ident: Extract<Arg, { kind: 'identifier' }>, cmd: Command | null, args: Arg[], final: Final): unknown {

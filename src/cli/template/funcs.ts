@@ -60,7 +60,7 @@ function index(item: unknown, ...keys: unknown[]): unknown {
       const got = mapGet(v, k);
       if (got === NO_VALUE) {
         // The zero value of the map's element type: "" for a map[string]string, nil otherwise.
-        v = goType(v) === 'map[string]string' || entriesOf(v).length === 0 ? '' : null;
+        v = entriesOf(v).every(([, x]) => typeof x === 'string') ? '' : null;
       } else v = got;
     } else {
       throw new FuncError(`can't index item of type ${goType(v)}`);

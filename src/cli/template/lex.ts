@@ -167,7 +167,6 @@ export function lex(src: string): Token[] {
         push('lparen', c, c, p++);
       } else if (c === ')') {
         parens--;
-        if (parens < 0) throw new TemplateSyntaxError(line, `unexpected right paren`);
         push('rparen', c, c, p++);
       } else if (c === ':') {
         if (src[p + 1] !== '=') throw new TemplateSyntaxError(line, 'expected :=');

@@ -336,7 +336,7 @@ class Parser {
     }
     if (names.length === 0) return node;
     if (node.kind === 'field') return { kind: 'field', names: [...node.names, ...names], pos: chainPos };
-    if (node.kind === 'variable') return { kind: 'variable', name: node.name, names, pos: node.pos };
+    if (node.kind === 'variable') return { kind: 'variable', name: node.name, names, pos: chainPos };
     if (node.kind === 'pipe' || node.kind === 'identifier') return { kind: 'chain', node, names, pos: chainPos };
     this.fail(t, `unexpected . after term ${JSON.stringify(argString(node))}`);
   }

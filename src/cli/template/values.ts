@@ -13,8 +13,9 @@
 //   "can't evaluate field X in type T" whatever missingKey says, %v prints `{v1 v2 …}`, and a
 //   function-valued field is a method (`{{.Label "a"}}` calls it with "a").
 // - arrays are slices; numbers are int when integral and float64 otherwise; null is nil.
-// - an array or map whose values are all strings is typed []string / map[string]string, so
-//   `join .Config.Env ","` works as it does on docker's typed data.
+// - an array whose values are all strings is a []string, so `join .Config.Env ","` works as on
+//   docker's typed data; `index` on a map whose values are all strings returns "" for a missing
+//   key, as on docker's map[string]string labels.
 
 /**
  * A float64 whose value is integral (the literal `2.0` or `1e21`): JS has one number type, and
@@ -88,10 +89,8 @@ export function goType(v: unknown): string {
   if (typeof v === 'number' || v instanceof GoFloat) return 'float64';
   if (Array.isArray(v)) return v.length > 0 && v.every((x) => typeof x === 'string') ? '[]string' : '[]interface {}';
   if (isStruct(v)) return v[STRUCT_TYPE];
-  if (isMap(v)) {
-    const vals = entriesOf(v).map(([, x]) => x);
-    return vals.length > 0 && vals.every((x) => typeof x === 'string') ? 'map[string]string' : 'map[string]interface {}';
-  }
+  // docker's inspect reports errors from its pass over decoded JSON, where every map is this type.
+  if (isMap(v)) return 'map[string]interface {}';
   return typeof v;
 }
 
