@@ -49,15 +49,16 @@ class ContinueSignal {}
 /** Where a value came from: a map (an interface{} in Go), a JS Map (a typed Go map), or elsewhere. */
 type From = 'value' | 'map' | 'typedMap';
 
+/** The node an error would be reported at; its text is built only when an error happens. */
 interface At {
   pos: number;
-  text: string;
+  text: () => string;
 }
 
 class State {
   private readonly out: string[] = [];
   private readonly vars: { name: string; value: unknown }[] = [];
-  private at: At = { pos: 0, text: '' };
+  private at: At = { pos: 0, text: () => '' };
   private readonly funcs: Record<string, GoFunc>;
   private readonly missingKeyError: boolean;
 
@@ -75,13 +76,13 @@ class State {
     return this.out.join('');
   }
 
-  private setAt(pos: number, text: string): void {
+  private setAt(pos: number, text: () => string): void {
     this.at = { pos, text };
   }
 
   private errorf(detail: string): never {
     const [line, col] = lineCol(this.src, this.at.pos);
-    throw new TemplateExecError(`template: :${line}:${col}: executing "" at <${this.at.text}>: ${detail}`, this.out.join(''));
+    throw new TemplateExecError(`template: :${line}:${col}: executing "" at <${this.at.text()}>: ${detail}`, this.out.join(''));
   }
 
   private walk(dot: unknown, nodes: Node[]): void {
@@ -108,7 +109,7 @@ class State {
           this.walkRange(dot, n);
           break;
         case 'template':
-          this.setAt(n.pos, n.text);
+          this.setAt(n.pos, () => n.text);
           this.errorf(`template ${JSON.stringify(n.name)} not defined`);
           break;
         case 'break':
@@ -152,7 +153,7 @@ class State {
   }
 
   private evalPipeline(dot: unknown, pipe: Pipe): unknown {
-    this.setAt(pipe.pos, pipeString(pipe));
+    this.setAt(pipe.pos, () => pipeString(pipe));
     let value: unknown = NO_FINAL;
     for (const cmd of pipe.cmds) value = this.evalCommand(dot, cmd, value);
     for (const name of pipe.decl) {
@@ -196,7 +197,7 @@ class State {
       case 'variable':
         return this.evalVariableNode(dot, first, cmd.args, final);
     }
-    this.setAt(first.pos, argString(first));
+    this.setAt(first.pos, () => argString(first));
     this.notAFunction(cmd.args, final);
     switch (first.kind) {
       case 'bool':
@@ -214,18 +215,18 @@ class State {
   }
 
   private evalFieldNode(dot: unknown, field: Extract<Arg, { kind: 'field' }>, args: Arg[], final: Final): unknown {
-    this.setAt(field.pos, argString(field));
+    this.setAt(field.pos, () => argString(field));
     return this.evalFieldChain(dot, dot, field.names, args, final, 'value');
   }
 
   private evalChainNode(dot: unknown, chain: Extract<Arg, { kind: 'chain' }>, args: Arg[], final: Final): unknown {
-    this.setAt(chain.pos, argString(chain));
+    this.setAt(chain.pos, () => argString(chain));
     const receiver = this.evalArg(dot, 'any', chain.node);
     return this.evalFieldChain(dot, receiver, chain.names, args, final, 'value');
   }
 
   private evalVariableNode(dot: unknown, v: Extract<Arg, { kind: 'variable' }>, args: Arg[], final: Final): unknown {
-    this.setAt(v.pos, argString(v));
+    this.setAt(v.pos, () => argString(v));
     const value = this.varValue(v.name);
     if (v.names.length === 0) {
       this.notAFunction(args, final);
@@ -286,9 +287,9 @@ class State {
   }
 
   private evalFunction(dot: unknown, ident: Extract<Arg, { kind: 'identifier' }>, cmd: Command | null, args: Arg[], final: Final): unknown {
-    this.setAt(ident.pos, ident.name);
+    this.setAt(ident.pos, () => ident.name);
     const name = ident.name;
-    const ctx = cmd ? { pos: cmd.pos, text: commandString(cmd) } : { pos: ident.pos, text: ident.name };
+    const ctx: At = cmd ? { pos: cmd.pos, text: () => commandString(cmd) } : { pos: ident.pos, text: () => ident.name };
     if (name === 'and' || name === 'or') {
       const rest = args.slice(1);
       const numIn = rest.length + (final !== NO_FINAL ? 1 : 0);
@@ -328,7 +329,7 @@ class State {
   }
 
   private evalArg(dot: unknown, type: ParamType, n: Arg): unknown {
-    this.setAt(n.pos, argString(n));
+    this.setAt(n.pos, () => argString(n));
     switch (n.kind) {
       case 'dot':
         return this.validateType(dot, type);

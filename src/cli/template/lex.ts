@@ -51,12 +51,16 @@ export class TemplateSyntaxError extends Error {
 
 const KEYWORDS = new Set(['if', 'else', 'end', 'range', 'with', 'template', 'define', 'block', 'break', 'continue']);
 
+const NUMBER = /[+-]?(0[xX][0-9a-fA-F_]+(\.[0-9a-fA-F_]*)?([pP][+-]?[0-9]+)?|0[bB][01_]+|0[oO][0-7_]+|([0-9][0-9_]*)?\.?[0-9_]*([eE][+-]?[0-9_]+)?)/y;
+
 function isSpace(c: string): boolean {
   return c === ' ' || c === '\t' || c === '\r' || c === '\n';
 }
 
 function isAlnum(c: string): boolean {
-  return /[\p{L}\p{Nd}_]/u.test(c);
+  const n = c.charCodeAt(0);
+  if (n < 0x80) return (n >= 48 && n <= 57) || (n >= 65 && n <= 90) || (n >= 97 && n <= 122) || n === 95;
+  return /[\p{L}\p{Nd}]/u.test(c);
 }
 
 /** Decode a Go interpreted string literal body (between the quotes). */
@@ -94,9 +98,18 @@ function unquote(body: string, line: number): string {
 /** Split a template into tokens. Offsets are in UTF-8 bytes. */
 export function lex(src: string): Token[] {
   const tokens: Token[] = [];
-  const enc = new TextEncoder();
-  const byteAt = (i: number): number => enc.encode(src.slice(0, i)).length;
-  const lineAt = (i: number): number => 1 + (src.slice(0, i).match(/\n/g)?.length ?? 0);
+  // Byte offset and line of every UTF-16 index, computed once so long templates stay linear.
+  const bytes = new Uint32Array(src.length + 1);
+  const lines = new Uint32Array(src.length + 1);
+  lines[0] = 1;
+  for (let k = 0; k < src.length; k++) {
+    const c = src.charCodeAt(k);
+    // UTF-8 length per UTF-16 unit: a surrogate pair (4 bytes) counts 2 + 2.
+    bytes[k + 1] = bytes[k] + (c < 0x80 ? 1 : c < 0x800 ? 2 : c >= 0xd800 && c <= 0xdfff ? 2 : 3);
+    lines[k + 1] = lines[k] + (c === 10 ? 1 : 0);
+  }
+  const byteAt = (i: number): number => bytes[i];
+  const lineAt = (i: number): number => lines[i];
   let lastEnd = -1;
   const push = (type: TokenType, text: string, val: string, at: number) => {
     tokens.push({ type, text, val, pos: byteAt(at), line: lineAt(at), glued: at === lastEnd });
@@ -121,7 +134,7 @@ export function lex(src: string): Token[] {
       if (close < 0) throw new TemplateSyntaxError(actionLine, 'unclosed comment');
       let q = close + 2;
       let trimRight = false;
-      if (/^[ \t\r\n]-}}/.test(src.slice(q))) {
+      if (/^[ \t\r\n]-}}/.test(src.slice(q, q + 4))) {
         trimRight = true;
         q += 4;
       } else if (src.startsWith('}}', q)) {
@@ -213,7 +226,8 @@ export function lex(src: string): Token[] {
         else push('field', src.slice(p, q), src.slice(p + 1, q), p);
         p = q;
       } else if (/[0-9+\-.]/.test(c)) {
-        const m = /^[+-]?(0[xX][0-9a-fA-F_]+(\.[0-9a-fA-F_]*)?([pP][+-]?[0-9]+)?|0[bB][01_]+|0[oO][0-7_]+|([0-9][0-9_]*)?\.?[0-9_]*([eE][+-]?[0-9_]+)?)/.exec(src.slice(p));
+        NUMBER.lastIndex = p;
+        const m = NUMBER.exec(src);
         const text = m ? m[0] : '';
         if (!text || !/[0-9]/.test(text) || (p + text.length < src.length && isAlnum(src[p + text.length]))) {
           throw new TemplateSyntaxError(line, `bad number syntax: "${src.slice(p, p + Math.max(text.length, 1) + 1).replace(/}.*/, '')}"`);
