@@ -98,6 +98,8 @@ function parseNumber(tok: Token): { val: number; isInt: boolean } {
 class Parser {
   private i = 0;
   private vars: string[] = ['$'];
+  /** How many {{range}} bodies enclose the current item: {{break}} and {{continue}} need one. */
+  private rangeDepth = 0;
 
   constructor(
     private readonly toks: Token[],
@@ -160,6 +162,7 @@ class Parser {
           case 'break':
           case 'continue':
             this.next();
+            if (this.rangeDepth === 0) this.fail(first, `{{${first.val}}} outside {{range}}`);
             this.expectRight(first.val);
             list.push({ kind: first.val, pos: first.pos });
             continue;
@@ -195,16 +198,21 @@ class Parser {
     const saved = this.vars.length;
     const pipe = this.pipeline(word, word === 'range');
     if (pipe.cmds.length === 0) this.fail(kw, `missing value for ${word}`);
+    if (word === 'range') this.rangeDepth++;
     const [list, end] = this.itemList();
+    if (word === 'range') this.rangeDepth--;
     let elseList: Node[] | null = null;
     if (!end) this.fail(this.peek(), 'unexpected EOF');
     if (end.word === 'else') {
       const nxt = this.peek();
-      if (word !== 'range' && nxt.type === 'keyword' && nxt.val === word) {
+      if (word === 'if' && nxt.type === 'keyword' && nxt.val === 'if') {
         // {{else if …}}: an else branch holding one nested if that shares our {{end}}.
         this.next();
-        elseList = [this.control(word, nxt)];
+        elseList = [this.control('if', nxt)];
       } else {
+        // Go (as built into docker 20.10) has no {{else with}} and {{else if}} only inside if.
+        if (nxt.type === 'keyword' && nxt.val === 'if') this.fail(nxt, 'unexpected <if> in input');
+        if (nxt.type === 'keyword') this.fail(nxt, `unexpected <${nxt.val}> in else`);
         this.expectRight('else');
         const [l2, end2] = this.itemList();
         if (!end2) this.fail(this.peek(), 'unexpected EOF');
