@@ -440,6 +440,9 @@ test('malformed templates fail before anything is printed, with Go parse errors'
   ] as const) {
     assert.throws(() => compile(src), (e: unknown) => e instanceof TemplateSyntaxError && e.message === msg);
   }
+  // Nesting deeper than the stack allows is still a one-line parse error, not a crash.
+  const deep = '{{' + '('.repeat(100_000) + '1' + ')'.repeat(100_000) + '}}';
+  assert.throws(() => compile(deep), (e: unknown) => e instanceof TemplateSyntaxError && e.message === 'template: :1: template nested too deeply');
   // The one-line error and exit code the CLI gets.
   expectOutcome(() => formatRows([{ ID: 'x' }], '{{.ID', { command: 'images', ...IMAGES_TABLE }), {
     error: 'template parsing error: template: :1: unclosed action',

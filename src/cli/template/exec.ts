@@ -3,7 +3,7 @@
 // `template: :LINE:COL: executing "" at <NODE>: …` context docker prints.
 
 import { FUNC_NAMES, FUNCS, FuncError, type GoFunc, type ParamType } from './funcs.js';
-import { lineCol } from './lex.js';
+import { lineCol, TemplateSyntaxError } from './lex.js';
 import { argString, commandString, parse, pipeString, type Arg, type BranchNode, type Command, type Node, type Pipe } from './parse.js';
 import { entriesOf, formatV, GoFloat, goType, isInt, isMap, isStruct, isTrue, mapGet, NO_VALUE } from './values.js';
 
@@ -32,7 +32,13 @@ export interface Template {
 
 /** Parse `src`; throws TemplateSyntaxError (from lex.ts) with Go's message. */
 export function compile(src: string): Template {
-  return { src, nodes: parse(src, FUNC_NAMES) };
+  try {
+    return { src, nodes: parse(src, FUNC_NAMES) };
+  } catch (err) {
+    // Thousands of nested parentheses or blocks exhaust the stack: still a one-line error.
+    if (err instanceof RangeError) throw new TemplateSyntaxError(1, 'template nested too deeply');
+    throw err;
+  }
 }
 
 /** A number literal's value: integral floats (`2.0`) are boxed so they stay float64. */
@@ -387,5 +393,10 @@ class State {
 
 /** Run a compiled template against `data`; throws TemplateExecError with Go's message. */
 export function execute(t: Template, data: unknown, opts: ExecOptions = {}): string {
-  return new State(t.src, opts).run(t.nodes, data);
+  try {
+    return new State(t.src, opts).run(t.nodes, data);
+  } catch (err) {
+    if (err instanceof RangeError) throw new TemplateExecError('template: :1: exceeded maximum template depth', '');
+    throw err;
+  }
 }
