@@ -25,7 +25,7 @@ export function frame(kind: Frame, payload: Buffer | string = Buffer.alloc(0)): 
 
 /** Calls onFrame for every whole frame read from the socket. */
 export function readFrames(sock: Socket, onFrame: (kind: Frame, payload: Buffer) => void): void {
-  let buf = Buffer.alloc(0);
+  let buf: Buffer = Buffer.alloc(0);
   sock.on('data', (chunk: Buffer) => {
     buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
     while (buf.length >= 5) {

@@ -28,3 +28,9 @@ export function ownerAlive(owner: string | null): boolean {
   if (!Number.isInteger(pid) || pid <= 0) return false;
   return startTime(pid) === start;
 }
+
+/** "pid:starttime" of another process, or null when it is gone. */
+export function processIdentity(pid: number): string | null {
+  const start = startTime(pid);
+  return start === null ? null : `${pid}:${start}`;
+}
