@@ -19,6 +19,7 @@ import { runMonitor } from '../runtime/monitor.js';
 import { Runc, StartError } from '../runtime/runc.js';
 import { buildSpec, resolveProcess, type BindMount, type NetworkMode, type ProcessOptions } from '../runtime/spec.js';
 import { resolveUser } from '../runtime/user.js';
+import { openSandbox, parsePublish, type PortBinding, type Sandbox } from '../runtime/network.js';
 import type { Driver } from '../drivers/driver.js';
 import type { ContainerRecord, ContainerStore } from './containers.js';
 import { now } from './db.js';
@@ -36,12 +37,14 @@ export interface ProcessConfig {
   stopSignal: string;
 }
 
-export type NetworkName = 'none' | 'host';
+export type NetworkName = 'none' | 'host' | 'default';
 
 /** How it runs (Docker's HostConfig). */
 export interface HostConfig {
   autoRemove: boolean;
   network: NetworkName;
+  /** `-p`, on the default network. */
+  ports: PortBinding[];
   binds: BindMount[];
   readOnly: boolean;
   init: boolean;
@@ -54,6 +57,8 @@ export interface RunConfigOptions extends Omit<ProcessOptions, 'hostname'> {
   stopSignal?: string;
   autoRemove?: boolean;
   network?: string;
+  /** `-p [IP:][HOSTPORT:]CTRPORT[/PROTO]` */
+  publish?: string[];
   /** `-v HOST:CTR[:ro|rw]` */
   volumes?: string[];
   readOnly?: boolean;
@@ -96,10 +101,12 @@ function parseBind(spec: string): BindMount {
 /** Resolve the flags of `create`/`run` against the image config, as Docker does at create. */
 export function runConfig(image: ImageRunConfig | undefined, hostname: string, o: RunConfigOptions): { process: ProcessConfig; host: HostConfig } {
   const p = resolveProcess(image, { ...o, hostname });
-  const network = o.network ?? 'default';
-  if (network !== 'none' && network !== 'host') {
-    throw new InvalidInputError(`network ${network} not found: strata runs containers with --network none or --network host`);
-  }
+  const asked = o.network ?? 'default';
+  // "bridge" is what docker calls its default network; strata's default is pasta's, not a bridge.
+  const network: NetworkName = asked === 'bridge' ? 'default' : (asked as NetworkName);
+  if (network !== 'none' && network !== 'host' && network !== 'default') throw new InvalidInputError(`network ${asked} not found`);
+  const ports = (o.publish ?? []).map(parsePublish);
+  if (ports.length && network !== 'default') throw new InvalidInputError(`conflicting options: port publishing and the ${network} network mode`);
   const binds = (o.volumes ?? []).map(parseBind);
   return {
     process: {
@@ -108,7 +115,7 @@ export function runConfig(image: ImageRunConfig | undefined, hostname: string, o
       openStdin: o.interactive ?? false,
       stopSignal: parseSignal(o.stopSignal ?? image?.StopSignal ?? 'SIGTERM'),
     },
-    host: { autoRemove: o.autoRemove ?? false, network, binds, readOnly: o.readOnly ?? false, init: o.init ?? false, runtime: o.runtime ?? 'runc' },
+    host: { autoRemove: o.autoRemove ?? false, network, ports, binds, readOnly: o.readOnly ?? false, init: o.init ?? false, runtime: o.runtime ?? 'runc' },
   };
 }
 
@@ -286,7 +293,7 @@ export class Runner {
     if (rec.status !== 'running' && rec.status !== 'paused') return;
     if (ownerAlive(rec.monitor) || ownerAlive(rec.process)) return;
     const c = this.d.containers.get(id);
-    this.d.states.update(id, { status: 'exited', exitCode: 255, process: null, monitor: null, finishedAt: now() });
+    this.d.states.update(id, { status: 'exited', exitCode: 255, process: null, monitor: null, finishedAt: now(), ports: [] });
     if (!c) return;
     await this.runc(c).delete(id).catch(() => undefined);
     await this.d.driver.put(c.layer).catch(() => undefined);
@@ -372,6 +379,7 @@ export class Runner {
     this.d.states.update(id, { monitor: ownerId(), error: '' });
     const failStart = (message: string, exitCode: number) => this.d.states.update(id, { error: message, exitCode, monitor: null });
     let rootfs: string;
+    let sandbox: Sandbox | undefined;
     try {
       rootfs = await this.d.driver.get(c.layer);
     } catch (err) {
@@ -397,7 +405,9 @@ export class Runner {
         failStart((err as Error).message, 125);
         return;
       }
-      const network: NetworkMode = host.network === 'host' ? { kind: 'host' } : { kind: 'none' };
+      if (host.network === 'default') sandbox = await openSandbox(join(this.execRoot, 'netns'), id.slice(0, 32), host.ports);
+      const network: NetworkMode = host.network === 'host' ? { kind: 'host' } : sandbox ? { kind: 'netns', path: sandbox.netns } : { kind: 'none' };
+      const ports = sandbox?.ports ?? [];
       const spec = buildSpec({
         rootfs,
         process: proc,
@@ -425,14 +435,18 @@ export class Runner {
         openStdin: proc.openStdin,
         waitForAttach,
         onStarted: (pid) => {
-          this.d.states.update(id, { status: 'running', process: processIdentity(pid), startedAt: now(), exitCode: 0, error: '' });
+          this.d.states.update(id, { status: 'running', process: processIdentity(pid), startedAt: now(), exitCode: 0, error: '', ports });
         },
         onExited: (status) => {
           if (status.error) failStart(status.error, status.exitCode);
-          else this.d.states.update(id, { status: 'exited', exitCode: status.exitCode, process: null, monitor: null, finishedAt: now() });
+          else this.d.states.update(id, { status: 'exited', exitCode: status.exitCode, process: null, monitor: null, finishedAt: now(), ports: [] });
         },
       });
+    } catch (err) {
+      failStart((err as Error).message, err instanceof StrataError ? err.exitCode : 125);
+      throw err;
     } finally {
+      await sandbox?.close();
       rmSync(this.socketPath(id), { force: true });
       await this.d.driver.put(c.layer).catch(() => undefined);
     }

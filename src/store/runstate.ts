@@ -4,6 +4,7 @@
 // saying so (SIGKILL, a reboot) reads as exited, never as running forever.
 import { type DB, writeTx } from './db.js';
 import { ownerAlive } from './owner.js';
+import type { PortBinding } from '../runtime/network.js';
 
 export type RunStatus = 'created' | 'running' | 'paused' | 'exited';
 
@@ -18,6 +19,8 @@ export interface RunState {
   error: string;
   startedAt: string;
   finishedAt: string;
+  /** The published ports as bound while it runs (`ps` PORTS). */
+  ports: PortBinding[];
 }
 
 /** Docker's zero time, for a container that never started or never finished. */
@@ -32,6 +35,7 @@ interface Row {
   error: string;
   started_at: string;
   finished_at: string;
+  ports: string;
 }
 
 export const RUN_STATE_SCHEMA = `
@@ -43,11 +47,12 @@ CREATE TABLE IF NOT EXISTS run_state (
   exit_code     INTEGER NOT NULL DEFAULT 0,
   error         TEXT NOT NULL DEFAULT '',
   started_at    TEXT NOT NULL DEFAULT '${ZERO_TIME}',
-  finished_at   TEXT NOT NULL DEFAULT '${ZERO_TIME}'
+  finished_at   TEXT NOT NULL DEFAULT '${ZERO_TIME}',
+  ports         TEXT NOT NULL DEFAULT '[]'
 );
 `;
 
-const FRESH: RunState = { status: 'created', process: null, monitor: null, exitCode: 0, error: '', startedAt: ZERO_TIME, finishedAt: ZERO_TIME };
+const FRESH: RunState = { status: 'created', process: null, monitor: null, exitCode: 0, error: '', startedAt: ZERO_TIME, finishedAt: ZERO_TIME, ports: [] };
 
 export class RunStates {
   constructor(private readonly db: DB) {}
@@ -64,6 +69,7 @@ export class RunStates {
       error: r.error,
       startedAt: r.started_at,
       finishedAt: r.finished_at,
+      ports: JSON.parse(r.ports) as PortBinding[],
     };
   }
 
@@ -74,7 +80,7 @@ export class RunStates {
   current(id: string): RunState {
     const s = this.recorded(id);
     if ((s.status === 'running' || s.status === 'paused') && !ownerAlive(s.process) && !ownerAlive(s.monitor)) {
-      return { ...s, status: 'exited', exitCode: 255, process: null, error: s.error || 'the container ended while nothing was watching it' };
+      return { ...s, status: 'exited', exitCode: 255, process: null, ports: [], error: s.error || 'the container ended while nothing was watching it' };
     }
     return s;
   }
@@ -84,13 +90,13 @@ export class RunStates {
       const s = { ...this.recorded(id), ...patch };
       this.db
         .prepare(
-          `INSERT INTO run_state (id, status, process, monitor, exit_code, error, started_at, finished_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+          `INSERT INTO run_state (id, status, process, monitor, exit_code, error, started_at, finished_at, ports)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
            ON CONFLICT(id) DO UPDATE SET status = excluded.status, process = excluded.process, monitor = excluded.monitor,
              exit_code = excluded.exit_code, error = excluded.error, started_at = excluded.started_at,
-             finished_at = excluded.finished_at`,
+             finished_at = excluded.finished_at, ports = excluded.ports`,
         )
-        .run(id, s.status, s.process, s.monitor, s.exitCode, s.error, s.startedAt, s.finishedAt);
+        .run(id, s.status, s.process, s.monitor, s.exitCode, s.error, s.startedAt, s.finishedAt, JSON.stringify(s.ports));
     });
   }
 

@@ -658,6 +658,7 @@ export class Store {
       HostConfig: {
         Binds: c.config.host ? c.config.host.binds.map((b) => `${b.source}:${b.destination}${b.readOnly ? ':ro' : ''}`) : null,
         NetworkMode: c.config.host?.network ?? 'none',
+        PortBindings: Object.fromEntries((c.config.host?.ports ?? []).map((p) => [`${p.containerPort}/${p.proto}`, [{ HostIp: p.hostIp, HostPort: p.hostPort ? String(p.hostPort) : '' }]])),
         AutoRemove: c.config.host?.autoRemove ?? false,
         ReadonlyRootfs: c.config.host?.readOnly ?? false,
         Init: c.config.host?.init ?? null,

@@ -7,6 +7,7 @@ import { humanDuration, humanSize, since, table, truncate } from '../format.js';
 import type { ContainerSummary } from '../../store/store.js';
 import type { RunState } from '../../store/runstate.js';
 import { createOptions, runFlags } from './run.js';
+import { portsText } from '../../runtime/network.js';
 
 interface PsRow {
   c: ContainerSummary;
@@ -44,7 +45,7 @@ function printPsFormatted(io: Output, format: string, rows: PsRow[], trunc: bool
         ID: trunc ? c.id.slice(0, 12) : c.id,
         Image: c.imageRef,
         Names: c.name,
-        Ports: '',
+        Ports: portsText(c.run.ports),
         RunningFor: since(c.created),
         Size: size !== undefined ? humanSize(size) : '0B',
         State: c.run.status,
@@ -93,7 +94,7 @@ export function addContainerCommands(program: Command, { io, withStore }: Contex
               psCommand(c, o.trunc),
               since(c.created),
               psStatus(c.run),
-              '',
+              portsText(c.run.ports),
               c.name,
               ...(size !== undefined ? [humanSize(size)] : []),
             ]),

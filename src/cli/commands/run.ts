@@ -18,7 +18,8 @@ export function runFlags(cmd: Command): Command {
     .option('-u, --user <user[:group]>', 'username or UID (format: <name|uid>[:<group|gid>])')
     .option('--entrypoint <cmd>', 'overwrite the default ENTRYPOINT of the image')
     .option('-i, --interactive', 'keep STDIN open even if not attached')
-    .option('--network <mode>', 'connect the container to a network: none or host')
+    .option('--network <mode>', 'connect the container to a network: default (pasta), none or host', 'default')
+    .option('-p, --publish <[ip:]host:ctr>', "publish a container's port to the host", collect, [] as string[])
     .option('-v, --volume <HOST:CTR[:ro]>', 'bind mount a host directory', collect, [] as string[])
     .option('--read-only', "mount the container's root filesystem as read only")
     .option('--init', 'run an init inside the container that forwards signals and reaps processes')
@@ -38,6 +39,7 @@ interface RunFlags {
   entrypoint?: string;
   interactive?: boolean;
   network?: string;
+  publish: string[];
   volume: string[];
   readOnly?: boolean;
   init?: boolean;
@@ -88,6 +90,7 @@ export function createOptions(o: RunFlags, cmd: string[]): CreateOptions {
     user: o.user,
     interactive: o.interactive,
     network: o.network,
+    publish: o.publish,
     volumes: o.volume,
     readOnly: o.readOnly,
     init: o.init,
