@@ -35,7 +35,7 @@ await build({
   plugins: [lazyRequire],
   // src/version.ts: the version inlined, so the bundle never looks for package.json (whose
   // import.meta.url lookup is then dead code, hence the silenced warning).
-  define: { STRATA_VERSION: JSON.stringify(JSON.parse(readFileSync('package.json', 'utf8')).version) },
+  define: { STRATA_BUNDLE: 'true', STRATA_VERSION: JSON.stringify(JSON.parse(readFileSync('package.json', 'utf8')).version) },
   logOverride: { 'empty-import-meta': 'silent' },
   minifyWhitespace: true,
   sourcemap: 'linked',

@@ -9,6 +9,7 @@ import { version } from '../version.js';
 import { addContainerCommands } from './commands/containers.js';
 import { addImageCommands } from './commands/images.js';
 import { addRegistryCommands } from './commands/registry.js';
+import { addRunCommands } from './commands/run.js';
 import { addSystemCommands } from './commands/system.js';
 import { collect, Output, parseKeyValues, PartialFailure, SilentExit, type Context } from './context.js';
 import { pflagBooleans } from './pflag.js';
@@ -29,6 +30,7 @@ export function buildProgram(io = new Output()): Command {
     .option('-s, --driver <name>', 'storage driver (default: chosen like Docker)', process.env.STRATA_DRIVER)
     .option('--storage-opt <key=value>', 'storage driver option (repeatable)', collect, [] as string[])
     .addOption(new Option('-l, --log-level <level>', 'logging level (debug prints what strata does on stderr)').choices([...logLevels]).default('info'))
+    .enablePositionalOptions()
     .showHelpAfterError(false)
     .configureOutput({ writeOut: (s) => io.out.write(s), writeErr: (s) => io.err.write(s) })
     .exitOverride()
@@ -52,6 +54,7 @@ export function buildProgram(io = new Output()): Command {
   };
   addImageCommands(program, ctx);
   addContainerCommands(program, ctx);
+  addRunCommands(program, ctx);
   addRegistryCommands(program, ctx);
   addSystemCommands(program, ctx);
   return program;

@@ -1,5 +1,6 @@
 // Containers: an image plus an init layer and a read-write layer on top of it.
 import { type DB, writeTx } from './db.js';
+import type { HostConfig, ProcessConfig } from './run.js';
 import { NotFoundError, StrataError } from './errors.js';
 
 export interface ContainerConfig {
@@ -8,6 +9,9 @@ export interface ContainerConfig {
   /** What the image config said to run, for `ps` and `inspect`. */
   path: string;
   args: string[];
+  /** What and how it runs (absent on containers made before strata could run them). */
+  process?: ProcessConfig;
+  host?: HostConfig;
 }
 
 export interface ContainerRecord {

@@ -3,6 +3,7 @@
 // plus busy_timeout makes it atomic across processes too.
 import { StrataError } from '../errors.js';
 import Database from 'better-sqlite3';
+import { RUN_STATE_SCHEMA } from './runstate.js';
 import { join } from 'node:path';
 
 export type DB = Database.Database;
@@ -78,7 +79,7 @@ CREATE TABLE IF NOT EXISTS blob_sources (
 `;
 
 /** Migration N (1-based) takes a database from user_version N-1 to N; each may run twice safely. */
-const MIGRATIONS = [SCHEMA, BLOB_SOURCES];
+const MIGRATIONS = [SCHEMA, BLOB_SOURCES, RUN_STATE_SCHEMA];
 const SCHEMA_VERSION = MIGRATIONS.length;
 
 export function openDatabase(root: string): DB {

@@ -10,3 +10,4 @@ export function ownerId(): string {
 export function ownerAlive(owner: string | null): boolean {
   return processAlive(owner);
 }
+

@@ -25,6 +25,10 @@ import { LayerStore, newId, ParentGoneError, sha256, tarSplitPath, type LayerEve
 import { ownerAlive, ownerId } from './owner.js';
 import { pull, push, type PullOptions, type PullResult, type PushOptions, type PushResult } from './transfer.js';
 import { log } from '../log.js';
+import { defaultStrataCommand } from '../self.js';
+import type { ExitStatus } from '../runtime/attach.js';
+import { Runner, runConfig, type AttachStreams, type RunConfigOptions } from './run.js';
+import { RunStates, type RunState } from './runstate.js';
 
 export const DEFAULT_ROOT = '/var/lib/strata';
 
@@ -37,6 +41,11 @@ export interface StoreOptions {
   storageOpts?: Record<string, string>;
   /** How many layers of one image to extract at once on drivers whose layers are independent (default 3). */
   parallelExtract?: number;
+  /**
+   * How to start a container's monitor: a command that runs strata's CLI (`node bin/strata.cjs`
+   * by default); the store adds its global flags and `__monitor ID`.
+   */
+  strataCommand?: string[];
 }
 
 export interface ImageSummary {
@@ -59,10 +68,15 @@ export interface RemovedImage {
   deleted: string[];
 }
 
-export interface CreateOptions {
+export interface CreateOptions extends RunConfigOptions {
   name?: string;
   storageOpt?: Record<string, string>;
   hostname?: string;
+}
+
+/** A container with what it is doing now, for `ps` and the library. */
+export interface ContainerSummary extends ContainerRecord {
+  run: RunState;
 }
 
 export interface CommitOptions {
@@ -76,16 +90,31 @@ export class Store {
   readonly containers: ContainerStore;
   /** This open store's mark in tmp/procs (see sweepAfterCrash). */
   private mark: string | null = null;
+  private readonly runner: Runner;
+  private readonly states: RunStates;
 
   private constructor(
     readonly root: string,
     readonly driver: Driver,
     private readonly db: DB,
     parallelExtract: number,
+    monitorCommand: string[],
   ) {
     this.layers = new LayerStore(db, driver, root, parallelExtract);
     this.images = new ImageStore(db);
     this.containers = new ContainerStore(db);
+    this.states = new RunStates(db);
+    this.runner = new Runner({
+      root,
+      driver,
+      containers: this.containers,
+      states: this.states,
+      monitorCommand,
+      removeContainer: async (id) => {
+        const c = this.containers.get(id);
+        if (c && c.state === 'created') await this.removeContainer(id, { force: true });
+      },
+    });
   }
 
   static async open(opts: StoreOptions = {}): Promise<Store> {
@@ -94,7 +123,8 @@ export class Store {
     mkdirSync(resolve(root, 'tmp'), { recursive: true, mode: 0o700 });
     const driver = await selectDriver(root, opts.driver, opts.storageOpts ?? {});
     const db = openDatabase(root);
-    const store = new Store(root, driver, db, opts.parallelExtract ?? 3);
+    const storeFlags = ['--root', root, '--driver', driver.name, ...Object.entries(opts.storageOpts ?? {}).flatMap(([k, v]) => ['--storage-opt', `${k}=${v}`])];
+    const store = new Store(root, driver, db, opts.parallelExtract ?? 3, [...(opts.strataCommand ?? defaultStrataCommand()), ...storeFlags]);
     log.debug(`store ${root} opened with driver ${driver.name}`);
     await store.recover();
     await store.sweepAfterCrash();
@@ -407,12 +437,17 @@ export class Store {
 
   // ---------------------------------------------------------------- containers
 
-  /** `create`: an `-init` layer with Docker's files, then the container's read-write layer. */
+  /**
+   * `create`: an `-init` layer with Docker's files, then the container's read-write layer. What
+   * it will run (command, env, user, …) is resolved against the image now, as Docker does.
+   */
   async createContainer(imageRef: string, opts: CreateOptions = {}): Promise<ContainerRecord> {
     const img = this.images.resolve(imageRef);
     const cfg = parseConfig(img);
     const id = randomBytes(32).toString('hex');
     const name = opts.name ?? this.freeName();
+    const hostname = opts.hostname ?? id.slice(0, 12);
+    const { process: proc, host } = runConfig(cfg.config, hostname, opts);
     // Docker's naming: the read-write layer has a random id, its init layer that id + "-init".
     const rwId = newId();
     let init: LayerRecord;
@@ -433,7 +468,6 @@ export class Store {
       }
       const rwLayer = await this.layers.createReadWrite(init.id, 'container', opts.storageOpt ? { storageOpt: opts.storageOpt } : undefined, rwId);
       rw = rwLayer;
-      const entry = [...(cfg.config?.Entrypoint ?? []), ...(cfg.config?.Cmd ?? [])];
       writeTx(this.db, () => {
       if (!this.images.get(img.id)) throw new NotFoundError(`No such image: ${imageRef}`);
       this.containers.insert({
@@ -446,11 +480,13 @@ export class Store {
         owner: null,
         created: now(),
         config: {
-          hostname: opts.hostname ?? id.slice(0, 12),
+          hostname,
           storageOpt: opts.storageOpt ?? {},
-          path: entry[0] ?? '',
-          args: entry.slice(1),
+          path: proc.args[0]!,
+          args: proc.args.slice(1),
           imageRef,
+          process: proc,
+          host,
         },
       });
       this.layers.markComplete([init.id, rwLayer.id]);
@@ -461,6 +497,70 @@ export class Store {
       throw err;
     }
     return this.containers.get(id)!;
+  }
+
+  /** `run`: create, then start; with streams, attached until the process exits. */
+  async run(imageRef: string, opts: CreateOptions = {}, attach?: AttachStreams): Promise<{ container: ContainerRecord; exit: ExitStatus | null }> {
+    const c = await this.createContainer(imageRef, opts);
+    try {
+      return { container: c, exit: await this.runner.start(c, attach) };
+    } catch (err) {
+      if (opts.autoRemove) await this.removeContainer(c.id, { force: true }).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** `start`: run the container's process again, in the same read-write layer. */
+  start(ref: string, attach?: AttachStreams): Promise<ExitStatus | null> {
+    return this.runner.start(this.containers.resolve(ref), attach);
+  }
+
+  /** `stop`: the stop signal, then SIGKILL after `timeoutSec` (10; -1 waits for ever). */
+  stop(ref: string, opts: { timeoutSec?: number; signal?: string } = {}): Promise<void> {
+    return this.runner.stop(this.containers.resolve(ref), opts.timeoutSec, opts.signal);
+  }
+
+  async restart(ref: string, opts: { timeoutSec?: number } = {}): Promise<void> {
+    const c = this.containers.resolve(ref);
+    await this.runner.stop(c, opts.timeoutSec);
+    await this.runner.start(c);
+  }
+
+  kill(ref: string, signal?: string): Promise<void> {
+    return this.runner.kill(this.containers.resolve(ref), signal);
+  }
+
+  pause(ref: string): Promise<void> {
+    return this.runner.pause(this.containers.resolve(ref));
+  }
+
+  unpause(ref: string): Promise<void> {
+    return this.runner.unpause(this.containers.resolve(ref));
+  }
+
+  /** `wait`: the exit code, once the container has stopped. */
+  wait(ref: string): Promise<number> {
+    return this.runner.wait(this.containers.resolve(ref));
+  }
+
+  attach(ref: string, streams: AttachStreams): Promise<ExitStatus> {
+    const c = this.containers.resolve(ref);
+    if (!this.runner.isRunning(c.id)) throw new ConflictError('You cannot attach to a stopped container, start it first');
+    return this.runner.attach(c, streams, false);
+  }
+
+  logs(ref: string, out: { stdout: Writable; stderr: Writable }, opts: Parameters<Runner['logs']>[2] = {}): Promise<void> {
+    return this.runner.logs(this.containers.resolve(ref), out, opts);
+  }
+
+  /** What the container is doing now. */
+  containerState(ref: string): RunState {
+    return this.runner.state(this.containers.resolve(ref).id);
+  }
+
+  /** The body of `strata __monitor ID`: the process that watches one running container. */
+  monitorContainer(id: string, waitForAttach: boolean): Promise<void> {
+    return this.runner.monitor(id, waitForAttach);
   }
 
   private freeName(): string {
@@ -485,11 +585,23 @@ export class Store {
     return this.driver.diffSize(c.layer, c.initLayer);
   }
 
-  listContainers(): ContainerRecord[] {
-    return this.containers.list().filter((c) => c.state === 'created');
+  listContainers(): ContainerSummary[] {
+    const states = this.states.all();
+    return this.containers
+      .list()
+      .filter((c) => c.state === 'created')
+      .map((c) => ({ ...c, run: states.get(c.id) ?? this.states.current(c.id) }));
   }
 
-  async removeContainer(ref: string): Promise<string> {
+  /** `rm`: refused while the container runs, unless forced (then it is killed first). */
+  async removeContainer(ref: string, opts: { force?: boolean } = {}): Promise<string> {
+    const running = this.containers.resolve(ref);
+    if (this.runner.isRunning(running.id)) {
+      if (!opts.force) {
+        throw new ConflictError(`You cannot remove a running container ${running.id}. Stop the container before attempting removal or force remove`);
+      }
+      await this.runner.stop(running, 0, 'SIGKILL');
+    }
     const c = writeTx(this.db, () => {
       // Resolved and marked in one transaction: of two removals, the second finds nothing.
       const found = this.containers.resolve(ref);
@@ -516,6 +628,7 @@ export class Store {
 
   /** Remove a container's layers and record; safe to repeat after a crash part-way through. */
   private async destroyContainer(c: ContainerRecord): Promise<void> {
+    rmSync(this.runner.containerDir(c.id), { recursive: true, force: true });
     const ids = [c.layer, c.initLayer].filter((id) => this.layers.byId(id));
     await this.layers.destroyContainerLayers(ids, () => this.containers.delete(c.id));
   }
@@ -608,6 +721,7 @@ export class Store {
 
   async inspectContainer(ref: string): Promise<Record<string, unknown>> {
     const c = this.containers.resolve(ref);
+    const st = this.runner.state(c.id);
     const img = this.images.get(c.imageId);
     const cfg = img ? parseConfig(img) : null;
     return {
@@ -615,13 +729,49 @@ export class Store {
       Created: c.created,
       Path: c.config.path,
       Args: c.config.args,
-      State: { Status: 'created', Running: false, Paused: false, Restarting: false, OOMKilled: false, Dead: false, Pid: 0, ExitCode: 0, Error: '', StartedAt: '0001-01-01T00:00:00Z', FinishedAt: '0001-01-01T00:00:00Z' },
+      State: {
+        Status: st.status,
+        Running: st.status === 'running' || st.status === 'paused',
+        Paused: st.status === 'paused',
+        Restarting: false,
+        OOMKilled: false,
+        Dead: false,
+        Pid: st.process ? Number(st.process.split(':')[0]) : 0,
+        ExitCode: st.exitCode,
+        Error: st.error,
+        StartedAt: st.startedAt,
+        FinishedAt: st.finishedAt,
+      },
       Image: c.imageId,
       Name: `/${c.name}`,
       Driver: this.driver.name,
-      HostConfig: { StorageOpt: Object.keys(c.config.storageOpt).length ? c.config.storageOpt : null },
+      HostConfig: {
+        Binds: c.config.host ? c.config.host.binds.map((b) => `${b.source}:${b.destination}${b.readOnly ? ':ro' : ''}`) : null,
+        NetworkMode: c.config.host?.network ?? 'none',
+        PortBindings: Object.fromEntries((c.config.host?.ports ?? []).map((p) => [`${p.containerPort}/${p.proto}`, [{ HostIp: p.hostIp, HostPort: p.hostPort ? String(p.hostPort) : '' }]])),
+        AutoRemove: c.config.host?.autoRemove ?? false,
+        ReadonlyRootfs: c.config.host?.readOnly ?? false,
+        Init: c.config.host?.init ?? null,
+        Runtime: c.config.host?.runtime ?? 'runc',
+        StorageOpt: Object.keys(c.config.storageOpt).length ? c.config.storageOpt : null,
+      },
       GraphDriver: { Name: this.driver.name, Data: await this.driver.metadata(c.layer) },
-      Config: { Hostname: c.config.hostname, Image: c.imageRef, ...(cfg?.config ?? {}) },
+      Config: {
+        Hostname: c.config.hostname,
+        Image: c.imageRef,
+        ...(cfg?.config ?? {}),
+        ...(c.config.process
+          ? {
+              User: c.config.process.user,
+              Tty: c.config.process.tty,
+              OpenStdin: c.config.process.openStdin,
+              Env: c.config.process.env,
+              Cmd: c.config.process.args,
+              WorkingDir: c.config.process.cwd,
+              StopSignal: c.config.process.stopSignal,
+            }
+          : {}),
+      },
     };
   }
 

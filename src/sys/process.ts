@@ -30,3 +30,9 @@ export function processAlive(identity: string | null): boolean {
   if (!Number.isInteger(pid) || pid <= 0) return false;
   return startTime(pid) === start;
 }
+
+/** The identity of another process by its pid, or null when it is gone. */
+export function identityOf(pid: number): string | null {
+  const start = startTime(pid);
+  return start === null ? null : `${pid}:${start}`;
+}

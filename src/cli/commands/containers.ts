@@ -2,12 +2,31 @@
 import type { Command } from 'commander';
 import { InvalidInputError, NotFoundError } from '../../errors.js';
 import type { ContainerRecord } from '../../store/containers.js';
-import { collect, eachTarget, parseKeyValues, toFileOrStdout, type Context, type Output } from '../context.js';
-import { humanSize, since, table, truncate } from '../format.js';
+import { eachTarget, toFileOrStdout, type Context, type Output } from '../context.js';
+import { humanDuration, humanSize, since, table, truncate } from '../format.js';
+import type { ContainerSummary } from '../../store/store.js';
+import type { RunState } from '../../store/runstate.js';
+import { createOptions, runFlags } from './run.js';
+import { portsText } from '../../runtime/network.js';
 
 interface PsRow {
-  c: ContainerRecord;
+  c: ContainerSummary;
   size?: number;
+}
+
+/** docker's STATUS column: Created, Up 3 seconds, Up 2 minutes (Paused), Exited (0) 5 seconds ago. */
+export function psStatus(s: RunState, nowMs = Date.now()): string {
+  const age = (iso: string) => humanDuration(Math.max(0, nowMs - Date.parse(iso)));
+  switch (s.status) {
+    case 'created':
+      return 'Created';
+    case 'running':
+      return `Up ${age(s.startedAt)}`;
+    case 'paused':
+      return `Up ${age(s.startedAt)} (Paused)`;
+    case 'exited':
+      return `Exited (${s.exitCode}) ${age(s.finishedAt)} ago`;
+  }
 }
 
 function psCommand(c: ContainerRecord, trunc: boolean): string {
@@ -26,28 +45,23 @@ function printPsFormatted(io: Output, format: string, rows: PsRow[], trunc: bool
         ID: trunc ? c.id.slice(0, 12) : c.id,
         Image: c.imageRef,
         Names: c.name,
-        Ports: '',
+        Ports: portsText(c.run.ports),
         RunningFor: since(c.created),
         Size: size !== undefined ? humanSize(size) : '0B',
-        State: 'created',
-        Status: 'Created',
+        State: c.run.status,
+        Status: psStatus(c.run),
       }),
     );
   }
 }
 
 export function addContainerCommands(program: Command, { io, withStore }: Context): void {
-  program
-    .command('create')
-    .description('Create a new container (with the image\'s command; strata runs no other)')
-    .argument('<image>')
-    .option('--name <name>', 'assign a name to the container')
-    .option('--hostname <name>', 'container host name')
-    .option('--storage-opt <key=value>', 'storage driver options for the container (e.g. size=50M)', collect, [] as string[])
-    .action(async (image: string, o: { name?: string; hostname?: string; storageOpt: string[] }) => {
-      const storageOpt = o.storageOpt.length ? parseKeyValues(o.storageOpt, 'storage option') : undefined;
+  runFlags(program.command('create').description('Create a new container').argument('<image>').argument('[command...]'))
+    .passThroughOptions()
+    .action(async (image: string, cmd: string[], o: Parameters<typeof createOptions>[0]) => {
+      const opts = createOptions(o, cmd);
       await withStore(async (store) => {
-        const c = await store.createContainer(image, { name: o.name, storageOpt, hostname: o.hostname });
+        const c = await store.createContainer(image, opts);
         io.print(c.id);
       });
     });
@@ -62,8 +76,8 @@ export function addContainerCommands(program: Command, { io, withStore }: Contex
     .option('--format <format>', 'json for one JSON object per container')
     .action(async (o: { all?: boolean; quiet?: boolean; trunc: boolean; format?: string; size?: boolean }) => {
       await withStore(async (store) => {
-        // No container runs without a runtime, so plain `ps` lists none, as docker's would.
-        const list = o.all ? store.listContainers() : [];
+        const all = store.listContainers();
+        const list = o.all ? all : all.filter((c) => c.run.status === 'running' || c.run.status === 'paused');
         if (o.quiet) {
           for (const c of list) io.print(o.trunc ? c.id.slice(0, 12) : c.id);
           return;
@@ -79,8 +93,8 @@ export function addContainerCommands(program: Command, { io, withStore }: Contex
               c.imageRef,
               psCommand(c, o.trunc),
               since(c.created),
-              'Created',
-              '',
+              psStatus(c.run),
+              portsText(c.run.ports),
               c.name,
               ...(size !== undefined ? [humanSize(size)] : []),
             ]),
@@ -93,12 +107,12 @@ export function addContainerCommands(program: Command, { io, withStore }: Contex
     .command('rm')
     .description('Remove one or more containers')
     .argument('<container...>')
-    .option('-f, --force', 'ignore containers that do not exist (none runs, so none needs stopping)')
+    .option('-f, --force', 'force the removal of a running container (uses SIGKILL)')
     .action(async (refs: string[], o: { force?: boolean }) => {
       await withStore((store) =>
         eachTarget(refs, async (ref) => {
           try {
-            await store.removeContainer(ref);
+            await store.removeContainer(ref, { force: o.force });
           } catch (err) {
             // docker rm -f of a missing container succeeds silently.
             if (o.force && err instanceof NotFoundError) return;

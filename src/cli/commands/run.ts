@@ -1,0 +1,299 @@
+// Commands that run containers: run, start, stop, kill, restart, wait, logs, attach, pause,
+// unpause, and the hidden `__monitor` that a started container's monitor process runs. The
+// flags that decide what a container runs are shared by `create` and `run` (runFlags).
+import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { InvalidInputError, StrataError } from '../../errors.js';
+import type { CreateOptions } from '../../store/store.js';
+import { collect, eachTarget, parseKeyValues, SilentExit, type Context } from '../context.js';
+
+/** The flags of `create` and `run` that say what the container runs and how. */
+export function runFlags(cmd: Command): Command {
+  return cmd
+    .option('--name <name>', 'assign a name to the container')
+    .option('-h, --hostname <name>', 'container host name')
+    .option('-e, --env <K=V>', 'set environment variables', collect, [] as string[])
+    .option('--env-file <file>', 'read in a file of environment variables', collect, [] as string[])
+    .option('-w, --workdir <dir>', 'working directory inside the container')
+    .option('-u, --user <user[:group]>', 'username or UID (format: <name|uid>[:<group|gid>])')
+    .option('--entrypoint <cmd>', 'overwrite the default ENTRYPOINT of the image')
+    .option('-i, --interactive', 'keep STDIN open even if not attached')
+    .option('--network <mode>', 'connect the container to a network: default (pasta), none or host', 'default')
+    .option('-p, --publish <[ip:]host:ctr>', "publish a container's port to the host", collect, [] as string[])
+    .option('-v, --volume <HOST:CTR[:ro]>', 'bind mount a host directory', collect, [] as string[])
+    .option('--read-only', "mount the container's root filesystem as read only")
+    .option('--init', 'run an init inside the container that forwards signals and reaps processes')
+    .option('--stop-signal <signal>', 'signal to stop the container')
+    .option('--rm', 'automatically remove the container when it exits')
+    .option('--runtime <name>', 'OCI runtime to use for this container', 'runc')
+    .option('--storage-opt <key=value>', 'storage driver options for the container (e.g. size=50M)', collect, [] as string[]);
+}
+
+interface RunFlags {
+  name?: string;
+  hostname?: string;
+  env: string[];
+  envFile: string[];
+  workdir?: string;
+  user?: string;
+  entrypoint?: string;
+  interactive?: boolean;
+  network?: string;
+  publish: string[];
+  volume: string[];
+  readOnly?: boolean;
+  init?: boolean;
+  stopSignal?: string;
+  rm?: boolean;
+  runtime: string;
+  storageOpt: string[];
+}
+
+/** `-e K` takes K from this process's environment, as docker does; an unset K is left out. */
+function expandEnv(list: string[]): string[] {
+  const out: string[] = [];
+  for (const e of list) {
+    if (e.includes('=')) out.push(e);
+    else if (e && process.env[e] !== undefined) out.push(`${e}=${process.env[e]}`);
+    else if (!e) throw new InvalidInputError('invalid environment variable: empty name');
+  }
+  return out;
+}
+
+function envFiles(files: string[]): string[] {
+  const out: string[] = [];
+  for (const f of files) {
+    let text: string;
+    try {
+      text = readFileSync(f, 'utf8');
+    } catch (err) {
+      throw new InvalidInputError(`open ${f}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (err as Error).message}`);
+    }
+    for (const line of text.split('\n')) {
+      const l = line.replace(/^\s+/, '');
+      if (l === '' || l.startsWith('#')) continue;
+      out.push(...expandEnv([l]));
+    }
+  }
+  return out;
+}
+
+export function createOptions(o: RunFlags, cmd: string[]): CreateOptions {
+  return {
+    name: o.name,
+    hostname: o.hostname,
+    storageOpt: o.storageOpt.length ? parseKeyValues(o.storageOpt, 'storage option') : undefined,
+    cmd,
+    entrypoint: o.entrypoint,
+    env: [...envFiles(o.envFile), ...expandEnv(o.env)],
+    workdir: o.workdir,
+    user: o.user,
+    interactive: o.interactive,
+    network: o.network,
+    publish: o.publish,
+    volumes: o.volume,
+    readOnly: o.readOnly,
+    init: o.init,
+    stopSignal: o.stopSignal,
+    autoRemove: o.rm,
+    runtime: o.runtime,
+  };
+}
+
+function timeoutOpt(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n)) throw new InvalidInputError(`invalid argument "${v}" for "-t, --time" flag: expected an integer`);
+  return n;
+}
+
+/** `--since`/`--until`: an RFC 3339 time, a Unix timestamp, or a duration back from now (10m, 1h30m). */
+function parseTime(v: string): Date {
+  const dur = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?$/.exec(v);
+  if (dur && v !== '') {
+    const ms = (Number(dur[1] ?? 0) * 3600 + Number(dur[2] ?? 0) * 60 + Number(dur[3] ?? 0)) * 1000;
+    return new Date(Date.now() - ms);
+  }
+  if (/^\d+(\.\d+)?$/.test(v)) return new Date(Number(v) * 1000);
+  const t = Date.parse(v);
+  if (Number.isNaN(t)) throw new InvalidInputError(`invalid time "${v}": use RFC 3339, a Unix timestamp or a duration such as 10m`);
+  return new Date(t);
+}
+
+/** Docker's exit codes: a failure of strata itself before the process runs is 125. */
+function asRunError(err: unknown): never {
+  if (err instanceof StrataError && err.exitCode === 1) throw new StrataError(err.message, 125, err.code);
+  throw err;
+}
+
+export function addRunCommands(program: Command, { io, withStore }: Context): void {
+  runFlags(
+    program
+      .command('run')
+      .description('Create and run a new container from an image')
+      .argument('<image>')
+      .argument('[command...]')
+      .option('-d, --detach', 'run the container in the background and print its ID'),
+  )
+    .passThroughOptions()
+    .action(async (image: string, cmd: string[], o: RunFlags & { detach?: boolean }) => {
+      const opts = createOptions(o, cmd);
+      await withStore(async (store) => {
+        let result;
+        try {
+          result = await store.run(image, opts, o.detach ? undefined : { stdin: o.interactive ? process.stdin : undefined, stdout: io.out, stderr: io.err });
+        } catch (err) {
+          asRunError(err);
+        }
+        if (o.detach) {
+          io.print(result.container.id);
+          return;
+        }
+        if (result.exit && result.exit.exitCode !== 0) throw new SilentExit(result.exit.exitCode);
+      });
+    });
+
+  program
+    .command('start')
+    .description('Start one or more stopped containers')
+    .argument('<container...>')
+    .option('-a, --attach', "attach STDOUT/STDERR and forward signals")
+    .option('-i, --interactive', "attach container's STDIN")
+    .action(async (refs: string[], o: { attach?: boolean; interactive?: boolean }) => {
+      await withStore(async (store) => {
+        if (o.attach || o.interactive) {
+          if (refs.length > 1) throw new InvalidInputError('you cannot start and attach multiple containers at once');
+          const exit = await store.start(refs[0]!, { stdin: o.interactive ? process.stdin : undefined, stdout: io.out, stderr: io.err });
+          if (exit && exit.exitCode !== 0) throw new SilentExit(exit.exitCode);
+          return;
+        }
+        await eachTarget(refs, async (ref) => {
+          await store.start(ref);
+          io.print(ref);
+        });
+      });
+    });
+
+  program
+    .command('stop')
+    .description('Stop one or more running containers')
+    .argument('<container...>')
+    .option('-t, --time <seconds>', 'seconds to wait for stop before killing it', timeoutOpt)
+    .action(async (refs: string[], o: { time?: number }) => {
+      await withStore((store) =>
+        eachTarget(refs, async (ref) => {
+          await store.stop(ref, { timeoutSec: o.time });
+          io.print(ref);
+        }),
+      );
+    });
+
+  program
+    .command('restart')
+    .description('Restart one or more containers')
+    .argument('<container...>')
+    .option('-t, --time <seconds>', 'seconds to wait for stop before killing the container', timeoutOpt)
+    .action(async (refs: string[], o: { time?: number }) => {
+      await withStore((store) =>
+        eachTarget(refs, async (ref) => {
+          await store.restart(ref, { timeoutSec: o.time });
+          io.print(ref);
+        }),
+      );
+    });
+
+  program
+    .command('kill')
+    .description('Kill one or more running containers')
+    .argument('<container...>')
+    .option('-s, --signal <signal>', 'signal to send to the container', 'KILL')
+    .action(async (refs: string[], o: { signal: string }) => {
+      await withStore((store) =>
+        eachTarget(refs, async (ref) => {
+          await store.kill(ref, o.signal);
+          io.print(ref);
+        }),
+      );
+    });
+
+  program
+    .command('wait')
+    .description('Block until one or more containers stop, then print their exit codes')
+    .argument('<container...>')
+    .action(async (refs: string[]) => {
+      await withStore((store) =>
+        eachTarget(refs, async (ref) => {
+          io.print(String(await store.wait(ref)));
+        }),
+      );
+    });
+
+  program
+    .command('logs')
+    .description('Fetch the logs of a container')
+    .argument('<container>')
+    .option('-f, --follow', 'follow log output')
+    .option('-n, --tail <n>', 'number of lines to show from the end of the logs', 'all')
+    .option('-t, --timestamps', 'show timestamps')
+    .option('--since <time>', 'show logs since a timestamp or relative time (e.g. 42m)')
+    .option('--until <time>', 'show logs before a timestamp or relative time')
+    .action(async (ref: string, o: { follow?: boolean; tail: string; timestamps?: boolean; since?: string; until?: string }) => {
+      let tail: number | undefined;
+      if (o.tail !== 'all') {
+        tail = Number(o.tail);
+        if (!Number.isInteger(tail)) throw new InvalidInputError(`invalid value for --tail: ${o.tail}`);
+        if (tail < 0) tail = undefined;
+      }
+      const since = o.since ? parseTime(o.since) : undefined;
+      const until = o.until ? parseTime(o.until) : undefined;
+      await withStore((store) => store.logs(ref, { stdout: io.out, stderr: io.err }, { follow: o.follow, tail, timestamps: o.timestamps, since, until }));
+    });
+
+  program
+    .command('attach')
+    .description("Attach to a running container's output (and input with --stdin)")
+    .argument('<container>')
+    .option('--no-stdin', 'do not attach STDIN')
+    .action(async (ref: string, o: { stdin: boolean }) => {
+      await withStore(async (store) => {
+        const exit = await store.attach(ref, { stdin: o.stdin ? process.stdin : undefined, stdout: io.out, stderr: io.err });
+        if (exit.exitCode !== 0) throw new SilentExit(exit.exitCode);
+      });
+    });
+
+  program
+    .command('pause')
+    .description('Pause all processes within one or more containers')
+    .argument('<container...>')
+    .action(async (refs: string[]) => {
+      await withStore((store) =>
+        eachTarget(refs, async (ref) => {
+          await store.pause(ref);
+          io.print(ref);
+        }),
+      );
+    });
+
+  program
+    .command('unpause')
+    .description('Unpause all processes within one or more containers')
+    .argument('<container...>')
+    .action(async (refs: string[]) => {
+      await withStore((store) =>
+        eachTarget(refs, async (ref) => {
+          await store.unpause(ref);
+          io.print(ref);
+        }),
+      );
+    });
+
+  program
+    .command('__monitor', { hidden: true })
+    .argument('<id>')
+    .option('--attach', 'start the process once a client attaches')
+    .action(async (id: string, o: { attach?: boolean }) => {
+      // A process of its own: no terminal to die with, nothing to answer on.
+      process.on('SIGHUP', () => undefined);
+      process.on('SIGINT', () => undefined);
+      await withStore((store) => store.monitorContainer(id, o.attach ?? false));
+    });
+}

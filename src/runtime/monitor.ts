@@ -1,0 +1,133 @@
+// The monitor of one running container: the parent of `runc run`, so it learns the exit code
+// without being a subreaper. It outlives the CLI that started it (it runs in a session of its
+// own), writes the container's output to its json-file log, serves the attach socket, and reports
+// start and exit through callbacks (the store records them). No daemon: one monitor per running
+// container, gone when the container is; a monitor that dies leaves a container the store can
+// still see, wait for and remove.
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, type Socket } from 'node:net';
+import { constants as osConstants } from 'node:os';
+import { Frame, frame, readFrames, type ExitStatus } from './attach.js';
+import { JsonLogWriter } from './jsonlog.js';
+import { Runc, startErrorCode } from './runc.js';
+
+export interface MonitorOptions {
+  runc: Runc;
+  id: string;
+  bundle: string;
+  logPath: string;
+  socketPath: string;
+  pidFile: string;
+  runcLog: string;
+  /** `-i`: keep the process's stdin open and feed it from the first attached client. */
+  openStdin: boolean;
+  /** Start the process only when a client sends Start (a foreground `run` or `start -a`). */
+  waitForAttach: boolean;
+  onStarted(pid: number): Promise<void> | void;
+  onExited(status: ExitStatus): Promise<void> | void;
+}
+
+/** How long a foreground run may take to attach before the monitor starts without it. */
+const ATTACH_WAIT_MS = 30_000;
+
+function readPid(file: string): number | null {
+  try {
+    const n = Number(readFileSync(file, 'utf8').trim());
+    return Number.isInteger(n) && n > 0 ? n : null;
+  } catch {
+    return null;
+  }
+}
+
+export async function runMonitor(opts: MonitorOptions): Promise<ExitStatus> {
+  const clients = new Set<Socket>();
+  let stdinOwner: Socket | null = null;
+  let child: ReturnType<Runc['spawnRun']> | null = null;
+  let release: () => void = () => undefined;
+  const attached = new Promise<void>((r) => (release = r));
+
+  rmSync(opts.socketPath, { force: true });
+  const server = createServer((sock) => {
+    clients.add(sock);
+    sock.on('error', () => clients.delete(sock));
+    sock.on('close', () => {
+      clients.delete(sock);
+      if (stdinOwner === sock) child?.stdin?.end();
+    });
+    if (opts.openStdin && stdinOwner === null) stdinOwner = sock;
+    readFrames(sock, (kind, payload) => {
+      if (kind === Frame.Start) release();
+      else if (kind === Frame.Stdin && sock === stdinOwner) child?.stdin?.write(payload);
+      else if (kind === Frame.StdinEnd && sock === stdinOwner) child?.stdin?.end();
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.socketPath, () => resolve());
+  });
+
+  if (opts.waitForAttach) await Promise.race([attached, new Promise((r) => setTimeout(r, ATTACH_WAIT_MS).unref())]);
+
+  const log = new JsonLogWriter(opts.logPath);
+  rmSync(opts.pidFile, { force: true });
+  child = opts.runc.spawnRun(opts.id, opts.bundle, opts.pidFile, opts.runcLog, [opts.openStdin ? 'pipe' : 'ignore', 'pipe', 'pipe']);
+  const c = child;
+  // A client that hangs up while we write to stdin must not end the monitor.
+  c.stdin?.on('error', () => undefined);
+  const send = (kind: Frame, data: Buffer) => {
+    const f = frame(kind, data);
+    for (const s of clients) s.write(f);
+  };
+  const stdoutDone = new Promise<void>((r) => c.stdout!.on('end', r).on('error', () => r()));
+  const stderrDone = new Promise<void>((r) => c.stderr!.on('end', r).on('error', () => r()));
+  const earlyErr: Buffer[] = [];
+  let started = false;
+  c.stdout!.on('data', (d: Buffer) => {
+    log.write('stdout', d);
+    send(Frame.Stdout, d);
+  });
+  c.stderr!.on('data', (d: Buffer) => {
+    // Until the process has started, stderr is runc's own (its error when it cannot start).
+    if (!started) earlyErr.push(d);
+    else {
+      log.write('stderr', d);
+      send(Frame.Stderr, d);
+    }
+  });
+
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => c.on('exit', (code, signal) => r({ code, signal })));
+  let done = false;
+  void exited.then(() => (done = true));
+  // runc writes the pid file once the container exists, just before it starts the process.
+  while (!done) {
+    const pid = readPid(opts.pidFile);
+    if (pid !== null) {
+      started = true;
+      for (const d of earlyErr.splice(0)) {
+        log.write('stderr', d);
+        send(Frame.Stderr, d);
+      }
+      await opts.onStarted(pid);
+      break;
+    }
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  const { code, signal } = await exited;
+  await Promise.all([stdoutDone, stderrDone]);
+  let status: ExitStatus;
+  if (!started && readPid(opts.pidFile) === null) {
+    const msg = Runc.lastError(opts.runcLog) ?? (Buffer.concat(earlyErr).toString().trim() || `runtime exited with ${code ?? signal}`);
+    status = { exitCode: startErrorCode(msg), error: msg.replace(/^runc (run|create) failed: /, '') };
+  } else {
+    if (!started) for (const d of earlyErr) log.write('stderr', d);
+    status = { exitCode: code ?? 128 + (osConstants.signals[signal as keyof typeof osConstants.signals] ?? 0) };
+  }
+  log.close();
+  await opts.runc.delete(opts.id).catch(() => undefined);
+  await opts.onExited(status);
+  const last = frame(Frame.Exit, JSON.stringify(status));
+  await Promise.all([...clients].map((s) => new Promise<void>((r) => s.end(last, () => r()))));
+  server.close();
+  if (existsSync(opts.socketPath)) rmSync(opts.socketPath, { force: true });
+  return status;
+}
