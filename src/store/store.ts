@@ -896,8 +896,11 @@ export class Store {
     return { containers, images, reclaimed: before - (await used()) };
   }
 
-  async info(): Promise<{ driver: string; status: [string, string][]; root: string; images: number; layers: number; containers: number }> {
+  async info(): Promise<{ driver: string; status: [string, string][]; root: string; images: number; layers: number; containers: number; running: number; paused: number }> {
+    const states = [...this.states.all().values()];
     return {
+      running: states.filter((s) => s.status === 'running').length,
+      paused: states.filter((s) => s.status === 'paused').length,
       driver: this.driver.name,
       status: await this.driver.status(),
       root: this.root,

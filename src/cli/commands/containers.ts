@@ -1,6 +1,6 @@
 // Container commands: create, ps, rm, mount, umount, diff, commit, export.
 import type { Command } from 'commander';
-import { InvalidInputError, NotFoundError } from '../../errors.js';
+import { NotFoundError } from '../../errors.js';
 import type { ContainerRecord } from '../../store/containers.js';
 import { eachTarget, toFileOrStdout, type Context, type Output } from '../context.js';
 import { humanDuration, humanSize, since, table, truncate } from '../format.js';
@@ -8,6 +8,7 @@ import type { ContainerSummary } from '../../store/store.js';
 import type { RunState } from '../../store/runstate.js';
 import { createOptions, runFlags } from './run.js';
 import { portsText } from '../../runtime/network.js';
+import { formatRows, PS_TABLE } from '../template/index.js';
 
 interface PsRow {
   c: ContainerSummary;
@@ -34,25 +35,27 @@ function psCommand(c: ContainerRecord, trunc: boolean): string {
   return `"${trunc ? truncate(cmd, 20) : cmd}"`;
 }
 
-/** `ps --format`: the one place a format string is interpreted for this command. */
+/** `ps --format`: docker's templates (`{{.Names}}`, `table …`), or `json` for one object per line. */
 function printPsFormatted(io: Output, format: string, rows: PsRow[], trunc: boolean): void {
-  if (format !== 'json' && format !== '{{json .}}') throw new InvalidInputError(`unsupported --format ${format}: use json`);
-  for (const { c, size } of rows) {
-    io.print(
-      JSON.stringify({
-        Command: psCommand(c, trunc),
-        CreatedAt: c.created,
-        ID: trunc ? c.id.slice(0, 12) : c.id,
-        Image: c.imageRef,
-        Names: c.name,
-        Ports: portsText(c.run.ports),
-        RunningFor: since(c.created),
-        Size: size !== undefined ? humanSize(size) : '0B',
-        State: c.run.status,
-        Status: psStatus(c.run),
-      }),
-    );
-  }
+  const data = rows.map(({ c, size }) => ({
+    Command: psCommand(c, trunc),
+    CreatedAt: c.created,
+    ID: trunc ? c.id.slice(0, 12) : c.id,
+    Image: c.imageRef,
+    Labels: '',
+    LocalVolumes: '0',
+    Mounts: '',
+    Names: c.name,
+    Networks: c.config.host?.network ?? '',
+    Ports: portsText(c.run.ports),
+    RunningFor: since(c.created),
+    Size: size !== undefined ? humanSize(size) : '0B',
+    State: c.run.status,
+    Status: psStatus(c.run),
+  }));
+  if (format === 'json') for (const d of data) io.print(JSON.stringify(d));
+  // Label is a method in docker's row type; strata's containers carry no labels yet.
+  else io.out.write(formatRows(data.map((d) => ({ ...d, Label: () => '' })), format, { command: 'ps', ...PS_TABLE }));
 }
 
 export function addContainerCommands(program: Command, { io, withStore }: Context): void {

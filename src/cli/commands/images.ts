@@ -8,6 +8,7 @@ import { familiar } from '../../store/images.js';
 import type { ImageSummary } from '../../store/store.js';
 import { eachTarget, toFileOrStdout, type Context, type Output } from '../context.js';
 import { humanSize, since, table, truncate, shortId } from '../format.js';
+import { formatRows, HISTORY_TABLE, IMAGES_TABLE } from '../template/index.js';
 
 interface ImageRow {
   repo: string;
@@ -39,45 +40,39 @@ function imageRows(img: ImageSummary): ImageRow[] {
   return rows;
 }
 
-/** `images --format`: the one place a format string is interpreted for this command. */
+/** `images --format`: docker's templates (`table …`, `{{.Repository}}:{{.Tag}}`), or `json` for one object per line as docker 23+. */
 function printImagesFormatted(io: Output, format: string, rows: ImageRow[], trunc: boolean): void {
-  if (format !== 'json' && format !== '{{json .}}') throw new InvalidInputError(`unsupported --format ${format}: use json`);
-  for (const r of rows) {
-    io.print(
-      JSON.stringify({
-        Containers: 'N/A',
-        CreatedAt: r.created,
-        CreatedSince: since(r.created),
-        Digest: r.digest,
-        ID: trunc ? shortId(r.id) : r.id,
-        Repository: r.repo,
-        SharedSize: 'N/A',
-        Size: humanSize(r.size),
-        Tag: r.tag,
-        UniqueSize: 'N/A',
-        VirtualSize: humanSize(r.size),
-      }),
-    );
-  }
+  const data = rows.map((r) => ({
+    Containers: 'N/A',
+    CreatedAt: r.created,
+    CreatedSince: since(r.created),
+    Digest: r.digest,
+    ID: trunc ? shortId(r.id) : r.id,
+    Repository: r.repo,
+    SharedSize: 'N/A',
+    Size: humanSize(r.size),
+    Tag: r.tag,
+    UniqueSize: 'N/A',
+    VirtualSize: humanSize(r.size),
+  }));
+  if (format === 'json') for (const d of data) io.print(JSON.stringify(d));
+  else io.out.write(formatRows(data, format, { command: 'images', ...IMAGES_TABLE }));
 }
 
 type HistoryRow = { id: string; created: string; createdBy: string; size: number; comment: string };
 
-/** `history --format`: the one place a format string is interpreted for this command. */
+/** `history --format`: docker's templates, or `json` for one object per line. */
 function printHistoryFormatted(io: Output, format: string, rows: HistoryRow[], human: boolean): void {
-  if (format !== 'json' && format !== '{{json .}}') throw new InvalidInputError(`unsupported --format ${format}: use json`);
-  for (const r of rows) {
-    io.print(
-      JSON.stringify({
-        ID: r.id,
-        CreatedAt: r.created,
-        CreatedSince: human ? since(r.created) : r.created,
-        CreatedBy: r.createdBy,
-        Size: human ? humanSize(r.size) : String(r.size),
-        Comment: r.comment,
-      }),
-    );
-  }
+  const data = rows.map((r) => ({
+    ID: r.id,
+    CreatedAt: r.created,
+    CreatedSince: human ? since(r.created) : r.created,
+    CreatedBy: r.createdBy,
+    Size: human ? humanSize(r.size) : String(r.size),
+    Comment: r.comment,
+  }));
+  if (format === 'json') for (const d of data) io.print(JSON.stringify(d));
+  else io.out.write(formatRows(data, format, { command: 'history', ...HISTORY_TABLE }));
 }
 
 /** docker's non-human CREATED column: RFC 3339 with the local offset, seconds precision. */

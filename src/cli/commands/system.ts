@@ -6,11 +6,7 @@ import type { Store } from '../../store/store.js';
 import { version } from '../../version.js';
 import { PartialFailure, SilentExit, type Context, type Output } from '../context.js';
 import { humanSize, shortId, table } from '../format.js';
-
-/** The `--format` values these commands understand until templates come: JSON, as docker's `{{json .}}`. */
-function requireJson(format: string): void {
-  if (format !== 'json' && format !== '{{json .}}') throw new InvalidInputError(`unsupported --format ${format}: use json`);
-}
+import { formatOne, formatRows, SYSTEM_DF_TABLE } from '../template/index.js';
 
 /** A container, else an image, named `ref` (as `--type` allows); undefined when neither exists. */
 async function inspectOne(store: Store, ref: string, type?: string): Promise<unknown> {
@@ -30,21 +26,19 @@ async function inspectOne(store: Store, ref: string, type?: string): Promise<unk
 
 /** `info --format`: the one place a format string is interpreted for this command. */
 function printInfoFormatted(io: Output, format: string, i: Awaited<ReturnType<Store['info']>>): void {
-  requireJson(format);
-  io.json(
-    {
-      Containers: i.containers,
-      ContainersRunning: 0,
-      ContainersPaused: 0,
-      ContainersStopped: i.containers,
-      Images: i.images,
-      Layers: i.layers,
-      Driver: i.driver,
-      DriverStatus: i.status,
-      DockerRootDir: i.root,
-    },
-    0,
-  );
+  const info = {
+    Containers: i.containers,
+    ContainersRunning: i.running,
+    ContainersPaused: i.paused,
+    ContainersStopped: i.containers - i.running - i.paused,
+    Images: i.images,
+    Layers: i.layers,
+    Driver: i.driver,
+    DriverStatus: i.status,
+    DockerRootDir: i.root,
+  };
+  if (format === 'json') io.json(info, 0);
+  else io.out.write(formatOne(info, format, 'info'));
 }
 
 export function addSystemCommands(program: Command, { io, withStore }: Context): void {
@@ -53,9 +47,8 @@ export function addSystemCommands(program: Command, { io, withStore }: Context):
     .description('Return low-level information on images or containers')
     .argument('<name...>')
     .addOption(new Option('--type <type>', 'only this kind of object').choices(['image', 'container']))
-    .option('-f, --format <format>', 'json (the default)')
+    .option('-f, --format <format>', 'format the output using the given Go template')
     .action(async (refs: string[], o: { type?: string; format?: string }) => {
-      if (o.format) requireJson(o.format);
       await withStore(async (store) => {
         const out: unknown[] = [];
         const missing: StrataError[] = [];
@@ -65,7 +58,8 @@ export function addSystemCommands(program: Command, { io, withStore }: Context):
           else out.push(found);
         }
         // docker prints what it found, then an error for each name it did not.
-        io.json(out);
+        if (o.format && o.format !== 'json') for (const v of out) io.out.write(formatOne(v, o.format, 'inspect'));
+        else io.json(out);
         if (missing.length) throw new PartialFailure(missing);
       });
     });
@@ -94,8 +88,9 @@ export function addSystemCommands(program: Command, { io, withStore }: Context):
           ['Build Cache', '0', '0', '0B', '0B'],
         ];
         if (o.format) {
-          requireJson(o.format);
-          for (const r of rows) io.print(JSON.stringify({ Type: r[0], TotalCount: r[1], Active: r[2], Size: r[3], Reclaimable: r[4] }));
+          const data = rows.map((r) => ({ Type: r[0], TotalCount: r[1], Active: r[2], Size: r[3], Reclaimable: r[4] }));
+          if (o.format === 'json') for (const d of data) io.print(JSON.stringify(d));
+          else io.out.write(formatRows(data, o.format, { command: 'system df', ...SYSTEM_DF_TABLE }));
           return;
         }
         if (!o.verbose) {
@@ -157,7 +152,7 @@ export function addSystemCommands(program: Command, { io, withStore }: Context):
   program
     .command('info')
     .description('Display system-wide information')
-    .option('--format <format>', 'json')
+    .option('-f, --format <format>', 'format the output using the given Go template')
     .action(async (o: { format?: string }) => {
       await withStore(async (store) => {
         const i = await store.info();
@@ -165,9 +160,9 @@ export function addSystemCommands(program: Command, { io, withStore }: Context):
         const lines = [
           'Server:',
           ` Containers: ${i.containers}`,
-          '  Running: 0',
-          '  Paused: 0',
-          `  Stopped: ${i.containers}`,
+          `  Running: ${i.running}`,
+          `  Paused: ${i.paused}`,
+          `  Stopped: ${i.containers - i.running - i.paused}`,
           ` Images: ${i.images}`,
           ` Layers: ${i.layers}`,
           ` Storage Driver: ${i.driver}`,

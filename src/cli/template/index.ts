@@ -19,7 +19,7 @@
 //   a list command's error; docker's inspect and info print one empty line first (the caller's
 //   part: this module returns the text or throws).
 
-import { StrataError } from '../../store/errors.js';
+import { StrataError } from '../../errors.js';
 import { compile, execute, TemplateExecError, type Template } from './exec.js';
 import { HEADER_FUNCS } from './funcs.js';
 import { TemplateSyntaxError } from './lex.js';
