@@ -2,7 +2,8 @@
 // better-sqlite3 is synchronous, so a transaction is atomic for this process; BEGIN IMMEDIATE
 // plus busy_timeout makes it atomic across processes too.
 import Database from 'better-sqlite3';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { withReserve } from './reserve.js';
 
 export type DB = Database.Database;
 
@@ -80,28 +81,41 @@ CREATE TABLE IF NOT EXISTS blob_sources (
 const MIGRATIONS = [SCHEMA, BLOB_SOURCES];
 const SCHEMA_VERSION = MIGRATIONS.length;
 
+/** Open (creating or migrating) the database; on a full disk the space reserve makes room. */
 export function openDatabase(root: string): DB {
+  return withReserve(root, () => openOnce(root));
+}
+
+function openOnce(root: string): DB {
   const db = new Database(join(root, 'strata.db'), { timeout: 60_000 });
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = NORMAL');
-  db.pragma('foreign_keys = ON');
-  const version = db.pragma('user_version', { simple: true }) as number;
-  if (version > SCHEMA_VERSION) {
+  try {
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    db.pragma('foreign_keys = ON');
+    // A short WAL: what a full disk needs free to record a removal (see reserve.ts).
+    db.pragma('wal_autocheckpoint = 100');
+    const version = db.pragma('user_version', { simple: true }) as number;
+    if (version > SCHEMA_VERSION) {
+      throw new Error(`strata.db in ${root} has schema version ${version}, newer than this strata (${SCHEMA_VERSION})`);
+    }
+    if (version < SCHEMA_VERSION) {
+      db.transaction(() => {
+        for (let v = version; v < SCHEMA_VERSION; v++) db.exec(MIGRATIONS[v]);
+        db.pragma(`user_version = ${SCHEMA_VERSION}`);
+      }).immediate();
+    }
+  } catch (err) {
     db.close();
-    throw new Error(`strata.db in ${root} has schema version ${version}, newer than this strata (${SCHEMA_VERSION})`);
-  }
-  if (version < SCHEMA_VERSION) {
-    db.transaction(() => {
-      for (let v = version; v < SCHEMA_VERSION; v++) db.exec(MIGRATIONS[v]);
-      db.pragma(`user_version = ${SCHEMA_VERSION}`);
-    }).immediate();
+    throw err;
   }
   return db;
 }
 
 /** Run fn in a BEGIN IMMEDIATE transaction (serialised with every other writer on the root). */
 export function writeTx<T>(db: DB, fn: () => T): T {
-  return db.transaction(fn).immediate();
+  // A full disk: the outermost transaction gets one more try after the reserve is released.
+  if (db.inTransaction) return db.transaction(fn).immediate();
+  return withReserve(dirname(db.name), () => db.transaction(fn).immediate());
 }
 
 export function now(): string {

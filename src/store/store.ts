@@ -22,6 +22,7 @@ import { ImageStore, familiar, normalizeName, parseConfig, type ImageRecord } fr
 import { setupInitLayer } from './initlayer.js';
 import { LayerStore, newId, sha256, tarSplitPath, type LayerEvents, type LayerRecord } from './layers.js';
 import { ownerAlive, ownerId } from './owner.js';
+import { ensureReserve, isNoSpace } from './reserve.js';
 
 export const DEFAULT_ROOT = '/var/lib/strata';
 
@@ -88,14 +89,22 @@ export class Store {
     mkdirSync(root, { recursive: true, mode: 0o710 });
     mkdirSync(resolve(root, 'tmp'), { recursive: true, mode: 0o700 });
     const driver = await selectDriver(root, opts.driver, opts.storageOpts ?? {});
-    const db = openDatabase(root);
+    let db: DB;
+    try {
+      db = openDatabase(root);
+    } catch (err) {
+      if (!isNoSpace(err)) throw err;
+      throw new StrataError(`no space left on device under ${root}: SQLite cannot open strata.db without a few hundred kB free (the space reserve is used up); free some space on that filesystem`);
+    }
     const store = new Store(root, driver, db, opts.parallelExtract ?? 3);
     await store.recover();
+    ensureReserve(root);
     return store;
   }
 
   async close(): Promise<void> {
     this.db.close();
+    ensureReserve(this.root);
   }
 
   /** Finish or undo what crashed processes left behind. */
@@ -110,7 +119,11 @@ export class Store {
   // ---------------------------------------------------------------- images
 
   /** Store an image from any source; layers already present are reused. */
-  async importImage(src: ImageSource, events: LayerEvents = {}, opts: { repoDigests?: string[] } = {}): Promise<LoadedImage> {
+  async importImage(
+    src: ImageSource,
+    events: LayerEvents = {},
+    opts: { repoDigests?: string[]; verifyStoredLayers?: boolean } = {},
+  ): Promise<LoadedImage> {
     const id = sha256(src.config);
     let config: ImageConfig;
     try {
@@ -131,6 +144,8 @@ export class Store {
           blobDigest: l.verified ? undefined : l.digest,
           diffId: diffIds[i],
           label: (l.digest ?? diffIds[i]).replace(/^sha256:/, '').slice(0, 12),
+          size: l.size,
+          verifyIfStored: opts.verifyStoredLayers === true,
         })),
         events,
       );
@@ -149,7 +164,8 @@ export class Store {
   async load(file: string, opts: { platform?: string } = {}, events: LayerEvents = {}): Promise<LoadedImage[]> {
     const sources = await openImageArchive(file, opts);
     const out: LoadedImage[] = [];
-    for (const src of sources) out.push(await this.importImage(src, events));
+    // Every layer of an archive is read and checked, stored already or not, as `docker load` does.
+    for (const src of sources) out.push(await this.importImage(src, events, { verifyStoredLayers: true }));
     return out;
   }
 
