@@ -12,7 +12,7 @@ import { test } from 'node:test';
 import Database from 'better-sqlite3';
 import { strataIn } from '../helpers/cli.js';
 import { corpusImage, scratch } from '../helpers/env.js';
-import { makeLoopFs } from '../helpers/fsimages.js';
+import { makeLoopFs, makeZfsPool } from '../helpers/fsimages.js';
 
 /** A writer that cannot be alive: pids stop far below this. */
 const DEAD_OWNER = '999999999:1';
@@ -266,4 +266,46 @@ test('btrfs: a creation killed after any step leaves a store that opens, with no
     traces: (h, id) => named(h, id, ['subvolumes', 'quotas']),
   };
   runCase(t, btrfs, join(fs.mountPoint, 'root'));
+});
+
+test('zfs: a creation killed after any step leaves a store that opens, with no partial layer', (t) => {
+  const pool = makeZfsPool(1024);
+  t.after(() => pool.teardown());
+  process.on('exit', () => pool.teardown());
+  const zfs = (...args: string[]) => execFileSync('zfs', args, { stdio: 'pipe' });
+  const dataset = (id: string) => `${pool.pool}/${id}`;
+  const clone = (h: string, id: string, parent: string) => {
+    mkdirSync(join(h, 'graph', id), { recursive: true });
+    zfs('snapshot', `${dataset(parent)}@${id}`);
+    zfs('clone', '-o', 'canmount=noauto', '-o', `mountpoint=${join(h, 'graph', id)}`, `${dataset(parent)}@${id}`, dataset(id));
+  };
+  const zfsCase: DriverCase = {
+    driver: 'zfs',
+    home: 'zfs',
+    prefixes: [
+      { name: 'mount point dir only', make: (h, id) => mkdirSync(join(h, 'graph', id), { recursive: true }) },
+      {
+        name: 'origin snapshot on the parent, no clone',
+        make: (h, id, parent) => {
+          mkdirSync(join(h, 'graph', id), { recursive: true });
+          zfs('snapshot', `${dataset(parent)}@${id}`);
+        },
+      },
+      { name: 'clone made, origin not yet marked for deferred destroy', make: clone },
+      {
+        name: 'clone made and origin marked',
+        make: (h, id, parent) => {
+          clone(h, id, parent);
+          zfs('destroy', '-d', `${dataset(parent)}@${id}`);
+        },
+      },
+    ],
+    traces: (h, id) => [
+      ...named(h, id, ['graph']),
+      ...execFileSync('zfs', ['list', '-H', '-o', 'name', '-t', 'all', '-r', pool.pool], { encoding: 'utf8' })
+        .split('\n')
+        .filter((n) => n.includes(id)),
+    ],
+  };
+  runCase(t, zfsCase, join(pool.mountPoint, 'root'));
 });
