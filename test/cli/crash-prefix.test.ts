@@ -235,7 +235,7 @@ function runCase(t: { after(fn: () => void): void }, c: DriverCase, root: string
   t.after(() => cli.run(['rm', '-f', 'after']));
 }
 
-for (const c of [overlay2, vfs, aufs]) {
+for (const c of [overlay2, { ...overlay2, driver: 'fuse-overlayfs', home: 'fuse-overlayfs' }, vfs, aufs]) {
   test(`${c.driver}: a creation killed after any step leaves a store that opens, with no partial layer`, (t) => {
     runCase(t, c, join(scratch(t), 'root'));
   });
@@ -308,4 +308,39 @@ test('zfs: a creation killed after any step leaves a store that opens, with no p
     ],
   };
   runCase(t, zfsCase, join(pool.mountPoint, 'root'));
+});
+
+test('devicemapper: a creation killed after any step leaves a store that opens, with no partial layer', (t) => {
+  const root = join(scratch(t), 'root');
+  /** The reflink pool (an XFS image) mounted for fn, as the driver mounts it while in use. */
+  const withPool = <T>(h: string, fn: (pool: string) => T): T => {
+    execFileSync('mount', ['-o', 'loop,nouuid', join(h, 'devicemapper', 'data'), join(h, 'pool')], { stdio: 'pipe' });
+    try {
+      return fn(join(h, 'pool'));
+    } finally {
+      execFileSync('umount', [join(h, 'pool')], { stdio: 'pipe' });
+    }
+  };
+  const cloneImage = (h: string, id: string, parent: string) =>
+    withPool(h, (pool) => execFileSync('cp', ['--reflink=always', join(pool, `${parent}.img`), join(pool, `${id}.img`)], { stdio: 'pipe' }));
+  const dm: DriverCase = {
+    driver: 'devicemapper',
+    home: 'devicemapper',
+    prefixes: [
+      { name: 'image cloned, no record', make: cloneImage },
+      {
+        name: 'image cloned, half-written record',
+        make: (h, id, parent) => {
+          cloneImage(h, id, parent);
+          writeFileSync(join(h, 'metadata', `${id}.tmp`), '{"device_id":');
+        },
+      },
+      {
+        name: 'mount point made, record and image gone (removal cut short)',
+        make: (h, id) => mkdirSync(join(h, 'mnt', id)),
+      },
+    ],
+    traces: (h, id) => [...named(h, id, ['metadata', 'mnt']), ...withPool(h, (pool) => readdirSync(pool).filter((n) => n.includes(id)))],
+  };
+  runCase(t, dm, root);
 });
