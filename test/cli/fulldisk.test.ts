@@ -9,6 +9,7 @@ import { test } from 'node:test';
 import { strataIn } from '../helpers/cli.js';
 import { corpusImage } from '../helpers/env.js';
 import { makeLoopFs, type LoopFs } from '../helpers/fsimages.js';
+import { startRegistry } from '../helpers/registry.js';
 
 function loopFs(t: { after(fn: () => void): void }, sizeMiB: number): LoopFs {
   const fs = makeLoopFs('ext4', sizeMiB);
@@ -89,6 +90,22 @@ for (const driver of ['vfs', 'overlay2']) {
     assert.equal(info.Images, 0);
     assert.equal(info.Containers, 0);
     assert.deepEqual(layerEntries(root, driver), []);
+  });
+
+  test(`${driver}: a pull that runs out of space leaves no layer behind and says what it needed`, async (t) => {
+    const reg = await startRegistry((fn) => t.after(fn));
+    await reg.load('nginx', 'latest');
+    const fs = loopFs(t, 48);
+    const root = join(fs.mountPoint, 'root');
+    const cli = strataIn(root, driver);
+    cli.ok(['info']);
+    const r = cli.run(['pull', `${reg.host}/corpus/nginx:latest`]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /no space left on device under .*: the layers need more than \d+(\.\d)? MB/);
+    assert.deepEqual(layerEntries(root, driver), []);
+    const info = JSON.parse(cli.ok(['info', '--format', 'json']));
+    assert.equal(info.Images, 0);
+    assert.equal(info.Layers, 0);
   });
 
   test(`${driver}: a load that runs out of space leaves no layer behind and says what it needed`, (t) => {
