@@ -3,7 +3,7 @@
 // plus busy_timeout makes it atomic across processes too.
 import Database from 'better-sqlite3';
 import { dirname, join } from 'node:path';
-import { withReserve } from './reserve.js';
+import { isNoSpace, withReserve } from './reserve.js';
 
 export type DB = Database.Database;
 
@@ -81,14 +81,27 @@ CREATE TABLE IF NOT EXISTS blob_sources (
 const MIGRATIONS = [SCHEMA, BLOB_SOURCES];
 const SCHEMA_VERSION = MIGRATIONS.length;
 
-/** Open (creating or migrating) the database; on a full disk the space reserve makes room. */
+/**
+ * Open (creating or migrating) the database. On a full disk SQLite cannot even make its shared
+ * WAL index (the -shm file): the connection then keeps the index in its own memory (exclusive
+ * locking: other strata processes wait until this one closes), so reads work without a free
+ * block, and writes get room from the space reserve (writeTx), kept for the commands that free
+ * space rather than spent on opening.
+ */
 export function openDatabase(root: string): DB {
-  return withReserve(root, () => openOnce(root));
+  try {
+    return openOnce(root, false);
+  } catch (err) {
+    if (!isNoSpace(err)) throw err;
+    return openOnce(root, true);
+  }
 }
 
-function openOnce(root: string): DB {
+function openOnce(root: string, exclusive: boolean): DB {
   const db = new Database(join(root, 'strata.db'), { timeout: 60_000 });
   try {
+    // Must come before the first access to take effect on the WAL index.
+    if (exclusive) db.pragma('locking_mode = EXCLUSIVE');
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
     db.pragma('foreign_keys = ON');

@@ -1,8 +1,8 @@
-// A few MiB kept allocated in the store root and given back the moment a write finds the
-// disk full. SQLite needs free blocks even to read (its -shm index, 32 KiB) and to record a
-// removal (WAL frames): without a reserve, a full disk locks out the very commands (rmi, rm,
-// system prune) that would free space. Measured on a full ext4: reads fail with
-// SQLITE_IOERR_SHMSIZE until a few hundred KiB are free, then reads and deletes work; the WAL
+// A MiB kept allocated in the store root and given back the moment a write finds the disk
+// full. SQLite needs free blocks to record a removal (WAL frames): without a reserve, a full
+// disk locks out the very commands (rmi, rm, system prune) that would free space. Measured on
+// a full ext4: a normal open fails with SQLITE_IOERR_SHMSIZE (reads are handled without the
+// reserve, see db.ts) and writes with SQLITE_FULL until a few hundred KiB are free; the WAL
 // stays under about 400 KiB because the database checkpoints every 100 pages (db.ts).
 import { closeSync, existsSync, fsyncSync, openSync, readdirSync, renameSync, rmSync, statfsSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';

@@ -94,7 +94,7 @@ export class Store {
       db = openDatabase(root);
     } catch (err) {
       if (!isNoSpace(err)) throw err;
-      throw new StrataError(`no space left on device under ${root}: SQLite cannot open strata.db without a few hundred kB free (the space reserve is used up); free some space on that filesystem`);
+      throw new StrataError(`no space left on device under ${root}: cannot open strata.db; free some space on that filesystem`);
     }
     const store = new Store(root, driver, db, opts.parallelExtract ?? 3);
     await store.recover();

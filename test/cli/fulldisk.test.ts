@@ -66,10 +66,20 @@ for (const driver of ['vfs', 'overlay2']) {
     fill(join(fs.mountPoint, 'filler'));
     assert.throws(() => writeFileSync(join(fs.mountPoint, 'one-more'), Buffer.alloc(4096)), { code: 'ENOSPC' });
 
-    assert.match(cli.ok(['images']), /corpus\/app/);
-    assert.match(cli.ok(['ps', '-a']), /c1/);
-    cli.ok(['check']);
-    cli.ok(['inspect', 'c1']);
+    // Each read-only command at 100%: none of them may spend the reserve or need a free block.
+    const reads: [string[], RegExp][] = [
+      [['images'], /corpus\/app/],
+      [['ps', '-a'], /c1/],
+      [['check'], /^/],
+      [['inspect', 'c1'], /"Name": "\/c1"/],
+      [['history', 'corpus/app'], /IMAGE/],
+      [['info'], /Storage Driver/],
+      [['system', 'df'], /Images/],
+    ];
+    for (const [args, out] of reads) {
+      assert.match(cli.ok(args), out, args.join(' '));
+      assert.ok(existsSync(join(root, 'space-reserve')), `${args.join(' ')} left the reserve alone`);
+    }
 
     let free = freeBytes(fs.mountPoint);
     cli.ok(['rmi', 'corpus/app']);
