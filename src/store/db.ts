@@ -4,7 +4,8 @@
 import { StrataError } from '../errors.js';
 import Database from 'better-sqlite3';
 import { RUN_STATE_SCHEMA } from './runstate.js';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { isNoSpace, withReserve } from './reserve.js';
 
 export type DB = Database.Database;
 
@@ -82,28 +83,54 @@ CREATE TABLE IF NOT EXISTS blob_sources (
 const MIGRATIONS = [SCHEMA, BLOB_SOURCES, RUN_STATE_SCHEMA];
 const SCHEMA_VERSION = MIGRATIONS.length;
 
+/**
+ * Open (creating or migrating) the database. On a full disk SQLite cannot even make its shared
+ * WAL index (the -shm file): the connection then keeps the index in its own memory (exclusive
+ * locking: other strata processes wait until this one closes), so reads work without a free
+ * block, and writes get room from the space reserve (writeTx), kept for the commands that free
+ * space rather than spent on opening.
+ */
 export function openDatabase(root: string): DB {
-  const db = new Database(join(root, 'strata.db'), { timeout: 60_000 });
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = NORMAL');
-  db.pragma('foreign_keys = ON');
-  const version = db.pragma('user_version', { simple: true }) as number;
-  if (version > SCHEMA_VERSION) {
-    db.close();
-    throw new StrataError(`strata.db in ${root} has schema version ${version}, newer than this strata (${SCHEMA_VERSION})`);
+  try {
+    return openOnce(root, false);
+  } catch (err) {
+    if (!isNoSpace(err)) throw err;
+    return openOnce(root, true);
   }
-  if (version < SCHEMA_VERSION) {
-    db.transaction(() => {
-      for (let v = version; v < SCHEMA_VERSION; v++) db.exec(MIGRATIONS[v]);
-      db.pragma(`user_version = ${SCHEMA_VERSION}`);
-    }).immediate();
+}
+
+function openOnce(root: string, exclusive: boolean): DB {
+  const db = new Database(join(root, 'strata.db'), { timeout: 60_000 });
+  try {
+    // Must come before the first access to take effect on the WAL index.
+    if (exclusive) db.pragma('locking_mode = EXCLUSIVE');
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    db.pragma('foreign_keys = ON');
+    // A short WAL: what a full disk needs free to record a removal (see reserve.ts).
+    db.pragma('wal_autocheckpoint = 100');
+    const version = db.pragma('user_version', { simple: true }) as number;
+    if (version > SCHEMA_VERSION) {
+      throw new StrataError(`strata.db in ${root} has schema version ${version}, newer than this strata (${SCHEMA_VERSION})`);
+    }
+    if (version < SCHEMA_VERSION) {
+      db.transaction(() => {
+        for (let v = version; v < SCHEMA_VERSION; v++) db.exec(MIGRATIONS[v]);
+        db.pragma(`user_version = ${SCHEMA_VERSION}`);
+      }).immediate();
+    }
+  } catch (err) {
+    db.close();
+    throw err;
   }
   return db;
 }
 
 /** Run fn in a BEGIN IMMEDIATE transaction (serialised with every other writer on the root). */
 export function writeTx<T>(db: DB, fn: () => T): T {
-  return db.transaction(fn).immediate();
+  // A full disk: the outermost transaction gets one more try after the reserve is released.
+  if (db.inTransaction) return db.transaction(fn).immediate();
+  return withReserve(dirname(db.name), () => db.transaction(fn).immediate());
 }
 
 export function now(): string {

@@ -5,14 +5,16 @@ import { randomBytes } from 'node:crypto';
 import { DigestStream, sha256Digest as sha256 } from '../image/digest.js';
 import { mkdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { PassThrough, type Readable } from 'node:stream';
+import { PassThrough, Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Driver, CreateOpts } from '../drivers/driver.js';
 import { decompress } from '../archive/compression.js';
 import { TarSplitRecorder } from '../archive/tarsplit.js';
 import { type DB, now, writeTx } from './db.js';
+import { humanSize } from '../sys/units.js';
 import { ownerAlive, ownerId } from './owner.js';
 import { ConflictError, StrataError } from './errors.js';
+import { freeBytes, isNoSpace } from './reserve.js';
 
 export type LayerKind = 'image' | 'init' | 'container';
 
@@ -88,6 +90,19 @@ export interface LayerInput {
   diffId?: string;
   /** What to call it in errors and progress. */
   label: string;
+  /** Bytes of the blob as stored, when known (to say how much space a layer needs). */
+  size?: number;
+  /**
+   * Read and check the blob even when a layer with its diffID is stored already (`load`: an
+   * archive whose bytes do not match its config is refused, whatever the store holds).
+   */
+  verifyIfStored?: boolean;
+}
+
+function checkDiffId(input: LayerInput, diffId: string): void {
+  if (input.diffId && input.diffId !== diffId) {
+    throw new StrataError(`${input.label}: layer content does not match its diffID: expected ${input.diffId}, got ${diffId}`);
+  }
 }
 
 export interface LayerEvents {
@@ -108,6 +123,7 @@ export class ParentGoneError extends StrataError {
   }
 }
 
+
 export class LayerStore {
   constructor(
     private readonly db: DB,
@@ -116,6 +132,9 @@ export class LayerStore {
     /** Layers extracted at once when the driver's layers are independent (1 = one by one). */
     private readonly parallelExtract = 3,
   ) {}
+
+  /** Uncompressed bytes read so far from each input being applied (what a full disk reports). */
+  private readonly extracted = new Map<LayerInput, number>();
 
   byId(id: string): LayerRecord | undefined {
     const r = this.db.prepare('SELECT * FROM layers WHERE id = ?').get(id) as LayerRow | undefined;
@@ -170,8 +189,66 @@ export class LayerStore {
       }
     } catch (err) {
       await this.dropUnadopted(ownerId());
+      if (isNoSpace(err)) throw this.noSpace(inputs, err as Error);
+      throw err;
+    } finally {
+      for (const i of inputs) this.extracted.delete(i);
+    }
+  }
+
+  /**
+   * The error for layers that did not fit (their partial layers already removed): what they
+   * needed as far as it is known, the bytes extracted before the disk filled plus the stored
+   * (compressed, so at least) size of the layers not started, and what is free now.
+   */
+  private noSpace(inputs: LayerInput[], err: Error): StrataError {
+    let extracted = 0;
+    let pending = 0;
+    for (const i of inputs) {
+      const n = this.extracted.get(i);
+      if (n !== undefined) extracted += n;
+      else pending += i.size ?? 0;
+    }
+    let free = '';
+    try {
+      free = `; ${humanSize(freeBytes(this.root))} free now`;
+    } catch {
+      free = '';
+    }
+    const rest = pending > 0 ? ` and at least ${humanSize(pending)} more to come` : '';
+    return new StrataError(
+      `no space left on device under ${this.root}: the layers need more than ${humanSize(extracted + pending)} (${humanSize(extracted)} extracted when the disk filled${rest})${free}; the partial layers were removed (${err.message.split('\n')[0]})`,
+    );
+  }
+
+  /** A stored layer stands in for input: announced, and first checked against input's bytes when asked. */
+  private async reuse(input: LayerInput, events: LayerEvents): Promise<void> {
+    if (input.verifyIfStored) await this.verifyBlob(input);
+    events.onLayer?.(input.label, 'exists');
+  }
+
+  /** Read a blob through: its digest (when given) and its diffID must match, nothing is written. */
+  private async verifyBlob(input: LayerInput): Promise<void> {
+    const { blob, head, fetched } = await this.openBlob(input);
+    const digester = new DigestStream({ what: input.label });
+    const sink = new Writable({ highWaterMark: 1 << 20, write: (_chunk, _enc, cb) => cb() });
+    try {
+      const tar = await decompress(head);
+      await Promise.all([pipeline(tar, digester, sink), fetched]);
+    } catch (err) {
+      blob.destroy();
       throw err;
     }
+    checkDiffId(input, digester.digest);
+  }
+
+  /** Open input's blob; `head` carries its bytes, and `fetched` fails when they do not match blobDigest. */
+  private async openBlob(input: LayerInput): Promise<{ blob: Readable; head: PassThrough; fetched: Promise<void> }> {
+    const blob = await input.open();
+    const head = new PassThrough({ highWaterMark: 1 << 20 });
+    const fetched = input.blobDigest ? pipeline(blob, new DigestStream({ expected: input.blobDigest, what: input.label }), head) : pipeline(blob, head);
+    fetched.catch(() => undefined); // awaited by the caller; this only keeps an early failure from going unhandled
+    return { blob, head, fetched };
   }
 
   /** This process's image layers are now referenced by an image (or a container). */
@@ -216,7 +293,7 @@ export class LayerStore {
     for (; start < inputs.length; start++) {
       const existing = await this.waitForChain(chains[start]);
       if (!existing) break;
-      events.onLayer?.(inputs[start].label, 'exists');
+      await this.reuse(inputs[start], events);
       parent = existing;
     }
     if (start === inputs.length) return parent;
@@ -226,7 +303,7 @@ export class LayerStore {
     for (let i = start; i < inputs.length; i++) {
       const existing = await this.waitForChain(chains[i]);
       if (existing) {
-        events.onLayer?.(inputs[i].label, 'exists');
+        await this.reuse(inputs[i], events);
         parent = existing;
         continue;
       }
@@ -275,7 +352,7 @@ export class LayerStore {
       if (chainId) {
         const existing = await this.waitForChain(chainId);
         if (existing) {
-          events.onLayer?.(input.label, 'exists');
+          await this.reuse(input, events);
           return existing;
         }
       }
@@ -343,7 +420,7 @@ export class LayerStore {
       for (let i = 0; i < inputs.length && !failure; i++) {
         const existing = await this.waitForChain(chains[i]);
         if (existing) {
-          events.onLayer?.(inputs[i].label, 'exists');
+          await this.reuse(inputs[i], events);
           claimed.push({ id: existing.id, parent: parentId, input: inputs[i], chain: chains[i], existing });
           parentId = existing.id;
           continue;
@@ -382,11 +459,9 @@ export class LayerStore {
 
   /** Stream one layer blob into the driver: verify, decompress, hash, record tar-split, apply. */
   private async applyInto(id: string, parent: string | null, input: LayerInput): Promise<{ diffId: string; size: number; contentSize: number }> {
-    const blob = await input.open();
-    const head = new PassThrough({ highWaterMark: 1 << 20 });
-    const fetched = input.blobDigest ? pipeline(blob, new DigestStream({ expected: input.blobDigest, what: input.label }), head) : pipeline(blob, head);
-    fetched.catch(() => undefined); // awaited below; this only keeps an early failure from going unhandled
-    const digester = new DigestStream({ what: input.label });
+    const { blob, head, fetched } = await this.openBlob(input);
+    const digester = new DigestStream({ what: input.label, onBytes: (n) => this.extracted.set(input, n) });
+    this.extracted.set(input, 0);
     const splitFile = tarSplitPath(this.root, id);
     mkdirSync(join(this.root, 'layerdb'), { recursive: true, mode: 0o700 });
     const recorder = new TarSplitRecorder(`${splitFile}.tmp`);
@@ -411,9 +486,7 @@ export class LayerStore {
       throw err;
     }
     const diffId = digester.digest;
-    if (input.diffId && input.diffId !== diffId) {
-      throw new StrataError(`${input.label}: layer content does not match its diffID: expected ${input.diffId}, got ${diffId}`);
-    }
+    checkDiffId(input, diffId);
     renameSync(`${splitFile}.tmp`, splitFile);
     return { diffId, size: digester.size, contentSize };
   }
@@ -496,7 +569,9 @@ export class LayerStore {
       return true;
     });
     if (!go) return false;
-    if (await this.driver.exists(id)) await this.driver.remove(id);
+    // Not gated on exists(): a layer whose creation was cut short may have parts without
+    // being whole, and every driver's remove deletes whatever parts there are.
+    await this.driver.remove(id);
     rmSync(tarSplitPath(this.root, id), { force: true });
     rmSync(`${tarSplitPath(this.root, id)}.tmp`, { force: true });
     writeTx(this.db, () => {
@@ -514,7 +589,7 @@ export class LayerStore {
       for (const id of ids) this.db.prepare(`UPDATE layers SET state = 'removing', owner = ? WHERE id = ?`).run(ownerId(), id);
     });
     for (const id of ids) {
-      if (await this.driver.exists(id)) await this.driver.remove(id);
+      await this.driver.remove(id);
       rmSync(tarSplitPath(this.root, id), { force: true });
     }
     writeTx(this.db, () => {
@@ -558,7 +633,10 @@ export class LayerStore {
       try {
         if (await this.destroy(l.id)) n++;
       } catch (err) {
-        if (!(err instanceof ConflictError)) throw err;
+        if (err instanceof ConflictError) continue;
+        // The row stays `removing` and the next open tries again; one layer that cannot go
+        // yet (a busy mount) must not lock every command out of the store.
+        process.emitWarning(`could not remove the unfinished layer ${l.id}: ${(err as Error).message}`);
       }
     }
     return n;

@@ -29,6 +29,7 @@ import { defaultStrataCommand } from '../self.js';
 import type { ExitStatus } from '../runtime/attach.js';
 import { Runner, runConfig, type AttachStreams, type RunConfigOptions } from './run.js';
 import { RunStates, type RunState } from './runstate.js';
+import { ensureReserve, isNoSpace } from './reserve.js';
 
 export const DEFAULT_ROOT = '/var/lib/strata';
 
@@ -122,12 +123,19 @@ export class Store {
     mkdirSync(root, { recursive: true, mode: 0o710 });
     mkdirSync(resolve(root, 'tmp'), { recursive: true, mode: 0o700 });
     const driver = await selectDriver(root, opts.driver, opts.storageOpts ?? {});
-    const db = openDatabase(root);
+    let db: DB;
+    try {
+      db = openDatabase(root);
+    } catch (err) {
+      if (!isNoSpace(err)) throw err;
+      throw new StrataError(`no space left on device under ${root}: cannot open strata.db; free some space on that filesystem`);
+    }
     const storeFlags = ['--root', root, '--driver', driver.name, ...Object.entries(opts.storageOpts ?? {}).flatMap(([k, v]) => ['--storage-opt', `${k}=${v}`])];
     const store = new Store(root, driver, db, opts.parallelExtract ?? 3, [...(opts.strataCommand ?? defaultStrataCommand()), ...storeFlags]);
     log.debug(`store ${root} opened with driver ${driver.name}`);
     await store.recover();
     await store.sweepAfterCrash();
+    ensureReserve(root);
     return store;
   }
 
@@ -135,6 +143,7 @@ export class Store {
     if (this.mark) rmSync(this.mark, { force: true });
     this.mark = null;
     this.db.close();
+    ensureReserve(this.root);
   }
 
   /**
@@ -169,7 +178,11 @@ export class Store {
   // ---------------------------------------------------------------- images
 
   /** Store an image from any source; layers already present are reused. */
-  async importImage(src: ImageSource, events: LayerEvents = {}, opts: { repoDigests?: string[] } = {}): Promise<LoadedImage> {
+  async importImage(
+    src: ImageSource,
+    events: LayerEvents = {},
+    opts: { repoDigests?: string[]; verifyStoredLayers?: boolean } = {},
+  ): Promise<LoadedImage> {
     const id = sha256(src.config);
     let config: ImageConfig;
     try {
@@ -190,6 +203,8 @@ export class Store {
           blobDigest: l.verified ? undefined : l.digest,
           diffId: diffIds[i],
           label: (l.digest ?? diffIds[i]).replace(/^sha256:/, '').slice(0, 12),
+          size: l.size,
+          verifyIfStored: opts.verifyStoredLayers === true,
         })),
         events,
       );
@@ -230,7 +245,8 @@ export class Store {
   async load(file: string, opts: { platform?: string } = {}, events: LayerEvents = {}): Promise<LoadedImage[]> {
     const sources = await openImageArchive(file, opts);
     const out: LoadedImage[] = [];
-    for (const src of sources) out.push(await this.importImage(src, events));
+    // Every layer of an archive is read and checked, stored already or not, as `docker load` does.
+    for (const src of sources) out.push(await this.importImage(src, events, { verifyStoredLayers: true }));
     return out;
   }
 

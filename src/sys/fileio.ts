@@ -1,8 +1,12 @@
 // File calls node:fs lacks that an exact tree copy needs: SEEK_DATA/SEEK_HOLE to keep a
 // sparse file's holes, and utimensat(AT_SYMLINK_NOFOLLOW) to set times to the nanosecond
 // on any file type (node's lutimes goes through a double and loses the last digits).
+// Also the crash-safe way to write a small metadata file: a reader (or a process that opens
+// the store after a kill or a power cut) sees the old file or the whole new one, never a part.
 import koffi from 'koffi';
+import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
+import { dirname } from 'node:path';
 import { sysError } from './linux.js';
 
 const libc = koffi.load('libc.so.6');
@@ -55,4 +59,42 @@ function writeTimespec(buf: Buffer, at: number, ns: bigint): void {
   }
   buf.writeBigInt64LE(sec, at);
   buf.writeBigInt64LE(nsec, at + 8);
+}
+
+/** fsync a directory, so the names created, renamed or removed in it survive a power cut. */
+export function fsyncDir(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Write path as a whole or not at all: the bytes go to `<path>.tmp`, are fsynced, and the temp
+ * name is renamed over path (then the directory is fsynced). A kill at any point leaves path
+ * absent (or as it was) and at most a `.tmp` file that the next writer replaces.
+ */
+export function writeFileAtomic(path: string, data: string | Buffer, mode = 0o644): void {
+  const tmp = `${path}.tmp`;
+  const fd = openSync(tmp, 'w', mode);
+  try {
+    const buf = typeof data === 'string' ? Buffer.from(data) : data;
+    let off = 0;
+    while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
+    fsyncSync(fd);
+  } catch (err) {
+    closeSync(fd);
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+  closeSync(fd);
+  try {
+    renameSync(tmp, path);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+  fsyncDir(dirname(path));
 }

@@ -52,25 +52,40 @@ const DIRENT_HEADER = koffi.struct('dirent_header', {
 });
 const DT_UNKNOWN = 0;
 
-/** True when readdir on the filesystem holding `dir` fills in d_type. */
+/**
+ * True when readdir on the filesystem holding `dir` fills in d_type. The entries dir already
+ * has answer that without writing anything (so a store on a full disk still opens); only an
+ * empty dir needs a probe file of our own.
+ */
 export function supportsDType(dir: string): boolean {
+  const seen = direntTypes(dir, null);
+  if (seen !== null) return seen;
   const probe = mkdtempSync(join(dir, '.dtype-probe-'));
   try {
     writeFileSync(join(probe, 'f'), '');
-    const dp = opendir(probe);
-    if (!dp) return false;
-    try {
-      for (;;) {
-        const ent = readdir(dp);
-        if (!ent) return false;
-        const hdr = koffi.decode(ent, DIRENT_HEADER) as { d_type: number };
-        const name = koffi.decode(ent, 19, 'char', -1) as string;
-        if (name === 'f') return hdr.d_type !== DT_UNKNOWN;
-      }
-    } finally {
-      closedir(dp);
-    }
+    return direntTypes(probe, 'f') ?? false;
   } finally {
     rmSync(probe, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Whether readdir of dir reports a type for the entry named `name` (for any entry but `.` and
+ * `..` when name is null, which some filesystems type even without d_type); null when there
+ * is no such entry.
+ */
+function direntTypes(dir: string, name: string | null): boolean | null {
+  const dp = opendir(dir);
+  if (!dp) return null;
+  try {
+    for (;;) {
+      const ent = readdir(dp);
+      if (!ent) return null;
+      const hdr = koffi.decode(ent, DIRENT_HEADER) as { d_type: number };
+      const entName = koffi.decode(ent, 19, 'char', -1) as string;
+      if (name === null ? entName !== '.' && entName !== '..' : entName === name) return hdr.d_type !== DT_UNKNOWN;
+    }
+  } finally {
+    closedir(dp);
   }
 }

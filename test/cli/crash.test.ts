@@ -2,7 +2,7 @@
 // operation then succeeds. Several processes on one root at once keep one copy of each layer.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readdirSync, writeFileSync } from 'node:fs';
+import { readdirSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { strataIn } from '../helpers/cli.js';
@@ -85,4 +85,43 @@ test('two processes loading the same image at once store each layer once', async
   assert.equal(info.Images, 1);
   assert.equal(info.Layers, 4);
   assert.equal(vfsDirs(root).length, 4);
+});
+
+/** overlay2 layer dirs and whether every l/ link resolves to one of them. */
+function overlayState(root: string): { dirs: string[]; danglingLinks: string[] } {
+  const home = join(root, 'overlay2');
+  const dirs = readdirSync(home).filter((n) => n !== 'l' && !n.startsWith('.'));
+  const danglingLinks = readdirSync(join(home, 'l')).filter((n) => {
+    try {
+      return !statSync(join(home, 'l', n)).isDirectory();
+    } catch {
+      return true;
+    }
+  });
+  return { dirs, danglingLinks: danglingLinks.map((n) => `${n} -> ${readlinkSync(join(home, 'l', n))}`) };
+}
+
+test('overlay2: SIGKILL at many moments of a load leaves a store every command opens (issue #16)', async (t) => {
+  const root = join(scratch(t), 'root');
+  const cli = strataIn(root, 'overlay2');
+  cli.ok(['info']);
+  for (const delay of [60, 150, 250, 400, 600, 850, 1200]) {
+    const child = spawn(process.execPath, [strataBin, '--root', root, '--driver', 'overlay2', 'load', '-i', corpusImage('nginx.oci.tar')], { stdio: 'ignore' });
+    const exited = new Promise<void>((r) => child.on('exit', () => r()));
+    await new Promise((r) => setTimeout(r, delay));
+    child.kill('SIGKILL');
+    await exited;
+    for (const cmd of [['images'], ['ps', '-a'], ['check']]) {
+      const r = cli.run(cmd);
+      assert.equal(r.code, 0, `after a kill at ${delay} ms, ${cmd.join(' ')}: ${r.stderr}`);
+    }
+    const info = JSON.parse(cli.ok(['info', '--format', 'json']));
+    const state = overlayState(root);
+    // A killed load that got as far as its image is whole; otherwise nothing of it is left.
+    assert.equal(state.dirs.length, info.Images === 0 ? 0 : 7, `after a kill at ${delay} ms: ${state.dirs.join(' ')}`);
+    assert.deepEqual(state.danglingLinks, [], `after a kill at ${delay} ms`);
+    if (info.Images > 0) cli.ok(['rmi', '-f', JSON.parse(cli.ok(['images', '--format', 'json']).split('\n')[0]).ID]);
+  }
+  assert.match(cli.ok(['load', '-i', corpusImage('nginx.oci.tar')]), /Loaded image ID: sha256:/);
+  assert.equal(overlayState(root).dirs.length, 7);
 });

@@ -70,7 +70,9 @@ for (const driver of ['vfs', 'overlay2']) {
     mkdirSync(victim);
     writeFileSync(join(victim, 'secret'), 'keep me\n');
     const cli = strataIn(root, driver);
-    cli.ok(['load', '-i', corpusImage('busybox.oci.tar')]);
+    const busybox = /sha256:[0-9a-f]{64}/.exec(cli.ok(['load', '-i', corpusImage('busybox.oci.tar')]))![0];
+    // A diffID the store holds already: load must still read and check the layer it is given.
+    const stored = JSON.parse(cli.ok(['inspect', busybox]))[0].RootFS.Layers[0] as string;
     const good = tar([[{ ...base, name: 'ok', type: 'file' }, Buffer.from('fine\n')]]);
 
     const cases: [string, string, RegExp][] = [
@@ -82,6 +84,8 @@ for (const driver of ['vfs', 'overlay2']) {
       ['blob bytes that do not match their digest', ociArchive(dir, [good, good], { tamper: (b) => (b[1][4] ^= 0xff) }), /digest mismatch/],
       ['layer content that does not match its diffID', ociArchive(dir, [good], { diffIds: [sha(Buffer.from('something else'))] }), /does not match its diffID/],
       ['truncated layer', ociArchive(dir, [good.subarray(0, 700)]), /unexpected end|truncated|diffID/],
+      ['garbage layer whose diffID is stored already', ociArchive(dir, [Buffer.from('not a layer at all')], { diffIds: [stored] }), /does not match its diffID/],
+      ['truncated gzip whose diffID is stored already', ociArchive(dir, [good], { diffIds: [stored], tamper: (b) => (b[0] = b[0].subarray(0, 20)) }), /unexpected end|digest mismatch|diffID/],
     ];
     const before = JSON.parse(cli.ok(['info', '--format', 'json']));
     const victimBefore = await snapshotTree(victim);

@@ -9,9 +9,10 @@
 // branch is rewritten into aufs's form when it unmounts (aufs-branch.ts); a diff of a branch
 // that is mounted at that moment compares the merged trees instead.
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import type { Readable } from 'node:stream';
+import { writeFileAtomic } from '../../sys/fileio.js';
 import { applyLayer } from '../../archive/apply.js';
 import { aufsChanges, type Change } from '../../archive/changes.js';
 import { packDirectory } from '../../archive/pack.js';
@@ -139,10 +140,8 @@ export class AufsDriver implements Driver {
       await mkdir(this.mntDir(id), { mode: 0o755 }).catch((err: unknown) => {
         if (!isCode(err, 'EEXIST')) throw err;
       });
-      // Written last: a layer exists once its layers file does.
-      const tmp = `${this.layersFile(id)}.tmp`;
-      await writeFile(tmp, ancestors.map((a) => `${a}\n`).join(''), { mode: 0o644 });
-      await rename(tmp, this.layersFile(id));
+      // Written last, whole or not at all: a layer exists once its layers file does.
+      writeFileAtomic(this.layersFile(id), ancestors.map((a) => `${a}\n`).join(''));
     } catch (err) {
       await this.removeDirs(id).catch(() => undefined);
       if (isCode(err, 'EEXIST')) throw new DriverError(`aufs: layer ${id} already exists`);
@@ -184,6 +183,7 @@ export class AufsDriver implements Driver {
   /** The layers file goes first (the layer stops existing), then the renamed dirs. */
   private async removeDirs(id: string): Promise<void> {
     await rm(this.layersFile(id), { force: true });
+    await rm(`${this.layersFile(id)}.tmp`, { force: true });
     for (const dir of [this.diffDir(id), this.mntDir(id), this.workDir(id)]) {
       const doomed = dir + REMOVING;
       await rm(doomed, { recursive: true, force: true });

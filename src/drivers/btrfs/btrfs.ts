@@ -2,8 +2,9 @@
 // child starts as a snapshot of its parent's subvolume, so it shares every block until written.
 // Nothing is mounted: the subvolume directory is the layer's view. A size on a layer is a
 // qgroup limit on what the subvolume references.
-import { lstat, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../../sys/fileio.js';
 import { backingFsName, FS_MAGIC } from '../../sys/fsprobe.js';
 import { statfsType } from '../../sys/linux.js';
 import { nearestExisting } from '../common/backing.js';
@@ -83,7 +84,7 @@ export class BtrfsDriver extends DirectoryLayerDriver implements Driver {
     try {
       await this.limit(dir, size);
       await mkdir(this.quotas, { recursive: true, mode: 0o700 });
-      await writeFile(join(this.quotas, id), String(size), { mode: 0o644 });
+      writeFileAtomic(join(this.quotas, id), String(size));
     } catch (err) {
       await deleteSubvolumeTree(dir).catch(() => undefined);
       throw err;
@@ -125,7 +126,7 @@ export class BtrfsDriver extends DirectoryLayerDriver implements Driver {
   }
 
   protected override forget(id: string): Promise<void> {
-    return rm(join(this.quotas, id), { force: true });
+    return rm(join(this.quotas, id), { force: true }).then(() => rm(join(this.quotas, `${id}.tmp`), { force: true }));
   }
 }
 

@@ -18,6 +18,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, createReadStream, existsSync, readdirSync, statSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { basename, join, sep } from 'node:path';
+import { writeFileAtomic } from '../../sys/fileio.js';
 import { backingFsName } from '../../sys/fsprobe.js';
 import { MNT_DETACH, mount, umount2 } from '../../sys/linux.js';
 import { attachLoop, detachLoop, freezeFs, listLoops, refreshLoopCapacity, thawFs } from '../../sys/loop.js';
@@ -423,9 +424,7 @@ export class DevmapperDriver extends NaiveDiffDriver implements Driver {
           parent,
         };
         await writeDeviceSet(this.home, { ...set, next_device_id: set.next_device_id + 1 });
-        const tmp = `${this.metaFile(id)}.tmp`;
-        await writeFile(tmp, JSON.stringify(rec), { mode: 0o600 });
-        await rename(tmp, this.metaFile(id));
+        await this.writeRecord(id, rec);
       } catch (err) {
         await rm(dst, { force: true });
         throw err;
@@ -435,9 +434,52 @@ export class DevmapperDriver extends NaiveDiffDriver implements Driver {
   }
 
   private async writeRecord(id: string, rec: DeviceRecord): Promise<void> {
-    const tmp = `${this.metaFile(id)}.tmp`;
-    await writeFile(tmp, JSON.stringify(rec), { mode: 0o600 });
-    await rename(tmp, this.metaFile(id));
+    writeFileAtomic(this.metaFile(id), JSON.stringify(rec), 0o600);
+  }
+
+  /** `<id>.pending` holds the thin device id a creation is about to make (deleted with the layer). */
+  private pendingFile(id: string): string {
+    return `${this.metaFile(id)}.pending`;
+  }
+
+  /** Whether a device record (or another layer's pending record) names thin device deviceId. */
+  private async deviceIdClaimed(deviceId: number, except: string): Promise<boolean> {
+    for (const name of await readdir(this.metaDir)) {
+      if (name === DEVICESET || name.endsWith('.tmp') || name.endsWith('-removing') || name === `${except}.pending`) continue;
+      try {
+        if ((JSON.parse(await readFile(join(this.metaDir, name), 'utf8')) as { device_id?: unknown }).device_id === deviceId) return true;
+      } catch (err) {
+        if (!isCode(err, 'ENOENT') && !(err instanceof SyntaxError)) throw err;
+      }
+    }
+    return false;
+  }
+
+  /** Delete what a creation cut short before its record left: the image, or the pending thin device. */
+  private async removeUnrecorded(id: string): Promise<void> {
+    await rm(`${this.metaFile(id)}.tmp`, { force: true });
+    if (this.thin !== null) {
+      const thin = this.thin;
+      let pending: number | null = null;
+      try {
+        pending = Number(JSON.parse(await readFile(this.pendingFile(id), 'utf8')).device_id);
+      } catch (err) {
+        if (!isCode(err, 'ENOENT')) throw err;
+      }
+      if (pending !== null && Number.isInteger(pending)) {
+        await thin.use(async () => {
+          await thin.deactivate(id).catch(() => undefined);
+          // Creations are serialised by thin.use, so no live one is half way now; the id is
+          // left alone when a record claims it (createDevice moved on to another id).
+          if (!(await this.deviceIdClaimed(pending, id))) await thin.deleteDevice(pending);
+        });
+      }
+      await rm(this.pendingFile(id), { force: true });
+      return;
+    }
+    await this.pool.use(async (pool) => {
+      await rm(this.image(pool, id), { force: true });
+    });
   }
 
   /** The base thin device (made and formatted once, grown when dm.basesize grew), as Docker's `metadata/base`. */
@@ -517,13 +559,17 @@ export class DevmapperDriver extends NaiveDiffDriver implements Driver {
       );
     }
     const set = (await readDeviceSet(this.home)) as DeviceSet;
+    // Recorded before the device exists, so a kill at any later point leaves a name for it.
+    writeFileAtomic(this.pendingFile(id), JSON.stringify({ device_id: set.next_device_id }), 0o600);
     const deviceId = await thin.createDevice(set.next_device_id, { id: origin.device_id, name: thin.name(originId) });
+    if (deviceId !== set.next_device_id) writeFileAtomic(this.pendingFile(id), JSON.stringify({ device_id: deviceId }), 0o600);
     try {
       await writeDeviceSet(this.home, { ...set, next_device_id: (deviceId + 1) & 0xffffff });
       const size = want ?? origin.size;
       if (size > origin.size) await this.growThin(thin, id, deviceId, size);
       const txn = await thin.bumpTransactionId();
       await this.writeRecord(id, { device_id: deviceId, size, transaction_id: txn, initialized: true, deleted: false, parent });
+      await rm(this.pendingFile(id), { force: true });
     } catch (err) {
       await thin.deactivate(id).catch(() => undefined);
       await thin.deleteDevice(deviceId).catch(() => undefined);
@@ -598,6 +644,9 @@ export class DevmapperDriver extends NaiveDiffDriver implements Driver {
     await this.refs.forget(id, (mp) => this.unmountDevice(mp));
     this.own.delete(id);
     if (!existsSync(this.metaFile(id))) {
+      // A creation cut short: the record is written last, so an image (loop pool) or a thin
+      // device named in the pending record may be all there is.
+      await this.removeUnrecorded(id);
       await rm(this.mnt(id), { recursive: true, force: true });
       this.pool.unmountIfIdle();
       return;
@@ -618,6 +667,7 @@ export class DevmapperDriver extends NaiveDiffDriver implements Driver {
       });
     }
     await rm(doomed, { force: true });
+    await rm(this.pendingFile(id), { force: true });
     await rm(this.mnt(id), { recursive: true, force: true });
   }
 
@@ -775,9 +825,7 @@ async function readDeviceSet(home: string): Promise<DeviceSet | null> {
 }
 
 async function writeDeviceSet(home: string, set: DeviceSet): Promise<void> {
-  const file = join(home, 'metadata', DEVICESET);
-  await writeFile(`${file}.tmp`, JSON.stringify(set), { mode: 0o600 });
-  await rename(`${file}.tmp`, file);
+  writeFileAtomic(join(home, 'metadata', DEVICESET), JSON.stringify(set), 0o600);
 }
 
 /** Exposed for tests: is this loop device one of a driver's (its backing file under home)? */

@@ -58,7 +58,7 @@ export abstract class OverlayBase implements Driver {
   abstract status(): Promise<[string, string][]>;
 
   protected init(): Promise<void> {
-    this.ready ??= this.layout.init();
+    this.ready ??= this.layout.init().then(() => this.layout.finishRemovals());
     return this.ready;
   }
 

@@ -8,8 +8,9 @@
 // its ancestors one by one.
 import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, readSync } from 'node:fs';
-import { lstat, mkdir, readFile, readdir, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readFile, readdir, readlink, rename, rm, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fsyncDir, writeFileAtomic } from '../../sys/fileio.js';
 import { checkLayerId, isLayerId } from '../common/layer-id.js';
 import { DriverError } from '../driver.js';
 
@@ -86,16 +87,21 @@ export class OverlayLayout {
       if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new DriverError(`layer ${id} already exists`);
       throw err;
     }
+    // Each step leaves a state remove() undoes without reading what the step wrote: the link
+    // and lower files appear whole or not at all (temp name, fsync, rename), and the `l/`
+    // symlink is found by its target, not through the link file.
     try {
       await mkdir(join(dir, 'diff'), { mode: 0o755 });
       const link = generateLinkId();
       await symlink(join('..', id, 'diff'), join(this.home, LINK_DIR, link));
-      await writeFile(join(dir, 'link'), link, { mode: 0o644 });
+      fsyncDir(join(this.home, LINK_DIR));
+      writeFileAtomic(join(dir, 'link'), link);
       if (lower !== null) {
         await mkdir(join(dir, 'work'), { mode: 0o700 });
         await mkdir(join(dir, 'merged'), { mode: 0o700 });
-        await writeFile(join(dir, 'lower'), lower.join(':'), { mode: 0o644 });
+        writeFileAtomic(join(dir, 'lower'), lower.join(':'));
       }
+      fsyncDir(this.home);
     } catch (err) {
       await this.remove(id).catch(() => undefined);
       throw err;
@@ -164,11 +170,13 @@ export class OverlayLayout {
 
   /** Ids of the layers created directly on top of id. */
   async children(id: string): Promise<string[]> {
-    const mine = `${LINK_DIR}/${await this.link(id)}`;
+    const links = await this.linksOf(id);
+    if (links.length === 0) return []; // nothing can name a layer that has no link
+    const mine = new Set(links.map((l) => `${LINK_DIR}/${l}`));
     const out: string[] = [];
     // Synchronous on purpose: hundreds of tiny reads cost microseconds each this way, where
     // promise round trips made removing a 500-layer chain take many seconds.
-    const buf = Buffer.alloc(mine.length + 1);
+    const buf = Buffer.alloc(LINK_DIR.length + 1 + LINK_LEN + 1);
     for (const other of await readdir(this.home)) {
       if (other === id || other === LINK_DIR || !isLayerId(other) || other.endsWith('.removing')) continue;
       let fd: number;
@@ -184,23 +192,48 @@ export class OverlayLayout {
       } finally {
         closeSync(fd);
       }
-      if (head === mine || head === `${mine}:`) out.push(other);
+      const first = head.endsWith(':') ? head.slice(0, -1) : head;
+      if (mine.has(first)) out.push(other);
     }
     return out;
   }
 
   /**
-   * Remove a layer's link and directory. The directory is renamed first so a crash half way
-   * leaves `<id>.removing`, never a half-deleted layer that still looks whole.
+   * The `l/` names that point at id's diff dir. The link file says which one when it is whole
+   * and its symlink really points there; otherwise (a layer whose creation was cut short, or
+   * a damaged one) `l/` is scanned for symlinks into `../<id>/`, so nothing of the layer's own
+   * files has to be trusted.
+   */
+  async linksOf(id: string): Promise<string[]> {
+    const target = join('..', id, 'diff');
+    const linkDir = join(this.home, LINK_DIR);
+    try {
+      const named = (await readFile(join(this.dir(id), 'link'), 'utf8')).trim();
+      if (/^[A-Z2-7]{26}$/.test(named) && (await readlink(join(linkDir, named))) === target) return [named];
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'ENOTDIR' && code !== 'EINVAL') throw err;
+    }
+    const out: string[] = [];
+    for (const name of await readdir(linkDir)) {
+      try {
+        if ((await readlink(join(linkDir, name))) === target) out.push(name);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code !== 'ENOENT' && code !== 'EINVAL') throw err;
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Remove a layer's link and directory, however far its creation got. The link goes first
+   * (no child can be made on the layer any more), then the directory is renamed so a crash
+   * half way leaves `<id>.removing`, never a half-deleted layer that still looks whole.
    */
   async remove(id: string): Promise<void> {
     const dir = this.dir(id);
-    try {
-      const link = (await readFile(join(dir, 'link'), 'utf8')).trim();
-      if (/^[A-Z2-7]{26}$/.test(link)) await rm(join(this.home, LINK_DIR, link), { force: true });
-    } catch (err) {
-      if (!isENOENT(err)) throw err;
-    }
+    for (const link of await this.linksOf(id)) await rm(join(this.home, LINK_DIR, link), { force: true });
     const doomed = `${dir}.removing`;
     try {
       await rename(dir, doomed);
@@ -209,6 +242,13 @@ export class OverlayLayout {
       throw err;
     }
     await rm(doomed, { recursive: true, force: true });
+  }
+
+  /** Delete what removals cut short by a crash left renamed (cheap: one readdir of the home). */
+  async finishRemovals(): Promise<void> {
+    for (const name of await readdir(this.home)) {
+      if (name.endsWith('.removing')) await rm(join(this.home, name), { recursive: true, force: true });
+    }
   }
 
   /** Finish removals a crash interrupted and drop links whose layer is gone. */

@@ -2,6 +2,7 @@
 // top of the image's diff dirs, so creating one costs a few directories whatever the image.
 import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { backingFsName, FS_MAGIC, supportsDType } from '../../sys/fsprobe.js';
 import { lgetxattr, lsetxattr, MNT_DETACH, mount, statfsType, umount2 } from '../../sys/linux.js';
@@ -66,6 +67,8 @@ export class Overlay2Driver extends OverlayBase {
   private readonly userxattr = inUserNamespace();
   private readonly indexOff = overlayParam('index') !== null;
   private native: Promise<boolean> | null = null;
+  /** The native diff check could not run (no space for its probe dirs). */
+  private nativeUnknown = false;
 
   constructor(opts: DriverOptions) {
     super('overlay2', opts);
@@ -169,7 +172,22 @@ export class Overlay2Driver extends OverlayBase {
   private async checkNativeDiff(): Promise<boolean> {
     if (overlayParam('metacopy') === 'Y') return false;
     await this.init();
-    const td = await mkdtemp(join(this.home, probeDirPrefix()));
+    let td: string | null = null;
+    // What is checked is the kernel's overlay, not the backing filesystem: when the home's
+    // filesystem is full, the system's temp dir serves; when that is full too, the naive diff
+    // (right whatever the kernel does, only slower) is used.
+    for (const dir of [this.home, tmpdir()]) {
+      try {
+        td = await mkdtemp(join(dir, probeDirPrefix()));
+        break;
+      } catch (err) {
+        if (!isCode(err, 'ENOSPC') && !isCode(err, 'EDQUOT')) throw err;
+      }
+    }
+    if (td === null) {
+      this.nativeUnknown = true;
+      return false;
+    }
     const merged = join(td, 'merged');
     let mounted = false;
     try {
@@ -203,7 +221,7 @@ export class Overlay2Driver extends OverlayBase {
     return [
       ['Backing Filesystem', backingFsName(this.home)],
       ['Supports d_type', String(supportsDType(this.home))],
-      ['Native Overlay Diff', String(await this.nativeDiff())],
+      ['Native Overlay Diff', (await this.nativeDiff()) || !this.nativeUnknown ? String(await this.nativeDiff()) : 'false (not checked: no space left on device)'],
       ['userxattr', String(this.userxattr)],
     ];
   }

@@ -131,12 +131,28 @@ export class ZfsDriver extends NaiveDiffDriver implements Driver {
     const mountPoint = join(this.graph, id);
     await this.refs.forget(id, () => this.unmount(name));
     this.own.delete(id);
+    // zfs-fuse mounts a new clone by itself: a creation cut short before make() unmounted it
+    // leaves a mount no reference count knows of.
+    if (isMountPoint(mountPoint)) await this.unmount(name);
+    // The origin snapshot `<parent>@<id>` is made before the clone and destroyed (deferred)
+    // after it: a creation cut short between the two leaves it on the parent. Found by name,
+    // so nothing of the half-made layer has to be read.
+    const origin = (await runTool('zfs', ['list', '-H', '-o', 'name', '-t', 'snapshot', '-r', this.dataset]))
+      .split('\n')
+      .filter((n) => n.endsWith(`@${id}`));
     try {
       // -r: the layer's own snapshots (its children's origins) go with it; a child clone
       // still using one makes this fail, as it must.
       await runTool('zfs', ['destroy', '-r', name]);
     } catch (err) {
       if (!notFound(err)) throw err;
+    }
+    for (const snap of origin) {
+      try {
+        await runTool('zfs', ['destroy', snap]);
+      } catch (err) {
+        if (!notFound(err)) throw err;
+      }
     }
     await rmdir(mountPoint).catch((err: NodeJS.ErrnoException) => {
       if (err.code !== 'ENOENT') throw err;
