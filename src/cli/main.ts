@@ -9,6 +9,8 @@ import { StrataError } from '../store/errors.js';
 import { familiar } from '../store/images.js';
 import { humanSize, since, table, truncate, shortId } from './format.js';
 import { addRegistryCommands } from './registry-commands.js';
+import { installCompletion } from './completion.js';
+import { installHelp } from './help.js';
 
 interface GlobalOpts {
   root: string;
@@ -580,6 +582,8 @@ export function buildProgram(io = new Output()): Command {
     });
 
   addRegistryCommands(program, withStore, io);
+  installCompletion(program, io.out);
+  installHelp(program);
   return program;
 }
 
