@@ -1,4 +1,4 @@
-// The library API: `import { Store } from 'strata'`.
+// The library API: `import { Store } from 'strata-store'`.
 export { Store, DEFAULT_ROOT } from './store/store.js';
 export type { StoreOptions, ImageSummary, LoadedImage, RemovedImage, CreateOptions, CommitOptions } from './store/store.js';
 export { StrataError, NotFoundError, ConflictError } from './store/errors.js';
