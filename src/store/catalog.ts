@@ -1,9 +1,9 @@
 // The names in a store, read without opening it: shell completion asks for them at every TAB
 // press, so this must be quick and must change nothing (Store.open picks a driver, creates
 // directories and recovers crashed work; none of that belongs in a completion).
-import Database from 'better-sqlite3';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { openSqlite } from './db.js';
 import { familiar } from './images.js';
 
 export interface Catalog {
@@ -17,7 +17,7 @@ export interface Catalog {
 export function readCatalog(root: string): Catalog {
   const file = join(root, 'strata.db');
   if (!existsSync(file)) return { images: [], containers: [] };
-  const db = new Database(file, { readonly: true, fileMustExist: true });
+  const db = openSqlite(file, { readonly: true, fileMustExist: true });
   try {
     db.pragma('busy_timeout = 1000');
     const images = (db.prepare('SELECT name FROM names ORDER BY name').all() as { name: string }[]).map((r) => familiar(r.name));

@@ -3,6 +3,7 @@
 // plus busy_timeout makes it atomic across processes too.
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
+import { StrataError } from './errors.js';
 
 export type DB = Database.Database;
 
@@ -80,8 +81,25 @@ CREATE TABLE IF NOT EXISTS blob_sources (
 const MIGRATIONS = [SCHEMA, BLOB_SOURCES];
 const SCHEMA_VERSION = MIGRATIONS.length;
 
+/**
+ * better-sqlite3 loads its compiled addon at the first open; a missing or mismatched one means
+ * its install script did not run (npm 11 skips denied scripts) or node changed since: say so.
+ */
+export function openSqlite(file: string, opts: Database.Options): DB {
+  try {
+    return new Database(file, opts);
+  } catch (err) {
+    const msg = (err as Error).message;
+    if (!/bindings file|better_sqlite3\.node|NODE_MODULE_VERSION/.test(msg)) throw err;
+    throw new StrataError(
+      `better-sqlite3's native addon cannot be loaded (${msg.split('\n')[0]}): reinstall with its install script allowed ` +
+        `(npm install -g --allow-scripts=better-sqlite3,koffi,zstd-napi strata-store), or run npm rebuild where strata-store is installed`,
+    );
+  }
+}
+
 export function openDatabase(root: string): DB {
-  const db = new Database(join(root, 'strata.db'), { timeout: 60_000 });
+  const db = openSqlite(join(root, 'strata.db'), { timeout: 60_000 });
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');
   db.pragma('foreign_keys = ON');
