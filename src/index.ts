@@ -1,4 +1,4 @@
-// The library API: `import { Store } from 'strata'`. Everything the CLI does goes through here.
+// The library API: `import { Store } from 'strata-store'`. Everything the CLI does goes through here.
 export { Store, DEFAULT_ROOT } from './store/store.js';
 export type { StoreOptions, ImageSummary, LoadedImage, RemovedImage, CreateOptions, CommitOptions } from './store/store.js';
 export type { PullOptions, PullResult, PushOptions, PushResult, ProgressEvent } from './store/transfer.js';

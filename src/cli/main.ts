@@ -13,6 +13,8 @@ import { addRunCommands } from './commands/run.js';
 import { addSystemCommands } from './commands/system.js';
 import { collect, Output, parseKeyValues, PartialFailure, SilentExit, type Context } from './context.js';
 import { pflagBooleans } from './pflag.js';
+import { installCompletion } from './completion.js';
+import { installHelp } from './help.js';
 
 interface GlobalOpts {
   root: string;
@@ -57,6 +59,8 @@ export function buildProgram(io = new Output()): Command {
   addRunCommands(program, ctx);
   addRegistryCommands(program, ctx);
   addSystemCommands(program, ctx);
+  installCompletion(program, io.out);
+  installHelp(program);
   return program;
 }
 

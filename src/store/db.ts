@@ -84,6 +84,23 @@ const MIGRATIONS = [SCHEMA, BLOB_SOURCES, RUN_STATE_SCHEMA];
 const SCHEMA_VERSION = MIGRATIONS.length;
 
 /**
+ * better-sqlite3 loads its compiled addon at the first open; a missing or mismatched one means
+ * its install script did not run (npm 11 skips denied scripts) or node changed since: say so.
+ */
+export function openSqlite(file: string, opts: Database.Options): DB {
+  try {
+    return new Database(file, opts);
+  } catch (err) {
+    const msg = (err as Error).message;
+    if (!/bindings file|better_sqlite3\.node|NODE_MODULE_VERSION/.test(msg)) throw err;
+    throw new StrataError(
+      `better-sqlite3's native addon cannot be loaded (${msg.split('\n')[0]}): reinstall with its install script allowed ` +
+        `(npm install -g --allow-scripts=better-sqlite3,koffi,zstd-napi strata-store), or run npm rebuild where strata-store is installed`,
+    );
+  }
+}
+
+/**
  * Open (creating or migrating) the database. On a full disk SQLite cannot even make its shared
  * WAL index (the -shm file): the connection then keeps the index in its own memory (exclusive
  * locking: other strata processes wait until this one closes), so reads work without a free
@@ -100,7 +117,7 @@ export function openDatabase(root: string): DB {
 }
 
 function openOnce(root: string, exclusive: boolean): DB {
-  const db = new Database(join(root, 'strata.db'), { timeout: 60_000 });
+  const db = openSqlite(join(root, 'strata.db'), { timeout: 60_000 });
   try {
     // Must come before the first access to take effect on the WAL index.
     if (exclusive) db.pragma('locking_mode = EXCLUSIVE');

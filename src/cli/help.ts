@@ -1,0 +1,82 @@
+// Help that answers: one example under every command's --help, `strata help COMMAND…` for any
+// command (commander's own help command looks one level down only), and the nearest command
+// suggested for a misspelt one. The examples live here, keyed by command path, so the commands
+// themselves stay as they are; test/cli/help.test.ts fails for a command that has none.
+import { Help, type Command } from 'commander';
+import { StrataError } from '../store/errors.js';
+
+/** One example per command, by its path below the program ("system df"). */
+export const EXAMPLES: Record<string, string> = {
+  load: 'strata load -i nginx.oci.tar',
+  save: 'strata save -o web.tar --format oci web:2',
+  images: 'strata images --format json',
+  tag: 'strata tag nginx:latest web:1',
+  rmi: 'strata rmi web:1',
+  inspect: 'strata inspect --type image nginx:latest',
+  history: 'strata history --no-trunc nginx:latest',
+  import: 'strata import rootfs.tar flat:1',
+  create: 'strata create --name web1 nginx:latest',
+  ps: 'strata ps -a --size',
+  rm: 'strata rm -f web1',
+  mount: 'cd "$(strata mount web1)"',
+  umount: 'strata umount web1',
+  diff: 'strata diff web1',
+  commit: 'strata commit -m "add config" web1 web:2',
+  export: 'strata export -o rootfs.tar web1',
+  system: 'strata system df -v',
+  'system df': 'strata system df -v',
+  'system prune': 'strata system prune -f --all',
+  check: 'strata check --repair',
+  info: 'strata --root /srv/strata info',
+  pull: 'strata pull --platform linux/arm64 nginx:1.27',
+  push: 'strata push registry.example/team/web:2',
+  login: 'strata login -u me --password-stdin registry.example < token.txt',
+  logout: 'strata logout registry.example',
+  completion: 'source <(strata completion bash)',
+  help: 'strata help system prune',
+};
+
+/** Every visible command below PROGRAM with its path ("system df"), parents before children. */
+export function commandPaths(program: Command): [string, Command][] {
+  const out: [string, Command][] = [];
+  const help = new Help();
+  const walk = (cmd: Command, prefix: string) => {
+    // visibleCommands leaves hidden ones out, and adds commander's implicit `help`: not ours
+    for (const c of help.visibleCommands(cmd).filter((v) => cmd.commands.includes(v))) {
+      const path = prefix ? `${prefix} ${c.name()}` : c.name();
+      out.push([path, c]);
+      walk(c, path);
+    }
+  };
+  walk(program, '');
+  return out;
+}
+
+/** Add the examples, a `help [command...]` that walks the whole path, and suggestions. */
+export function installHelp(program: Command, examples: Record<string, string> = EXAMPLES): void {
+  program.showSuggestionAfterError(true);
+  program.helpCommand(false);
+  program
+    .command('help')
+    .description('Show help for a command')
+    .argument('[command...]', 'the command, with its subcommands (system df)')
+    .action(async (path: string[]) => {
+      let target = program;
+      for (const [i, name] of path.entries()) {
+        const sub = target.commands.find((c) => c.name() === name || c.aliases().includes(name));
+        if (!sub) {
+          if (target.commands.length === 0) throw new StrataError(`${target.name()} has no subcommand "${name}"`);
+          // The path up to the unknown name, parsed, gets commander's own "unknown command" error
+          // with the nearest name, as typing it would.
+          await program.parseAsync(path.slice(0, i + 1), { from: 'user' });
+          return;
+        }
+        target = sub;
+      }
+      target.help();
+    });
+  for (const [path, cmd] of commandPaths(program)) {
+    const example = examples[path];
+    if (example) cmd.addHelpText('after', `\nExample:\n  $ ${example}\n`);
+  }
+}
