@@ -25,6 +25,7 @@ import { DriverError, type CreateOpts, type Driver, type DriverOptions } from '.
 import { fuseOverlayUnusable, runMountHelper } from './fuseoverlay.js';
 import { MountRefs } from './mountref.js';
 import { NaiveDiff } from './naivediff.js';
+import { fault } from '../sys/fault.js';
 
 export type AufsMountMethod = 'aufs' | 'fuse-overlayfs';
 
@@ -146,6 +147,7 @@ export class AufsDriver implements Driver {
       const tmp = `${this.layersFile(id)}.tmp`;
       await writeFile(tmp, ancestors.map((a) => `${a}\n`).join(''), { mode: 0o644 });
       await rename(tmp, this.layersFile(id));
+      fault('rename');
     } catch (err) {
       await this.removeDirs(id).catch(() => undefined);
       if (isCode(err, 'EEXIST')) throw new DriverError(`aufs: layer ${id} already exists`);
@@ -192,6 +194,7 @@ export class AufsDriver implements Driver {
       await rm(doomed, { recursive: true, force: true });
       try {
         await rename(dir, doomed);
+        fault('rename');
       } catch (err) {
         if (isCode(err, 'ENOENT')) continue;
         throw err;

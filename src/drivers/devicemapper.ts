@@ -28,6 +28,7 @@ import { checkLayerId } from './layer-id.js';
 import { DriverError, type CreateOpts, type Driver, type DriverOptions } from './driver.js';
 import { MountRefs } from './mountref.js';
 import { NaiveDiffDriver } from './naivediff.js';
+import { fault } from '../sys/fault.js';
 
 const BASE = 'base';
 const GiB = 1024 ** 3;
@@ -305,6 +306,7 @@ export class DevmapperDriver extends NaiveDiffDriver implements Driver {
       await mkdir(join(dir, 'rootfs'), { mode: 0o755 });
     });
     await rename(tmp, base);
+    fault('rename');
     await writeDeviceSet(this.home, {
       next_device_id: set?.next_device_id ?? 1,
       BaseDeviceSize: this.baseSize,
@@ -436,6 +438,7 @@ export class DevmapperDriver extends NaiveDiffDriver implements Driver {
         const tmp = `${this.metaFile(id)}.tmp`;
         await writeFile(tmp, JSON.stringify(rec), { mode: 0o600 });
         await rename(tmp, this.metaFile(id));
+        fault('rename');
       } catch (err) {
         await rm(dst, { force: true });
         throw err;
@@ -448,6 +451,7 @@ export class DevmapperDriver extends NaiveDiffDriver implements Driver {
     const tmp = `${this.metaFile(id)}.tmp`;
     await writeFile(tmp, JSON.stringify(rec), { mode: 0o600 });
     await rename(tmp, this.metaFile(id));
+    fault('rename');
   }
 
   /** The base thin device (made and formatted once, grown when dm.basesize grew), as Docker's `metadata/base`. */
@@ -583,6 +587,7 @@ export class DevmapperDriver extends NaiveDiffDriver implements Driver {
     // The record goes first: from then on the device does not exist, whatever follows.
     const doomed = `${this.metaFile(id)}-removing`;
     await rename(this.metaFile(id), doomed);
+    fault('rename');
     if (this.thin !== null) {
       const thin = this.thin;
       const rec = JSON.parse(await readFile(doomed, 'utf8')) as DeviceRecord;
@@ -756,6 +761,7 @@ async function writeDeviceSet(home: string, set: DeviceSet): Promise<void> {
   const file = join(home, 'metadata', DEVICESET);
   await writeFile(`${file}.tmp`, JSON.stringify(set), { mode: 0o600 });
   await rename(`${file}.tmp`, file);
+  fault('rename');
 }
 
 /** Exposed for tests: is this loop device one of a driver's (its backing file under home)? */

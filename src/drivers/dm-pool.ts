@@ -16,6 +16,7 @@ import { flock, ficlone, LOCK_EX, LOCK_SH, LOCK_UN, mount, statfs, tryFlock, umo
 import { attachLoop } from '../sys/loop.js';
 import { isMountPoint, mountsUnder } from '../sys/mountinfo.js';
 import { DriverError } from './driver.js';
+import { fault } from '../sys/fault.js';
 
 /** How the devicemapper driver's pool is made: reflink images here, or kernel dm-thin (dm-thin.ts). */
 export type PoolBackend = 'reflink-loop' | 'reflink-dir' | 'dm-thin';
@@ -85,6 +86,7 @@ export async function cloneFile(src: string, dst: string): Promise<void> {
     closeSync(s);
   }
   await rename(tmp, dst);
+  fault('rename');
 }
 
 export interface PoolSpace {
@@ -209,6 +211,7 @@ export class ReflinkPool {
     // -K: no discard of a file that is all holes anyway.
     await runTool('mkfs.xfs', ['-q', '-K', '-m', 'reflink=1', tmp]);
     await rename(tmp, this.dataFile);
+    fault('rename');
   }
 
   /** Data space, as Docker's loop-lvm reported it: blocks allocated to the data file. */

@@ -20,6 +20,7 @@ import { devMajor, devMinor, flock, LOCK_EX, LOCK_SH, LOCK_UN, mount, statfs, tr
 import { attachLoop } from '../sys/loop.js';
 import { runTool } from './dm-pool.js';
 import { DriverError } from './driver.js';
+import { fault } from '../sys/fault.js';
 
 const SECTOR = 512;
 /** Docker's default data block: 64 KiB. */
@@ -251,6 +252,7 @@ export async function choosePoolKind(home: string, thinPoolDev: string | null, h
   if (!written) {
     await writeFile(`${file}.tmp`, `${kind}\n`, { mode: 0o600 });
     await rename(`${file}.tmp`, file);
+    fault('rename');
   }
   return kind;
 }
@@ -364,6 +366,7 @@ export class ThinPool {
     await fh.close();
     await truncate(`${file}.tmp`, size);
     await rename(`${file}.tmp`, file);
+    fault('rename');
   }
 
   /** Remove a loop-lvm pool nobody uses (a pool with active thin devices stays: it is busy). */

@@ -12,6 +12,7 @@ import { lstat, mkdir, readFile, readdir, readlink, rename, rm, symlink, writeFi
 import { join } from 'node:path';
 import { checkLayerId, isLayerId } from './layer-id.js';
 import { DriverError } from './driver.js';
+import { fault } from '../sys/fault.js';
 
 export const LINK_DIR = 'l';
 const LINK_LEN = 26;
@@ -204,6 +205,7 @@ export class OverlayLayout {
     const doomed = `${dir}.removing`;
     try {
       await rename(dir, doomed);
+      fault('rename');
     } catch (err) {
       if (isENOENT(err)) return;
       throw err;

@@ -3,6 +3,7 @@
 // plus busy_timeout makes it atomic across processes too.
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
+import { fault } from '../sys/fault.js';
 
 export type DB = Database.Database;
 
@@ -101,7 +102,9 @@ export function openDatabase(root: string): DB {
 
 /** Run fn in a BEGIN IMMEDIATE transaction (serialised with every other writer on the root). */
 export function writeTx<T>(db: DB, fn: () => T): T {
-  return db.transaction(fn).immediate();
+  const result = db.transaction(fn).immediate();
+  fault('row');
+  return result;
 }
 
 export function now(): string {

@@ -13,6 +13,7 @@ import { TarSplitRecorder } from '../archive/tarsplit.js';
 import { type DB, now, writeTx } from './db.js';
 import { ownerAlive, ownerId } from './owner.js';
 import { ConflictError, StrataError } from './errors.js';
+import { fault } from '../sys/fault.js';
 
 export type LayerKind = 'image' | 'init' | 'container';
 
@@ -395,6 +396,7 @@ export class LayerStore {
       throw new StrataError(`${input.label}: layer content does not match its diffID: expected ${input.diffId}, got ${diffId}`);
     }
     renameSync(`${splitFile}.tmp`, splitFile);
+    fault('rename');
     return { diffId, size: digester.size, contentSize };
   }
 
