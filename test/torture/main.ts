@@ -65,6 +65,17 @@ export function summaryTable(drivers: DriverSummary[], soaked: SoakResult | null
   return out;
 }
 
+/** A rig that will not go away is a leak of the run itself: say so and carry on with the next driver. */
+function tearDown(rig: Rig | null, summary: DriverSummary, log: (line: string) => void): void {
+  try {
+    rig?.teardown();
+  } catch (err) {
+    const why = `teardown: ${(err as Error).message.split('\n')[0]}`;
+    summary.broken = summary.broken ? `${summary.broken}; ${why}` : why;
+    log(`${summary.driver}: ${why}`);
+  }
+}
+
 async function main(): Promise<number> {
   const log = (line: string) => process.stdout.write(`${line}\n`);
   const replay = process.env.TORTURE_REPLAY ? parseReplay(process.env.TORTURE_REPLAY) : undefined;
@@ -100,7 +111,7 @@ async function main(): Promise<number> {
         summary.broken = (err as Error).message.split('\n')[0];
         log(`${driver}: ${summary.broken}`);
       } finally {
-        rig?.teardown();
+        tearDown(rig, summary, log);
       }
     }
     if (soakSeconds > 0) {
