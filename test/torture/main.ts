@@ -106,7 +106,9 @@ async function main(): Promise<number> {
       summaries.push(summary);
       try {
         rig = makeRig(driver);
-        summary.results = await runTrials({ rig, registry: reg.host, killed: target, maxTrials: target * 3, seed, plan: replay ? [replay] : undefined, log });
+        // Each driver its own sequence of trials (the same seed would repeat one order everywhere).
+        const driverSeed = seed + 100_000 * ALL_DRIVERS.indexOf(driver as (typeof ALL_DRIVERS)[number]);
+        summary.results = await runTrials({ rig, registry: reg.host, killed: target, maxTrials: target * 3, seed: driverSeed, plan: replay ? [replay] : undefined, log });
       } catch (err) {
         summary.broken = (err as Error).message.split('\n')[0];
         log(`${driver}: ${summary.broken}`);

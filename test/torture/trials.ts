@@ -92,10 +92,10 @@ export async function runTrials(opts: TrialOptions): Promise<TrialResult[]> {
     const trial: Trial = { command, image: plan?.[i]!.image ?? pick(r, IMAGES), tag: `${driver}-${opts.seed}-${i}` };
     let mode = plan?.[i]!.mode;
     if (!mode) {
-      const kinds = FAULT_KINDS.filter((k) => (bound.get(`${command}:${k}`) ?? 20) > 0);
+      const kinds = FAULT_KINDS.filter((k) => (bound.get(`${command}:${k}`) ?? 8) > 0);
       if (kinds.length && r() < 0.5) {
         const kind: FaultKind = pick(r, kinds);
-        mode = `fault=${kind}:${1 + Math.floor(r() * (bound.get(`${command}:${kind}`) ?? 20))}`;
+        mode = `fault=${kind}:${1 + Math.floor(r() * (bound.get(`${command}:${kind}`) ?? 8))}`;
       } else {
         mode = `kill=${Math.floor(r() * 1.2 * (expected.get(command) ?? 1500))}`;
       }
