@@ -78,7 +78,8 @@ export function makeRig(driver: string): Rig {
       try {
         execFileSync('zfs', ['destroy', '-r', '-f', ds], { stdio: 'pipe' });
       } catch (err) {
-        if (!/does not exist/.test(String((err as { stderr?: Buffer }).stderr ?? ''))) throw err;
+        const said = String((err as { stderr?: Buffer }).stderr ?? '').trim();
+        if (!/does not exist/.test(said)) throw new Error(`zfs destroy -r -f ${ds}: ${said}`);
       }
     }
     rmSync(root, { recursive: true, force: true });
