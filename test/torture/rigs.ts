@@ -70,16 +70,33 @@ export function makeRig(driver: string): Rig {
   const dataset = (root: string) => (pool ? `${pool}/${root.slice(base.length + 1)}` : undefined);
   let n = 0;
   const destroyRoot = (root: string) => {
+    // zfs-fuse's own mounts go through its daemon first; unmounting them behind its back
+    // leaves it thinking the datasets are still mounted (busy).
+    if (pool) {
+      for (const mp of mountsUnder(root)) {
+        try {
+          execFileSync('zfs', ['unmount', '-f', mp], { stdio: 'pipe' });
+        } catch {
+          // not a zfs mount: the plain unmount below takes it
+        }
+      }
+    }
     unmountUnder(root);
     detachLoopsUnder(root);
     if (pool) {
       // The store's dataset and every layer dataset below it.
       const ds = dataset(root)!;
-      try {
-        execFileSync('zfs', ['destroy', '-r', '-f', ds], { stdio: 'pipe' });
-      } catch (err) {
-        const said = String((err as { stderr?: Buffer }).stderr ?? '').trim();
-        if (!/does not exist/.test(said)) throw new Error(`zfs destroy -r -f ${ds}: ${said}`);
+      // zfs-fuse can take a moment to let go of a dataset it has just unmounted.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          execFileSync('zfs', ['destroy', '-r', '-f', ds], { stdio: 'pipe' });
+          break;
+        } catch (err) {
+          const said = String((err as { stderr?: Buffer }).stderr ?? '').trim();
+          if (/does not exist/.test(said)) break;
+          if (!/busy/.test(said) || attempt >= 40) throw new Error(`zfs destroy -r -f ${ds}: ${said}`);
+          Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 250);
+        }
       }
     }
     rmSync(root, { recursive: true, force: true });
