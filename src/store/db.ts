@@ -6,6 +6,7 @@ import Database from 'better-sqlite3';
 import { RUN_STATE_SCHEMA } from './runstate.js';
 import { dirname, join } from 'node:path';
 import { isNoSpace, withReserve } from './reserve.js';
+import { fault } from '../sys/fault.js';
 
 export type DB = Database.Database;
 
@@ -145,9 +146,10 @@ function openOnce(root: string, exclusive: boolean): DB {
 
 /** Run fn in a BEGIN IMMEDIATE transaction (serialised with every other writer on the root). */
 export function writeTx<T>(db: DB, fn: () => T): T {
-  // A full disk: the outermost transaction gets one more try after the reserve is released.
   if (db.inTransaction) return db.transaction(fn).immediate();
-  return withReserve(dirname(db.name), () => db.transaction(fn).immediate());
+  const result = withReserve(dirname(db.name), () => db.transaction(fn).immediate());
+  fault('row');
+  return result;
 }
 
 export function now(): string {

@@ -15,6 +15,7 @@ import { humanSize } from '../sys/units.js';
 import { ownerAlive, ownerId } from './owner.js';
 import { ConflictError, StrataError } from './errors.js';
 import { freeBytes, isNoSpace } from './reserve.js';
+import { fault } from '../sys/fault.js';
 
 export type LayerKind = 'image' | 'init' | 'container';
 
@@ -488,6 +489,7 @@ export class LayerStore {
     const diffId = digester.digest;
     checkDiffId(input, diffId);
     renameSync(`${splitFile}.tmp`, splitFile);
+    fault('rename');
     return { diffId, size: digester.size, contentSize };
   }
 

@@ -5,6 +5,7 @@
 // the store after a kill or a power cut) sees the old file or the whole new one, never a part.
 import koffi from 'koffi';
 import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { fault } from './fault.js';
 import { constants as osConstants } from 'node:os';
 import { dirname } from 'node:path';
 import { sysError } from './linux.js';
@@ -66,6 +67,7 @@ export function fsyncDir(dir: string): void {
   const fd = openSync(dir, 'r');
   try {
     fsyncSync(fd);
+    fault('fsync');
   } finally {
     closeSync(fd);
   }
@@ -84,6 +86,7 @@ export function writeFileAtomic(path: string, data: string | Buffer, mode = 0o64
     let off = 0;
     while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
     fsyncSync(fd);
+    fault('fsync');
   } catch (err) {
     closeSync(fd);
     rmSync(tmp, { force: true });
@@ -92,6 +95,7 @@ export function writeFileAtomic(path: string, data: string | Buffer, mode = 0o64
   closeSync(fd);
   try {
     renameSync(tmp, path);
+    fault('rename');
   } catch (err) {
     rmSync(tmp, { force: true });
     throw err;

@@ -27,6 +27,7 @@ import { FUSE_OVERLAYFS, fuseOverlayUnusable, mountFuseOverlay } from '../common
 import { MountRefs } from '../common/mountref.js';
 import { NaiveDiff } from '../common/naivediff.js';
 import { isCode } from '../../sys/errno.js';
+import { fault } from '../../sys/fault.js';
 
 export type AufsMountMethod = 'aufs' | 'fuse-overlayfs';
 
@@ -189,6 +190,7 @@ export class AufsDriver implements Driver {
       await rm(doomed, { recursive: true, force: true });
       try {
         await rename(dir, doomed);
+        fault('rename');
       } catch (err) {
         if (isCode(err, 'ENOENT')) continue;
         throw err;

@@ -8,6 +8,7 @@ import { RENAME_NOREPLACE, renameat2 } from '../../sys/linux.js';
 import { DriverError, type Inventory } from '../driver.js';
 import { checkLayerId, isLayerId } from './layer-id.js';
 import { NaiveDiffDriver } from './naivediff.js';
+import { fault } from '../../sys/fault.js';
 
 const REMOVING = '-removing';
 
@@ -31,6 +32,7 @@ export abstract class DirectoryLayerDriver extends NaiveDiffDriver {
     await this.deleteTree(doomed);
     try {
       renameat2(dir, doomed, RENAME_NOREPLACE);
+      fault('rename');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
       await this.forget(id);

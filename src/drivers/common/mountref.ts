@@ -6,6 +6,7 @@ import { closeSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync
 import { join } from 'node:path';
 import { flock, LOCK_EX, LOCK_UN, tryFlock } from '../../sys/linux.js';
 import { isMountPoint } from '../../sys/mountinfo.js';
+import { fault } from '../../sys/fault.js';
 
 interface Entry {
   mountPoint: string;
@@ -161,5 +162,6 @@ export class MountRefs {
     const tmp = `${this.stateFile}.${process.pid}.tmp`;
     writeFileSync(tmp, JSON.stringify(state), { mode: 0o600 });
     renameSync(tmp, this.stateFile);
+    fault('rename');
   }
 }

@@ -33,6 +33,7 @@ import { NaiveDiffDriver } from '../common/naivediff.js';
 import { isCode } from '../../sys/errno.js';
 import { humanSize as goHumanSize } from '../../sys/units.js';
 import { parseSizeOption } from '../common/size-option.js';
+import { fault } from '../../sys/fault.js';
 
 const BASE = 'base';
 const GiB = 1024 ** 3;
@@ -296,6 +297,7 @@ export class DevmapperDriver extends NaiveDiffDriver implements Driver {
       await mkdir(join(dir, 'rootfs'), { mode: 0o755 });
     });
     await rename(tmp, base);
+    fault('rename');
     await writeDeviceSet(this.home, {
       next_device_id: set?.next_device_id ?? 1,
       BaseDeviceSize: this.baseSize,
@@ -654,6 +656,7 @@ export class DevmapperDriver extends NaiveDiffDriver implements Driver {
     // The record goes first: from then on the device does not exist, whatever follows.
     const doomed = `${this.metaFile(id)}-removing`;
     await rename(this.metaFile(id), doomed);
+    fault('rename');
     if (this.thin !== null) {
       const thin = this.thin;
       const rec = JSON.parse(await readFile(doomed, 'utf8')) as DeviceRecord;

@@ -17,6 +17,7 @@ import { isMountPoint, mountsUnder } from '../../sys/mountinfo.js';
 import { runTool } from '../../sys/run.js';
 import { DriverError } from '../driver.js';
 import { PoolLease } from './lease.js';
+import { fault } from '../../sys/fault.js';
 
 /** How the devicemapper driver's pool is made: reflink images here, or kernel dm-thin (thin-pool.ts). */
 export type PoolBackend = 'reflink-loop' | 'reflink-dir' | 'dm-thin';
@@ -65,6 +66,7 @@ export async function cloneFile(src: string, dst: string): Promise<void> {
     closeSync(s);
   }
   await rename(tmp, dst);
+  fault('rename');
 }
 
 export interface PoolSpace {
@@ -161,6 +163,7 @@ export class ReflinkPool {
     // -K: no discard of a file that is all holes anyway.
     await runTool('mkfs.xfs', ['-q', '-K', '-m', 'reflink=1', tmp]);
     await rename(tmp, this.dataFile);
+    fault('rename');
   }
 
   /** Data space, as Docker's loop-lvm reported it: blocks allocated to the data file. */

@@ -21,6 +21,7 @@ import { attachLoop } from '../../sys/loop.js';
 import { runTool, ToolError } from '../../sys/run.js';
 import { DriverError } from '../driver.js';
 import { PoolLease } from './lease.js';
+import { fault } from '../../sys/fault.js';
 
 const SECTOR = 512;
 /** Docker's default data block: 64 KiB. */
@@ -252,6 +253,7 @@ export async function choosePoolKind(home: string, thinPoolDev: string | null, h
   if (!written) {
     await writeFile(`${file}.tmp`, `${kind}\n`, { mode: 0o600 });
     await rename(`${file}.tmp`, file);
+    fault('rename');
   }
   return kind;
 }
@@ -345,6 +347,7 @@ export class ThinPool {
     await fh.close();
     await truncate(`${file}.tmp`, size);
     await rename(`${file}.tmp`, file);
+    fault('rename');
   }
 
   /** Remove a loop-lvm pool nobody uses (a pool with active thin devices stays: it is busy). */

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { fsyncDir, writeFileAtomic } from '../../sys/fileio.js';
 import { checkLayerId, isLayerId } from '../common/layer-id.js';
 import { DriverError } from '../driver.js';
+import { fault } from '../../sys/fault.js';
 
 export const LINK_DIR = 'l';
 const LINK_LEN = 26;
@@ -237,6 +238,7 @@ export class OverlayLayout {
     const doomed = `${dir}.removing`;
     try {
       await rename(dir, doomed);
+      fault('rename');
     } catch (err) {
       if (isENOENT(err)) return;
       throw err;
