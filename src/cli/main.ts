@@ -9,6 +9,7 @@ import { StrataError } from '../store/errors.js';
 import { familiar } from '../store/images.js';
 import { humanSize, since, table, truncate, shortId } from './format.js';
 import { addRegistryCommands } from './registry-commands.js';
+import { collect } from './options.js';
 
 interface GlobalOpts {
   root: string;
@@ -25,10 +26,6 @@ function parseKeyValues(list: string[], what: string): Record<string, string> {
     out[kv.slice(0, eq)] = kv.slice(eq + 1);
   }
   return out;
-}
-
-function collect(v: string, prev: string[]): string[] {
-  return [...prev, v];
 }
 
 class Output {

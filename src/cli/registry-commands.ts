@@ -13,6 +13,7 @@ import { storedName } from '../store/images.js';
 import { chainIds } from '../store/layers.js';
 import type { Store } from '../store/store.js';
 import { ProgressRenderer } from './progress.js';
+import { collect } from './options.js';
 
 /** What the commands need of main.ts's Output. */
 export interface CommandIO {
@@ -22,10 +23,6 @@ export interface CommandIO {
 }
 
 export type WithStore = <T>(fn: (store: Store) => Promise<T>) => Promise<T>;
-
-function collect(v: string, prev: string[]): string[] {
-  return [...prev, v];
-}
 
 function positiveInt(v: string): number {
   const n = Number(v);
