@@ -90,8 +90,8 @@ export async function pull(
     const { source } = resolved;
     const id = sha256Digest(source.config);
     const upToDate = store.images.get(id) !== undefined;
-    const diffIds = parseImageConfig(source.config).rootfs.diff_ids;
-    const chains = chainIds(diffIds);
+    const diffIDs = parseImageConfig(source.config).rootfs.diff_ids;
+    const chains = chainIds(diffIDs);
     source.layers.forEach((l, i) => {
       const present = store.layers.byChainId(chains[i])?.state === 'complete';
       update({ id: shortId(l.digest!), status: present ? 'Already exists' : 'Pulling fs layer' });
@@ -153,10 +153,10 @@ function pushSource(store: Store, refText: string): PushImage {
     names: [name],
     manifest: img.manifest,
     layers: store.imageLayers(img).map((l) => ({
-      diffID: l.diffId!,
+      diffID: l.diffID!,
       size: l.size,
       open: () => store.layerTar(l),
-      blobs: store.layers.blobs(l.diffId!).map((b) => ({ ...b, sources: store.layers.blobSources(b.digest) })),
+      blobs: store.layers.blobs(l.diffID!).map((b) => ({ ...b, sources: store.layers.blobSources(b.digest) })),
     })),
   };
 }

@@ -118,10 +118,10 @@ export class Store {
     } catch {
       throw new StrataError(`image ${id}: config is not valid JSON`);
     }
-    const diffIds = config.rootfs?.diff_ids;
-    if (!Array.isArray(diffIds)) throw new StrataError(`image ${id}: config has no rootfs.diff_ids`);
-    if (diffIds.length !== src.layers.length) {
-      throw new StrataError(`image ${id}: config lists ${diffIds.length} layers but the image has ${src.layers.length}`);
+    const diffIDs = config.rootfs?.diff_ids;
+    if (!Array.isArray(diffIDs)) throw new StrataError(`image ${id}: config has no rootfs.diff_ids`);
+    if (diffIDs.length !== src.layers.length) {
+      throw new StrataError(`image ${id}: config lists ${diffIDs.length} layers but the image has ${src.layers.length}`);
     }
     const names = src.names.map(storedName);
     for (;;) {
@@ -129,8 +129,8 @@ export class Store {
         src.layers.map((l, i) => ({
           open: l.open,
           blobDigest: l.verified ? undefined : l.digest,
-          diffId: diffIds[i],
-          label: (l.digest ?? diffIds[i]).replace(/^sha256:/, '').slice(0, 12),
+          diffID: diffIDs[i],
+          label: (l.digest ?? diffIDs[i]).replace(/^sha256:/, '').slice(0, 12),
         })),
         events,
       );
@@ -139,7 +139,7 @@ export class Store {
       this.images.add({ id, config: src.config, topLayer: top?.id ?? null, manifest: src.manifest ?? null }, names, opts.repoDigests ?? []);
       this.layers.adopted();
       src.layers.forEach((l, i) => {
-        if (l.digest && l.size !== undefined) this.layers.recordBlob(diffIds[i], { digest: l.digest, mediaType: l.mediaType, size: l.size });
+        if (l.digest && l.size !== undefined) this.layers.recordBlob(diffIDs[i], { digest: l.digest, mediaType: l.mediaType, size: l.size });
       });
       return { id, names };
     }
@@ -289,7 +289,7 @@ export class Store {
         config: img.config,
         names,
         layers: this.imageLayers(img).map((l) => ({
-          diffID: l.diffId!,
+          diffID: l.diffID!,
           size: l.size,
           open: () => this.layerTar(l),
         })),
@@ -332,7 +332,7 @@ export class Store {
       ...(plat.variant ? { variant: plat.variant } : {}),
       created,
       config: {},
-      rootfs: { type: 'layers', diff_ids: [top.diffId!] },
+      rootfs: { type: 'layers', diff_ids: [top.diffID!] },
       history: [{ created, created_by: '', comment: opts.message ?? `Imported from ${file === '-' ? '-' : resolve(file)}` }],
     };
     const bytes = Buffer.from(JSON.stringify(config));
@@ -455,7 +455,7 @@ export class Store {
       ...cfg,
       created,
       container: c.id,
-      rootfs: { type: 'layers', diff_ids: [...cfg.rootfs.diff_ids, layer.diffId!] },
+      rootfs: { type: 'layers', diff_ids: [...cfg.rootfs.diff_ids, layer.diffID!] },
       history: [
         ...(cfg.history ?? []),
         {

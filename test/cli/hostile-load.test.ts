@@ -26,9 +26,9 @@ function tar(entries: [TarHeader, Buffer?][]): Buffer {
 
 /**
  * An OCI image layout archive with these layers (plain tars, gzipped into blobs); `tamper` may
- * change a blob after its digest is written, `diffIds` override the config's.
+ * change a blob after its digest is written, `diffIDs` override the config's.
  */
-function ociArchive(dir: string, layers: Buffer[], opts: { tamper?: (blobs: Buffer[]) => void; diffIds?: string[] } = {}): string {
+function ociArchive(dir: string, layers: Buffer[], opts: { tamper?: (blobs: Buffer[]) => void; diffIDs?: string[] } = {}): string {
   const layout = join(dir, `layout-${Math.random().toString(36).slice(2)}`);
   mkdirSync(join(layout, 'blobs', 'sha256'), { recursive: true });
   const put = (b: Buffer) => {
@@ -41,7 +41,7 @@ function ociArchive(dir: string, layers: Buffer[], opts: { tamper?: (blobs: Buff
   opts.tamper?.(blobs);
   blobs.forEach((b, i) => writeFileSync(join(layout, 'blobs', 'sha256', digests[i].slice(7)), b));
   const config = Buffer.from(
-    JSON.stringify({ architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: opts.diffIds ?? layers.map(sha) } }),
+    JSON.stringify({ architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: opts.diffIDs ?? layers.map(sha) } }),
   );
   const manifest = Buffer.from(
     JSON.stringify({
@@ -80,7 +80,7 @@ for (const driver of ['vfs', 'overlay2']) {
       ['whiteout escaping', ociArchive(dir, [good, tar([[{ ...base, name: '../victim/.wh.secret', type: 'file' }]])]), /climbs above the layer root|whiteout/],
       // A changed gzip header mtime: the same size, still decompresses, but not the digest.
       ['blob bytes that do not match their digest', ociArchive(dir, [good, good], { tamper: (b) => (b[1][4] ^= 0xff) }), /digest mismatch/],
-      ['layer content that does not match its diffID', ociArchive(dir, [good], { diffIds: [sha(Buffer.from('something else'))] }), /does not match its diffID/],
+      ['layer content that does not match its diffID', ociArchive(dir, [good], { diffIDs: [sha(Buffer.from('something else'))] }), /does not match its diffID/],
       ['truncated layer', ociArchive(dir, [good.subarray(0, 700)]), /unexpected end|truncated|diffID/],
     ];
     const before = JSON.parse(cli.ok(['info', '--format', 'json']));
