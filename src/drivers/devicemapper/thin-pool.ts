@@ -13,13 +13,15 @@
 //
 // This kernel path was written against the kernel's and Docker's documented behaviour; the
 // machine it was written on has no device-mapper, so it has not run here.
-import { closeSync, existsSync, openSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, truncate, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { devMajor, devMinor, LOCK_EX, LOCK_UN, mount, statfs, tryFlock, umount2 } from '../../sys/linux.js';
-import { attachLoop } from '../../sys/loop.js';
+import { attachLoop, listLoops } from '../../sys/loop.js';
 import { runTool, ToolError } from '../../sys/run.js';
+import { backingFsName } from '../../sys/fsprobe.js';
 import { DriverError } from '../driver.js';
+import { BASE, DEVICESET, humanSize, readDeviceSet, writeDeviceSet, type DeviceContext, type DeviceRecord, type DeviceSet, type Pool } from './devices.js';
 import { PoolLease } from './lease.js';
 
 const SECTOR = 512;
@@ -519,4 +521,191 @@ export async function growFilesystem(dev: string, dir: string, fs: 'ext4' | 'xfs
     if (fs === 'ext4') await runTool('resize2fs', [dev]);
     else await runTool('xfs_growfs', [mnt]);
   });
+}
+
+/** Devices as thin devices of a kernel dm-thin pool: snapshots by pool messages, active only while mounted. */
+export class ThinDevices implements Pool {
+  constructor(
+    private readonly ctx: DeviceContext,
+    private readonly thin: ThinPool,
+  ) {}
+
+  use<T>(fn: () => Promise<T>): Promise<T> {
+    return this.thin.use(fn);
+  }
+
+  /** A thin snapshot of the parent's device (or the base), grown when size= asks for more. */
+  async createDevice(id: string, parent: string | null, parentRec: DeviceRecord | null, want: number | null): Promise<void> {
+    const { ctx, thin } = this;
+    await this.checkFreeSpace();
+    const origin = parentRec ?? (await this.ensureBase());
+    const originId = parent ?? BASE;
+    if (want !== null && want < origin.size) {
+      throw new DriverError(
+        `devicemapper: size ${humanSize(want)} is smaller than the ${parent === null ? 'base' : 'parent'} device (${humanSize(origin.size)}): a device can only grow`,
+      );
+    }
+    const set = (await readDeviceSet(ctx.home)) as DeviceSet;
+    const deviceId = await thin.createDevice(set.next_device_id, { id: origin.device_id, name: thin.name(originId) });
+    try {
+      await writeDeviceSet(ctx.home, { ...set, next_device_id: (deviceId + 1) & 0xffffff });
+      const size = want ?? origin.size;
+      if (size > origin.size) await this.grow(id, deviceId, size);
+      const txn = await thin.bumpTransactionId();
+      await ctx.writeRecord(id, { device_id: deviceId, size, transaction_id: txn, initialized: true, deleted: false, parent });
+    } catch (err) {
+      await thin.deactivate(id).catch(() => undefined);
+      await thin.deleteDevice(deviceId).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  async removeDevice(id: string, rec: DeviceRecord): Promise<void> {
+    await this.thin.deactivate(id);
+    await this.thin.deleteDevice(rec.device_id);
+  }
+
+  async mountDevice(id: string, rec: DeviceRecord, dir: string): Promise<void> {
+    const dev = await this.thin.activate(id, rec.device_id, rec.size);
+    try {
+      mount(dev, dir, this.ctx.fs, 0, this.ctx.mountData());
+    } catch (err) {
+      await this.thin.deactivate(id);
+      throw err;
+    }
+  }
+
+  /** A thin device's table goes with its mount (deferred while a lazy unmount still holds it). */
+  unmounted(id: string, lazy: boolean): Promise<void> {
+    return this.thin.deactivate(id, lazy);
+  }
+
+  async released(): Promise<void> {
+    await this.thin.removeIfIdle();
+  }
+
+  /** Remove thin device tables nobody holds open, then the pool if idle. */
+  async reconcile(): Promise<void> {
+    const { thin } = this;
+    if ((await thin.openCount(thin.poolName)) === null) return;
+    for (const id of await thin.idleDevices()) await thin.deactivate(id);
+    await thin.removeIfIdle();
+  }
+
+  /** The base thin device (made and formatted once, grown when dm.basesize grew), as Docker's `metadata/base`. */
+  private async ensureBase(): Promise<DeviceRecord> {
+    const { ctx, thin } = this;
+    const file = join(ctx.metaDir, BASE);
+    const set = await readDeviceSet(ctx.home);
+    if (set && existsSync(file)) {
+      const base = JSON.parse(await readFile(file, 'utf8')) as DeviceRecord;
+      if (ctx.baseSize > base.size) {
+        await this.grow(BASE, base.device_id, ctx.baseSize);
+        await ctx.writeRecord(BASE, { ...base, size: ctx.baseSize });
+        await writeDeviceSet(ctx.home, { ...set, BaseDeviceSize: ctx.baseSize });
+        return { ...base, size: ctx.baseSize };
+      }
+      return base;
+    }
+    const status = await thin.status();
+    if (!thin.loopLvm && (status.usedDataBlocks !== 0 || status.transactionId !== 0)) {
+      throw new DriverError(`devicemapper: will not take over thin pool ${thin.poolName}: it already has used data blocks or a transaction id`);
+    }
+    const deviceId = await thin.createDevice(set?.next_device_id ?? 1, null);
+    try {
+      const dev = await thin.activate(BASE, deviceId, ctx.baseSize);
+      try {
+        await makeFilesystem(dev, ctx.fs);
+        // Docker keeps layer contents in rootfs/ of each device.
+        await withMounted(dev, ctx.mnt(`${BASE}.tmp`), ctx.fs, ctx.mountData(), (dir) => mkdir(join(dir, 'rootfs'), { mode: 0o755 }));
+      } finally {
+        await thin.deactivate(BASE);
+      }
+      const txn = await thin.bumpTransactionId();
+      const rec: DeviceRecord = { device_id: deviceId, size: ctx.baseSize, transaction_id: txn, initialized: true, deleted: false, parent: null };
+      await writeDeviceSet(ctx.home, { next_device_id: (deviceId + 1) & 0xffffff, BaseDeviceSize: ctx.baseSize, BaseDeviceFilesystem: ctx.fs });
+      await ctx.writeRecord(BASE, rec);
+      return rec;
+    } catch (err) {
+      await thin.deleteDevice(deviceId).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** Give a thin device a bigger table and grow its filesystem to fill it. */
+  private async grow(id: string, deviceId: number, size: number): Promise<void> {
+    const { ctx, thin } = this;
+    const dev = await thin.activate(id, deviceId, size);
+    try {
+      await thin.resize(id, deviceId, size);
+      await growFilesystem(dev, join(ctx.mntRoot, `.grow-${process.pid}-${Date.now()}`), ctx.fs, ctx.mountData());
+    } finally {
+      await thin.deactivate(id);
+    }
+  }
+
+  /** Docker refuses new devices once data or metadata free space falls below dm.min_free_space. */
+  private async checkFreeSpace(): Promise<void> {
+    const s = await this.thin.space();
+    for (const [what, total, available] of [
+      ['data', s.dataTotal, s.dataAvailable],
+      ['metadata', s.metadataTotal, s.metadataAvailable],
+    ] as const) {
+      const min = Math.floor((total * this.ctx.minFreePercent) / 100);
+      if (available < min) {
+        throw new DriverError(
+          `devicemapper: thin pool has ${humanSize(available)} of ${what} free, less than the minimum ${humanSize(min)} (dm.min_free_space=${this.ctx.minFreePercent}%): free some space or lower dm.min_free_space`,
+        );
+      }
+    }
+  }
+
+  /** Docker's info rows for a kernel pool, from `dmsetup status <pool>`. */
+  async status(): Promise<[string, string][]> {
+    const { ctx, thin } = this;
+    const active = (await thin.openCount(thin.poolName)) !== null;
+    const s = active ? await thin.space() : null;
+    const v = await thin.versions();
+    const size = (n: number | undefined) => (n === undefined ? '(pool not active)' : humanSize(n));
+    const devices = readdirSync(ctx.metaDir).filter((n) => !n.includes('.') && !n.endsWith('-removing') && n !== DEVICESET && n !== BASE).length;
+    const loops = listLoops();
+    const loopOf = (file: string) => loops.find((l) => l.backingFile === file)?.device ?? '(not attached)';
+    const rows: [string, string][] = [
+      ['Pool Name', thin.poolName],
+      ['Pool Blocksize', size(s?.blockSize)],
+      ['Base Device Size', humanSize(ctx.baseSize)],
+      ['Backing Filesystem', backingFsName(ctx.home)],
+      ['Base Device Filesystem', ctx.fs],
+      ['Pool Backend', thin.loopLvm ? 'kernel dm-thin (loop-lvm: sparse data and metadata files on loop devices)' : `kernel dm-thin (dm.thinpooldev=${thin.poolDev})`],
+      ['Devices', String(devices)],
+    ];
+    if (thin.loopLvm) {
+      rows.push(['Data file', loopOf(thin.dataFile)], ['Metadata file', loopOf(thin.metadataFile)]);
+    }
+    rows.push(
+      ['Data Space Used', size(s?.dataUsed)],
+      ['Data Space Total', size(s?.dataTotal)],
+      ['Data Space Available', size(s?.dataAvailable)],
+      ['Metadata Space Used', size(s?.metadataUsed)],
+      ['Metadata Space Total', size(s?.metadataTotal)],
+      ['Metadata Space Available', size(s?.metadataAvailable)],
+      ['Thin Pool Minimum Free Space', s ? humanSize(Math.floor((s.dataTotal * ctx.minFreePercent) / 100)) : '(pool not active)'],
+      // udev sync needs a running udev; without one libdevmapper makes the /dev/mapper nodes itself.
+      ['Udev Sync Supported', String(existsSync('/run/udev/control'))],
+      ['Deferred Removal Enabled', 'false'],
+      ['Deferred Deletion Enabled', 'false'],
+      ['Deferred Deleted Device Count', '0'],
+    );
+    if (thin.loopLvm) rows.push(['Data loop file', thin.dataFile], ['Metadata loop file', thin.metadataFile]);
+    rows.push(['Library Version', v.library], ['Driver Version', v.driver]);
+    return rows;
+  }
+
+  deviceName(id: string): string {
+    return this.thin.name(id);
+  }
+
+  deviceImage(): Promise<{ allocated: number; size: number; sha256: string }> {
+    return Promise.reject(new DriverError('devicemapper: device images exist only in the reflink pool, not on kernel dm-thin'));
+  }
 }
