@@ -2,7 +2,6 @@
 // store exactly as it was (no layer rows, no driver data, no tar-split files), and nothing
 // written beside the root.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,6 +12,7 @@ import { encodeHeader } from '../../src/archive/tar/writer.js';
 import { strataIn } from '../helpers/cli.js';
 import { corpusImage, scratch } from '../helpers/env.js';
 import { diffTrees, snapshotTree } from '../helpers/tree.js';
+import { runToolSync } from '../../src/sys/run.js';
 
 const sha = (b: Buffer) => 'sha256:' + createHash('sha256').update(b).digest('hex');
 const base = { mode: 0o644, uid: 0, gid: 0, size: 0, mtime: 1000 };
@@ -58,7 +58,7 @@ function ociArchive(dir: string, layers: Buffer[], opts: { tamper?: (blobs: Buff
   writeFileSync(join(layout, 'index.json'), JSON.stringify(index));
   writeFileSync(join(layout, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
   const file = `${layout}.tar`;
-  execFileSync('tar', ['-cf', file, '-C', layout, '.']);
+  runToolSync('tar', ['-cf', file, '-C', layout, '.']);
   return file;
 }
 
