@@ -9,6 +9,7 @@ import { PassThrough, Readable, Transform, type TransformCallback } from 'node:s
 import { pipeline } from 'node:stream/promises';
 import { UnsafeArchiveError } from './apply.js';
 import { createGunzip, createGzip } from 'node:zlib';
+import { parsePax, type PaxRecords } from './tar/reader.js';
 
 const BLOCK = 512;
 
@@ -47,22 +48,6 @@ function numberField(block: Buffer, at: number, len: number): number {
 function cstr(field: Buffer): Buffer {
   const nul = field.indexOf(0);
   return nul < 0 ? field : field.subarray(0, nul);
-}
-
-function parsePax(data: Buffer): Map<string, Buffer> {
-  const out = new Map<string, Buffer>();
-  let pos = 0;
-  while (pos < data.length) {
-    const space = data.indexOf(0x20, pos);
-    if (space < 0) break;
-    const len = parseInt(data.toString('latin1', pos, space), 10);
-    if (!Number.isFinite(len) || len <= 0) break;
-    const rec = data.subarray(space + 1, pos + len - 1);
-    const eq = rec.indexOf(0x3d);
-    if (eq > 0) out.set(rec.toString('utf8', 0, eq), rec.subarray(eq + 1));
-    pos += len;
-  }
-  return out;
 }
 
 type SplitRecord = { kind: 'meta'; bytes: Buffer } | { kind: 'file'; name: Buffer; size: number };
@@ -252,9 +237,11 @@ export class TarSplitRecorder extends Transform {
   private endData(): void {
     if (this.collecting) {
       const data = Buffer.concat(this.collecting);
-      if (this.collectType === 'x') for (const [k, v] of parsePax(data)) this.pendingPax.set(k, v);
-      else if (this.collectType === 'g') {
-        if ([...parsePax(data).keys()].some((k) => k.startsWith('GNU.sparse'))) this.globalSparse = true;
+      if (this.collectType === 'x' || this.collectType === 'g') {
+        const recs: PaxRecords = new Map();
+        parsePax(data, recs);
+        if (this.collectType === 'x') for (const [k, v] of recs) this.pendingPax.set(k, v[v.length - 1]);
+        else if ([...recs.keys()].some((k) => k.startsWith('GNU.sparse'))) this.globalSparse = true;
       } else if (this.collectType === 'L') this.pendingLongName = data;
       this.collecting = null;
     }

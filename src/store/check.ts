@@ -205,7 +205,7 @@ export class Checker {
       const seen = new Set<string>();
       for (const img of images.list()) {
         for (const l of safeAncestry(layers, img.topLayer)) {
-          if (seen.has(l.id) || l.state !== 'complete' || !l.diffId) continue;
+          if (seen.has(l.id) || l.state !== 'complete' || !l.diffID) continue;
           seen.add(l.id);
           const why = await this.verifyLayer(l);
           if (why) bad.set(l.id, why);
@@ -275,7 +275,7 @@ export class Checker {
       return `cannot be read back: ${(err as Error).message}`;
     }
     const got = `sha256:${hash.digest('hex')}`;
-    return got === l.diffId ? null : `content does not match its diffID ${l.diffId} (reads back as ${got})`;
+    return got === l.diffID ? null : `content does not match its diffID ${l.diffID} (reads back as ${got})`;
   }
 
   private tarSplitFiles(): { file: string; id: string; temp: boolean }[] {

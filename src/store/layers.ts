@@ -23,7 +23,7 @@ export interface LayerRecord {
   id: string;
   chainId: string | null;
   parent: string | null;
-  diffId: string | null;
+  diffID: string | null;
   /** Bytes of the uncompressed layer tar. */
   size: number;
   /** Bytes of file content the layer holds. */
@@ -52,7 +52,7 @@ function fromRow(r: LayerRow): LayerRecord {
     id: r.id,
     chainId: r.chain_id,
     parent: r.parent,
-    diffId: r.diff_id,
+    diffID: r.diff_id,
     size: r.size,
     contentSize: r.content_size,
     kind: r.kind,
@@ -74,9 +74,9 @@ export function newId(): string {
 export { sha256 };
 
 /** chainID(L0) = diffID(L0); chainID(L0..n) = sha256(chainID(L0..n-1) + " " + diffID(Ln)). */
-export function chainIds(diffIds: string[]): string[] {
+export function chainIds(diffIDs: string[]): string[] {
   const out: string[] = [];
-  for (const d of diffIds) {
+  for (const d of diffIDs) {
     out.push(out.length === 0 ? d : sha256(`${out[out.length - 1]} ${d}`));
   }
   return out;
@@ -88,7 +88,7 @@ export interface LayerInput {
   /** Digest of the blob as stored, verified when given. */
   blobDigest?: string;
   /** The expected diffID (from an image config), verified when given. */
-  diffId?: string;
+  diffID?: string;
   /** What to call it in errors and progress. */
   label: string;
   /** Bytes of the blob as stored, when known (to say how much space a layer needs). */
@@ -100,9 +100,9 @@ export interface LayerInput {
   verifyIfStored?: boolean;
 }
 
-function checkDiffId(input: LayerInput, diffId: string): void {
-  if (input.diffId && input.diffId !== diffId) {
-    throw new StrataError(`${input.label}: layer content does not match its diffID: expected ${input.diffId}, got ${diffId}`);
+function checkDiffID(input: LayerInput, diffID: string): void {
+  if (input.diffID && input.diffID !== diffID) {
+    throw new StrataError(`${input.label}: layer content does not match its diffID: expected ${input.diffID}, got ${diffID}`);
   }
 }
 
@@ -240,7 +240,7 @@ export class LayerStore {
       blob.destroy();
       throw err;
     }
-    checkDiffId(input, digester.digest);
+    checkDiffID(input, digester.digest);
   }
 
   /** Open input's blob; `head` carries its bytes, and `fetched` fails when they do not match blobDigest. */
@@ -280,8 +280,8 @@ export class LayerStore {
   }
 
   private async ensureImageLayersOnce(inputs: LayerInput[], events: LayerEvents): Promise<LayerRecord | null> {
-    const known = inputs.every((i) => i.diffId);
-    const chains = known ? chainIds(inputs.map((i) => i.diffId!)) : null;
+    const known = inputs.every((i) => i.diffID);
+    const chains = known ? chainIds(inputs.map((i) => i.diffID!)) : null;
     if (!chains) {
       // Without diffIDs up front the chain is only known layer by layer: apply in order.
       let parent: LayerRecord | null = null;
@@ -363,8 +363,8 @@ export class LayerStore {
       try {
         await this.driver.create(id, parent?.id ?? null);
         events.onLayer?.(input.label, 'extracting');
-        const { diffId, size, contentSize } = await this.applyInto(id, parent?.id ?? null, input);
-        const chain = chainId ?? (parent ? sha256(`${parent.chainId} ${diffId}`) : diffId);
+        const { diffID, size, contentSize } = await this.applyInto(id, parent?.id ?? null, input);
+        const chain = chainId ?? (parent ? sha256(`${parent.chainId} ${diffID}`) : diffID);
         const done = writeTx(this.db, () => {
           const other = this.db.prepare('SELECT id, state FROM layers WHERE chain_id = ? AND id != ?').get(chain, id) as
             | { id: string; state: string }
@@ -372,7 +372,7 @@ export class LayerStore {
           if (other) return false;
           this.db
             .prepare(`UPDATE layers SET chain_id = ?, diff_id = ?, size = ?, content_size = ?, state = 'complete' WHERE id = ?`)
-            .run(chain, diffId, size, contentSize, id);
+            .run(chain, diffID, size, contentSize, id);
           return true;
         });
         if (!done) {
@@ -401,7 +401,7 @@ export class LayerStore {
     // one's extraction as soon as it exists (a few at once), then mark them all complete in one
     // transaction.
     const claimed: { id: string; parent: string | null; input: LayerInput; chain: string; existing?: LayerRecord }[] = [];
-    const results = new Map<string, { diffId: string; size: number; contentSize: number }>();
+    const results = new Map<string, { diffID: string; size: number; contentSize: number }>();
     const running = new Set<Promise<void>>();
     let failure: { err: unknown } | undefined;
     const extract = (c: (typeof claimed)[number]) => {
@@ -446,7 +446,7 @@ export class LayerStore {
           const r = results.get(c.id)!;
           this.db
             .prepare(`UPDATE layers SET diff_id = ?, size = ?, content_size = ?, state = 'complete' WHERE id = ?`)
-            .run(r.diffId, r.size, r.contentSize, c.id);
+            .run(r.diffID, r.size, r.contentSize, c.id);
         }
       });
       return this.byId(parentId!)!;
@@ -459,7 +459,7 @@ export class LayerStore {
   }
 
   /** Stream one layer blob into the driver: verify, decompress, hash, record tar-split, apply. */
-  private async applyInto(id: string, parent: string | null, input: LayerInput): Promise<{ diffId: string; size: number; contentSize: number }> {
+  private async applyInto(id: string, parent: string | null, input: LayerInput): Promise<{ diffID: string; size: number; contentSize: number }> {
     const { blob, head, fetched } = await this.openBlob(input);
     const digester = new DigestStream({ what: input.label, onBytes: (n) => this.extracted.set(input, n) });
     this.extracted.set(input, 0);
@@ -486,11 +486,11 @@ export class LayerStore {
       rmSync(`${splitFile}.tmp`, { force: true });
       throw err;
     }
-    const diffId = digester.digest;
-    checkDiffId(input, diffId);
+    const diffID = digester.digest;
+    checkDiffID(input, diffID);
     renameSync(`${splitFile}.tmp`, splitFile);
     fault('rename');
-    return { diffId, size: digester.size, contentSize };
+    return { diffID, size: digester.size, contentSize };
   }
 
   /** A read-write layer (container or init) on top of parent. */
@@ -512,18 +512,18 @@ export class LayerStore {
   }
 
   /** Remember a compressed form of a layer (from a pull or a push), so a push can skip it. */
-  recordBlob(diffId: string, blob: { digest: string; mediaType: string; size: number }): void {
+  recordBlob(diffID: string, blob: { digest: string; mediaType: string; size: number }): void {
     writeTx(this.db, () => {
       this.db
         .prepare('INSERT OR IGNORE INTO layer_blobs (diff_id, digest, media_type, size) VALUES (?, ?, ?, ?)')
-        .run(diffId, blob.digest, blob.mediaType, blob.size);
+        .run(diffID, blob.digest, blob.mediaType, blob.size);
     });
   }
 
   /** Compressed forms known for a layer's content. */
-  blobs(diffId: string): { digest: string; mediaType: string; size: number }[] {
+  blobs(diffID: string): { digest: string; mediaType: string; size: number }[] {
     return (
-      this.db.prepare('SELECT digest, media_type, size FROM layer_blobs WHERE diff_id = ? ORDER BY digest').all(diffId) as {
+      this.db.prepare('SELECT digest, media_type, size FROM layer_blobs WHERE diff_id = ? ORDER BY digest').all(diffID) as {
         digest: string;
         media_type: string;
         size: number;

@@ -190,10 +190,10 @@ export class Store {
     } catch {
       throw new StrataError(`image ${id}: config is not valid JSON`);
     }
-    const diffIds = config.rootfs?.diff_ids;
-    if (!Array.isArray(diffIds)) throw new StrataError(`image ${id}: config has no rootfs.diff_ids`);
-    if (diffIds.length !== src.layers.length) {
-      throw new StrataError(`image ${id}: config lists ${diffIds.length} layers but the image has ${src.layers.length}`);
+    const diffIDs = config.rootfs?.diff_ids;
+    if (!Array.isArray(diffIDs)) throw new StrataError(`image ${id}: config has no rootfs.diff_ids`);
+    if (diffIDs.length !== src.layers.length) {
+      throw new StrataError(`image ${id}: config lists ${diffIDs.length} layers but the image has ${src.layers.length}`);
     }
     const names = src.names.map(storedName);
     for (;;) {
@@ -201,8 +201,8 @@ export class Store {
         src.layers.map((l, i) => ({
           open: l.open,
           blobDigest: l.verified ? undefined : l.digest,
-          diffId: diffIds[i],
-          label: (l.digest ?? diffIds[i]).replace(/^sha256:/, '').slice(0, 12),
+          diffID: diffIDs[i],
+          label: (l.digest ?? diffIDs[i]).replace(/^sha256:/, '').slice(0, 12),
           size: l.size,
           verifyIfStored: opts.verifyStoredLayers === true,
         })),
@@ -219,7 +219,7 @@ export class Store {
       if (!added) continue;
       this.layers.adopted();
       src.layers.forEach((l, i) => {
-        if (l.digest && l.size !== undefined) this.layers.recordBlob(diffIds[i], { digest: l.digest, mediaType: l.mediaType, size: l.size });
+        if (l.digest && l.size !== undefined) this.layers.recordBlob(diffIDs[i], { digest: l.digest, mediaType: l.mediaType, size: l.size });
       });
       return { id, names };
     }
@@ -398,7 +398,7 @@ export class Store {
         config: img.config,
         names,
         layers: this.imageLayers(img).map((l) => ({
-          diffID: l.diffId!,
+          diffID: l.diffID!,
           size: l.size,
           open: () => this.layerTar(l),
         })),
@@ -441,7 +441,7 @@ export class Store {
       ...(plat.variant ? { variant: plat.variant } : {}),
       created,
       config: {},
-      rootfs: { type: 'layers', diff_ids: [top.diffId!] },
+      rootfs: { type: 'layers', diff_ids: [top.diffID!] },
       history: [{ created, created_by: '', comment: opts.message ?? `Imported from ${file === '-' ? '-' : resolve(file)}` }],
     };
     const bytes = Buffer.from(JSON.stringify(config));
@@ -694,7 +694,7 @@ export class Store {
       ...cfg,
       created,
       container: c.id,
-      rootfs: { type: 'layers', diff_ids: [...cfg.rootfs.diff_ids, layer.diffId!] },
+      rootfs: { type: 'layers', diff_ids: [...cfg.rootfs.diff_ids, layer.diffID!] },
       history: [
         ...(cfg.history ?? []),
         {

@@ -131,10 +131,10 @@ function pushSource(store: Store, refText: string, ref: Reference): PushImage {
     names: [name],
     manifest: img.manifest,
     layers: store.imageLayers(img).map((l) => ({
-      diffID: l.diffId!,
+      diffID: l.diffID!,
       size: l.size,
       open: () => store.layerTar(l),
-      blobs: store.layers.blobs(l.diffId!).map((b) => ({ ...b, sources: store.layers.blobSources(b.digest) })),
+      blobs: store.layers.blobs(l.diffID!).map((b) => ({ ...b, sources: store.layers.blobSources(b.digest) })),
     })),
   };
 }

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { chmodSync, chownSync, createReadStream, mkdirSync, readFileSync, statSync, lstatSync, writeFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -10,12 +9,13 @@ import { lgetxattr } from '../../src/sys/linux.js';
 import { corpusImage, scratch } from '../helpers/env.js';
 import { diffTrees, snapshotTree } from '../helpers/tree.js';
 import { D, F, tarOf, type Entry } from './tarfixtures.js';
+import { runToolSync } from '../../src/sys/run.js';
 
 /** Extract an OCI archive and list its layer blobs (bottom first) from index.json → manifest. */
 export function ociLayers(archive: string, dir: string): { layout: string; layers: string[] } {
   const layout = join(dir, 'layout');
   mkdirSync(layout, { recursive: true });
-  execFileSync('tar', ['-xf', archive, '-C', layout]);
+  runToolSync('tar', ['-xf', archive, '-C', layout]);
   const blob = (d: string) => join(layout, 'blobs', ...d.split(':'));
   const index = JSON.parse(readFileSync(join(layout, 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
   const manifest = JSON.parse(readFileSync(blob(index.manifests[0]!.digest), 'utf8')) as { layers: { digest: string }[] };
@@ -35,7 +35,7 @@ for (const image of ['edge', 'busybox', 'xattr', 'app']) {
     }
     assert.ok(total > 0);
     const bundle = join(dir, 'bundle');
-    execFileSync('umoci', ['unpack', '--image', `${layout}:latest`, bundle], { stdio: 'ignore' });
+    runToolSync('umoci', ['unpack', '--image', `${layout}:latest`, bundle], { ignoreStdout: true });
     const ours = await snapshotTree(root);
     const theirs = await snapshotTree(join(bundle, 'rootfs'));
     // umoci leaves the rootfs directory's own metadata as it made it.

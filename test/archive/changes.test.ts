@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync, rmSync, symlinkSync, unlinkSync, writeFileSync, linkSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -13,6 +12,7 @@ import { lsetxattr } from '../../src/sys/linux.js';
 import { scratch } from '../helpers/env.js';
 import { diffTrees, snapshotTree } from '../helpers/tree.js';
 import { collect } from './tarfixtures.js';
+import { runToolSync } from '../../src/sys/run.js';
 
 function baseTree(dir: string): string {
   const lower = join(dir, 'lower');
@@ -24,7 +24,7 @@ function baseTree(dir: string): string {
   writeFileSync(join(lower, 'var', 'lib', 'gone', 'deep', 'f'), 'f\n');
   writeFileSync(join(lower, 'mode'), 'm\n');
   symlinkSync('etc/passwd', join(lower, 'link'));
-  execFileSync('touch', ['-d', '2001-01-01', join(lower, 'etc', 'passwd'), join(lower, 'mode')]);
+  runToolSync('touch', ['-d', '2001-01-01', join(lower, 'etc', 'passwd'), join(lower, 'mode')]);
   return lower;
 }
 
@@ -45,7 +45,7 @@ test('changesBetween follows Docker ChangesDirs, exportChanges re-creates the up
   const dir = scratch(t);
   const lower = baseTree(dir);
   const upper = join(dir, 'upper');
-  execFileSync('cp', ['-a', lower, upper]);
+  runToolSync('cp', ['-a', lower, upper]);
   modify(upper);
   const changes = await changesBetween(lower, upper);
   assert.deepEqual(
@@ -76,7 +76,7 @@ test('changesBetween follows Docker ChangesDirs, exportChanges re-creates the up
   assert.ok(names.includes('file:etc/.wh.delete-me'));
   assert.ok(names.includes('hardlink:opt/app/bin2'));
   const replay = join(dir, 'replay');
-  execFileSync('cp', ['-a', lower, replay]);
+  runToolSync('cp', ['-a', lower, replay]);
   await applyLayer(replay, Readable.from([layer]), { whiteouts: 'snapshot' });
   assert.deepEqual(diffTrees(await snapshotTree(replay), await snapshotTree(upper), { skip: (p) => p === '' }), []);
 });

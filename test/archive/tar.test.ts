@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, mkdirSync, readFileSync, readdirSync, symlinkSync, linkSync, writeFileSync, openSync, writeSync, closeSync, ftruncateSync, statSync, readSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,6 +13,7 @@ import { TarWriter } from '../../src/archive/tar/writer.js';
 import { mknod, readXattrs, lsetxattr } from '../../src/sys/linux.js';
 import { imagesDir, scratch } from '../helpers/env.js';
 import { collect, gnuList, listFile, ourList } from './tarfixtures.js';
+import { runToolSync } from '../../src/sys/run.js';
 
 const LATIN1 = bytesToName(Buffer.from('caf\xe9-latin1', 'latin1'));
 
@@ -37,9 +37,9 @@ function makeTree(dir: string): string {
   writeFileSync(join(src, 'ünïcødé'), 'utf8\n');
   writeFileSync(fsPath(join(src, LATIN1)), 'latin1\n');
   writeFileSync(join(src, 'suid'), 'x');
-  execFileSync('chmod', ['4755', join(src, 'suid')]);
-  execFileSync('chmod', ['1777', join(src, 'sub')]);
-  execFileSync('chown', ['1234:5678', join(src, 'file')]);
+  runToolSync('chmod', ['4755', join(src, 'suid')]);
+  runToolSync('chmod', ['1777', join(src, 'sub')]);
+  runToolSync('chown', ['1234:5678', join(src, 'file')]);
   lsetxattr(join(src, 'empty'), 'user.bin', Buffer.from([0, 1, 2, 0xff, 0xfe, 0x80, 0x0a]));
   lsetxattr(join(src, 'empty'), 'user.text', Buffer.from('plain text'));
   return src;
@@ -57,9 +57,9 @@ for (const format of ['gnu', 'pax', 'ustar', 'oldgnu']) {
     const args = [`--format=${format}`, '-cf', file, '-C', src, '.'];
     if (format === 'ustar') {
       // ustar cannot hold the 320-byte path or the 150-byte link: drop them for this format.
-      execFileSync('rm', ['-rf', join(src, 'd'.repeat(200)), join(src, 'longsym')]);
+      runToolSync('rm', ['-rf', join(src, 'd'.repeat(200)), join(src, 'longsym')]);
     }
-    execFileSync('tar', format === 'pax' ? ['--xattrs', "--xattrs-include=*", ...args] : args);
+    runToolSync('tar', format === 'pax' ? ['--xattrs', "--xattrs-include=*", ...args] : args);
     const ours = await listFile(file, true);
     const theirs = gnuList(file);
     assert.deepEqual(
@@ -79,7 +79,7 @@ test('reads pax SCHILY.xattr records byte-exact', async (t) => {
   const dir = scratch(t);
   const src = makeTree(dir);
   const file = join(dir, 'x.tar');
-  execFileSync('tar', ['--format=pax', '--xattrs', '--xattrs-include=*', '-cf', file, '-C', src, 'empty']);
+  runToolSync('tar', ['--format=pax', '--xattrs', '--xattrs-include=*', '-cf', file, '-C', src, 'empty']);
   const entries = [];
   for await (const e of readTar(createReadStream(file))) entries.push(e.header);
   assert.equal(entries.length, 1);
@@ -92,7 +92,7 @@ test('reads big uids: base-256 (gnu) and pax records', async (t) => {
   const src = makeTree(dir);
   for (const format of ['gnu', 'pax']) {
     const file = join(dir, `${format}.tar`);
-    execFileSync('tar', [`--format=${format}`, '--owner=x:4000000000', '--group=y:3000000000', '-cf', file, '-C', src, 'file']);
+    runToolSync('tar', [`--format=${format}`, '--owner=x:4000000000', '--group=y:3000000000', '-cf', file, '-C', src, 'file']);
     const [e] = await listFile(file);
     assert.equal(e!.uid, 4000000000);
     assert.equal(e!.gid, 3000000000);
@@ -120,7 +120,7 @@ test('reads sparse files: GNU old sparse, pax 0.0, 0.1 and 1.0', async (t) => {
   ];
   for (const [label, args] of variants) {
     const file = join(dir, `${label}.tar`);
-    execFileSync('tar', [...args, '--sparse', '-cf', file, '-C', src, 'sparse']);
+    runToolSync('tar', [...args, '--sparse', '-cf', file, '-C', src, 'sparse']);
     assert.ok(statSync(file).size < 1 << 20, `${label}: tar really is sparse`);
     const [e] = await listFile(file, true);
     assert.equal(e!.name, 'sparse', label);
@@ -240,7 +240,7 @@ test('writer: GNU tar and tar-stream list and extract it identically', async (t)
   // GNU tar extraction, with the xattrs
   const out = join(dir, 'x');
   mkdirSync(out);
-  execFileSync('tar', ['--xattrs', '--xattrs-include=*', '--numeric-owner', '-xpf', file, '-C', out]);
+  runToolSync('tar', ['--xattrs', '--xattrs-include=*', '--numeric-owner', '-xpf', file, '-C', out]);
   assert.equal(readFileSync(join(out, 'dir', 'file'), 'utf8'), 'hello');
   assert.equal(statSync(join(out, 'dir', 'file')).mode & 0o7777, 0o4755);
   assert.equal(readFileSync(fsPath(join(out, LATIN1))).length, 0);
@@ -273,7 +273,7 @@ test('reads every layer of every corpus image like tar -tvf', async (t) => {
   for (const img of images) {
     const out = join(dir, img);
     mkdirSync(out);
-    execFileSync('tar', ['-xf', join(imagesDir, img), '-C', out]);
+    runToolSync('tar', ['-xf', join(imagesDir, img), '-C', out]);
     const blobs = join(out, 'blobs', 'sha256');
     for (const digest of readdirSync(blobs)) {
       const file = join(blobs, digest);

@@ -7,6 +7,7 @@ import { decompress } from '../../src/archive/compression.js';
 import { bytesToName, type TarHeader } from '../../src/archive/tar/header.js';
 import { readTar } from '../../src/archive/tar/reader.js';
 import { TarWriter } from '../../src/archive/tar/writer.js';
+import { runToolSync } from '../../src/sys/run.js';
 
 export interface ListedEntry {
   type: string;
@@ -119,7 +120,7 @@ export async function listFile(file: string, withHash = false): Promise<ListedEn
 }
 
 export function run(cmd: string, args: string[], opts: { cwd?: string } = {}): string {
-  return execFileSync(cmd, args, { cwd: opts.cwd, maxBuffer: 1 << 28 }).toString();
+  return runToolSync(cmd, args, { cwd: opts.cwd });
 }
 
 export async function collect(stream: AsyncIterable<Buffer | string>): Promise<Buffer> {

@@ -1,6 +1,5 @@
 // Tar-split must rebuild every layer tar byte for byte from the extracted files.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, mkdirSync, readFileSync, symlinkSync, writeFileSync, linkSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
@@ -9,6 +8,7 @@ import { test } from 'node:test';
 import { createGunzip } from 'node:zlib';
 import { TarSplitRecorder, assembleLayer } from '../../src/archive/tarsplit.js';
 import { corpusImage, scratch } from '../helpers/env.js';
+import { runToolSync } from '../../src/sys/run.js';
 
 async function sha(stream: NodeJS.ReadableStream): Promise<string> {
   const h = createHash('sha256');
@@ -29,7 +29,7 @@ async function roundTrip(t: { after(fn: () => void): void }, tarFile: string, gz
   if (gz) await pipeline(src, createGunzip(), rec, createWriteStream(copy));
   else await pipeline(src, rec, createWriteStream(copy));
   await rec.finish();
-  execFileSync('tar', ['-xpf', copy, '-C', root, '--xattrs', '--xattrs-include=*', '--numeric-owner']);
+  runToolSync('tar', ['-xpf', copy, '-C', root, '--xattrs', '--xattrs-include=*', '--numeric-owner']);
   const want = createHash('sha256').update(readFileSync(copy)).digest('hex');
   const got = await sha(assembleLayer(split, root));
   assert.equal(got, want);
@@ -51,14 +51,14 @@ test('tar-split rebuilds GNU tar archives in pax, gnu and ustar formats byte for
     const tarFile = join(dir, `${format}.tar`);
     const args = ['-cf', tarFile, '-C', src, `--format=${format}`, '.'];
     if (format === 'ustar') args.splice(4, 0, '--exclude', './d');
-    execFileSync('tar', args);
+    runToolSync('tar', args);
     await roundTrip(t, tarFile);
   }
 });
 
 test('tar-split rebuilds every layer of the corpus nginx image', async (t) => {
   const dir = scratch(t);
-  execFileSync('tar', ['-xf', corpusImage('nginx.oci.tar'), '-C', dir]);
+  runToolSync('tar', ['-xf', corpusImage('nginx.oci.tar'), '-C', dir]);
   const index = JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8'));
   const blob = (d: string) => join(dir, 'blobs', 'sha256', d.replace('sha256:', ''));
   const manifest = JSON.parse(readFileSync(blob(index.manifests[0].digest), 'utf8'));

@@ -2,7 +2,6 @@
 // every corpus image loads and a fresh container's root equals `umoci unpack`'s rootfs;
 // diff/commit/export; save accepted by skopeo and umoci; a save -> load round trip.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { chmodSync, lstatSync, mkdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -10,6 +9,7 @@ import { diffTrees, snapshotTree, type Node } from '../helpers/tree.js';
 import { INIT_PATHS, strataIn, umociRootfs } from '../helpers/cli.js';
 import { corpusImage, scratch } from '../helpers/env.js';
 import { unmountAllUnder } from '../helpers/mounts.js';
+import { runToolSync } from '../../src/sys/run.js';
 
 /** Every corpus OCI image, and the layers each adds to a store that already holds the ones before it. */
 const OCI_IMAGES: [name: string, newLayers: number][] = [
@@ -141,10 +141,10 @@ export function corpusSuite(driver: string, opts: CorpusSuiteOptions = {}): void
       cli.ok(['save', '-o', saved, 'test/changed:1']);
       const x = join(work, 'changed-x');
       mkdirSync(x);
-      execFileSync('tar', ['-xf', saved, '-C', x]);
+      runToolSync('tar', ['-xf', saved, '-C', x]);
       const manifest = JSON.parse(readFileSync(join(x, 'manifest.json'), 'utf8'));
       const top = manifest[0].Layers[manifest[0].Layers.length - 1];
-      const listing = execFileSync('tar', ['-tf', join(x, top)]).toString().trim().split('\n').sort();
+      const listing = runToolSync('tar', ['-tf', join(x, top)]).trim().split('\n').sort();
       assert.deepEqual(listing, [
         'bin/',
         'bin/.wh.vi',
@@ -184,12 +184,12 @@ export function corpusSuite(driver: string, opts: CorpusSuiteOptions = {}): void
         cli.ok(['tag', ids.get(saveImage)!, `corpus/${saveImage}:saved`]);
         cli.ok(['save', '--format', format, '-o', file, `corpus/${saveImage}:saved`]);
         const transport = format === 'docker' ? `docker-archive:${file}` : `oci-archive:${file}:saved`;
-        const inspected = JSON.parse(execFileSync('skopeo', ['inspect', '--raw', transport]).toString());
+        const inspected = JSON.parse(runToolSync('skopeo', ['inspect', '--raw', transport]));
         assert.equal(inspected.layers?.length, saveImage === 'nginx' ? 7 : 21, 'skopeo reads every layer of the archive');
         const layout = join(work, `copied-${format}`);
-        execFileSync('skopeo', ['copy', '-q', transport, `oci:${layout}:copy`]);
+        runToolSync('skopeo', ['copy', '-q', transport, `oci:${layout}:copy`]);
         const bundle = join(work, `bundle-${format}`);
-        execFileSync('umoci', ['unpack', '--image', `${layout}:copy`, bundle], { stdio: 'ignore' });
+        runToolSync('umoci', ['unpack', '--image', `${layout}:copy`, bundle], { ignoreStdout: true });
         assert.ok(present(join(bundle, 'rootfs', ...(saveImage === 'nginx' ? ['usr', 'sbin', 'nginx'] : ['edge', 'modes', 'setuid']))));
 
         const other = strataIn(join(work, `roundtrip-${format}`), driver);
@@ -207,7 +207,7 @@ export function corpusSuite(driver: string, opts: CorpusSuiteOptions = {}): void
     test('export writes the whole root; import makes a one-layer image of it', () => {
       const file = join(work, 'export.tar');
       cli.ok(['export', '-o', file, 'c-busybox']);
-      const names = execFileSync('tar', ['-tf', file]).toString();
+      const names = runToolSync('tar', ['-tf', file]);
       assert.match(names, /bin\/busybox/);
       assert.match(names, /\.dockerenv/);
       const id = cli.ok(['import', file, 'test/imported']).trim();

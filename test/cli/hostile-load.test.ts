@@ -2,7 +2,6 @@
 // store exactly as it was (no layer rows, no driver data, no tar-split files), and nothing
 // written beside the root.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,6 +12,7 @@ import { encodeHeader } from '../../src/archive/tar/writer.js';
 import { strataIn } from '../helpers/cli.js';
 import { corpusImage, scratch } from '../helpers/env.js';
 import { diffTrees, snapshotTree } from '../helpers/tree.js';
+import { runToolSync } from '../../src/sys/run.js';
 
 const sha = (b: Buffer) => 'sha256:' + createHash('sha256').update(b).digest('hex');
 const base = { mode: 0o644, uid: 0, gid: 0, size: 0, mtime: 1000 };
@@ -26,9 +26,9 @@ function tar(entries: [TarHeader, Buffer?][]): Buffer {
 
 /**
  * An OCI image layout archive with these layers (plain tars, gzipped into blobs); `tamper` may
- * change a blob after its digest is written, `diffIds` override the config's.
+ * change a blob after its digest is written, `diffIDs` override the config's.
  */
-function ociArchive(dir: string, layers: Buffer[], opts: { tamper?: (blobs: Buffer[]) => void; diffIds?: string[] } = {}): string {
+function ociArchive(dir: string, layers: Buffer[], opts: { tamper?: (blobs: Buffer[]) => void; diffIDs?: string[] } = {}): string {
   const layout = join(dir, `layout-${Math.random().toString(36).slice(2)}`);
   mkdirSync(join(layout, 'blobs', 'sha256'), { recursive: true });
   const put = (b: Buffer) => {
@@ -41,7 +41,7 @@ function ociArchive(dir: string, layers: Buffer[], opts: { tamper?: (blobs: Buff
   opts.tamper?.(blobs);
   blobs.forEach((b, i) => writeFileSync(join(layout, 'blobs', 'sha256', digests[i].slice(7)), b));
   const config = Buffer.from(
-    JSON.stringify({ architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: opts.diffIds ?? layers.map(sha) } }),
+    JSON.stringify({ architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: opts.diffIDs ?? layers.map(sha) } }),
   );
   const manifest = Buffer.from(
     JSON.stringify({
@@ -58,7 +58,7 @@ function ociArchive(dir: string, layers: Buffer[], opts: { tamper?: (blobs: Buff
   writeFileSync(join(layout, 'index.json'), JSON.stringify(index));
   writeFileSync(join(layout, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
   const file = `${layout}.tar`;
-  execFileSync('tar', ['-cf', file, '-C', layout, '.']);
+  runToolSync('tar', ['-cf', file, '-C', layout, '.']);
   return file;
 }
 
@@ -82,10 +82,10 @@ for (const driver of ['vfs', 'overlay2']) {
       ['whiteout escaping', ociArchive(dir, [good, tar([[{ ...base, name: '../victim/.wh.secret', type: 'file' }]])]), /climbs above the layer root|whiteout/],
       // A changed gzip header mtime: the same size, still decompresses, but not the digest.
       ['blob bytes that do not match their digest', ociArchive(dir, [good, good], { tamper: (b) => (b[1][4] ^= 0xff) }), /digest mismatch/],
-      ['layer content that does not match its diffID', ociArchive(dir, [good], { diffIds: [sha(Buffer.from('something else'))] }), /does not match its diffID/],
+      ['layer content that does not match its diffID', ociArchive(dir, [good], { diffIDs: [sha(Buffer.from('something else'))] }), /does not match its diffID/],
       ['truncated layer', ociArchive(dir, [good.subarray(0, 700)]), /unexpected end|truncated|diffID/],
-      ['garbage layer whose diffID is stored already', ociArchive(dir, [Buffer.from('not a layer at all')], { diffIds: [stored] }), /does not match its diffID/],
-      ['truncated gzip whose diffID is stored already', ociArchive(dir, [good], { diffIds: [stored], tamper: (b) => (b[0] = b[0].subarray(0, 20)) }), /unexpected end|digest mismatch|diffID/],
+      ['garbage layer whose diffID is stored already', ociArchive(dir, [Buffer.from('not a layer at all')], { diffIDs: [stored] }), /does not match its diffID/],
+      ['truncated gzip whose diffID is stored already', ociArchive(dir, [good], { diffIDs: [stored], tamper: (b) => (b[0] = b[0].subarray(0, 20)) }), /unexpected end|digest mismatch|diffID/],
     ];
     const before = JSON.parse(cli.ok(['info', '--format', 'json']));
     const victimBefore = await snapshotTree(victim);

@@ -7,14 +7,16 @@ import { randomBytes } from 'node:crypto';
 import { constants as fsConstants, mkdtempSync, readFileSync } from 'node:fs';
 import { chmod, lchown, link, lstat, mkdir, readdir, readFile, readlink, rm, stat, symlink, unlink, writeFile, open } from 'node:fs/promises';
 import { constants as osConstants, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import type { Driver } from '../../src/drivers/driver.js';
+import { createDriver } from '../../src/drivers/index.js';
 import { backingFsName } from '../../src/sys/fsprobe.js';
 import { lgetxattr, lremovexattr, lsetxattr, makedev, mknod } from '../../src/sys/linux.js';
 import { BINARY_XATTR, buildBaseTree, gnuTar } from './fixtures.js';
 import { diffTrees, snapshotTree, type Node, type SnapshotOptions } from '../helpers/tree.js';
 import { unmountAllUnder } from '../helpers/mounts.js';
+import { runChild } from './overlay-fixtures.js';
 
 export interface ConformanceOptions {
   /** The driver enforces `size` on writable layers; otherwise it must refuse the option. */
@@ -23,10 +25,26 @@ export interface ConformanceOptions {
   deep?: number;
 }
 
-export type MakeDriver = (root: string) => Promise<Driver>;
+/** A registered driver and its storage options: this process and child processes open it alike. */
+export interface DriverSpec {
+  driver: string;
+  options?: Record<string, string>;
+}
 
-export function conformance(name: string, make: MakeDriver, opts: ConformanceOptions = {}): void {
+type MakeDriver = (root: string) => Promise<Driver>;
+
+/** What a child process runs to take (get) or drop (put) one reference on a layer. */
+const CHILD_REF = `
+  const d = await mod.createDriver(args[3], { root: args[0], options: JSON.parse(args[4]) });
+  if (args[2] === 'get') console.log(await d.get(args[1])); else await d.put(args[1]);`;
+
+export function conformance(name: string, spec: DriverSpec, opts: ConformanceOptions = {}): void {
   const deep = opts.deep ?? 128;
+  const options = spec.options ?? {};
+  const make: MakeDriver = (root) => createDriver(spec.driver, { root, options });
+  /** The driver's home is <root>/<name> for every driver. */
+  const inChild = (d: Driver, id: string, op: 'get' | 'put') =>
+    runChild('src/drivers/index.js', CHILD_REF, [dirname(d.home), id, op, spec.driver, JSON.stringify(options)]);
 
   describe(`storage driver conformance: ${name}`, () => {
     it('creates an empty layer', async (t) => {
@@ -278,6 +296,23 @@ export function conformance(name: string, make: MakeDriver, opts: ConformanceOpt
       assert.deepEqual(mountsUnder(d.home), []);
       await view(d, child, async (root) => assert.equal(await readFile(join(root, 'still-writable'), 'utf8'), 'yes'));
       await assert.rejects(d.get(newId()), 'get of a layer that does not exist');
+    });
+
+    it('shares mount reference counts across processes', async (t) => {
+      const d = await session(t, make);
+      const base = await layerFromCalls(d);
+      const id = newId();
+      await d.createReadWrite(id, base);
+      const path = inChild(d, id, 'get');
+      assert.equal(await d.get(id), path, 'both processes see the same view');
+      assert.equal(await readFile(join(path, 'etc/hosts'), 'utf8'), '127.0.0.1 localhost\n', 'the view outlives the process that made it');
+      inChild(d, id, 'put');
+      assert.equal(await readFile(join(path, 'etc/hosts'), 'utf8'), '127.0.0.1 localhost\n', 'one reference is still held');
+      await d.put(id);
+      assert.deepEqual(mountsUnder(d.home), [], 'released at zero, although another process took the first reference');
+      inChild(d, id, 'get');
+      inChild(d, id, 'put');
+      assert.deepEqual(mountsUnder(d.home), []);
     });
 
     it('cleanup releases every mount and leaves the driver usable', async (t) => {

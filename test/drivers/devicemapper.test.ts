@@ -48,7 +48,7 @@ function fill(path: string, size: number): { written: number; error: string | nu
 }
 
 // 32M base devices keep 128 layers cheap; size=50M grows past them, as the quota scenario needs.
-conformance('devicemapper', (root) => open(root, { 'dm.basesize': '32M', 'dm.loopdatasize': '20G' }), { quota: true });
+conformance('devicemapper', { driver: 'devicemapper', options: { 'dm.basesize': '32M', 'dm.loopdatasize': '20G' } }, { quota: true });
 
 describe('devicemapper', () => {
   it('parses sizes and prints them as Docker did', () => {

@@ -1,6 +1,5 @@
 // Fixtures for the overlay-family driver tests: driver roots whose mounts are always undone,
 // corpus layers stacked in a driver, tree hashes, and child processes that use a driver.
-import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -8,6 +7,7 @@ import { join } from 'node:path';
 import { createGunzip } from 'node:zlib';
 import type { Driver } from '../../src/drivers/driver.js';
 import { readXattrs } from '../../src/sys/linux.js';
+import { runToolSync } from '../../src/sys/run.js';
 import { corpusImage, repoRoot } from '../helpers/env.js';
 import { unmountAllUnder } from '../helpers/mounts.js';
 
@@ -36,8 +36,7 @@ export function driverRoot(t: { after(fn: () => void): void } | null, prefix = '
 
 /** The gzip layer blobs of a corpus OCI archive, bottom first, unpacked under dir. */
 function corpusLayerBlobs(file: string, dir: string): string[] {
-  const r = spawnSync('tar', ['-xf', corpusImage(file), '-C', dir]);
-  if (r.status !== 0) throw new Error(`tar -xf ${file}: ${r.stderr.toString()}`);
+  runToolSync('tar', ['-xf', corpusImage(file), '-C', dir]);
   const blob = (digest: string) => join(dir, 'blobs', ...digest.split(':'));
   const index = JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
   const manifest = JSON.parse(readFileSync(blob(index.manifests[0].digest), 'utf8')) as {
@@ -88,9 +87,7 @@ export function hashTree(root: string): string {
 export function runChild(modPath: string, body: string, args: string[]): string {
   const url = new URL(`file://${join(repoRoot, 'dist', modPath)}`).href;
   const script = `const mod = await import(${JSON.stringify(url)}); const args = process.argv.slice(1);\n${body}`;
-  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script, ...args], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`child failed (${r.status}): ${r.stderr}`);
-  return r.stdout.trim();
+  return runToolSync(process.execPath, ['--input-type=module', '-e', script, ...args]).trim();
 }
 
 /** A chain of n layers written straight into their upper dirs; layer i holds f<i> and overwrites `top`; ids bottom first. */

@@ -2,12 +2,11 @@ import assert from 'node:assert/strict';
 import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { createDriver } from '../../src/drivers/index.js';
 import { VfsDriver } from '../../src/drivers/vfs/vfs.js';
 import { scratch } from '../helpers/env.js';
 import { conformance } from './conformance.js';
 
-conformance('vfs', (root) => createDriver('vfs', { root, options: {} }));
+conformance('vfs', { driver: 'vfs' });
 
 describe('vfs specifics', () => {
   it('lays layers out as vfs/dir/<id> with 0710 parents, and a child is a full copy', async (t) => {

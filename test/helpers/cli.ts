@@ -1,8 +1,9 @@
 // Running the real strata CLI (bin/strata.cjs) against a scratch store, and the umoci oracle.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { corpusImage, strataBin } from './env.js';
+import { runToolSync } from '../../src/sys/run.js';
 
 export interface CliResult {
   code: number;
@@ -38,11 +39,11 @@ export function umociRootfs(work: string, archive: string): string {
   const layout = join(work, `layout-${name}`);
   mkdirSync(layout, { recursive: true });
   if (name === 'multiarch') {
-    execFileSync('skopeo', ['copy', '-q', `oci-archive:${corpusImage(archive)}:latest`, `oci:${layout}:latest`]);
+    runToolSync('skopeo', ['copy', '-q', `oci-archive:${corpusImage(archive)}:latest`, `oci:${layout}:latest`]);
   } else {
-    execFileSync('tar', ['-xf', corpusImage(archive), '-C', layout]);
+    runToolSync('tar', ['-xf', corpusImage(archive), '-C', layout]);
   }
-  execFileSync('umoci', ['unpack', '--image', `${layout}:latest`, bundle], { stdio: 'ignore' });
+  runToolSync('umoci', ['unpack', '--image', `${layout}:latest`, bundle], { ignoreStdout: true });
   return join(bundle, 'rootfs');
 }
 

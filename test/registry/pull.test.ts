@@ -2,7 +2,6 @@
 // image by tag and by digest, platform selection, and layer blobs streamed through the digest check.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { RegistryClient } from '../../src/registry/client.js';
@@ -12,6 +11,7 @@ import { resolveImage, type ProgressEvent } from '../../src/registry/pull.js';
 import { ProgressRenderer } from '../../src/cli/progress.js';
 import { corpusImage, imagesDir } from '../helpers/env.js';
 import { drainDigest, fileCleanup, startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { runToolSync } from '../../src/sys/run.js';
 
 let reg: TestRegistry;
 const ociImages = readdirSync(imagesDir).filter((f) => f.endsWith('.oci.tar')).map((f) => f.slice(0, -'.oci.tar'.length));
@@ -28,7 +28,7 @@ before(async () => {
 
 /** The digest the OCI archive's index.json names: skopeo --preserve-digests pushes exactly it. */
 function archiveDigest(name: string): string {
-  const index = JSON.parse(execFileSync('tar', ['-xOf', corpusImage(`${name}.oci.tar`), 'index.json'], { encoding: 'utf8' })) as {
+  const index = JSON.parse(runToolSync('tar', ['-xOf', corpusImage(`${name}.oci.tar`), 'index.json'])) as {
     manifests: { digest: string }[];
   };
   return index.manifests[0].digest;

@@ -151,9 +151,11 @@ function truncated(name: string): LayerArchiveError {
   return new LayerArchiveError(`unexpected end of layer archive in entry ${JSON.stringify(name)}`);
 }
 
-type PaxRecords = Map<string, Buffer[]>;
+/** Pax records by key; a key holds several values only where the format repeats it (GNU sparse 0.0). */
+export type PaxRecords = Map<string, Buffer[]>;
 
-function parsePax(buf: Buffer, into: PaxRecords): void {
+/** Parse the records of a pax extended header into `into` (later records replace earlier ones). */
+export function parsePax(buf: Buffer, into: PaxRecords): void {
   let pos = 0;
   while (pos < buf.length) {
     if (buf[pos] === 0) break; // some writers pad with NULs
