@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { test } from 'node:test';
+import { LayerArchiveError } from '../../src/archive/tar/header.js';
 import { readTar } from '../../src/archive/tar/reader.js';
 
 /** A header block: the given fields written as they are (latin1), checksum computed. */
@@ -34,4 +35,22 @@ test('an empty GNU long name read when no input is buffered (fuzz: TypeError in 
   assert.deepEqual(await list([longName, file, Buffer.alloc(1024)]), ['.']);
   const pax = block({ 0: 'pax', 124: '00000000000', 156: 'x' });
   assert.deepEqual(await list([pax, file, Buffer.alloc(1024)]), ['f']);
+});
+
+test('negative and 33-bit uid, gid and device numbers (fuzz: RangeError from lchown in the applier)', async () => {
+  const neg = '\xff'.repeat(7) + '\xfe'; // base-256 -2
+  const big = '\x80\x00\x00\x01\x00\x00\x00\x00'; // base-256 2^32
+  for (const [field, value] of [[108, neg], [116, neg], [108, big], [116, big]] as const) {
+    const h = block({ 0: 'f', 100: '0000644', 124: '00000000000', 156: '0', [field]: value });
+    await assert.rejects(list([h, Buffer.alloc(1024)]), (e: Error) => e instanceof LayerArchiveError && /out of range/.test(e.message));
+  }
+  const dev = block({ 0: 'c', 100: '0000644', 124: '00000000000', 156: '3', 329: neg });
+  await assert.rejects(list([dev, Buffer.alloc(1024)]), /devmajor -2 out of range/);
+  const pax = Buffer.from('18 uid=4294967296\n');
+  const paxHeader = block({ 0: 'pax', 124: pax.length.toString(8).padStart(11, '0'), 156: 'x' });
+  const file = block({ 0: 'f', 100: '0000644', 124: '00000000000', 156: '0' });
+  await assert.rejects(list([paxHeader, pax, Buffer.alloc(512 - pax.length), file, Buffer.alloc(1024)]), /uid 4294967296 out of range/);
+  // The largest 32-bit ids still read.
+  const max = block({ 0: 'f', 100: '0000644', 108: '37777777777', 124: '00000000000', 156: '0' });
+  assert.deepEqual(await list([max, Buffer.alloc(1024)]), ['f']);
 });

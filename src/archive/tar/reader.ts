@@ -330,6 +330,13 @@ function buildHeader(block: Buffer, flag: string, isPosix: boolean, isGnu: boole
       (header.pax ??= {})[k] = val.toString('utf8');
     }
   }
+  // Negative (base-256) or wider than the kernel's 32-bit ids: chown and mknod would throw a RangeError.
+  for (const k of ['uid', 'gid', 'devmajor', 'devminor'] as const) {
+    const n = header[k];
+    if (n !== undefined && (n < 0 || n > 0xffffffff)) {
+      throw new LayerArchiveError(`${k} ${n} out of range in layer archive entry ${JSON.stringify(name)}`);
+    }
+  }
   return { header, type, name, dataSize, pax, one };
 }
 
