@@ -21,16 +21,26 @@ export interface RefInput {
   other: string;
 }
 
-const alnum = fc.stringMatching(/^[a-z0-9]{1,6}$/);
+// Strings built from character pools (fc.stringMatching is ten times slower per input).
+const from = (chars: string, min: number, max: number) => fc.array(fc.constantFrom(...chars), { minLength: min, maxLength: max }).map((cs) => cs.join(''));
+const LOWER = 'abcdefghijklmnopqrstuvwxyz0123456789';
+const alnum = from(LOWER, 1, 6);
 const component = fc.tuple(alnum, fc.array(fc.tuple(fc.constantFrom('.', '_', '__', '-', '---'), alnum), { maxLength: 2 })).map(([a, rest]) => a + rest.map(([s, b]) => s + b).join(''));
+const hostLabel = fc.tuple(from(LOWER + 'ABC', 1, 1), from(LOWER + 'XYZ-', 0, 4), from(LOWER, 0, 1)).map(([a, b, c]) => (c === '' && b.endsWith('-') ? a : a + b + c));
 const domain = fc.oneof(
   fc.constantFrom('docker.io', 'index.docker.io', 'localhost', '127.0.0.1', '[::1]', '[fe80::1]', 'Registry.Example.com', 'a-b.c', 'xn--x'),
-  fc.array(fc.stringMatching(/^[a-zA-Z0-9]([a-zA-Z0-9-]{0,4}[a-zA-Z0-9])?$/), { minLength: 1, maxLength: 3 }).map((cs) => cs.join('.')),
+  fc.array(hostLabel, { minLength: 1, maxLength: 3 }).map((cs) => cs.join('.')),
 );
 const port = fc.oneof(fc.constant(''), fc.integer({ min: 0, max: 70000 }).map((p) => `:${p}`));
-const tag = fc.stringMatching(/^[\w][\w.-]{0,20}$/).map((t) => t);
-const hex = (n: number) => fc.stringMatching(new RegExp(`^[0-9a-f]{${n}}$`));
-const digest = fc.oneof(hex(64).map((h) => `sha256:${h}`), hex(128).map((h) => `sha512:${h}`), hex(32).map((h) => `md5:${h}`), fc.constantFrom('sha256:', 'sha256:abc', 'SHA256:' + 'a'.repeat(64), 'sha256:' + 'A'.repeat(64), 'sha384:' + 'a'.repeat(95)));
+const tag = fc.tuple(from('abcXYZ019_', 1, 1), from('abcXYZ019_.-', 0, 20)).map(([a, b]) => a + b);
+/** n hex digits: a random 32-bit stretch repeated (the grammar only looks at the alphabet and the length). */
+const hex = (n: number) => fc.nat().map((v) => v.toString(16).padStart(8, '0').repeat(Math.ceil(n / 8)).slice(0, n));
+const digest = fc.oneof(
+  hex(64).map((h) => `sha256:${h}`),
+  hex(128).map((h) => `sha512:${h}`),
+  hex(32).map((h) => `md5:${h}`),
+  fc.constantFrom('sha256:', 'sha256:abc', 'SHA256:' + 'a'.repeat(64), 'sha256:' + 'A'.repeat(64), 'sha384:' + 'a'.repeat(95)),
+);
 
 const grammar = fc
   .tuple(fc.option(fc.tuple(domain, port), { nil: undefined }), fc.array(component, { minLength: 1, maxLength: 3 }), fc.option(tag, { nil: undefined }), fc.option(digest, { nil: undefined }))
