@@ -54,3 +54,10 @@ test('negative and 33-bit uid, gid and device numbers (fuzz: RangeError from lch
   const max = block({ 0: 'f', 100: '0000644', 108: '37777777777', 124: '00000000000', 156: '0' });
   assert.deepEqual(await list([max, Buffer.alloc(1024)]), ['f']);
 });
+
+test('a symlink or hardlink with an empty target (fuzz: ENOENT from symlink in the applier)', async () => {
+  for (const flag of ['1', '2']) {
+    const h = block({ 0: 'l', 100: '0000777', 124: '00000000000', 156: flag });
+    await assert.rejects(list([h, Buffer.alloc(1024)]), (e: Error) => e instanceof LayerArchiveError && /"l" has an empty target/.test(e.message));
+  }
+});

@@ -304,6 +304,8 @@ function buildHeader(block: Buffer, flag: string, isPosix: boolean, isGnu: boole
   if (type === 'symlink' || type === 'hardlink') {
     const link = bytesToName(rawLink);
     checkName(link, 'link name');
+    // The kernel refuses an empty symlink target (ENOENT), and an empty hardlink names nothing.
+    if (link === '') throw new LayerArchiveError(`${type} ${JSON.stringify(name)} has an empty target in layer archive`);
     header.linkname = type === 'hardlink' ? normalizeName(link) : link;
   }
   if (type === 'char' || type === 'block') {
