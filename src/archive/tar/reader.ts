@@ -29,6 +29,11 @@ const CHUNK = 1 << 20;
 const ZEROS = Buffer.alloc(CHUNK);
 /** Largest pax / GNU long-name body we hold in memory. */
 const MAX_META = 16 << 20;
+/**
+ * Largest real size of a sparse file: its holes are handed out as zeros a chunk at a time, so a
+ * few bytes of header claiming 2^53 bytes would keep a reader busy for days.
+ */
+const MAX_SPARSE_SIZE = 2 ** 36;
 
 const TYPES: Record<string, EntryType> = {
   '0': 'file',
@@ -409,6 +414,9 @@ async function sparseLayout(
       if (offs.length !== lens.length) throw new LayerArchiveError(`invalid sparse map in layer archive entry ${JSON.stringify(name)}`);
       map = offs.map((off, i) => ({ off, len: lens[i]! }));
     }
+  }
+  if (map !== null && realSize > MAX_SPARSE_SIZE) {
+    throw new LayerArchiveError(`sparse file ${JSON.stringify(name)} of ${realSize} bytes is larger than the ${MAX_SPARSE_SIZE} bytes a layer may expand`);
   }
   if (map !== null) checkMap(map, realSize, storedLeft, name);
   return { map, realSize, storedLeft };
