@@ -77,6 +77,8 @@ function runThread(job: ChildJob, seed: number, runs: number, maxFindings: numbe
 }
 
 async function main(): Promise<void> {
+  // The driver went away (stopped with ^C or killed): stop too, thread and all.
+  process.on('disconnect', () => process.exit(2));
   const job = JSON.parse(process.env.STRATA_FUZZ_JOB ?? '') as ChildJob;
   let seed = job.seed;
   let left = job.runs;

@@ -43,11 +43,17 @@ const ISOLATE = [
   'exec "$@"',
 ].join('\n');
 
+/** The command line that runs `argv` (node and its arguments) in an isolated mount namespace. */
+export function isolated(argv: string[]): [string, string[]] {
+  return ['unshare', ['--mount', '--propagation', 'private', '--', '/bin/sh', '-c', ISOLATE, 'isolate', ...argv]];
+}
+
 function startChild(job: ChildJob, isolate: boolean) {
   const env = { ...process.env, STRATA_FUZZ_JOB: JSON.stringify(job) };
   const stdio: ['ignore', 'inherit', 'inherit', 'ipc'] = ['ignore', 'inherit', 'inherit', 'ipc'];
   if (!isolate) return spawn(process.execPath, [CHILD], { env, stdio });
-  return spawn('unshare', ['--mount', '--propagation', 'private', '--', '/bin/sh', '-c', ISOLATE, 'isolate', process.execPath, CHILD], { env, stdio });
+  const [cmd, args] = isolated([process.execPath, CHILD]);
+  return spawn(cmd, args, { env, stdio });
 }
 
 async function runTarget(name: string, opts: FuzzOptions): Promise<TargetResult> {

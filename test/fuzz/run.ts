@@ -3,14 +3,21 @@
 // `npm run fuzz -- --replay TARGET SEED PATH` feeds the one input a finding names, in this
 // process, and prints what happened.
 import fc from 'fast-check';
+import { spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
-import { runFuzz } from './fuzz.js';
+import { isolated, runFuzz } from './fuzz.js';
 import { errorText, propertyOf } from './property.js';
 import { targets } from './targets/index.js';
 
 async function replay(name: string, seed: number, path: string): Promise<number> {
   const spec = targets[name];
   if (spec === undefined) throw new Error(`unknown fuzz target ${JSON.stringify(name)}`);
+  if (spec.isolate && process.env.STRATA_FUZZ_ISOLATED === undefined) {
+    // The applier replays where it was fuzzed: in a namespace where only its tmpfs is writable.
+    const [cmd, cmdArgs] = isolated([process.execPath, ...process.argv.slice(1)]);
+    const r = spawnSync(cmd, cmdArgs, { stdio: 'inherit', env: { ...process.env, STRATA_FUZZ_ISOLATED: '1' } });
+    return r.status ?? 1;
+  }
   const target = await spec.make();
   try {
     const prop = propertyOf(spec, target as never, () => undefined);
