@@ -46,10 +46,20 @@ function kindOf(doc: unknown): JsonKind | null {
   return 'repositories';
 }
 
-let cached: { layers: Buffer[]; json: JsonSample[] } | undefined;
+const cached = new Map<string, Promise<{ layers: Buffer[]; json: JsonSample[] }>>();
 
-export async function corpusSamples(): Promise<{ layers: Buffer[]; json: JsonSample[] }> {
-  if (cached) return cached;
+/** Layer tars (from the OCI archives) and JSON documents (from all of them; docker-save archives are big to scan). */
+export function corpusSamples(withDocker = true): Promise<{ layers: Buffer[]; json: JsonSample[] }> {
+  const key = String(withDocker);
+  let p = cached.get(key);
+  if (p === undefined) {
+    p = load(withDocker ? [...OCI, ...DOCKER] : OCI);
+    cached.set(key, p);
+  }
+  return p;
+}
+
+async function load(files: string[]): Promise<{ layers: Buffer[]; json: JsonSample[] }> {
   const layers: Buffer[] = [];
   const json: JsonSample[] = [];
   const seen = new Set<string>();
@@ -65,7 +75,7 @@ export async function corpusSamples(): Promise<{ layers: Buffer[]; json: JsonSam
       // not JSON: a layer blob
     }
   };
-  for (const file of [...OCI, ...DOCKER]) {
+  for (const file of files) {
     const index = await ArchiveIndex.build(corpusImage(file));
     for (const name of index.names()) {
       const m = index.find(name);
@@ -81,6 +91,5 @@ export async function corpusSamples(): Promise<{ layers: Buffer[]; json: JsonSam
       }
     }
   }
-  cached = { layers, json };
-  return cached;
+  return { layers, json };
 }
