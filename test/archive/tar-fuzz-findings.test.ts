@@ -65,11 +65,24 @@ test('a symlink or hardlink with an empty target (fuzz: ENOENT from symlink in t
 test('an old GNU sparse file claiming 2^53 bytes is refused, not expanded (fuzz: hang in the applier)', async () => {
   const huge = '\x80\x00\x00\x00\x00\x1f' + '\xff'.repeat(6); // base-256 2^53 - 1
   const h = block({ 0: 's', 100: '0000644', 124: '00000000000', 156: 'S', 483: huge });
-  await assert.rejects(list([h, Buffer.alloc(1024)]), (e: Error) => e instanceof LayerArchiveError && /larger than the \d+ bytes a layer may expand/.test(e.message));
+  await assert.rejects(list([h, Buffer.alloc(1024)]), (e: Error) => e instanceof LayerArchiveError && /not between 0 and the \d+ bytes a layer may expand/.test(e.message));
   const pax = Buffer.from('22 GNU.sparse.major=1\n22 GNU.sparse.minor=0\n40 GNU.sparse.realsize=9007199254740991\n');
   const paxHeader = block({ 0: 'pax', 124: pax.length.toString(8).padStart(11, '0'), 156: 'x' });
   const file = block({ 0: 'f', 100: '0000644', 124: '00000001000', 156: '0' });
   const map = Buffer.alloc(512);
   map.write('0\n', 'latin1');
-  await assert.rejects(list([paxHeader, pax, Buffer.alloc(512 - pax.length), file, map, Buffer.alloc(1024)]), /larger than the \d+ bytes a layer may expand/);
+  await assert.rejects(list([paxHeader, pax, Buffer.alloc(512 - pax.length), file, map, Buffer.alloc(1024)]), /not between 0 and the \d+ bytes a layer may expand/);
+});
+
+test('an old GNU sparse file with a negative real size (fuzz: entry of size -1)', async () => {
+  const minusOne = '\xff'.repeat(12); // base-256 -1
+  const h = block({ 0: 's', 100: '0000644', 124: '00000000000', 156: 'S', 483: minusOne });
+  await assert.rejects(list([h, Buffer.alloc(1024)]), /"s" of -1 bytes: not between 0 and/);
+});
+
+test('a pax mtime of 1e20 seconds is refused (fuzz: EINVAL from futimes in the applier)', async () => {
+  const pax = Buffer.from('31 mtime=100000000000000000000\n');
+  const paxHeader = block({ 0: 'pax', 124: pax.length.toString(8).padStart(11, '0'), 156: 'x' });
+  const file = block({ 0: 'f', 100: '0000644', 124: '00000000000', 156: '0' });
+  await assert.rejects(list([paxHeader, pax, Buffer.alloc(512 - pax.length), file, Buffer.alloc(1024)]), (e: Error) => e instanceof LayerArchiveError && /invalid pax mtime value/.test(e.message));
 });

@@ -183,7 +183,10 @@ function parsePax(buf: Buffer, into: PaxRecords): void {
 
 function paxNumber(v: Buffer, key: string): number {
   const s = v.toString('ascii');
-  if (!/^-?\d+(\.\d+)?$/.test(s)) throw new LayerArchiveError(`invalid pax ${key} value ${JSON.stringify(s)} in layer archive`);
+  // Bounded like the header's own numbers: futimes refuses times of 1e20 seconds (EINVAL).
+  if (!/^-?\d+(\.\d+)?$/.test(s) || Math.abs(Number(s)) > Number.MAX_SAFE_INTEGER) {
+    throw new LayerArchiveError(`invalid pax ${key} value ${JSON.stringify(s)} in layer archive`);
+  }
   return Number(s);
 }
 
@@ -415,8 +418,8 @@ async function sparseLayout(
       map = offs.map((off, i) => ({ off, len: lens[i]! }));
     }
   }
-  if (map !== null && realSize > MAX_SPARSE_SIZE) {
-    throw new LayerArchiveError(`sparse file ${JSON.stringify(name)} of ${realSize} bytes is larger than the ${MAX_SPARSE_SIZE} bytes a layer may expand`);
+  if (map !== null && (realSize < 0 || realSize > MAX_SPARSE_SIZE)) {
+    throw new LayerArchiveError(`sparse file ${JSON.stringify(name)} of ${realSize} bytes: not between 0 and the ${MAX_SPARSE_SIZE} bytes a layer may expand`);
   }
   if (map !== null) checkMap(map, realSize, storedLeft, name);
   return { map, realSize, storedLeft };
