@@ -49,7 +49,7 @@ function edit(text: string, edits: Edit[]): string {
       if (Array.isArray(holder)) holder.splice(key as number, 1);
       else delete h[key];
     } else if (e.op === 'wrap') h[key] = [h[key]];
-    else h[key] = e.value;
+    else h[key] = structuredClone(e.value); // a copy: constants are shared between inputs
   }
   return JSON.stringify(doc);
 }
