@@ -108,6 +108,11 @@ export function parseDescriptor(v: unknown, what: string): Descriptor {
   if (typeof v.size !== 'number' || !Number.isSafeInteger(v.size) || v.size < 0) {
     throw new InvalidInputError(`${what}: descriptor has an invalid size ${JSON.stringify(v.size)}`);
   }
+  // Platform matching lower-cases these fields: a platform of another shape must stop here.
+  const p = v.platform;
+  if (p !== undefined && (!isObject(p) || typeof p.os !== 'string' || typeof p.architecture !== 'string' || (p.variant !== undefined && typeof p.variant !== 'string'))) {
+    throw new Error(`${what}: descriptor has an invalid platform ${JSON.stringify(p)}`);
+  }
   return v as unknown as Descriptor;
 }
 

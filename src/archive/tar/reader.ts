@@ -29,6 +29,11 @@ const CHUNK = 1 << 20;
 const ZEROS = Buffer.alloc(CHUNK);
 /** Largest pax / GNU long-name body we hold in memory. */
 const MAX_META = 16 << 20;
+/**
+ * Largest real size of a sparse file: its holes are handed out as zeros a chunk at a time, so a
+ * few bytes of header claiming 2^53 bytes would keep a reader busy for days.
+ */
+const MAX_SPARSE_SIZE = 2 ** 36;
 
 const TYPES: Record<string, EntryType> = {
   '0': 'file',
@@ -180,7 +185,10 @@ export function parsePax(buf: Buffer, into: PaxRecords): void {
 
 function paxNumber(v: Buffer, key: string): number {
   const s = v.toString('ascii');
-  if (!/^-?\d+(\.\d+)?$/.test(s)) throw new LayerArchiveError(`invalid pax ${key} value ${JSON.stringify(s)} in layer archive`);
+  // Bounded like the header's own numbers: futimes refuses times of 1e20 seconds (EINVAL).
+  if (!/^-?\d+(\.\d+)?$/.test(s) || Math.abs(Number(s)) > Number.MAX_SAFE_INTEGER) {
+    throw new LayerArchiveError(`invalid pax ${key} value ${JSON.stringify(s)} in layer archive`);
+  }
   return Number(s);
 }
 
@@ -306,6 +314,8 @@ function buildHeader(block: Buffer, flag: string, isPosix: boolean, isGnu: boole
   if (type === 'symlink' || type === 'hardlink') {
     const link = bytesToName(rawLink);
     checkName(link, 'link name');
+    // The kernel refuses an empty symlink target (ENOENT), and an empty hardlink names nothing.
+    if (link === '') throw new LayerArchiveError(`${type} ${JSON.stringify(name)} has an empty target in layer archive`);
     header.linkname = type === 'hardlink' ? normalizePath(link) : link;
   }
   if (type === 'char' || type === 'block') {
@@ -330,6 +340,13 @@ function buildHeader(block: Buffer, flag: string, isPosix: boolean, isGnu: boole
       (header.xattrs ??= new Map()).set(k.slice('SCHILY.xattr.'.length), val);
     } else if (!KNOWN_PAX.has(k) && !k.startsWith('GNU.sparse.')) {
       (header.pax ??= {})[k] = val.toString('utf8');
+    }
+  }
+  // Negative (base-256) or wider than the kernel's 32-bit ids: chown and mknod would throw a RangeError.
+  for (const k of ['uid', 'gid', 'devmajor', 'devminor'] as const) {
+    const n = header[k];
+    if (n !== undefined && (n < 0 || n > 0xffffffff)) {
+      throw new LayerArchiveError(`${k} ${n} out of range in layer archive entry ${JSON.stringify(name)}`);
     }
   }
   return { header, type, name, dataSize, pax, one };
@@ -402,6 +419,9 @@ async function sparseLayout(
       if (offs.length !== lens.length) throw new LayerArchiveError(`invalid sparse map in layer archive entry ${JSON.stringify(name)}`);
       map = offs.map((off, i) => ({ off, len: lens[i]! }));
     }
+  }
+  if (map !== null && (realSize < 0 || realSize > MAX_SPARSE_SIZE)) {
+    throw new LayerArchiveError(`sparse file ${JSON.stringify(name)} of ${realSize} bytes: not between 0 and the ${MAX_SPARSE_SIZE} bytes a layer may expand`);
   }
   if (map !== null) checkMap(map, realSize, storedLeft, name);
   return { map, realSize, storedLeft };

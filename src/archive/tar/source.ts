@@ -31,6 +31,8 @@ export class ByteSource {
 
   /** Exactly n bytes, or null when the stream ends first (whatever was there is consumed). */
   async read(n: number): Promise<Buffer | null> {
+    // Nothing to take (an empty GNU long name or pax body): nothing buffered is needed either.
+    if (n === 0) return Buffer.alloc(0);
     while (this.buffered < n) {
       if (!(await this.pull())) {
         this.offset += this.buffered;
