@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job, end to end, on a store of its own: make an image from a root filesystem built
 # from the host's Debian packages, create two containers, change one, show what changed and
-# what did not, commit the change, and show the store.
+# what did not, commit the change, run the committed image (its writes kept across starts), and
+# show the store.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=${DEMO_ROOT:-/var/lib/strata-demo}
@@ -27,7 +28,7 @@ printf 'root:x:0:\n' >"$work/rootfs/etc/group"
 chmod 1777 "$work/rootfs/tmp"
 
 # Start from an empty demo store so the output below is the same every time.
-strata rm demo-a demo-b >/dev/null 2>&1 || true
+strata rm -f demo-a demo-b demo-run >/dev/null 2>&1 || true
 strata rmi demo/busybox:1.0 demo/busybox:changed >/dev/null 2>&1 || true
 
 say "import - demo/busybox:1.0"
@@ -35,10 +36,10 @@ tar -C "$work/rootfs" --numeric-owner -cf - . | strata import - demo/busybox:1.0
 say images
 strata images
 
-say "create --name demo-a demo/busybox:1.0"
-strata create --name demo-a demo/busybox:1.0
-say "create --name demo-b demo/busybox:1.0"
-strata create --name demo-b demo/busybox:1.0
+say "create --name demo-a demo/busybox:1.0 sh"
+strata create --name demo-a demo/busybox:1.0 sh
+say "create --name demo-b demo/busybox:1.0 sh"
+strata create --name demo-b demo/busybox:1.0 sh
 
 say "mount demo-a"
 a=$(strata mount demo-a)
@@ -65,6 +66,16 @@ say "history demo/busybox:changed"
 strata history demo/busybox:changed
 say "images"
 strata images
+
+say "run --rm demo/busybox:changed cat /root/hello.txt"
+strata run --rm demo/busybox:changed cat /root/hello.txt
+say "run --name demo-run demo/busybox:changed sh -c 'echo run >> /root/runs; wc -l < /root/runs'"
+strata run --name demo-run demo/busybox:changed sh -c 'echo run >> /root/runs; wc -l < /root/runs'
+say "start -a demo-run"
+echo "(the same container again: its read-write layer still has the first run's line)"
+strata start -a demo-run
+say "diff demo-run"
+strata diff demo-run
 say "ps -a"
 strata ps -a
 echo
