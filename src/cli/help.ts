@@ -3,19 +3,29 @@
 // suggested for a misspelt one. The examples live here, keyed by command path, so the commands
 // themselves stay as they are; test/cli/help.test.ts fails for a command that has none.
 import { Help, type Command } from 'commander';
-import { StrataError } from '../store/errors.js';
+import { StrataError } from '../errors.js';
 
 /** One example per command, by its path below the program ("system df"). */
 export const EXAMPLES: Record<string, string> = {
   load: 'strata load -i nginx.oci.tar',
   save: 'strata save -o web.tar --format oci web:2',
-  images: 'strata images --format json',
+  images: "strata images --format '{{.Repository}}:{{.Tag}}'",
   tag: 'strata tag nginx:latest web:1',
   rmi: 'strata rmi web:1',
-  inspect: 'strata inspect --type image nginx:latest',
+  inspect: "strata inspect -f '{{.State.Status}} {{.State.ExitCode}}' web1",
   history: 'strata history --no-trunc nginx:latest',
   import: 'strata import rootfs.tar flat:1',
-  create: 'strata create --name web1 nginx:latest',
+  create: 'strata create --name web1 -e MODE=prod nginx:latest nginx -g "daemon off;"',
+  run: 'strata run -d --name web -p 127.0.0.1:8080:80 nginx:latest',
+  start: 'strata start -a web1',
+  stop: 'strata stop -t 30 web',
+  restart: 'strata restart web',
+  kill: 'strata kill -s HUP web',
+  wait: 'strata wait web1',
+  logs: 'strata logs -f --tail 20 web',
+  attach: 'strata attach web',
+  pause: 'strata pause web',
+  unpause: 'strata unpause web',
   ps: 'strata ps -a --size',
   rm: 'strata rm -f web1',
   mount: 'cd "$(strata mount web1)"',
@@ -34,6 +44,7 @@ export const EXAMPLES: Record<string, string> = {
   logout: 'strata logout registry.example',
   completion: 'source <(strata completion bash)',
   help: 'strata help system prune',
+  version: 'strata version',
 };
 
 /** Every visible command below PROGRAM with its path ("system df"), parents before children. */
