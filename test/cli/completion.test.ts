@@ -19,8 +19,8 @@ function prepare(t: { after(fn: () => void): void }) {
   cli.ok(['import', join(dir, 'rootfs.tar'), 'demo/busybox:1.0']);
   cli.ok(['tag', 'demo/busybox:1.0', 'other:2']);
   cli.ok(['import', join(dir, 'rootfs.tar'), 'registry.example:5000/team/web:3']);
-  cli.ok(['create', '--name', 'web1', 'demo/busybox:1.0']);
-  cli.ok(['create', '--name', 'worker', 'other:2']);
+  cli.ok(['create', '--name', 'web1', 'demo/busybox:1.0', 'true']);
+  cli.ok(['create', '--name', 'worker', 'other:2', 'true']);
   const bin = join(dir, 'bin');
   mkdirSync(bin);
   symlinkSync(strataBin, join(bin, 'strata'));

@@ -69,7 +69,7 @@ for (const driver of ['vfs', 'overlay2']) {
     // Each read-only command at 100%: none of them may spend the reserve or need a free block.
     const reads: [string[], RegExp][] = [
       [['images'], /corpus\/app/],
-      [['ps', '-a'], /c1/],
+      [['ps', '-a'], /\sc1$/m],
       [['check'], /^/],
       [['inspect', 'c1'], /"Name": "\/c1"/],
       [['history', 'corpus/app'], /IMAGE/],
@@ -89,7 +89,7 @@ for (const driver of ['vfs', 'overlay2']) {
     fill(join(fs.mountPoint, 'filler2'));
     free = freeBytes(fs.mountPoint);
     cli.ok(['rm', 'c1']);
-    assert.doesNotMatch(cli.ok(['ps', '-a']), /c1/);
+    assert.doesNotMatch(cli.ok(['ps', '-a']), /\sc1$/m);
     assert.ok(freeBytes(fs.mountPoint) >= free);
 
     fill(join(fs.mountPoint, 'filler3'));
