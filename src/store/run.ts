@@ -171,7 +171,7 @@ export class Runner {
     return join(this.execRoot, `${id.slice(0, 32)}.sock`);
   }
 
-  private runc(c: ContainerRecord): Runc {
+  runc(c: ContainerRecord): Runc {
     return new Runc(c.config.host?.runtime ?? 'runc', join(this.execRoot, 'runc'));
   }
 

@@ -26,6 +26,7 @@ import { pull, push, type PullOptions, type PullResult, type PushOptions, type P
 import { log } from '../log.js';
 import { defaultStrataCommand } from '../self.js';
 import type { ExitStatus } from '../runtime/attach.js';
+import { execIn, type ExecOptions, type ExecStreams } from './exec.js';
 import { Runner, runConfig, type AttachStreams, type RunConfigOptions } from './run.js';
 import { RunStates, type RunState } from './runstate.js';
 
@@ -486,6 +487,11 @@ export class Store {
 
   unpause(ref: string): Promise<void> {
     return this.runner.unpause(this.containers.resolve(ref));
+  }
+
+  /** `exec`: another process in the running container; its exit status, or null with -d. */
+  exec(ref: string, opts: ExecOptions, streams?: ExecStreams): Promise<ExitStatus | null> {
+    return execIn(this.runner, this.containers.resolve(ref), opts, streams);
   }
 
   /** `wait`: the exit code, once the container has stopped. */

@@ -50,7 +50,7 @@ interface RunFlags {
 }
 
 /** `-e K` takes K from this process's environment, as docker does; an unset K is left out. */
-function expandEnv(list: string[]): string[] {
+export function expandEnv(list: string[]): string[] {
   const out: string[] = [];
   for (const e of list) {
     if (e.includes('=')) out.push(e);
@@ -60,7 +60,7 @@ function expandEnv(list: string[]): string[] {
   return out;
 }
 
-function envFiles(files: string[]): string[] {
+export function envFiles(files: string[]): string[] {
   const out: string[] = [];
   for (const f of files) {
     let text: string;

@@ -1,0 +1,41 @@
+// Commands that work inside a running (or, for cp, any) container: exec, top and cp.
+import type { Command } from 'commander';
+import { collect, SilentExit, type Context } from '../context.js';
+import { envFiles, expandEnv } from './run.js';
+
+interface ExecFlags {
+  detach?: boolean;
+  interactive?: boolean;
+  tty?: boolean;
+  env: string[];
+  envFile: string[];
+  user?: string;
+  workdir?: string;
+}
+
+export function addExecCommands(program: Command, { io, withStore }: Context): void {
+  program
+    .command('exec')
+    .description('Execute a command in a running container')
+    .argument('<container>')
+    .argument('<command...>')
+    .option('-d, --detach', 'detached mode: run command in the background')
+    .option('-i, --interactive', 'keep STDIN open even if not attached')
+    .option('-t, --tty', 'allocate a pseudo-TTY')
+    .option('-e, --env <K=V>', 'set environment variables', collect, [] as string[])
+    .option('--env-file <file>', 'read in a file of environment variables', collect, [] as string[])
+    .option('-u, --user <user[:group]>', 'username or UID (format: <name|uid>[:<group|gid>])')
+    .option('-w, --workdir <dir>', 'working directory inside the container')
+    .passThroughOptions()
+    .action(async (ref: string, cmd: string[], o: ExecFlags) => {
+      const env = [...envFiles(o.envFile), ...expandEnv(o.env)];
+      await withStore(async (store) => {
+        const exit = await store.exec(
+          ref,
+          { cmd, detach: o.detach, interactive: o.interactive, tty: o.tty, env, user: o.user, workdir: o.workdir },
+          o.detach ? undefined : { stdin: o.interactive ? process.stdin : undefined, stdout: io.out, stderr: io.err },
+        );
+        if (exit && exit.exitCode !== 0) throw new SilentExit(exit.exitCode);
+      });
+    });
+}
