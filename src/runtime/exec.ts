@@ -3,7 +3,7 @@
 // environment, with Docker's overrides for -e, -u, -w and -t. Without a terminal runc's stdio
 // are ours (pipes); with one, runc runs on a pty we own (node-pty) and relays it to the pty it
 // makes inside the container, so window-size changes reach the process as they do on a console.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import type { IPty } from 'node-pty';
 import { InvalidInputError } from '../errors.js';
@@ -49,9 +49,13 @@ function execArgs(runc: Runc, id: string, processFile: string, log: string, deta
   return ['--root', runc.stateDir, '--log', log, '--log-format', 'json', 'exec', '--process', processFile, '--pid-file', pidFile, ...(detach ? ['--detach'] : []), id];
 }
 
-/** `runc exec` with our own stdio (no terminal, or -d). */
+/**
+ * `runc exec` with our own stdio (no terminal), or with -d on /dev/null as Docker's detached
+ * execs are (a detached process on pipes of ours does not outlive them).
+ */
 export function spawnExec(runc: Runc, id: string, processFile: string, log: string, pidFile: string, o: { detach: boolean; stdin: boolean }): ChildProcess {
-  return spawn(runc.bin, execArgs(runc, id, processFile, log, o.detach, pidFile), { env: toolEnv(), stdio: [o.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
+  const stdio: StdioOptions = o.detach ? 'ignore' : [o.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'];
+  return spawn(runc.bin, execArgs(runc, id, processFile, log, o.detach, pidFile), { env: toolEnv(), stdio });
 }
 
 /** `runc exec` on a pty of ours, `cols`×`rows` to begin with. */

@@ -78,8 +78,6 @@ type Files = { process: string; log: string; pid: string };
 
 function detached(runc: Runc, id: string, f: Files): Promise<number> {
   const child = spawnExec(runc, id, f.process, f.log, f.pid, { detach: true, stdin: false });
-  child.stdout!.resume();
-  child.stderr!.resume();
   return new Promise((r) => child.on('exit', (code) => r(code ?? 255)));
 }
 

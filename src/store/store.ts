@@ -26,6 +26,7 @@ import { pull, push, type PullOptions, type PullResult, type PushOptions, type P
 import { log } from '../log.js';
 import { defaultStrataCommand } from '../self.js';
 import type { ExitStatus } from '../runtime/attach.js';
+import { top, type TopResult } from '../runtime/top.js';
 import { execIn, type ExecOptions, type ExecStreams } from './exec.js';
 import { Runner, runConfig, type AttachStreams, type RunConfigOptions } from './run.js';
 import { RunStates, type RunState } from './runstate.js';
@@ -487,6 +488,13 @@ export class Store {
 
   unpause(ref: string): Promise<void> {
     return this.runner.unpause(this.containers.resolve(ref));
+  }
+
+  /** `top`: the container's processes as the host's `ps` (with `psArgs`, `-ef` by default) shows them. */
+  async top(ref: string, psArgs: string[] = []): Promise<TopResult> {
+    const c = this.containers.resolve(ref);
+    if (!this.runner.isRunning(c.id)) throw new ConflictError(`Container ${c.id} is not running`);
+    return top(this.runner.runc(c), c.id, psArgs);
   }
 
   /** `exec`: another process in the running container; its exit status, or null with -d. */

@@ -38,4 +38,25 @@ export function addExecCommands(program: Command, { io, withStore }: Context): v
         if (exit && exit.exitCode !== 0) throw new SilentExit(exit.exitCode);
       });
     });
+
+  program
+    .command('top')
+    .description('Display the running processes of a container')
+    .argument('<container>')
+    .argument('[ps options...]')
+    .allowUnknownOption()
+    .passThroughOptions()
+    .action(async (ref: string, psArgs: string[]) => {
+      await withStore(async (store) => {
+        const t = await store.top(ref, psArgs);
+        io.out.write(tabulate([t.titles, ...t.processes]));
+      });
+    });
+}
+
+/** Docker's tabwriter for `top` (minimum width 20, padding 3); the last column is not padded. */
+function tabulate(rows: string[][]): string {
+  const widths: number[] = [];
+  for (const r of rows) r.slice(0, -1).forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 20, cell.length + 3)));
+  return rows.map((r) => r.map((cell, i) => (i < r.length - 1 ? cell.padEnd(widths[i]!) : cell)).join('') + '\n').join('');
 }
