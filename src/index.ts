@@ -14,6 +14,7 @@ export { version } from './version.js';
 export type { ContainerRecord } from './store/containers.js';
 export type { ExecOptions, ExecStreams } from './store/exec.js';
 export type { TopResult } from './runtime/top.js';
+export { parseCopyEnd, type CopyEnd } from './store/cp.js';
 export type { LayerRecord } from './store/layers.js';
 export type { Change, ChangeKind } from './archive/changes.js';
 export type { Driver, DriverOptions, CreateOpts } from './drivers/driver.js';

@@ -27,6 +27,7 @@ import { log } from '../log.js';
 import { defaultStrataCommand } from '../self.js';
 import type { ExitStatus } from '../runtime/attach.js';
 import { top, type TopResult } from '../runtime/top.js';
+import { copy, type CopyEnd } from './cp.js';
 import { execIn, type ExecOptions, type ExecStreams } from './exec.js';
 import { Runner, runConfig, type AttachStreams, type RunConfigOptions } from './run.js';
 import { RunStates, type RunState } from './runstate.js';
@@ -488,6 +489,11 @@ export class Store {
 
   unpause(ref: string): Promise<void> {
     return this.runner.unpause(this.containers.resolve(ref));
+  }
+
+  /** `cp`: between a container's root (running or not) and the host, or a tar stream (`-`). */
+  copy(src: CopyEnd | '-', dst: CopyEnd | '-', io: { stdin?: Readable; stdout?: Writable } = {}): Promise<void> {
+    return copy({ mount: (r) => this.mount(r), unmount: (r) => this.unmount(r) }, src, dst, io);
   }
 
   /** `top`: the container's processes as the host's `ps` (with `psArgs`, `-ef` by default) shows them. */

@@ -1,5 +1,7 @@
 // Commands that work inside a running (or, for cp, any) container: exec, top and cp.
 import type { Command } from 'commander';
+import { InvalidInputError } from '../../errors.js';
+import { parseCopyEnd } from '../../store/cp.js';
 import { collect, SilentExit, type Context } from '../context.js';
 import { envFiles, expandEnv } from './run.js';
 
@@ -51,6 +53,20 @@ export function addExecCommands(program: Command, { io, withStore }: Context): v
         const t = await store.top(ref, psArgs);
         io.out.write(tabulate([t.titles, ...t.processes]));
       });
+    });
+
+  program
+    .command('cp')
+    .description('Copy files/folders between a container and the local filesystem (- for a tar stream)')
+    .argument('<src>', 'CONTAINER:SRC_PATH, a local path, or -')
+    .argument('<dst>', 'CONTAINER:DEST_PATH, a local path, or -')
+    .action(async (srcArg: string, dstArg: string) => {
+      const src = parseCopyEnd(srcArg);
+      const dst = parseCopyEnd(dstArg);
+      const inContainer = (e: typeof src) => e !== '-' && 'container' in e;
+      if (inContainer(src) && inContainer(dst)) throw new InvalidInputError('copying between containers is not supported');
+      if (!inContainer(src) && !inContainer(dst)) throw new InvalidInputError('must specify at least one container source');
+      await withStore((store) => store.copy(src, dst, { stdin: process.stdin, stdout: io.out }));
     });
 }
 
