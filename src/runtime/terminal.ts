@@ -4,6 +4,7 @@
 import type { Readable, Writable } from 'node:stream';
 import type { ReadStream, WriteStream } from 'node:tty';
 import { InvalidInputError } from '../errors.js';
+import { Frame, frame, resizeFrame } from './attach.js';
 
 export interface WinSize {
   cols: number;
@@ -71,4 +72,59 @@ export class DetachWatcher {
     }
     return { pass: Buffer.from(pass), detach: false };
   }
+}
+
+export interface ClientInput {
+  stdin?: Readable;
+  stdout: Writable;
+  /** The container has a terminal: raw keys, window size, detach keys. */
+  tty: boolean;
+  /** The container reads stdin (`-i`). */
+  openStdin: boolean;
+  /** `--detach-keys`, ctrl-p,ctrl-q by default. */
+  detachKeys?: string;
+  /** `--sig-proxy` (without a terminal): signals to us are sent to the container's process. */
+  sigProxy?: (signal: string) => void;
+  onDetach(): void;
+}
+
+const PROXIED = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'] as const;
+
+/**
+ * The client's half of an attach, for everything that flows to the monitor: the window size
+ * (first, so the process starts with it) and its changes, typed input, detach keys, proxied
+ * signals. Returns the undoer (cooked mode again, listeners off).
+ */
+export function relayInput(sock: Writable, o: ClientInput): () => void {
+  const undo: (() => void)[] = [];
+  if (o.tty) {
+    const size = windowSize(o.stdout);
+    sock.write(resizeFrame(size.cols, size.rows));
+    undo.push(onResize(o.stdout, (s) => sock.write(resizeFrame(s.cols, s.rows))));
+  }
+  const input = o.openStdin ? o.stdin : undefined;
+  if (input) {
+    if (o.tty) undo.push(rawMode(input));
+    const watcher = o.tty ? new DetachWatcher(parseDetachKeys(o.detachKeys ?? 'ctrl-p,ctrl-q')) : null;
+    const onData = (d: Buffer) => {
+      const r = watcher ? watcher.feed(d) : { pass: d, detach: false };
+      if (r.pass.length) sock.write(frame(Frame.Stdin, r.pass));
+      if (r.detach) o.onDetach();
+    };
+    const onEnd = () => sock.write(frame(Frame.StdinEnd));
+    input.on('data', onData).on('end', onEnd);
+    undo.push(() => {
+      input.off('data', onData).off('end', onEnd);
+      input.pause();
+    });
+  }
+  if (!o.tty && o.sigProxy) {
+    const proxy = o.sigProxy;
+    for (const sig of PROXIED) {
+      const h = () => proxy(sig);
+      process.on(sig, h);
+      undo.push(() => process.off(sig, h));
+    }
+  }
+  return () => undo.splice(0).reverse().forEach((f) => f());
 }
