@@ -82,7 +82,7 @@ export async function copy(d: CopyDeps, src: CopyEnd | '-', dst: CopyEnd | '-', 
     } else {
       if (/\/$/.test(dstName) && !st.isDirectory()) throw new InvalidInputError(`destination directory ${dstName} does not exist`);
       into = posix.dirname(to);
-      if (!statOrNull(into, true)?.isDirectory()) throw new InvalidInputError(`invalid output path: directory ${posix.dirname(dstName)} does not exist`);
+      if (!statOrNull(into, true)?.isDirectory()) throw new InvalidInputError(`invalid output path: directory ${dstRoot === null ? into : into.slice(dstRoot.length) || '/'} does not exist`);
       as = posix.basename(to);
     }
     await applyLayer(into, packPath(from, as), { whiteouts: 'snapshot' });
