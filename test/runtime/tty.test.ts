@@ -2,6 +2,7 @@
 // commands run, the window size reaches the container at start and on resize, Ctrl-C interrupts
 // the foreground job, the detach keys leave the container running, and the exit code is the shell's.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as pty from 'node-pty';
@@ -79,5 +80,17 @@ describe('run -it through a pty', () => {
     assert.equal(await x.exited, 0);
     assert.match(s.ok(['ps']), /\sUp .*\skeep\n/);
     assert.equal(s.ok(['exec', 'keep', 'echo', 'still-there']), 'still-there\n');
+  });
+
+  it('without a terminal, proxies a signal to the process (--sig-proxy)', async () => {
+    const script = 'trap "echo got-int; exit 5" INT; echo ready; while true; do sleep 0.1; done';
+    const child = spawn(process.execPath, [strataBin, '--root', root, '--driver', 'overlay2', 'run', '--rm', '--network', 'none', 'busybox', 'sh', '-c', script]);
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out === 'ready\n') child.kill('SIGINT');
+    });
+    const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+    assert.deepEqual([code, out], [5, 'ready\ngot-int\n']);
   });
 });
