@@ -11,7 +11,7 @@ import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 
-const external = ['better-sqlite3', 'koffi', 'zstd-napi'];
+const external = ['better-sqlite3', 'koffi', 'node-pty', 'zstd-napi'];
 
 // A dynamic import() in a vm.Script needs vm's experimental importModuleDynamically (which warns
 // on every run); an addon loaded on demand (zstd-napi) becomes a require() that runs on first use.

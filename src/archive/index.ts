@@ -6,4 +6,4 @@ export * from './compression.js';
 export { resolveInRoot, resolveInRootSync } from './rootpath.js';
 export { applyLayer, UnsafeArchiveError, type ApplyOptions, type WhiteoutFormat } from './apply.js';
 export { changesBetween, overlayChanges, aufsChanges, type Change, type ChangeKind } from './changes.js';
-export { exportChanges, packDirectory } from './pack.js';
+export { exportChanges, packDirectory, packPath } from './pack.js';

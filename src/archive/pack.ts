@@ -151,3 +151,22 @@ export function packDirectory(root: string, opts: { whiteouts?: 'overlay' | 'auf
     }
   });
 }
+
+/**
+ * One file or tree as a plain tar (for `cp`): `path` itself named `as`, or with `as` empty only
+ * what a directory holds. Symlinks are stored, never followed.
+ */
+export function packPath(path: string, as: string): Readable {
+  const w = new TarWriter();
+  return run(w, async () => {
+    const tree = await walkTree(path);
+    const links: Links = new Map();
+    for (const rel of [...tree.keys()].sort(byPathBytes)) {
+      const name = as === '' ? rel : rel === '' ? as : `${as}/${rel}`;
+      if (name === '') continue;
+      const abs = hostPath(path, rel);
+      const h = await headerFor(abs, name, tree.get(rel)!, links);
+      if (h) await addEntry(w, abs, h);
+    }
+  });
+}

@@ -9,6 +9,7 @@ import { version } from '../version.js';
 import { addContainerCommands } from './commands/containers.js';
 import { addImageCommands } from './commands/images.js';
 import { addRegistryCommands } from './commands/registry.js';
+import { addExecCommands } from './commands/exec.js';
 import { addRunCommands } from './commands/run.js';
 import { addSystemCommands } from './commands/system.js';
 import { collect, Output, parseKeyValues, PartialFailure, SilentExit, type Context } from './context.js';
@@ -57,6 +58,7 @@ export function buildProgram(io = new Output()): Command {
   addImageCommands(program, ctx);
   addContainerCommands(program, ctx);
   addRunCommands(program, ctx);
+  addExecCommands(program, ctx);
   addRegistryCommands(program, ctx);
   addSystemCommands(program, ctx);
   installCompletion(program, io.out);

@@ -13,6 +13,15 @@ export const enum Frame {
   Exit = 4,
   /** Client → monitor: the client is listening, start the process (run/start -a). */
   Start = 5,
+  /** Client → monitor: the terminal's size, cols and rows as two u16 BE. */
+  Resize = 6,
+}
+
+export function resizeFrame(cols: number, rows: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt16BE(Math.min(cols, 0xffff), 0);
+  b.writeUInt16BE(Math.min(rows, 0xffff), 2);
+  return frame(Frame.Resize, b);
 }
 
 export function frame(kind: Frame, payload: Buffer | string = Buffer.alloc(0)): Buffer {

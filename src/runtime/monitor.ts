@@ -9,7 +9,9 @@ import { createServer, type Socket } from 'node:net';
 import { constants as osConstants } from 'node:os';
 import { Frame, frame, readFrames, type ExitStatus } from './attach.js';
 import { JsonLogWriter } from './jsonlog.js';
+import { PtyChild, spawnRunInPty } from './ptyrun.js';
 import { Runc, startErrorCode } from './runc.js';
+import type { WinSize } from './terminal.js';
 
 export interface MonitorOptions {
   runc: Runc;
@@ -21,6 +23,8 @@ export interface MonitorOptions {
   runcLog: string;
   /** `-i`: keep the process's stdin open and feed it from the first attached client. */
   openStdin: boolean;
+  /** `-t`: run it on a pty (ptyrun.ts). */
+  tty: boolean;
   /** Start the process only when a client sends Start (a foreground `run` or `start -a`). */
   waitForAttach: boolean;
   onStarted(pid: number): Promise<void> | void;
@@ -42,7 +46,9 @@ function readPid(file: string): number | null {
 export async function runMonitor(opts: MonitorOptions): Promise<ExitStatus> {
   const clients = new Set<Socket>();
   let stdinOwner: Socket | null = null;
-  let child: ReturnType<Runc['spawnRun']> | null = null;
+  let child: ReturnType<Runc['spawnRun']> | PtyChild | null = null;
+  // The first client's window size (sent before Start), 80×24 until one says.
+  let size: WinSize = { cols: 80, rows: 24 };
   let release: () => void = () => undefined;
   const attached = new Promise<void>((r) => (release = r));
 
@@ -57,6 +63,10 @@ export async function runMonitor(opts: MonitorOptions): Promise<ExitStatus> {
     if (opts.openStdin && stdinOwner === null) stdinOwner = sock;
     readFrames(sock, (kind, payload) => {
       if (kind === Frame.Start) release();
+      else if (kind === Frame.Resize && payload.length === 4) {
+        size = { cols: payload.readUInt16BE(0), rows: payload.readUInt16BE(2) };
+        if (child instanceof PtyChild) child.resize(size);
+      }
       else if (kind === Frame.Stdin && sock === stdinOwner) child?.stdin?.write(payload);
       else if (kind === Frame.StdinEnd && sock === stdinOwner) child?.stdin?.end();
     });
@@ -70,7 +80,9 @@ export async function runMonitor(opts: MonitorOptions): Promise<ExitStatus> {
 
   const log = new JsonLogWriter(opts.logPath);
   rmSync(opts.pidFile, { force: true });
-  child = opts.runc.spawnRun(opts.id, opts.bundle, opts.pidFile, opts.runcLog, [opts.openStdin ? 'pipe' : 'ignore', 'pipe', 'pipe']);
+  child = opts.tty
+    ? await spawnRunInPty(opts.runc, opts.id, opts.bundle, opts.pidFile, opts.runcLog, size)
+    : opts.runc.spawnRun(opts.id, opts.bundle, opts.pidFile, opts.runcLog, [opts.openStdin ? 'pipe' : 'ignore', 'pipe', 'pipe']);
   const c = child;
   // A client that hangs up while we write to stdin must not end the monitor.
   c.stdin?.on('error', () => undefined);

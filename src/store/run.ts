@@ -16,6 +16,7 @@ import type { ContainerConfig as ImageRunConfig } from '../image/types.js';
 import { Frame, frame, readFrames, type ExitStatus } from '../runtime/attach.js';
 import { readLog, readLogFrom, type LogEntry } from '../runtime/jsonlog.js';
 import { runMonitor } from '../runtime/monitor.js';
+import { relayInput } from '../runtime/terminal.js';
 import { Runc, StartError } from '../runtime/runc.js';
 import { buildSpec, resolveProcess, type BindMount, type NetworkMode, type ProcessOptions } from '../runtime/spec.js';
 import { resolveUser } from '../runtime/user.js';
@@ -72,6 +73,10 @@ export interface AttachStreams {
   stdin?: Readable;
   stdout: Writable;
   stderr: Writable;
+  /** `--detach-keys` for a container with a terminal; ctrl-p,ctrl-q by default. */
+  detachKeys?: string;
+  /** `--sig-proxy` (true unless false): without a terminal, signals to us go to the process. */
+  sigProxy?: boolean;
 }
 
 const SIGNALS = new Set(['SIGABRT', 'SIGALRM', 'SIGBUS', 'SIGCHLD', 'SIGCONT', 'SIGFPE', 'SIGHUP', 'SIGILL', 'SIGINT', 'SIGIO', 'SIGKILL', 'SIGPIPE', 'SIGPROF', 'SIGPWR', 'SIGQUIT', 'SIGSEGV', 'SIGSTKFLT', 'SIGSTOP', 'SIGSYS', 'SIGTERM', 'SIGTRAP', 'SIGTSTP', 'SIGTTIN', 'SIGTTOU', 'SIGURG', 'SIGUSR1', 'SIGUSR2', 'SIGVTALRM', 'SIGWINCH', 'SIGXCPU', 'SIGXFSZ']);
@@ -172,7 +177,7 @@ export class Runner {
     return join(this.execRoot, `${id.slice(0, 32)}.sock`);
   }
 
-  private runc(c: ContainerRecord): Runc {
+  runc(c: ContainerRecord): Runc {
     return new Runc(c.config.host?.runtime ?? 'runc', join(this.execRoot, 'runc'));
   }
 
@@ -236,12 +241,20 @@ export class Runner {
     return new Promise<ExitStatus>((resolve, reject) => {
       const sock = connect(path);
       let status: ExitStatus | null = null;
+      let detached = false;
+      let undoInput = () => undefined as void;
       sock.on('connect', () => {
+        undoInput = relayInput(sock, {
+          ...io,
+          tty: c.config.process?.tty ?? false,
+          openStdin: c.config.process?.openStdin ?? false,
+          sigProxy: io.sigProxy === false ? undefined : (sig) => void this.signal(c, sig).catch(() => undefined),
+          onDetach: () => {
+            detached = true;
+            sock.end();
+          },
+        });
         if (start) sock.write(frame(Frame.Start));
-        if (io.stdin && c.config.process?.openStdin) {
-          io.stdin.on('data', (d: Buffer) => sock.write(frame(Frame.Stdin, d)));
-          io.stdin.on('end', () => sock.write(frame(Frame.StdinEnd)));
-        }
       });
       readFrames(sock, (kind, payload) => {
         if (kind === Frame.Stdout) io.stdout.write(payload);
@@ -256,8 +269,9 @@ export class Runner {
         } else reject(err);
       });
       sock.on('close', () => {
-        io.stdin?.pause();
-        if (status) {
+        undoInput();
+        if (detached && !status) resolve({ exitCode: 0 });
+        else if (status) {
           if (status.error) reject(new StartError(status.error, status.exitCode));
           else resolve(status);
         } else {
@@ -319,7 +333,7 @@ export class Runner {
     await this.signal(c, sig);
   }
 
-  private async signal(c: ContainerRecord, sig: string): Promise<void> {
+  async signal(c: ContainerRecord, sig: string): Promise<void> {
     try {
       await this.runc(c).kill(c.id, sig, sig === 'SIGKILL');
     } catch (err) {
@@ -434,6 +448,7 @@ export class Runner {
         pidFile: join(dir, 'init.pid'),
         runcLog: join(dir, 'runc.log'),
         openStdin: proc.openStdin,
+        tty: proc.tty,
         waitForAttach,
         onStarted: (pid) => {
           this.d.states.update(id, { status: 'running', process: identityOf(pid), startedAt: now(), exitCode: 0, error: '', ports });

@@ -27,6 +27,9 @@ import { pull, push, type PullOptions, type PullResult, type PushOptions, type P
 import { log } from '../log.js';
 import { defaultStrataCommand } from '../self.js';
 import type { ExitStatus } from '../runtime/attach.js';
+import { top, type TopResult } from '../runtime/top.js';
+import { copy, type CopyEnd } from './cp.js';
+import { execIn, type ExecOptions, type ExecStreams } from './exec.js';
 import { Runner, runConfig, type AttachStreams, type RunConfigOptions } from './run.js';
 import { RunStates, type RunState } from './runstate.js';
 import { ensureReserve, isNoSpace } from './reserve.js';
@@ -552,6 +555,23 @@ export class Store {
 
   unpause(ref: string): Promise<void> {
     return this.runner.unpause(this.containers.resolve(ref));
+  }
+
+  /** `cp`: between a container's root (running or not) and the host, or a tar stream (`-`). */
+  copy(src: CopyEnd | '-', dst: CopyEnd | '-', io: { stdin?: Readable; stdout?: Writable } = {}): Promise<void> {
+    return copy({ mount: (r) => this.mount(r), unmount: (r) => this.unmount(r) }, src, dst, io);
+  }
+
+  /** `top`: the container's processes as the host's `ps` (with `psArgs`, `-ef` by default) shows them. */
+  async top(ref: string, psArgs: string[] = []): Promise<TopResult> {
+    const c = this.containers.resolve(ref);
+    if (!this.runner.isRunning(c.id)) throw new ConflictError(`Container ${c.id} is not running`);
+    return top(this.runner.runc(c), c.id, psArgs);
+  }
+
+  /** `exec`: another process in the running container; its exit status, or null with -d. */
+  exec(ref: string, opts: ExecOptions, streams?: ExecStreams): Promise<ExitStatus | null> {
+    return execIn(this.runner, this.containers.resolve(ref), opts, streams);
   }
 
   /** `wait`: the exit code, once the container has stopped. */

@@ -18,6 +18,7 @@ export function runFlags(cmd: Command): Command {
     .option('-u, --user <user[:group]>', 'username or UID (format: <name|uid>[:<group|gid>])')
     .option('--entrypoint <cmd>', 'overwrite the default ENTRYPOINT of the image')
     .option('-i, --interactive', 'keep STDIN open even if not attached')
+    .option('-t, --tty', 'allocate a pseudo-TTY')
     .option('--network <mode>', 'connect the container to a network: default (pasta), none or host', 'default')
     .option('-p, --publish <[ip:]host:ctr>', "publish a container's port to the host", collect, [] as string[])
     .option('-v, --volume <HOST:CTR[:ro]>', 'bind mount a host directory', collect, [] as string[])
@@ -38,6 +39,7 @@ interface RunFlags {
   user?: string;
   entrypoint?: string;
   interactive?: boolean;
+  tty?: boolean;
   network?: string;
   publish: string[];
   volume: string[];
@@ -50,7 +52,7 @@ interface RunFlags {
 }
 
 /** `-e K` takes K from this process's environment, as docker does; an unset K is left out. */
-function expandEnv(list: string[]): string[] {
+export function expandEnv(list: string[]): string[] {
   const out: string[] = [];
   for (const e of list) {
     if (e.includes('=')) out.push(e);
@@ -60,7 +62,7 @@ function expandEnv(list: string[]): string[] {
   return out;
 }
 
-function envFiles(files: string[]): string[] {
+export function envFiles(files: string[]): string[] {
   const out: string[] = [];
   for (const f of files) {
     let text: string;
@@ -89,6 +91,7 @@ export function createOptions(o: RunFlags, cmd: string[]): CreateOptions {
     workdir: o.workdir,
     user: o.user,
     interactive: o.interactive,
+    tty: o.tty,
     network: o.network,
     publish: o.publish,
     volumes: o.volume,
@@ -132,15 +135,21 @@ export function addRunCommands(program: Command, { io, withStore }: Context): vo
       .description('Create and run a new container from an image')
       .argument('<image>')
       .argument('[command...]')
-      .option('-d, --detach', 'run the container in the background and print its ID'),
+      .option('-d, --detach', 'run the container in the background and print its ID')
+      .option('--detach-keys <keys>', 'override the key sequence for detaching a container')
+      .option('--no-sig-proxy', 'do not proxy received signals to the process'),
   )
     .passThroughOptions()
-    .action(async (image: string, cmd: string[], o: RunFlags & { detach?: boolean }) => {
+    .action(async (image: string, cmd: string[], o: RunFlags & { detach?: boolean; detachKeys?: string; sigProxy: boolean }) => {
       const opts = createOptions(o, cmd);
       await withStore(async (store) => {
         let result;
         try {
-          result = await store.run(image, opts, o.detach ? undefined : { stdin: o.interactive ? process.stdin : undefined, stdout: io.out, stderr: io.err });
+          result = await store.run(
+            image,
+            opts,
+            o.detach ? undefined : { stdin: o.interactive ? process.stdin : undefined, stdout: io.out, stderr: io.err, detachKeys: o.detachKeys, sigProxy: o.sigProxy },
+          );
         } catch (err) {
           asRunError(err);
         }
@@ -158,11 +167,12 @@ export function addRunCommands(program: Command, { io, withStore }: Context): vo
     .argument('<container...>')
     .option('-a, --attach', "attach STDOUT/STDERR and forward signals")
     .option('-i, --interactive', "attach container's STDIN")
-    .action(async (refs: string[], o: { attach?: boolean; interactive?: boolean }) => {
+    .option('--detach-keys <keys>', 'override the key sequence for detaching a container')
+    .action(async (refs: string[], o: { attach?: boolean; interactive?: boolean; detachKeys?: string }) => {
       await withStore(async (store) => {
         if (o.attach || o.interactive) {
           if (refs.length > 1) throw new InvalidInputError('you cannot start and attach multiple containers at once');
-          const exit = await store.start(refs[0]!, { stdin: o.interactive ? process.stdin : undefined, stdout: io.out, stderr: io.err });
+          const exit = await store.start(refs[0]!, { stdin: o.interactive ? process.stdin : undefined, stdout: io.out, stderr: io.err, detachKeys: o.detachKeys });
           if (exit && exit.exitCode !== 0) throw new SilentExit(exit.exitCode);
           return;
         }
