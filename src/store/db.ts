@@ -96,7 +96,7 @@ export function openSqlite(file: string, opts: Database.Options): DB {
     if (!/bindings file|better_sqlite3\.node|NODE_MODULE_VERSION/.test(msg)) throw err;
     throw new StrataError(
       `better-sqlite3's native addon cannot be loaded (${msg.split('\n')[0]}): reinstall with its install script allowed ` +
-        `(npm install -g --allow-scripts=better-sqlite3,koffi,zstd-napi strata-store), or run npm rebuild where strata-store is installed`,
+        `(npm install -g --allow-scripts=better-sqlite3,koffi,node-pty,zstd-napi strata-store), or run npm rebuild where strata-store is installed`,
     );
   }
 }

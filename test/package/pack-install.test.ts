@@ -88,7 +88,7 @@ test('npm pack, npm install -g into an empty prefix, then the CLI and the typed 
     ...(nodedir ? { npm_config_nodedir: nodedir } : {}),
   };
   // npm 11 runs install scripts it has no policy for, with a warning; README says to name them
-  const allow = '--allow-scripts=better-sqlite3,koffi,zstd-napi';
+  const allow = '--allow-scripts=better-sqlite3,koffi,node-pty,zstd-napi';
   const installLog = await ok('npm', ['install', '-g', allow, '--foreground-scripts', tarball], { cwd: dir, env, timeout: INSTALL_TIMEOUT });
   const installed = join(prefix, 'lib', 'node_modules', pkg.name);
   t.diagnostic(`npm install -g took ${Math.round((Date.now() - started) / 1000)} s from the start of the test`);
