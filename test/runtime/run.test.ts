@@ -109,6 +109,7 @@ describe('run (overlay2)', () => {
     assert.ok(env.includes('B=3'), '-e wins over --env-file, as docker');
     assert.ok(env.some((e) => e.startsWith('PATH=')), 'the image PATH stays');
     assert.ok(env.includes('HOME=/root'));
+    assert.ok(env.some((e) => /^HOSTNAME=[0-9a-f]{12}$/.test(e)), 'HOSTNAME is the short id, as docker sets it');
     assert.equal(sh('pwd', '-w', '/usr/share'), '/usr/share');
     assert.equal(sh('pwd', '-w', '/made/by/workdir'), '/made/by/workdir', '-w creates a missing directory');
     assert.equal(sh('id -u; id -g; echo $HOME', '-u', 'nobody'), '65534\n65534\n/nonexistent');
