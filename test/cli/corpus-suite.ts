@@ -235,7 +235,10 @@ export function corpusSuite(driver: string, opts: CorpusSuiteOptions = {}): void
       r = cli.run(['rmi', 'no-such-image']);
       assert.equal(r.code, 1);
       assert.match(r.stderr, /No such image: no-such-image/);
+      // docker 20.10's create exits 1 on a missing image; only run turns failures into 125.
       r = cli.run(['create', 'no-such-image']);
+      assert.equal(r.code, 1);
+      r = cli.run(['run', '--rm', 'no-such-image']);
       assert.equal(r.code, 125);
       r = cli.run(['tag', 'no-such', 'UPPER']);
       assert.equal(r.code, 1);
