@@ -151,6 +151,8 @@ export interface RunnerDeps {
 }
 
 const POLL_MS = 10;
+/** How long a container that runc failed to signal may take to show it was ending anyway. */
+const SIGNAL_RACE_MS = 5_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class Runner {
@@ -344,8 +346,12 @@ export class Runner {
     try {
       await this.runc(c).kill(c.id, sig, sig === 'SIGKILL');
     } catch (err) {
-      // Between our look and runc's, the process may have ended: that is what we wanted.
-      if (this.isRunning(c.id) && !/not running|does not exist|container not running/.test((err as Error).message)) throw err;
+      // Between our look and runc's, the process may have ended: that is what we wanted. runc
+      // then says so, or (kill --all) fails on the cgroup its own teardown just removed; a
+      // container that is gone a moment later was ending anyway.
+      if (!this.isRunning(c.id) || /not running|does not exist|container not running/.test((err as Error).message)) return;
+      if (await this.waitExit(c.id, SIGNAL_RACE_MS)) return;
+      throw err;
     }
   }
 
