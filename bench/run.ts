@@ -3,13 +3,14 @@
 import * as apply from './apply.js';
 import * as containers from './containers.js';
 import * as pull from './pull.js';
+import * as runtime from './runtime.js';
 
 interface Bench {
   name: string;
   run(): Promise<void>;
 }
 
-const benches: Bench[] = [apply, containers, pull];
+const benches: Bench[] = [apply, containers, pull, runtime];
 
 const wanted = process.argv.slice(2);
 const unknown = wanted.filter((w) => !benches.some((b) => b.name === w));

@@ -94,6 +94,13 @@ export async function runMonitor(opts: MonitorOptions): Promise<ExitStatus> {
   const stderrDone = new Promise<void>((r) => c.stderr!.on('end', r).on('error', () => r()));
   const earlyErr: Buffer[] = [];
   let started = false;
+  // What the process wrote to stderr before we saw it start is its own output after all.
+  const releaseEarlyErr = () => {
+    for (const d of earlyErr.splice(0)) {
+      log.write('stderr', d);
+      send(Frame.Stderr, d);
+    }
+  };
   c.stdout!.on('data', (d: Buffer) => {
     log.write('stdout', d);
     send(Frame.Stdout, d);
@@ -115,10 +122,7 @@ export async function runMonitor(opts: MonitorOptions): Promise<ExitStatus> {
     const pid = readPid(opts.pidFile);
     if (pid !== null) {
       started = true;
-      for (const d of earlyErr.splice(0)) {
-        log.write('stderr', d);
-        send(Frame.Stderr, d);
-      }
+      releaseEarlyErr();
       await opts.onStarted(pid);
       break;
     }
@@ -131,7 +135,11 @@ export async function runMonitor(opts: MonitorOptions): Promise<ExitStatus> {
     const msg = Runc.lastError(opts.runcLog) ?? (Buffer.concat(earlyErr).toString().trim() || `runtime exited with ${code ?? signal}`);
     status = { exitCode: startErrorCode(msg), error: msg.replace(/^runc (run|create) failed: /, '') };
   } else {
-    if (!started) for (const d of earlyErr) log.write('stderr', d);
+    // A process that ended before we saw its pid file: what it wrote to stderr goes to the log
+    // and to the attached clients like any other output.
+    releaseEarlyErr();
+    // ... and its start is recorded all the same (inspect's StartedAt).
+    if (!started) await opts.onStarted(readPid(opts.pidFile)!);
     status = { exitCode: code ?? 128 + (osConstants.signals[signal as keyof typeof osConstants.signals] ?? 0) };
   }
   log.close();

@@ -4,7 +4,7 @@
 // touches the host's interfaces, and a published port is an ordinary listening socket of the
 // host (127.0.0.1:8080 answers only there). slirp4netns would do the same more slowly, and the
 // CNI bridge would need iptables and a daemon-like cleanup of its rules.
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { InvalidInputError } from '../errors.js';
@@ -73,6 +73,44 @@ function pastaSpec(b: PortBinding): string {
   return `${b.hostIp === '0.0.0.0' ? '' : `${b.hostIp}/`}${b.hostPort}:${b.containerPort}`;
 }
 
+/**
+ * Undo a sandbox: stop its pasta and remove its namespace file. The monitor does this when the
+ * container ends; whoever reaps a container whose monitor died does it from the files alone.
+ */
+export function closeSandbox(dir: string, name: string): void {
+  const netns = join(dir, name);
+  const pidFile = join(dir, `${name}.pasta.pid`);
+  let pid = 0;
+  try {
+    pid = Number(readFileSync(pidFile, 'utf8').trim()) || 0;
+  } catch {
+    // pasta never got as far as writing it
+  }
+  // Only a pasta: after a reboot or a long time the pid may be another process's.
+  if (pid > 0 && /^pas(ta|st)/.test(readComm(pid))) {
+    try {
+      process.kill(pid, 'SIGTERM');
+    } catch {
+      // already gone
+    }
+  }
+  try {
+    umount2(netns, 2 /* MNT_DETACH */);
+  } catch {
+    // not mounted (made half-way, or closed already)
+  }
+  rmSync(netns, { force: true });
+  rmSync(pidFile, { force: true });
+}
+
+function readComm(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return '';
+  }
+}
+
 /** Make the container's network namespace and connect it through pasta. */
 export async function openSandbox(dir: string, name: string, bindings: PortBinding[]): Promise<Sandbox> {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -81,23 +119,7 @@ export async function openSandbox(dir: string, name: string, bindings: PortBindi
   const ports: PortBinding[] = [];
   for (const b of bindings) ports.push(b.hostPort === 0 ? { ...b, hostPort: await freePort(b.hostIp) } : b);
   closeSync(openSync(netns, 'w', 0o600));
-  let pasta = 0;
-  const close = async () => {
-    if (pasta > 0) {
-      try {
-        process.kill(pasta, 'SIGTERM');
-      } catch {
-        // already gone
-      }
-    }
-    try {
-      umount2(netns, 2 /* MNT_DETACH */);
-    } catch {
-      // not mounted (made half-way)
-    }
-    rmSync(netns, { force: true });
-    rmSync(pidFile, { force: true });
-  };
+  const close = async () => closeSandbox(dir, name);
   try {
     await runTool('unshare', [`--net=${netns}`, 'true'], { who: 'network', timeoutMs: 30_000 });
     const tcp = ports.filter((p) => p.proto === 'tcp').map(pastaSpec);
@@ -109,7 +131,6 @@ export async function openSandbox(dir: string, name: string, bindings: PortBindi
       ['--runas', '0', '--config-net', '--netns', netns, '--netns-only', '-q', '-P', pidFile, ...(tcp.length ? tcp.flatMap((t) => ['-t', t]) : ['-t', 'none']), ...(udp.length ? udp.flatMap((u) => ['-u', u]) : ['-u', 'none']), '-T', 'none', '-U', 'none'],
       { who: 'network', timeoutMs: 30_000, noise: /syslog/ },
     );
-    if (existsSync(pidFile)) pasta = Number(readFileSync(pidFile, 'utf8').trim()) || 0;
   } catch (err) {
     await close();
     throw err;

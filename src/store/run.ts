@@ -7,7 +7,7 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, openSync, closeSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { hostname as hostHostname } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
@@ -20,7 +20,7 @@ import { relayInput } from '../runtime/terminal.js';
 import { Runc, StartError } from '../runtime/runc.js';
 import { buildSpec, resolveProcess, type BindMount, type NetworkMode, type ProcessOptions } from '../runtime/spec.js';
 import { resolveUser } from '../runtime/user.js';
-import { openSandbox, parsePublish, type PortBinding, type Sandbox } from '../runtime/network.js';
+import { closeSandbox, openSandbox, parsePublish, type PortBinding, type Sandbox } from '../runtime/network.js';
 import type { Driver } from '../drivers/driver.js';
 import type { ContainerRecord, ContainerStore } from './containers.js';
 import { now } from './db.js';
@@ -157,6 +157,8 @@ export interface RunnerDeps {
 }
 
 const POLL_MS = 10;
+/** How long a container that runc failed to signal may take to show it was ending anyway. */
+const SIGNAL_RACE_MS = 5_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class Runner {
@@ -167,6 +169,10 @@ export class Runner {
     // that ran), one directory per store root; short enough for a unix socket path.
     const tag = createHash('sha256').update(d.root).digest('hex').slice(0, 16);
     this.execRoot = join(process.env.STRATA_RUN_DIR ?? '/run/strata', tag);
+  }
+
+  private get netnsDir(): string {
+    return join(this.execRoot, 'netns');
   }
 
   containerDir(id: string): string {
@@ -233,40 +239,34 @@ export class Runner {
     const path = this.socketPath(c.id);
     let gone = false;
     void monitorExited?.then(() => (gone = true));
-    for (;;) {
-      if (existsSync(path)) break;
-      if (gone || (!start && !this.isRunning(c.id))) return this.exitStatusAfterMonitor(c);
-      await sleep(POLL_MS);
+    // A monitor we started is worth waiting for until it is gone; a running one until it ends.
+    const sock = await this.connectMonitor(path, () => (start ? !gone : this.isRunning(c.id)));
+    if (!sock) {
+      await this.waitExit(c.id);
+      return this.exitStatusAfterMonitor(c);
     }
     return new Promise<ExitStatus>((resolve, reject) => {
-      const sock = connect(path);
       let status: ExitStatus | null = null;
       let detached = false;
-      let undoInput = () => undefined as void;
-      sock.on('connect', () => {
-        undoInput = relayInput(sock, {
-          ...io,
-          tty: c.config.process?.tty ?? false,
-          openStdin: c.config.process?.openStdin ?? false,
-          sigProxy: io.sigProxy === false ? undefined : (sig) => void this.signal(c, sig).catch(() => undefined),
-          onDetach: () => {
-            detached = true;
-            sock.end();
-          },
-        });
-        if (start) sock.write(frame(Frame.Start));
+      // Connected already (connectMonitor): the window size and stdin go first, then Start.
+      const undoInput = relayInput(sock, {
+        ...io,
+        tty: c.config.process?.tty ?? false,
+        openStdin: c.config.process?.openStdin ?? false,
+        sigProxy: io.sigProxy === false ? undefined : (sig) => void this.signal(c, sig).catch(() => undefined),
+        onDetach: () => {
+          detached = true;
+          sock.end();
+        },
       });
+      if (start) sock.write(frame(Frame.Start));
       readFrames(sock, (kind, payload) => {
         if (kind === Frame.Stdout) io.stdout.write(payload);
         else if (kind === Frame.Stderr) io.stderr.write(payload);
         else if (kind === Frame.Exit) status = JSON.parse(payload.toString()) as ExitStatus;
       });
       sock.on('error', (err) => {
-        if (status) return;
-        // A monitor that went away before we connected: its record says how it ended.
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ECONNREFUSED') {
-          this.waitExit(c.id).then(() => resolve(this.exitStatusAfterMonitor(c)), reject);
-        } else reject(err);
+        if (!status) reject(err);
       });
       sock.on('close', () => {
         undoInput();
@@ -280,6 +280,29 @@ export class Runner {
         }
       });
     });
+  }
+
+  /**
+   * A connection to the monitor's attach socket, or null when there is no monitor to talk to.
+   * The socket file appears at bind, a moment before the monitor listens: a refused connection
+   * is tried again while keepTrying says the monitor is still there, else the output of a
+   * process started on our Start frame would be lost.
+   */
+  private async connectMonitor(path: string, keepTrying: () => boolean): Promise<Socket | null> {
+    for (;;) {
+      if (existsSync(path)) {
+        const sock = connect(path);
+        const err = await new Promise<NodeJS.ErrnoException | null>((resolve) => {
+          sock.once('connect', () => resolve(null));
+          sock.once('error', resolve);
+        });
+        if (!err) return sock;
+        sock.destroy();
+        if (err.code !== 'ECONNREFUSED' && err.code !== 'ENOENT') throw err;
+      }
+      if (!keepTrying()) return null;
+      await sleep(POLL_MS);
+    }
   }
 
   private exitStatusAfterMonitor(c: ContainerRecord): ExitStatus {
@@ -311,6 +334,7 @@ export class Runner {
     this.d.states.update(id, { status: 'exited', exitCode: 255, process: null, monitor: null, finishedAt: now(), ports: [] });
     if (!c) return;
     await this.runc(c).delete(id).catch(() => undefined);
+    if (c.config.host?.network === 'default') closeSandbox(this.netnsDir, id.slice(0, 32));
     await this.d.driver.put(c.layer).catch(() => undefined);
     if (c.config.host?.autoRemove) await this.d.removeContainer(id);
   }
@@ -337,8 +361,12 @@ export class Runner {
     try {
       await this.runc(c).kill(c.id, sig, sig === 'SIGKILL');
     } catch (err) {
-      // Between our look and runc's, the process may have ended: that is what we wanted.
-      if (this.isRunning(c.id) && !/not running|does not exist|container not running/.test((err as Error).message)) throw err;
+      // Between our look and runc's, the process may have ended: that is what we wanted. runc
+      // then says so, or (kill --all) fails on the cgroup its own teardown just removed; a
+      // container that is gone a moment later was ending anyway.
+      if (!this.isRunning(c.id) || /not running|does not exist|container not running/.test((err as Error).message)) return;
+      if (await this.waitExit(c.id, SIGNAL_RACE_MS)) return;
+      throw err;
     }
   }
 
@@ -420,7 +448,7 @@ export class Runner {
         failStart((err as Error).message, 125);
         return;
       }
-      if (host.network === 'default') sandbox = await openSandbox(join(this.execRoot, 'netns'), id.slice(0, 32), host.ports);
+      if (host.network === 'default') sandbox = await openSandbox(this.netnsDir, id.slice(0, 32), host.ports);
       const network: NetworkMode = host.network === 'host' ? { kind: 'host' } : sandbox ? { kind: 'netns', path: sandbox.netns } : { kind: 'none' };
       const ports = sandbox?.ports ?? [];
       const spec = buildSpec({

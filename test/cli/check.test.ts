@@ -12,8 +12,8 @@ test('check reports a layer whose data is gone, and --repair removes what depend
   const cli = strataIn(root, 'vfs');
   const busybox = /sha256:[0-9a-f]{64}/.exec(cli.ok(['load', '-i', corpusImage('busybox.oci.tar')]))![0];
   const edge = /sha256:[0-9a-f]{64}/.exec(cli.ok(['load', '-i', corpusImage('edge.oci.tar')]))![0];
-  cli.ok(['create', '--name', 'on-edge', edge]);
-  cli.ok(['create', '--name', 'on-busybox', busybox]);
+  cli.ok(['create', '--name', 'on-edge', edge, 'sh']);
+  cli.ok(['create', '--name', 'on-busybox', busybox, 'sh']);
   assert.equal(cli.ok(['check']).trim(), 'no problems found');
 
   // On vfs a container's root is its read-write layer's directory: lose it.
@@ -31,7 +31,7 @@ test('check reports a layer whose data is gone, and --repair removes what depend
   assert.equal(cli.ok(['check']).trim(), 'no problems found');
   assert.deepEqual(cli.ok(['ps', '-a', '--format', 'json']).trim().split('\n').map((l) => JSON.parse(l).Names), ['on-busybox']);
   // The sound image still makes working containers.
-  cli.ok(['create', '--name', 'again', busybox]);
+  cli.ok(['create', '--name', 'again', busybox, 'sh']);
   assert.match(cli.ok(['mount', 'again']), /vfs\/dir\//);
   cli.ok(['umount', 'again']);
 });
@@ -40,7 +40,7 @@ test('check finds an image whose base layer data is gone; --repair removes the i
   const root = join(scratch(t), 'root');
   const cli = strataIn(root, 'vfs');
   const img = /sha256:[0-9a-f]{64}/.exec(cli.ok(['load', '-i', corpusImage('busybox.oci.tar')]))![0];
-  cli.ok(['create', '--name', 'c', img]);
+  cli.ok(['create', '--name', 'c', img, 'sh']);
   // The container's init layer is a full copy of the image's single layer: its parent dir holds both.
   const mounted = cli.ok(['mount', 'c']).trim();
   cli.ok(['rm', 'c']);

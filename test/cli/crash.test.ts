@@ -56,7 +56,7 @@ test('SIGKILL during commit: no new image or layer, the same commit then succeed
   const root = join(scratch(t), 'root');
   const cli = strataIn(root, 'vfs');
   const id = /sha256:[0-9a-f]{64}/.exec(cli.ok(['load', '-i', corpusImage('busybox.oci.tar')]))![0];
-  cli.ok(['create', '--name', 'c', id]);
+  cli.ok(['create', '--name', 'c', id, 'sh']);
   const mnt = cli.ok(['mount', 'c']).trim();
   writeFileSync(join(mnt, 'big'), Buffer.alloc(300 * 1024 * 1024, 1));
   cli.ok(['umount', 'c']);
