@@ -223,7 +223,8 @@ describe('run (overlay2)', () => {
 
   test('logs --tail, -t, --since', async (t) => {
     owns(t, 'lg');
-    cli.ok(['run', '-d', '--name', 'lg', 'bb', 'sh', '-c', 'echo a; echo b; echo c >&2; sleep 1.5; echo d; sleep 60']);
+    // stdout and stderr are two pipes: their order in the log is only certain with a pause between.
+    cli.ok(['run', '-d', '--name', 'lg', 'bb', 'sh', '-c', 'echo a; echo b; sleep 0.3; echo c >&2; sleep 1.5; echo d; sleep 60']);
     await until('c', () => cli.run(['logs', 'lg']).stderr === 'c\n');
     await sleep(300);
     const mid = new Date().toISOString();
