@@ -21,7 +21,8 @@ trap cleanup EXIT
 echo "== building a root filesystem from Debian's busybox-static package"
 (cd "$work" && apt-get download -q -o APT::Sandbox::User=root busybox-static >/dev/null)
 dpkg -x "$work"/busybox-static_*.deb "$work/rootfs"
-"$work/rootfs/bin/busybox" --install -s "$work/rootfs/bin"
+# Installed from inside the root, so the applet links point at /bin/busybox, not at this temp dir.
+chroot "$work/rootfs" /bin/busybox --install -s /bin
 mkdir -p "$work/rootfs/etc" "$work/rootfs/tmp" "$work/rootfs/root"
 printf 'root:x:0:0:root:/root:/bin/sh\n' >"$work/rootfs/etc/passwd"
 printf 'root:x:0:\n' >"$work/rootfs/etc/group"
