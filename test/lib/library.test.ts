@@ -1,5 +1,5 @@
 // The library on its own, through the package's public entry only (dist/src/index.js, what
-// `import … from 'strata'` loads): pull from a real docker-registry, create a container,
+// `import … from 'strata-store'` loads): pull from a real docker-registry, create a container,
 // change a file in its mounted root, commit, push, with Docker's progress events; then a
 // second store pulls the pushed image back and finds the change. Errors come out typed.
 import assert from 'node:assert/strict';
