@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import type { ChildJob, ChildMessage } from './child.js';
 import { targets } from './targets/index.js';
 import type { FindingMessage } from './thread.js';
+import { SCRATCH_MOUNT } from './target.js';
 
 export interface FuzzOptions {
   targets: string[];
@@ -33,13 +34,15 @@ export interface TargetResult {
 const CHILD = fileURLToPath(new URL('./child.js', import.meta.url));
 
 // Remount every disk-like filesystem read-only in this namespace only (bind,remount changes the
-// mount, not the filesystem), then give the worker a tmpfs of its own on /tmp.
+// mount, not the filesystem), then give the worker a tmpfs of its own at SCRATCH_MOUNT (its
+// mount point is made first, while /run can still be written; it stays behind, empty).
 const ISOLATE = [
   'set -e',
+  `mkdir -p ${SCRATCH_MOUNT}`,
   'findmnt -rno TARGET,FSTYPE | while read -r m t; do',
   '  case "$t" in ext*|xfs|btrfs|tmpfs|overlay|fuse*|zfs|f2fs|vfat) mount -o bind,remount,ro "$m" 2>/dev/null || true;; esac',
   'done',
-  'mount -t tmpfs -o size=1g,mode=0755 strata-fuzz /tmp',
+  `mount -t tmpfs -o size=1g,mode=0755 strata-fuzz ${SCRATCH_MOUNT}`,
   'exec "$@"',
 ].join('\n');
 

@@ -43,3 +43,6 @@ const ENGINE_ERRORS = [TypeError, RangeError, SyntaxError, globalThis.ReferenceE
 export function isOwnError(err: unknown): err is Error {
   return err instanceof Error && !ENGINE_ERRORS.some((E) => err instanceof E) && !(err instanceof FuzzViolation);
 }
+
+/** Where an isolated worker's own tmpfs goes: a dir of its own, so it never hides the checkout (which may itself be under /tmp). */
+export const SCRATCH_MOUNT = '/run/strata-fuzz-scratch';

@@ -1,5 +1,5 @@
 // Target: the layer applier (src/archive/apply.ts), in each whiteout format. Runs only in the
-// isolated workers (fuzz.ts): every filesystem read-only but the tmpfs on /tmp that holds the
+// isolated workers (fuzz.ts): every filesystem read-only but the tmpfs at SCRATCH_MOUNT that holds the
 // scratch root. Beside the root sit a sentinel directory and a lower layer, which tar inputs aim
 // their symlinks, hardlinks and whiteouts at; after every input both must be exactly as they
 // were (names, types, modes, link counts, sizes, times, contents), else a finding.
@@ -9,7 +9,7 @@ import fc from 'fast-check';
 import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { applyLayer, LayerArchiveError, UnsafeArchiveError, type WhiteoutFormat } from '../../../src/archive/apply.js';
-import { FuzzViolation, type FuzzTarget } from '../target.js';
+import { FuzzViolation, SCRATCH_MOUNT, type FuzzTarget } from '../target.js';
 import { chunks, tarBytesArb } from './tar.js';
 
 export interface ApplyInput {
@@ -45,7 +45,7 @@ function signature(dir: string, skip: string): string {
 }
 
 export async function make(): Promise<FuzzTarget<ApplyInput>> {
-  const base = mkdtempSync('/tmp/strata-fuzz-apply-');
+  const base = mkdtempSync(`${SCRATCH_MOUNT}/strata-fuzz-apply-`);
   const root = `${base}/root`;
   const sentinel = `${base}/sentinel`;
   const lower = `${base}/lower`;
