@@ -212,7 +212,8 @@ export async function startRegistry(cleanup: Cleanup, opts: RegistryOptions = {}
       tlsYaml +
       authYaml,
   );
-  const child = spawn('/usr/bin/docker-registry', ['serve', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+  // Dies with this process even when that is killed (a cancelled test run runs no after-hooks).
+  const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', '/usr/bin/docker-registry', 'serve', config], { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (log = (log + d).slice(-4000)));
   toStop.push(() => stopChild(child));
