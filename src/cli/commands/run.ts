@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { InvalidInputError, StrataError } from '../../errors.js';
-import type { CreateOptions } from '../../store/store.js';
+import type { CreateOptions, Store } from '../../store/store.js';
 import { collect, eachTarget, parseKeyValues, SilentExit, type Context } from '../context.js';
 
 /** The flags of `create` and `run` that say what the container runs and how. */
@@ -129,6 +129,15 @@ function asRunError(err: unknown): never {
 }
 
 export function addRunCommands(program: Command, { io, withStore }: Context): void {
+  /** Act on every named container, printing each name as docker's stop, kill, pause… do. */
+  const eachContainer = (refs: string[], fn: (store: Store, ref: string) => Promise<unknown>) =>
+    withStore((store) =>
+      eachTarget(refs, async (ref) => {
+        await fn(store, ref);
+        io.print(ref);
+      }),
+    );
+
   runFlags(
     program
       .command('run')
@@ -189,12 +198,7 @@ export function addRunCommands(program: Command, { io, withStore }: Context): vo
     .argument('<container...>')
     .option('-t, --time <seconds>', 'seconds to wait for stop before killing it', timeoutOpt)
     .action(async (refs: string[], o: { time?: number }) => {
-      await withStore((store) =>
-        eachTarget(refs, async (ref) => {
-          await store.stop(ref, { timeoutSec: o.time });
-          io.print(ref);
-        }),
-      );
+      await eachContainer(refs, (store, ref) => store.stop(ref, { timeoutSec: o.time }));
     });
 
   program
@@ -203,12 +207,7 @@ export function addRunCommands(program: Command, { io, withStore }: Context): vo
     .argument('<container...>')
     .option('-t, --time <seconds>', 'seconds to wait for stop before killing the container', timeoutOpt)
     .action(async (refs: string[], o: { time?: number }) => {
-      await withStore((store) =>
-        eachTarget(refs, async (ref) => {
-          await store.restart(ref, { timeoutSec: o.time });
-          io.print(ref);
-        }),
-      );
+      await eachContainer(refs, (store, ref) => store.restart(ref, { timeoutSec: o.time }));
     });
 
   program
@@ -217,12 +216,7 @@ export function addRunCommands(program: Command, { io, withStore }: Context): vo
     .argument('<container...>')
     .option('-s, --signal <signal>', 'signal to send to the container', 'KILL')
     .action(async (refs: string[], o: { signal: string }) => {
-      await withStore((store) =>
-        eachTarget(refs, async (ref) => {
-          await store.kill(ref, o.signal);
-          io.print(ref);
-        }),
-      );
+      await eachContainer(refs, (store, ref) => store.kill(ref, o.signal));
     });
 
   program
@@ -275,12 +269,7 @@ export function addRunCommands(program: Command, { io, withStore }: Context): vo
     .description('Pause all processes within one or more containers')
     .argument('<container...>')
     .action(async (refs: string[]) => {
-      await withStore((store) =>
-        eachTarget(refs, async (ref) => {
-          await store.pause(ref);
-          io.print(ref);
-        }),
-      );
+      await eachContainer(refs, (store, ref) => store.pause(ref));
     });
 
   program
@@ -288,12 +277,7 @@ export function addRunCommands(program: Command, { io, withStore }: Context): vo
     .description('Unpause all processes within one or more containers')
     .argument('<container...>')
     .action(async (refs: string[]) => {
-      await withStore((store) =>
-        eachTarget(refs, async (ref) => {
-          await store.unpause(ref);
-          io.print(ref);
-        }),
-      );
+      await eachContainer(refs, (store, ref) => store.unpause(ref));
     });
 
   program
