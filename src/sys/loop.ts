@@ -126,6 +126,29 @@ export function listLoops(): LoopInfo[] {
   return out;
 }
 
+/**
+ * Open a loop device that already has file attached, so it stays attached while the returned
+ * fd is open; null when there is none. Mounting the same device again shares the filesystem a
+ * mount elsewhere (another mount namespace, a lazy unmount) still holds, where a second device
+ * over the same file would be a second, conflicting instance of it.
+ */
+export function openAttachedLoop(file: string): AttachedLoop | null {
+  for (const loop of listLoops()) {
+    if (loop.backingFile !== file) continue;
+    let fd: number;
+    try {
+      fd = openSync(loop.device, 'r+');
+    } catch {
+      continue;
+    }
+    // Detached and given to another file between the listing and the open?
+    const now = listLoops().find((l) => l.device === loop.device);
+    if (now?.backingFile === file) return { device: loop.device, fd };
+    closeSync(fd);
+  }
+  return null;
+}
+
 /** Freeze the filesystem mounted at dir (flushes it and blocks writers) until thawFs. */
 export function freezeFs(dir: string): void {
   const fd = openSync(dir, 'r');

@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { existsSync, openSync, closeSync, readFileSync, statSync, writeFileSync, writeSync, fsyncSync } from 'node:fs';
 import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
 import { DevmapperDriver, humanSize, loopsUnder } from '../../src/drivers/devicemapper/devicemapper.js';
 import { parseSizeOption } from '../../src/drivers/common/size-option.js';
@@ -172,5 +174,35 @@ describe('devicemapper', () => {
       await d.put(c2);
     }
   });
-});
 
+  it('mounts the pool again while another mount namespace still holds the last mount of it', async (t) => {
+    const root = dmRoot(t);
+    const d = await open(root, { 'dm.basesize': '32M' });
+    const base = newId();
+    await d.create(base, null);
+    const view = await d.get(base);
+    writeFileSync(join(view, 'kept'), 'kept');
+    // A namespace made now copies the pool and device mounts (as runc's and pasta's are); it
+    // lets go of the device, so it holds just the pool, and lives on after this process's unmount.
+    const holder = spawn('unshare', ['-m', '--propagation', 'private', 'sh', '-c', `umount ${join(root, 'devicemapper/mnt', base)} && echo ready && exec sleep 60`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const gone = new Promise((r) => holder.once('exit', r));
+    t.after(async () => {
+      holder.kill('SIGKILL');
+      await gone;
+      // The held filesystem (and its loop device) is let go asynchronously after the namespace ends.
+      for (let i = 0; i < 100 && loopsUnder(root).length > 0; i++) await sleep(50);
+    });
+    await new Promise<void>((resolve, reject) => {
+      holder.stdout.once('data', () => resolve());
+      holder.once('exit', (code) => reject(new Error(`holder exited ${code}`)));
+    });
+    await d.put(base);
+    assert.equal(isMountPoint(join(root, 'devicemapper/pool')), false, 'the pool is unmounted here');
+    const again = await d.get(base);
+    try {
+      assert.equal(readFileSync(join(again, 'kept'), 'utf8'), 'kept');
+    } finally {
+      await d.put(base);
+    }
+  });
+});

@@ -8,11 +8,12 @@
 // loop-mounted at `devicemapper/pool` while some process works on it. The mount is shared by
 // processes: each holds a shared flock on `.pool.busy` while it works, and whoever finds no
 // holder and no device mounted unmounts it (the loop device goes with it: autoclear).
-import { closeSync, existsSync, openSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, realpathSync, statSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { mkdir, open, rename, rm, truncate } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { flock, ficlone, LOCK_EX, LOCK_UN, mount, statfs, tryFlock, umount2 } from '../../sys/linux.js';
-import { attachLoop } from '../../sys/loop.js';
+import { attachLoop, listLoops, openAttachedLoop } from '../../sys/loop.js';
 import { isMountPoint, mountsUnder } from '../../sys/mountinfo.js';
 import { runTool } from '../../sys/run.js';
 import { DriverError } from '../driver.js';
@@ -139,16 +140,40 @@ export class ReflinkPool {
       if (!tryFlock(lock, LOCK_EX)) await flock(lock, LOCK_EX);
       if (isMountPoint(this.dir)) return;
       if (!existsSync(this.dataFile)) await this.format();
-      const loop = attachLoop(this.dataFile);
-      try {
-        // discard: space freed in the pool is punched out of the sparse data file.
-        mount(loop.device, this.dir, 'xfs', 0, 'discard');
-      } finally {
-        closeSync(loop.fd);
-      }
+      await this.mountData();
     } finally {
       tryFlock(lock, LOCK_UN);
       closeSync(lock);
+    }
+  }
+
+  /**
+   * Mount the data file at dir. The pool's filesystem can outlive its unmount here: a mount
+   * namespace made while it was mounted (runc's, pasta's) holds it until the namespace's last
+   * process is gone, and the kernel finishes that asynchronously. XFS refuses a second instance
+   * of the same filesystem on another loop device (duplicate UUID: EINVAL), so the device still
+   * attached is mounted again when there is one, and a dying instance is waited for.
+   */
+  private async mountData(): Promise<void> {
+    const file = realpathSync(this.dataFile);
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      const loop = openAttachedLoop(file) ?? attachLoop(file);
+      try {
+        // discard: space freed in the pool is punched out of the sparse data file.
+        mount(loop.device, this.dir, 'xfs', 0, 'discard');
+        return;
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        const stillAlive = listLoops().some((l) => l.backingFile === file && l.device !== loop.device);
+        if (code !== 'EINVAL' || !stillAlive) throw err;
+        if (Date.now() > deadline) {
+          throw new DriverError(`devicemapper: the pool ${file} is still in use by another mount of it that does not go away (a mount namespace holding it?)`);
+        }
+      } finally {
+        closeSync(loop.fd);
+      }
+      await sleep(50);
     }
   }
 
