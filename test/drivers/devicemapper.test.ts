@@ -175,16 +175,14 @@ describe('devicemapper', () => {
     }
   });
 
-  it('mounts the pool again while another mount namespace still holds the last mount of it', async (t) => {
-    const root = dmRoot(t);
-    const d = await open(root, { 'dm.basesize': '32M' });
-    const base = newId();
-    await d.create(base, null);
-    const view = await d.get(base);
-    writeFileSync(join(view, 'kept'), 'kept');
-    // A namespace made now copies the pool and device mounts (as runc's and pasta's are); it
-    // lets go of the device, so it holds just the pool, and lives on after this process's unmount.
-    const holder = spawn('unshare', ['-m', '--propagation', 'private', 'sh', '-c', `umount ${join(root, 'devicemapper/mnt', base)} && echo ready && exec sleep 60`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  /**
+   * A process in a mount namespace made now, which copies the pool and device mounts (as runc's
+   * and pasta's do) and lives on after this process's unmounts; keepDevice false: it lets go of
+   * the device's mount, so it holds just the pool.
+   */
+  async function nsHolder(t: { after(fn: () => Promise<void>): void }, root: string, device: string, keepDevice: boolean): Promise<void> {
+    const script = `${keepDevice ? '' : `umount ${join(root, 'devicemapper/mnt', device)} && `}echo ready && exec sleep 60`;
+    const holder = spawn('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script], { stdio: ['ignore', 'pipe', 'inherit'] });
     const gone = new Promise((r) => holder.once('exit', r));
     t.after(async () => {
       holder.kill('SIGKILL');
@@ -196,11 +194,39 @@ describe('devicemapper', () => {
       holder.stdout.once('data', () => resolve());
       holder.once('exit', (code) => reject(new Error(`holder exited ${code}`)));
     });
+  }
+
+  it('mounts the pool again while another mount namespace still holds the last mount of it', async (t) => {
+    const root = dmRoot(t);
+    const d = await open(root, { 'dm.basesize': '32M' });
+    const base = newId();
+    await d.create(base, null);
+    const view = await d.get(base);
+    writeFileSync(join(view, 'kept'), 'kept');
+    await nsHolder(t, root, base, false);
     await d.put(base);
     assert.equal(isMountPoint(join(root, 'devicemapper/pool')), false, 'the pool is unmounted here');
     const again = await d.get(base);
     try {
       assert.equal(readFileSync(join(again, 'kept'), 'utf8'), 'kept');
+    } finally {
+      await d.put(base);
+    }
+  });
+
+  it('mounts a device again through its loop device while another mount namespace still holds it', async (t) => {
+    const root = dmRoot(t);
+    const d = await open(root, { 'dm.basesize': '32M' });
+    const base = newId();
+    await d.create(base, null);
+    const mp = join(root, 'devicemapper/mnt', base);
+    await d.get(base);
+    const first = readMounts().find((m) => m.mountPoint === mp)?.source;
+    await nsHolder(t, root, base, true);
+    await d.put(base);
+    await d.get(base);
+    try {
+      assert.equal(readMounts().find((m) => m.mountPoint === mp)?.source, first, 'one loop device, one filesystem instance');
     } finally {
       await d.put(base);
     }

@@ -15,13 +15,13 @@
 // a device exists once its metadata file does (written last, removed first), and images
 // without metadata are deleted on the first pool use.
 import { createHash } from 'node:crypto';
-import { closeSync, createReadStream, existsSync, readdirSync, statSync } from 'node:fs';
+import { closeSync, createReadStream, existsSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { basename, join, sep } from 'node:path';
 import { writeFileAtomic } from '../../sys/fileio.js';
 import { backingFsName } from '../../sys/fsprobe.js';
 import { MNT_DETACH, mount, umount2 } from '../../sys/linux.js';
-import { attachLoop, detachLoop, freezeFs, listLoops, refreshLoopCapacity, thawFs } from '../../sys/loop.js';
+import { attachLoop, detachLoop, freezeFs, listLoops, openAttachedLoop, refreshLoopCapacity, thawFs } from '../../sys/loop.js';
 import { isMountPoint, mountsUnder, readMounts } from '../../sys/mountinfo.js';
 import { runTool } from '../../sys/run.js';
 import { canReflink, cloneFile, ReflinkPool, type PoolBackend } from './reflink-pool.js';
@@ -313,10 +313,14 @@ export class DevmapperDriver extends NaiveDiffDriver implements Driver {
     return this.mountOpts === '' ? fsOpts : `${fsOpts},${this.mountOpts}`;
   }
 
-  /** Attach image to a loop device and mount it at dir; the loop goes away with the mount. */
+  /**
+   * Attach image to a loop device and mount it at dir; the loop goes away with the mount. A
+   * device still attached (its filesystem held by a container's dying mount namespace) is
+   * mounted again rather than a second instance of the same filesystem made beside it.
+   */
   private mountDevice(image: string, dir: string, after?: (device: string, fd: number) => Promise<void>): Promise<void> {
     return (async () => {
-      const loop = attachLoop(image);
+      const loop = openAttachedLoop(realpathSync(image)) ?? attachLoop(image);
       try {
         mount(loop.device, dir, this.fs, 0, this.mountData());
         if (after) await after(loop.device, loop.fd);
