@@ -20,8 +20,8 @@ import { DriverError } from '../driver.js';
 import { PoolLease } from './lease.js';
 import { fault } from '../../sys/fault.js';
 
-/** How the devicemapper driver's pool is made: reflink images here, or kernel dm-thin (thin-pool.ts). */
-export type PoolBackend = 'reflink-loop' | 'reflink-dir' | 'dm-thin';
+/** Where the reflink pool's images are: a loop-mounted XFS data file, or the store's own filesystem. */
+export type ReflinkBackend = 'reflink-loop' | 'reflink-dir';
 
 /** Whether files in dir can share blocks (FICLONE works there). */
 export async function canReflink(dir: string): Promise<boolean> {
@@ -86,7 +86,7 @@ export class ReflinkPool {
 
   constructor(
     private readonly home: string,
-    readonly backend: PoolBackend,
+    readonly backend: ReflinkBackend,
     private readonly dataSize: number,
     /** Mount points of devices: while any is mounted the pool must stay. */
     private readonly deviceMounts: string,
@@ -99,7 +99,6 @@ export class ReflinkPool {
 
   /** Run fn with the pool available; the pool may go away after the last user leaves. */
   async use<T>(fn: (dir: string) => Promise<T>): Promise<T> {
-    if (this.backend === 'dm-thin') throw new DriverError('devicemapper: the reflink pool is not used by a store on kernel dm-thin');
     return this.lease.use(() => fn(this.dir));
   }
 
