@@ -317,9 +317,11 @@ export class Store {
       result.untagged.push(familiar(byName));
       return result;
     }
-    // The users check and the delete are one transaction: a `create` in another process either
-    // sees the image gone or makes its container before this refuses.
-    writeTx(this.db, () => {
+    // The users check, the delete and the claim of the layers only this image used are one
+    // transaction: a `create` in another process either sees the image gone or makes its
+    // container before this refuses, and a crash after it leaves layers marked for removal
+    // (finished at the next open), never layers that no image uses.
+    const doomed = writeTx(this.db, () => {
       const users = this.containers.byImage(img.id);
       if (users.length > 0) {
         const short = img.id.slice(7, 19);
@@ -333,9 +335,10 @@ export class Store {
       for (const n of this.images.names(img.id)) result.untagged.push(familiar(n));
       for (const d of this.images.repoDigests(img.id)) result.untagged.push(d);
       if (!this.images.delete(img.id)) throw new NotFoundError(`No such image: ${ref}`);
+      return this.layers.claimUnused([img.topLayer]);
     });
     result.deleted.push(img.id);
-    for (const chain of await this.layers.release(img.topLayer)) result.deleted.push(chain);
+    for (const chain of await this.layers.removeClaimed(doomed)) result.deleted.push(chain);
     return result;
   }
 
