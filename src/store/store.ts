@@ -33,6 +33,7 @@ import { execIn, type ExecOptions, type ExecStreams } from './exec.js';
 import { Runner, runConfig, type AttachStreams, type RunConfigOptions } from './run.js';
 import { RunStates, type RunState } from './runstate.js';
 import { ensureReserve, isNoSpace } from './reserve.js';
+import { shortId } from '../reference/digest.js';
 
 export const DEFAULT_ROOT = '/var/lib/strata';
 
@@ -205,7 +206,7 @@ export class Store {
           open: l.open,
           blobDigest: l.verified ? undefined : l.digest,
           diffID: diffIDs[i],
-          label: (l.digest ?? diffIDs[i]).replace(/^sha256:/, '').slice(0, 12),
+          label: shortId(l.digest ?? diffIDs[i]),
           size: l.size,
           verifyIfStored: opts.verifyStoredLayers === true,
         })),
@@ -324,13 +325,13 @@ export class Store {
     const doomed = writeTx(this.db, () => {
       const users = this.containers.byImage(img.id);
       if (users.length > 0) {
-        const short = img.id.slice(7, 19);
+        const short = shortId(img.id);
         throw new ConflictError(
           `conflict: unable to ${byName ? `remove repository reference "${ref}"` : `delete ${short}`} (must be forced) - container ${users[0].id.slice(0, 12)} is using its referenced image ${short}`,
         );
       }
       if (!byName && names.length > 1 && !opts.force) {
-        throw new ConflictError(`conflict: unable to delete ${img.id.slice(7, 19)} (must be forced) - image is referenced in multiple repositories`);
+        throw new ConflictError(`conflict: unable to delete ${shortId(img.id)} (must be forced) - image is referenced in multiple repositories`);
       }
       for (const n of this.images.names(img.id)) result.untagged.push(familiar(n));
       for (const d of this.images.repoDigests(img.id)) result.untagged.push(d);
