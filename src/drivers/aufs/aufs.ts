@@ -370,16 +370,7 @@ export class AufsDriver implements Driver {
     out.layers = [...ids];
     const mntRoot = join(this.home, 'mnt') + sep;
     const strays = mountsUnder(this.home).filter((mp) => mp.startsWith(mntRoot));
-    for (const mp of await this.refs.unheld(strays)) {
-      out.leftovers.push({
-        what: `mount ${mp}`,
-        layer: null,
-        owner: null,
-        remove: async () => {
-          await this.refs.sweep((p) => this.unmount(p.slice(mntRoot.length), p), [mp]);
-        },
-      });
-    }
+    out.leftovers.push(...(await this.refs.strays(strays, (p) => this.unmount(p.slice(mntRoot.length), p))));
     return out;
   }
 

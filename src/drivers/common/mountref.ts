@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { flock, LOCK_EX, LOCK_UN, tryFlock } from '../../sys/linux.js';
 import { isMountPoint } from '../../sys/mountinfo.js';
 import { fault } from '../../sys/fault.js';
+import type { Leftover } from '../driver.js';
 
 interface Entry {
   mountPoint: string;
@@ -72,6 +73,18 @@ export class MountRefs {
       const held = new Set(Object.values(state).filter((e) => e.count > 0).map((e) => e.mountPoint));
       return mountPoints.filter((mp) => !held.has(mp) && isMountPoint(mp));
     });
+  }
+
+  /** Of these mount points, those nobody holds, as leftovers for `check` (repaired by sweep). */
+  async strays(mountPoints: string[], doUnmount: (mountPoint: string) => Promise<void> | void): Promise<Leftover[]> {
+    return (await this.unheld(mountPoints)).map((mp) => ({
+      what: `mount ${mp}`,
+      layer: null,
+      owner: null,
+      remove: async () => {
+        await this.sweep(doUnmount, [mp]);
+      },
+    }));
   }
 
   /** Unmount (if mounted) and drop key whatever its count: the layer is going away. */

@@ -196,16 +196,7 @@ export abstract class OverlayBase implements Driver {
       }
     }
     const strays = mountsUnder(this.home).filter((mp) => mp.endsWith(`${sep}merged`));
-    for (const mp of await this.refs.unheld(strays)) {
-      out.leftovers.push({
-        what: `mount ${mp}`,
-        layer: null,
-        owner: null,
-        remove: async () => {
-          await this.refs.sweep((p) => this.unmountLayer(p), [mp]);
-        },
-      });
-    }
+    out.leftovers.push(...(await this.refs.strays(strays, (p) => this.unmountLayer(p))));
     return out;
   }
 
