@@ -163,6 +163,10 @@ export class Store {
     this.mark = join(dir, `${ownerId()}:${randomBytes(4).toString('hex')}`);
     writeFileSync(this.mark, '', { mode: 0o600 });
     if (dead.length === 0) return;
+    // The mounts crashed processes held (a kill mid-commit or mid-export) go first, so that
+    // the scan below finds them unheld. Best effort, as the rest.
+    const crashed = dead.map((n) => n.split(':').slice(0, 2).join(':'));
+    await this.driver.releaseCrashed?.(crashed).catch(() => undefined);
     for (const f of await this.checker().leftovers()) {
       // Best effort: another process may be sweeping the same things; `check` reports the rest.
       await f.repair().catch(() => undefined);

@@ -269,6 +269,11 @@ export class AufsDriver implements Driver {
     }
   }
 
+  async releaseCrashed(owners: string[]): Promise<void> {
+    const mntRoot = join(this.home, 'mnt') + sep;
+    await this.refs.dropHolders(owners, (mp) => this.unmount(mp.slice(mntRoot.length), mp));
+  }
+
   private async unmount(id: string, mountPoint: string): Promise<void> {
     try {
       umount2(mountPoint, 0);

@@ -122,6 +122,10 @@ export abstract class OverlayBase implements Driver {
     await this.refs.release(id, (mp) => this.unmountLayer(mp));
   }
 
+  async releaseCrashed(owners: string[]): Promise<void> {
+    await this.refs.dropHolders(owners, (mp) => this.unmountLayer(mp));
+  }
+
   /**
    * Let this process's references to id outlive it (`strata mount C`): cleanup() will not
    * drop them, and only a put() from some process (`strata umount C`) releases the mount.

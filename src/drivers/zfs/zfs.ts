@@ -239,6 +239,10 @@ export class ZfsDriver extends NaiveDiffDriver implements Driver {
     await this.refs.sweep((mp) => this.unmount(this.datasetOf(mp.slice(this.graph.length + 1))), strays);
   }
 
+  async releaseCrashed(owners: string[]): Promise<void> {
+    await this.refs.dropHolders(owners, (mp) => this.unmount(this.datasetOf(mp.slice(this.graph.length + 1))));
+  }
+
   private async unmount(name: string): Promise<void> {
     try {
       await runTool('zfs', ['unmount', name]);
