@@ -5,7 +5,7 @@ export type { PullOptions, PullResult, PushOptions, PushResult, ProgressEvent } 
 export { login, logout } from './registry/login.js';
 export { StrataError, InvalidInputError, NotFoundError, ConflictError, MismatchError, type ErrorCode } from './errors.js';
 export { RegistryError } from './registry/client.js';
-export { ReferenceError } from './reference/reference.js';
+export { InvalidReferenceError } from './reference/reference.js';
 export { UnsafeArchiveError } from './archive/apply.js';
 export { LayerArchiveError } from './archive/tar/header.js';
 export { DigestMismatchError, SizeMismatchError } from './image/digest.js';

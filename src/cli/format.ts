@@ -44,6 +44,3 @@ export function truncate(s: string, n: number): string {
   return chars.length <= n ? s : chars.slice(0, n - 1).join('') + '…';
 }
 
-export function shortId(id: string): string {
-  return id.replace(/^sha256:/, '').slice(0, 12);
-}

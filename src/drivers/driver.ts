@@ -73,6 +73,11 @@ export interface Driver {
   inventory(): Promise<Inventory>;
   /** Release every mount this process or a crashed one left (store close / open). */
   cleanup(): Promise<void>;
+  /**
+   * Drop the mount references these processes ("pid:starttime") held when they crashed,
+   * unmounting what nobody else holds. Drivers that mount nothing have nothing to drop.
+   */
+  releaseCrashed?(owners: string[]): Promise<void>;
 }
 
 export class DriverError extends Error {

@@ -25,3 +25,9 @@ export function validateDigest(s: unknown, what = 'digest'): string {
 export function digestHex(digest: string): string {
   return validateDigest(digest).slice('sha256:'.length);
 }
+
+/** The 12 characters docker shows of an ID or digest ("sha256:" or any algorithm prefix dropped). */
+export function shortId(id: string): string {
+  const hex = id.indexOf(':') + 1;
+  return id.slice(hex, hex + 12);
+}

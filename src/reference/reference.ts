@@ -14,10 +14,10 @@ export interface Reference {
   digest?: string;
 }
 
-export class ReferenceError extends InvalidInputError {
+export class InvalidReferenceError extends InvalidInputError {
   constructor(message: string) {
     super(message);
-    this.name = 'ReferenceError';
+    this.name = 'InvalidReferenceError';
   }
 }
 
@@ -58,39 +58,39 @@ const digestAlgorithms: Record<string, number> = { sha256: 64, sha384: 96, sha51
  */
 function checkDigestSyntax(digest: string): void {
   const i = digest.indexOf(':');
-  if (i <= 0 || i + 1 === digest.length) throw new ReferenceError('invalid checksum digest format');
+  if (i <= 0 || i + 1 === digest.length) throw new InvalidReferenceError('invalid checksum digest format');
   const algo = digest.slice(0, i);
   const hex = digest.slice(i + 1);
   const len = digestAlgorithms[algo];
   if (len === undefined) {
-    if (!/^[a-z0-9]+(?:[.+_-][a-z0-9]+)*$/.test(algo)) throw new ReferenceError('invalid checksum digest format');
-    throw new ReferenceError(`unsupported digest algorithm: ${algo}`);
+    if (!/^[a-z0-9]+(?:[.+_-][a-z0-9]+)*$/.test(algo)) throw new InvalidReferenceError('invalid checksum digest format');
+    throw new InvalidReferenceError(`unsupported digest algorithm: ${algo}`);
   }
-  if (hex.length !== len) throw new ReferenceError('invalid checksum digest length');
-  if (!/^[a-f0-9]+$/.test(hex)) throw new ReferenceError('invalid checksum digest format');
+  if (hex.length !== len) throw new InvalidReferenceError('invalid checksum digest length');
+  if (!/^[a-f0-9]+$/.test(hex)) throw new InvalidReferenceError('invalid checksum digest format');
 }
 
 /** Parses a reference exactly as written: no default domain, no default tag. */
 export function parseReference(s: string): Reference {
   const m = referenceRe.exec(s);
   if (!m) {
-    if (s === '') throw new ReferenceError(`${INVALID}: repository name must have at least one component`);
-    if (referenceRe.test(s.toLowerCase())) throw new ReferenceError(`${INVALID}: repository name must be lowercase`);
-    throw new ReferenceError(INVALID);
+    if (s === '') throw new InvalidReferenceError(`${INVALID}: repository name must have at least one component`);
+    if (referenceRe.test(s.toLowerCase())) throw new InvalidReferenceError(`${INVALID}: repository name must be lowercase`);
+    throw new InvalidReferenceError(INVALID);
   }
   const fullName = m[1];
   if (fullName.length > nameMaxLength) {
-    throw new ReferenceError(`${INVALID}: repository name must not be more than ${nameMaxLength} characters`);
+    throw new InvalidReferenceError(`${INVALID}: repository name must not be more than ${nameMaxLength} characters`);
   }
   const nm = anchoredNameRe.exec(fullName);
-  if (!nm) throw new ReferenceError(INVALID);
+  if (!nm) throw new InvalidReferenceError(INVALID);
   const ref: Reference = { domain: nm[1] ?? '', path: nm[2] };
   if (m[2] !== undefined) ref.tag = m[2];
   if (m[3] !== undefined) {
     try {
       checkDigestSyntax(m[3]);
     } catch (err) {
-      throw new ReferenceError(`${INVALID}: ${(err as Error).message}`);
+      throw new InvalidReferenceError(`${INVALID}: ${(err as Error).message}`);
     }
     ref.digest = m[3];
   }
@@ -126,9 +126,9 @@ function splitDockerDomain(s: string): { domain: string; remainder: string } {
  * `index.docker.io` becomes docker.io. No tag is added (see withDefaultTag).
  */
 export function parseNormalizedNamed(s: string): Reference {
-  if (s === '') throw new ReferenceError(`${INVALID}: repository name must have at least one component`);
+  if (s === '') throw new InvalidReferenceError(`${INVALID}: repository name must have at least one component`);
   if (identifierRe.test(s)) {
-    throw new ReferenceError(`invalid repository name (${s}), cannot specify 64-byte hexadecimal strings`);
+    throw new InvalidReferenceError(`invalid repository name (${s}), cannot specify 64-byte hexadecimal strings`);
   }
   const { domain, remainder } = splitDockerDomain(s);
   // Only the repository part is checked here: a tag may legally contain uppercase.
@@ -139,10 +139,10 @@ export function parseNormalizedNamed(s: string): Reference {
   if (at !== -1) end = Math.min(end, at);
   const repoPart = remainder.slice(0, end);
   if (repoPart.toLowerCase() !== repoPart) {
-    throw new ReferenceError(`${INVALID}: repository name (${repoPart}) must be lowercase`);
+    throw new InvalidReferenceError(`${INVALID}: repository name (${repoPart}) must be lowercase`);
   }
   const ref = parseReference(`${domain}/${remainder}`);
-  if (ref.domain === '') throw new ReferenceError(INVALID);
+  if (ref.domain === '') throw new InvalidReferenceError(INVALID);
   return ref;
 }
 
@@ -154,7 +154,7 @@ export function withDefaultTag(ref: Reference): Reference {
 
 /** Returns a copy with the given tag, checking it against the tag grammar. */
 export function withTag(ref: Reference, tag: string): Reference {
-  if (!anchoredTagRe.test(tag)) throw new ReferenceError(`invalid tag format: ${tag}`);
+  if (!anchoredTagRe.test(tag)) throw new InvalidReferenceError(`invalid tag format: ${tag}`);
   return { ...ref, tag };
 }
 

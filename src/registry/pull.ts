@@ -5,7 +5,7 @@
 import { EventEmitter } from 'node:events';
 import { pipeline, type Readable } from 'node:stream';
 import { DigestStream, sha256Digest } from '../image/digest.js';
-import { validateDigest } from '../reference/digest.js';
+import { shortId, validateDigest } from '../reference/digest.js';
 import {
   DOCKER_MANIFEST,
   DOCKER_MANIFEST_LIST,
@@ -94,11 +94,6 @@ export function slots(n: number): { acquire(onWait?: () => void): Promise<() => 
       };
     },
   };
-}
-
-/** The 12 hex digits docker shows for a blob. */
-export function shortId(digest: string): string {
-  return digest.slice(digest.indexOf(':') + 1, digest.indexOf(':') + 13);
 }
 
 export async function readLimited(body: AsyncIterable<Buffer>, limit: number, what: string): Promise<Buffer> {

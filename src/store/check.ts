@@ -14,6 +14,7 @@ import type { ContainerRecord, ContainerStore } from './containers.js';
 import type { ImageStore } from './images.js';
 import { tarSplitPath, type LayerRecord, type LayerStore } from './layers.js';
 import { ownerAlive } from './owner.js';
+import { shortId as short } from '../reference/digest.js';
 
 /** What `check` needs of the store. */
 export interface CheckTarget {
@@ -45,8 +46,6 @@ export interface CheckResult {
   /** Problems still there afterwards (all of them without repair). */
   remaining: string[];
 }
-
-const short = (id: string) => id.replace(/^sha256:/, '').slice(0, 12);
 
 export class Checker {
   constructor(private readonly s: CheckTarget) {}

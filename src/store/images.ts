@@ -1,6 +1,6 @@
 // Images: config bytes (the image ID is their digest), the top layer, and names.
 import type { ImageConfig } from '../image/types.js';
-import { parseNormalizedNamed, withDefaultTag, referenceString, familiarString, ReferenceError } from '../reference/reference.js';
+import { parseNormalizedNamed, withDefaultTag, referenceString, familiarString, InvalidReferenceError } from '../reference/reference.js';
 import { type DB, now, writeTx } from './db.js';
 import { InvalidInputError, NotFoundError, StrataError } from './errors.js';
 
@@ -43,7 +43,7 @@ export function storedName(name: string): string {
     if (ref.digest !== undefined) throw new InvalidInputError(`refusing to use a digest reference as a name: ${name}`);
     return referenceString(withDefaultTag(ref));
   } catch (err) {
-    if (err instanceof ReferenceError) throw new InvalidInputError(`${err.message}: ${name}`);
+    if (err instanceof InvalidReferenceError) throw new InvalidInputError(`${err.message}: ${name}`);
     throw err;
   }
 }

@@ -189,7 +189,8 @@ export class LayerStore {
         }
       }
     } catch (err) {
-      await this.dropUnadopted(ownerId());
+      // What this import made goes (and what only it used); the import's own error is the one to report.
+      await this.dropUnused().catch(() => undefined);
       if (isNoSpace(err)) throw this.noSpace(inputs, err as Error);
       throw err;
     } finally {
@@ -259,24 +260,24 @@ export class LayerStore {
     });
   }
 
-  /** Remove complete image layers owned by `owner` (or by any dead process) that nothing uses. */
-  private async dropUnadopted(owner: string | null): Promise<void> {
-    for (;;) {
-      const rows = (this.db.prepare(`SELECT * FROM layers WHERE kind = 'image' AND state = 'complete' AND owner IS NOT NULL`).all() as LayerRow[])
-        .map(fromRow)
-        .filter((l) => (owner ? l.owner === owner : !ownerAlive(l.owner)))
-        .filter((l) => !this.hasChildren(l.id) && !this.isImageTop(l.id));
-      if (rows.length === 0) return;
-      let removed = 0;
-      for (const l of rows) {
-        try {
-          if (await this.destroy(l.id, { unlessImageTop: true })) removed++;
-        } catch (err) {
-          if (!(err instanceof ConflictError)) throw err;
-        }
-      }
-      if (removed === 0) return;
-    }
+  /**
+   * Remove every complete image layer that nothing uses: no image has it on top, no layer (so
+   * no container) stands on it, and no other live process is still making it (`owner`: an
+   * import in progress owns its layers until an image takes them). Marked in one transaction,
+   * then removed; what this process or a dead one made counts as unused like an adopted layer.
+   */
+  async dropUnused(): Promise<string[]> {
+    const candidates = (
+      this.db
+        .prepare(
+          `SELECT id FROM layers l WHERE kind = 'image' AND state = 'complete'
+             AND NOT EXISTS (SELECT 1 FROM layers c WHERE c.parent = l.id)
+             AND NOT EXISTS (SELECT 1 FROM images i WHERE i.top_layer = l.id)`,
+        )
+        .all() as { id: string }[]
+    ).map((r) => r.id);
+    if (candidates.length === 0) return [];
+    return this.removeClaimed(writeTx(this.db, () => this.claimUnused(candidates)));
   }
 
   private async ensureImageLayersOnce(inputs: LayerInput[], events: LayerEvents): Promise<LayerRecord | null> {
@@ -555,15 +556,14 @@ export class LayerStore {
    * Remove a layer: mark it `removing` (so a crash in the middle is finished by the next open),
    * then the driver's data, then the row. Refused while other layers stand on it.
    */
-  async destroy(id: string, opts: { unlessImageTop?: boolean; container?: string } = {}): Promise<boolean> {
+  async destroy(id: string): Promise<boolean> {
     const go = writeTx(this.db, () => {
       const row = this.db.prepare('SELECT state, owner FROM layers WHERE id = ?').get(id) as { state: string; owner: string | null } | undefined;
       // Already gone, or another live process is removing it: nothing left to do here.
       if (!row) return false;
       if (row.state === 'removing' && row.owner !== ownerId() && ownerAlive(row.owner)) return false;
       if (this.hasChildren(id)) throw new ConflictError(`layer ${id} is in use by other layers`);
-      if (opts.unlessImageTop && this.isImageTop(id)) return false;
-      const user = this.db.prepare('SELECT id FROM containers WHERE (layer = ? OR init_layer = ?) AND id IS NOT ?').get(id, id, opts.container ?? null) as
+      const user = this.db.prepare('SELECT id FROM containers WHERE layer = ? OR init_layer = ?').get(id, id) as
         | { id: string }
         | undefined;
       if (user) throw new ConflictError(`layer ${id} is in use by container ${user.id}`);
@@ -574,8 +574,7 @@ export class LayerStore {
     // Not gated on exists(): a layer whose creation was cut short may have parts without
     // being whole, and every driver's remove deletes whatever parts there are.
     await this.driver.remove(id);
-    rmSync(tarSplitPath(this.root, id), { force: true });
-    rmSync(`${tarSplitPath(this.root, id)}.tmp`, { force: true });
+    this.removeTarSplit(id);
     writeTx(this.db, () => {
       this.db.prepare('DELETE FROM layers WHERE id = ?').run(id);
     });
@@ -592,7 +591,7 @@ export class LayerStore {
     });
     for (const id of ids) {
       await this.driver.remove(id);
-      rmSync(tarSplitPath(this.root, id), { force: true });
+      this.removeTarSplit(id);
     }
     writeTx(this.db, () => {
       dropOwner();
@@ -600,30 +599,64 @@ export class LayerStore {
     });
   }
 
-  /** Remove image layers from `top` down while nothing else uses them (after an image is gone). */
+  /** Remove image layers from `top` down while nothing else uses them; their chain IDs. */
   async release(top: string | null): Promise<string[]> {
-    const removed: string[] = [];
-    let cur = top;
-    while (cur) {
-      const l = this.byId(cur);
-      if (!l || l.kind !== 'image') break;
-      if (this.hasChildren(cur) || this.isImageTop(cur)) break;
-      try {
-        if (!(await this.destroy(cur, { unlessImageTop: true }))) break;
-      } catch (err) {
-        // Another process built on it meanwhile (a pull, a create, a commit): it stays.
-        if (err instanceof ConflictError) break;
-        throw err;
-      }
-      removed.push(l.chainId ?? l.id);
-      cur = l.parent;
-    }
-    return removed;
+    return this.removeClaimed(writeTx(this.db, () => this.claimUnused([top])));
   }
 
-  /** Finish what crashed writers left: half-made layers go, half-removed layers are removed. */
+  /**
+   * In the caller's write transaction: mark `removing` (owned by this process) the image layers
+   * from each of `tops` down that nothing uses once the layers marked before them are gone.
+   * Returns them children first. A crash after the transaction leaves `removing` rows whose
+   * owner is dead, which the next open removes; none is ever left complete and unused.
+   */
+  claimUnused(tops: (string | null)[]): LayerRecord[] {
+    const me = ownerId();
+    const claimed: LayerRecord[] = [];
+    const gone = new Set<string>();
+    const children = this.db.prepare('SELECT id FROM layers WHERE parent = ?');
+    const mark = this.db.prepare(`UPDATE layers SET state = 'removing', owner = ? WHERE id = ?`);
+    let todo = tops.filter((t): t is string => t !== null);
+    while (todo.length > 0) {
+      const next: string[] = [];
+      for (const id of todo) {
+        const l = this.byId(id);
+        if (!l || gone.has(id) || l.kind !== 'image' || l.state !== 'complete') continue;
+        if (l.owner && l.owner !== me && ownerAlive(l.owner)) continue;
+        if (this.isImageTop(id)) continue;
+        if ((children.all(id) as { id: string }[]).some((c) => !gone.has(c.id))) continue;
+        mark.run(me, id);
+        gone.add(id);
+        claimed.push(l);
+        if (l.parent) next.push(l.parent);
+      }
+      todo = next;
+    }
+    return claimed;
+  }
+
+  /** Delete the data, then the rows, of layers claimUnused marked (children first); their chain IDs. */
+  async removeClaimed(layers: LayerRecord[]): Promise<string[]> {
+    for (const l of layers) {
+      await this.driver.remove(l.id);
+      this.removeTarSplit(l.id);
+      writeTx(this.db, () => {
+        this.db.prepare('DELETE FROM layers WHERE id = ?').run(l.id);
+      });
+    }
+    return layers.map((l) => l.chainId ?? l.id);
+  }
+
+  private removeTarSplit(id: string): void {
+    rmSync(tarSplitPath(this.root, id), { force: true });
+    rmSync(`${tarSplitPath(this.root, id)}.tmp`, { force: true });
+  }
+
+  /**
+   * Finish what crashed writers left: half-made layers go, half-removed layers are removed,
+   * then the image layers that nothing uses any more (a crashed import's, or those below).
+   */
   async recover(): Promise<number> {
-    await this.dropUnadopted(null);
     const stale = (this.db.prepare(`SELECT * FROM layers WHERE state != 'complete'`).all() as LayerRow[])
       .map(fromRow)
       .filter((l) => !ownerAlive(l.owner));
@@ -640,6 +673,11 @@ export class LayerStore {
         // yet (a busy mount) must not lock every command out of the store.
         process.emitWarning(`could not remove the unfinished layer ${l.id}: ${(err as Error).message}`);
       }
+    }
+    try {
+      n += (await this.dropUnused()).length;
+    } catch (err) {
+      process.emitWarning(`could not remove unused layers: ${(err as Error).message}`);
     }
     return n;
   }

@@ -33,6 +33,7 @@ import { execIn, type ExecOptions, type ExecStreams } from './exec.js';
 import { Runner, runConfig, type AttachStreams, type RunConfigOptions } from './run.js';
 import { RunStates, type RunState } from './runstate.js';
 import { ensureReserve, isNoSpace } from './reserve.js';
+import { shortId } from '../reference/digest.js';
 
 export const DEFAULT_ROOT = '/var/lib/strata';
 
@@ -162,6 +163,10 @@ export class Store {
     this.mark = join(dir, `${ownerId()}:${randomBytes(4).toString('hex')}`);
     writeFileSync(this.mark, '', { mode: 0o600 });
     if (dead.length === 0) return;
+    // The mounts crashed processes held (a kill mid-commit or mid-export) go first, so that
+    // the scan below finds them unheld. Best effort, as the rest.
+    const crashed = dead.map((n) => n.split(':').slice(0, 2).join(':'));
+    await this.driver.releaseCrashed?.(crashed).catch(() => undefined);
     for (const f of await this.checker().leftovers()) {
       // Best effort: another process may be sweeping the same things; `check` reports the rest.
       await f.repair().catch(() => undefined);
@@ -205,7 +210,7 @@ export class Store {
           open: l.open,
           blobDigest: l.verified ? undefined : l.digest,
           diffID: diffIDs[i],
-          label: (l.digest ?? diffIDs[i]).replace(/^sha256:/, '').slice(0, 12),
+          label: shortId(l.digest ?? diffIDs[i]),
           size: l.size,
           verifyIfStored: opts.verifyStoredLayers === true,
         })),
@@ -317,25 +322,28 @@ export class Store {
       result.untagged.push(familiar(byName));
       return result;
     }
-    // The users check and the delete are one transaction: a `create` in another process either
-    // sees the image gone or makes its container before this refuses.
-    writeTx(this.db, () => {
+    // The users check, the delete and the claim of the layers only this image used are one
+    // transaction: a `create` in another process either sees the image gone or makes its
+    // container before this refuses, and a crash after it leaves layers marked for removal
+    // (finished at the next open), never layers that no image uses.
+    const doomed = writeTx(this.db, () => {
       const users = this.containers.byImage(img.id);
       if (users.length > 0) {
-        const short = img.id.slice(7, 19);
+        const short = shortId(img.id);
         throw new ConflictError(
           `conflict: unable to ${byName ? `remove repository reference "${ref}"` : `delete ${short}`} (must be forced) - container ${users[0].id.slice(0, 12)} is using its referenced image ${short}`,
         );
       }
       if (!byName && names.length > 1 && !opts.force) {
-        throw new ConflictError(`conflict: unable to delete ${img.id.slice(7, 19)} (must be forced) - image is referenced in multiple repositories`);
+        throw new ConflictError(`conflict: unable to delete ${shortId(img.id)} (must be forced) - image is referenced in multiple repositories`);
       }
       for (const n of this.images.names(img.id)) result.untagged.push(familiar(n));
       for (const d of this.images.repoDigests(img.id)) result.untagged.push(d);
       if (!this.images.delete(img.id)) throw new NotFoundError(`No such image: ${ref}`);
+      return this.layers.claimUnused([img.topLayer]);
     });
     result.deleted.push(img.id);
-    for (const chain of await this.layers.release(img.topLayer)) result.deleted.push(chain);
+    for (const chain of await this.layers.removeClaimed(doomed)) result.deleted.push(chain);
     return result;
   }
 

@@ -13,9 +13,12 @@ export function humanSize(bytes: number, digits = 3): string {
   return `${formatG(v, digits)}${units[i]}`;
 }
 
-/** C's %.Ng: N significant digits, trailing zeros dropped. */
+/** C's %.Ng: N significant digits, trailing zeros dropped, an exponent of two digits or more. */
 function formatG(v: number, digits: number): string {
   if (v === 0) return '0';
-  const s = v.toPrecision(digits);
-  return s.includes('e') ? String(Number(s)) : s.includes('.') ? s.replace(/\.?0+$/, '') : s;
+  const [mantissa, exponent] = v.toPrecision(digits).split('e');
+  const m = mantissa!.includes('.') ? mantissa!.replace(/\.?0+$/, '') : mantissa!;
+  if (exponent === undefined) return m;
+  const e = Number(exponent);
+  return `${m}e${e < 0 ? '-' : '+'}${String(Math.abs(e)).padStart(2, '0')}`;
 }

@@ -16,7 +16,10 @@ import { lgetxattr, lremovexattr, lsetxattr, makedev, mknod } from '../../src/sy
 import { BINARY_XATTR, buildBaseTree, gnuTar } from './fixtures.js';
 import { diffTrees, snapshotTree, type Node, type SnapshotOptions } from '../helpers/tree.js';
 import { unmountAllUnder } from '../helpers/mounts.js';
-import { runChild } from './overlay-fixtures.js';
+import { childScript, runChild } from './overlay-fixtures.js';
+import { spawnSync } from 'node:child_process';
+import { pathToFileURL } from 'node:url';
+import { repoRoot } from '../helpers/env.js';
 
 export interface ConformanceOptions {
   /** The driver enforces `size` on writable layers; otherwise it must refuse the option. */
@@ -38,6 +41,14 @@ const CHILD_REF = `
   const d = await mod.createDriver(args[3], { root: args[0], options: JSON.parse(args[4]) });
   if (args[2] === 'get') console.log(await d.get(args[1])); else await d.put(args[1]);`;
 
+/** A child that takes a reference and dies without giving it back; prints the view and its identity. */
+const CHILD_CRASH = `
+  const drivers = await import(args[2]);
+  const d = await drivers.createDriver(args[3], { root: args[0], options: JSON.parse(args[4]) });
+  console.log(await d.get(args[1]));
+  console.log(mod.processIdentity());
+  process.kill(process.pid, 'SIGKILL');`;
+
 export function conformance(name: string, spec: DriverSpec, opts: ConformanceOptions = {}): void {
   const deep = opts.deep ?? 128;
   const options = spec.options ?? {};
@@ -45,6 +56,16 @@ export function conformance(name: string, spec: DriverSpec, opts: ConformanceOpt
   /** The driver's home is <root>/<name> for every driver. */
   const inChild = (d: Driver, id: string, op: 'get' | 'put') =>
     runChild('src/drivers/index.js', CHILD_REF, [dirname(d.home), id, op, spec.driver, JSON.stringify(options)]);
+  /** Returns the view the crashed child mounted and the child's identity. */
+  const crashChild = (d: Driver, id: string): [string, string] => {
+    const drivers = pathToFileURL(join(repoRoot, 'dist', 'src', 'drivers', 'index.js')).href;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', childScript('src/sys/process.js', CHILD_CRASH), dirname(d.home), id, drivers, spec.driver, JSON.stringify(options)], {
+      encoding: 'utf8',
+    });
+    assert.equal(r.signal, 'SIGKILL', r.stderr);
+    const [path, who] = r.stdout.trim().split('\n');
+    return [path!, who!];
+  };
 
   describe(`storage driver conformance: ${name}`, () => {
     it('creates an empty layer', async (t) => {
@@ -313,6 +334,24 @@ export function conformance(name: string, spec: DriverSpec, opts: ConformanceOpt
       inChild(d, id, 'get');
       inChild(d, id, 'put');
       assert.deepEqual(mountsUnder(d.home), []);
+    });
+
+    it('drops the mount references a crashed process held, and no one else\'s', async (t) => {
+      const d = await session(t, make);
+      if (!d.releaseCrashed) return t.skip(`${name} mounts nothing`);
+      const base = await layerFromCalls(d);
+      const id = newId();
+      await d.createReadWrite(id, base);
+      const [path, crashed] = crashChild(d, id);
+      assert.equal(await d.get(id), path);
+      await d.releaseCrashed([crashed]);
+      assert.equal(await readFile(join(path, 'etc/hosts'), 'utf8'), '127.0.0.1 localhost\n', 'this process still holds it');
+      await d.put(id);
+      assert.deepEqual(mountsUnder(d.home), [], 'released at zero: the crashed reference no longer counts');
+      const [, alone] = crashChild(d, id);
+      assert.notDeepEqual(mountsUnder(d.home), []);
+      await d.releaseCrashed([alone]);
+      assert.deepEqual(mountsUnder(d.home), [], 'a mount only a crashed process held goes');
     });
 
     it('cleanup releases every mount and leaves the driver usable', async (t) => {

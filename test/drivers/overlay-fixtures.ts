@@ -85,9 +85,13 @@ export function hashTree(root: string): string {
  * the repo's dist/) and `args`, and prints what it wants; returns stdout.
  */
 export function runChild(modPath: string, body: string, args: string[]): string {
+  return runToolSync(process.execPath, ['--input-type=module', '-e', childScript(modPath, body), ...args]).trim();
+}
+
+/** The script runChild runs: `mod` is dist/<modPath>, `args` the arguments. */
+export function childScript(modPath: string, body: string): string {
   const url = new URL(`file://${join(repoRoot, 'dist', modPath)}`).href;
-  const script = `const mod = await import(${JSON.stringify(url)}); const args = process.argv.slice(1);\n${body}`;
-  return runToolSync(process.execPath, ['--input-type=module', '-e', script, ...args]).trim();
+  return `const mod = await import(${JSON.stringify(url)}); const args = process.argv.slice(1);\n${body}`;
 }
 
 /** A chain of n layers written straight into their upper dirs; layer i holds f<i> and overwrites `top`; ids bottom first. */

@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { VfsDriver } from '../../src/drivers/vfs/vfs.js';
+import { identityOf } from '../../src/sys/process.js';
 import { scratch } from '../helpers/env.js';
 import { conformance } from './conformance.js';
 
@@ -35,6 +38,31 @@ describe('vfs specifics', () => {
     const d = await VfsDriver.open({ root, options: {} });
     assert.deepEqual(await readdir(join(root, 'vfs/dir')), []);
     assert.equal(await d.exists('c'.repeat(64)), false);
+  });
+
+  it('at open leaves a removal whose remover still runs, and finishes one whose remover died', async (t) => {
+    const root = scratch(t);
+    await VfsDriver.open({ root, options: {} });
+    const live = spawn('sleep', ['60'], { stdio: 'ignore' });
+    t.after(() => live.kill('SIGKILL'));
+    const dead = spawn('true', { stdio: 'ignore' });
+    const deadId = identityOf(dead.pid!);
+    await once(dead, 'exit');
+    assert.ok(deadId);
+    const doomed = (id: string, owner: string) => `${id}-removing-${owner.replace(':', '-')}`;
+    const running = doomed('c'.repeat(64), identityOf(live.pid!)!);
+    const crashed = doomed('d'.repeat(64), deadId);
+    for (const name of [running, crashed]) await mkdir(join(root, 'vfs/dir', name, 'usr'), { recursive: true });
+    const d = await VfsDriver.open({ root, options: {} });
+    assert.deepEqual(await readdir(join(root, 'vfs/dir')), [running]);
+    // check skips a leftover whose owner is alive: the inventory names the remover.
+    const inv = await d.inventory();
+    assert.deepEqual(inv.layers, []);
+    assert.deepEqual(
+      inv.leftovers.map((l) => [l.layer, l.owner]),
+      [['c'.repeat(64), identityOf(live.pid!)]],
+    );
+    await assert.rejects(d.create(running, null), /invalid layer id/);
   });
 
   it('refuses size quotas, unknown options, storage options on read-only layers and bad ids', async (t) => {

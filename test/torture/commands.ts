@@ -104,7 +104,8 @@ export async function setup(env: Env, t: Trial): Promise<string[]> {
     case 'rmi':
       await removeAllContainers(env);
       await withImage(env, t.image);
-      return ['rmi', env.ids[t.image]];
+      // -f: a push trial may have given the image a second name, which a plain rmi refuses.
+      return ['rmi', '-f', env.ids[t.image]];
     case 'prune':
       // A container of each image, one of them changed: prune -a removes everything.
       await withChangedContainer(env, t.image);

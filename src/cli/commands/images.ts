@@ -7,7 +7,8 @@ import { InvalidInputError } from '../../errors.js';
 import { familiar } from '../../store/images.js';
 import type { ImageSummary } from '../../store/store.js';
 import { eachTarget, toFileOrStdout, type Context, type Output } from '../context.js';
-import { humanSize, since, table, truncate, shortId } from '../format.js';
+import { humanSize, since, table, truncate } from '../format.js';
+import { shortId } from '../../reference/digest.js';
 import { formatRows, HISTORY_TABLE, IMAGES_TABLE } from '../template/index.js';
 
 interface ImageRow {

@@ -5,7 +5,8 @@ import { familiar } from '../../store/images.js';
 import type { Store } from '../../store/store.js';
 import { version } from '../../version.js';
 import { PartialFailure, SilentExit, type Context, type Output } from '../context.js';
-import { humanSize, shortId, table } from '../format.js';
+import { humanSize, table } from '../format.js';
+import { shortId } from '../../reference/digest.js';
 import { formatOne, formatRows, SYSTEM_DF_TABLE } from '../template/index.js';
 
 /** A container, else an image, named `ref` (as `--type` allows); undefined when neither exists. */

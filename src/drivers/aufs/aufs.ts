@@ -28,10 +28,10 @@ import { MountRefs } from '../common/mountref.js';
 import { NaiveDiff } from '../common/naivediff.js';
 import { isCode } from '../../sys/errno.js';
 import { fault } from '../../sys/fault.js';
+import { abandoned, doomedPath, parseDoomed } from '../common/removal.js';
 
 export type AufsMountMethod = 'aufs' | 'fuse-overlayfs';
 
-const REMOVING = '-removing';
 /** Room Docker leaves in the first mount's page for the options after the branches. */
 const PAGE = 4096;
 const OPTION_ROOM = 64;
@@ -89,7 +89,7 @@ export class AufsDriver implements Driver {
   }
 
   private checkId(id: string): void {
-    checkLayerId('aufs', id, (i) => i.endsWith(REMOVING));
+    checkLayerId('aufs', id, (i) => parseDoomed(i) !== null);
   }
   diffDir(id: string): string {
     this.checkId(id);
@@ -186,8 +186,7 @@ export class AufsDriver implements Driver {
     await rm(this.layersFile(id), { force: true });
     await rm(`${this.layersFile(id)}.tmp`, { force: true });
     for (const dir of [this.diffDir(id), this.mntDir(id), this.workDir(id)]) {
-      const doomed = dir + REMOVING;
-      await rm(doomed, { recursive: true, force: true });
+      const doomed = doomedPath(dir);
       try {
         await rename(dir, doomed);
         fault('rename');
@@ -202,7 +201,7 @@ export class AufsDriver implements Driver {
   private async finishRemovals(): Promise<void> {
     for (const sub of ['diff', 'mnt', 'work']) {
       for (const name of await readdir(join(this.home, sub))) {
-        if (name.endsWith(REMOVING)) await rm(join(this.home, sub, name), { recursive: true, force: true });
+        if (abandoned(name)) await rm(join(this.home, sub, name), { recursive: true, force: true });
       }
     }
     for (const name of await readdir(join(this.home, 'layers'))) {
@@ -268,6 +267,11 @@ export class AufsDriver implements Driver {
       umount2(mnt, MNT_DETACH);
       throw err;
     }
+  }
+
+  async releaseCrashed(owners: string[]): Promise<void> {
+    const mntRoot = join(this.home, 'mnt') + sep;
+    await this.refs.dropHolders(owners, (mp) => this.unmount(mp.slice(mntRoot.length), mp));
   }
 
   private async unmount(id: string, mountPoint: string): Promise<void> {
@@ -355,8 +359,9 @@ export class AufsDriver implements Driver {
     for (const sub of ['diff', 'mnt', 'work']) {
       for (const name of await readdir(join(this.home, sub))) {
         const path = join(this.home, sub, name);
-        if (name.endsWith(REMOVING)) {
-          out.leftovers.push({ what: path, layer: name.slice(0, -REMOVING.length), owner: null, remove: () => rm(path, { recursive: true, force: true }) });
+        const doomed = parseDoomed(name);
+        if (doomed) {
+          out.leftovers.push({ what: path, ...doomed, remove: () => rm(path, { recursive: true, force: true }) });
         } else if (sub === 'diff' && isLayerId(name)) {
           ids.add(name);
         }
@@ -370,16 +375,7 @@ export class AufsDriver implements Driver {
     out.layers = [...ids];
     const mntRoot = join(this.home, 'mnt') + sep;
     const strays = mountsUnder(this.home).filter((mp) => mp.startsWith(mntRoot));
-    for (const mp of await this.refs.unheld(strays)) {
-      out.leftovers.push({
-        what: `mount ${mp}`,
-        layer: null,
-        owner: null,
-        remove: async () => {
-          await this.refs.sweep((p) => this.unmount(p.slice(mntRoot.length), p), [mp]);
-        },
-      });
-    }
+    out.leftovers.push(...(await this.refs.strays(strays, (p) => this.unmount(p.slice(mntRoot.length), p))));
     return out;
   }
 

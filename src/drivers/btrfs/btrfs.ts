@@ -60,15 +60,12 @@ export class BtrfsDriver extends DirectoryLayerDriver implements Driver {
     return d;
   }
 
+  /** Image layers are made as read-write ones are (a size option included). */
   create(id: string, parent: string | null, opts?: CreateOpts): Promise<void> {
-    return this.make(id, parent, opts);
+    return this.createReadWrite(id, parent, opts);
   }
 
-  createReadWrite(id: string, parent: string | null, opts?: CreateOpts): Promise<void> {
-    return this.make(id, parent, opts);
-  }
-
-  private async make(id: string, parent: string | null, opts?: CreateOpts): Promise<void> {
+  async createReadWrite(id: string, parent: string | null, opts?: CreateOpts): Promise<void> {
     // Parsed before anything exists, so a bad option leaves nothing behind.
     const size = this.parseLayerOptions(opts);
     const dir = this.dir(id);

@@ -1,7 +1,8 @@
 // Base of the drivers whose layer is a directory that is already its own view, with nothing to
 // mount: vfs (a plain copy of the parent) and btrfs (a snapshot subvolume). They share the
 // lookups and the removal: rename out of the way, then delete, so a crash mid-delete leaves a
-// name the next open finishes. Each says how a layer is made and how its tree is deleted.
+// name (common/removal.ts) the next open finishes once its remover is dead. Each says how a
+// layer is made and how its tree is deleted.
 import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { RENAME_NOREPLACE, renameat2 } from '../../sys/linux.js';
@@ -9,8 +10,7 @@ import { DriverError, type Inventory } from '../driver.js';
 import { checkLayerId, isLayerId } from './layer-id.js';
 import { NaiveDiffDriver } from './naivediff.js';
 import { fault } from '../../sys/fault.js';
-
-const REMOVING = '-removing';
+import { abandoned, doomedPath, parseDoomed } from './removal.js';
 
 export abstract class DirectoryLayerDriver extends NaiveDiffDriver {
   abstract readonly name: string;
@@ -28,8 +28,7 @@ export abstract class DirectoryLayerDriver extends NaiveDiffDriver {
 
   async remove(id: string): Promise<void> {
     const dir = this.dir(id);
-    const doomed = dir + REMOVING;
-    await this.deleteTree(doomed);
+    const doomed = doomedPath(dir);
     try {
       renameat2(dir, doomed, RENAME_NOREPLACE);
       fault('rename');
@@ -69,8 +68,9 @@ export abstract class DirectoryLayerDriver extends NaiveDiffDriver {
     const out: Inventory = { layers: [], leftovers: [] };
     for (const name of await readdir(this.layers)) {
       const path = join(this.layers, name);
-      if (name.endsWith(REMOVING)) {
-        out.leftovers.push({ what: path, layer: name.slice(0, -REMOVING.length), owner: null, remove: () => this.deleteTree(path) });
+      const doomed = parseDoomed(name);
+      if (doomed) {
+        out.leftovers.push({ what: path, ...doomed, remove: () => this.deleteTree(path) });
       } else if (isLayerId(name)) {
         out.layers.push(name);
       }
@@ -79,14 +79,14 @@ export abstract class DirectoryLayerDriver extends NaiveDiffDriver {
   }
 
   protected dir(id: string): string {
-    checkLayerId(this.name, id, (i) => i.endsWith(REMOVING));
+    checkLayerId(this.name, id, (i) => parseDoomed(i) !== null);
     return join(this.layers, id);
   }
 
-  /** At open: delete what removals cut short by a crash left renamed. */
+  /** At open: delete what removals cut short by a crash left renamed (a live remover's stays its own). */
   protected async finishRemovals(): Promise<void> {
     for (const name of await readdir(this.layers)) {
-      if (name.endsWith(REMOVING)) await this.deleteTree(join(this.layers, name));
+      if (abandoned(name)) await this.deleteTree(join(this.layers, name));
     }
   }
 }

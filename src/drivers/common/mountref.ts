@@ -1,16 +1,23 @@
 // Mount reference counts shared by every process using one driver home: `strata mount C` in
 // one process and `strata umount C` in another must agree on when to unmount. Counts live in a
 // JSON file guarded by flock(2); a count whose mount has vanished (reboot, someone else's
-// umount) is taken as 0, so the state can never keep a layer "mounted" that is not.
+// umount) is taken as 0, so the state can never keep a layer "mounted" that is not. Each
+// entry also records which processes took its references ("pid:starttime"), so that those a
+// crashed process held can be dropped (the store knows its crashed processes): a reference
+// left by a process that exited on purpose (`strata mount C`) stays until an umount.
 import { closeSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { flock, LOCK_EX, LOCK_UN, tryFlock } from '../../sys/linux.js';
 import { isMountPoint } from '../../sys/mountinfo.js';
 import { fault } from '../../sys/fault.js';
+import type { Leftover } from '../driver.js';
+import { processIdentity } from '../../sys/process.js';
 
 interface Entry {
   mountPoint: string;
   count: number;
+  /** References by the process that took them (absent in files written before holders were kept). */
+  holders?: Record<string, number>;
 }
 type State = Record<string, Entry>;
 
@@ -30,10 +37,14 @@ export class MountRefs {
   acquire(key: string, mountPoint: string, doMount: () => Promise<void> | void): Promise<number> {
     return this.locked(async (state) => {
       const e = state[key];
-      let count = e && e.mountPoint === mountPoint && isMountPoint(mountPoint) ? e.count : 0;
+      const same = e && e.mountPoint === mountPoint && isMountPoint(mountPoint);
+      let count = same ? e.count : 0;
       if (count === 0 && !isMountPoint(mountPoint)) await doMount();
       count += 1;
-      state[key] = { mountPoint, count };
+      const holders = same ? { ...e.holders } : {};
+      const me = processIdentity();
+      holders[me] = (holders[me] ?? 0) + 1;
+      state[key] = { mountPoint, count, holders };
       return count;
     });
   }
@@ -52,9 +63,40 @@ export class MountRefs {
         if (mounted) await doUnmount(e.mountPoint);
         delete state[key];
       } else {
-        state[key] = { ...e, count };
+        const holders = { ...e.holders };
+        const me = processIdentity();
+        if ((holders[me] ?? 0) > 1) holders[me]!--;
+        else delete holders[me];
+        state[key] = { ...e, count, holders };
       }
       return count;
+    });
+  }
+
+  /**
+   * Drop every reference these (crashed) processes held; a mount left with none is unmounted.
+   * Returns the mount points unmounted.
+   */
+  dropHolders(owners: string[], doUnmount: (mountPoint: string) => Promise<void> | void): Promise<string[]> {
+    return this.locked(async (state) => {
+      const done: string[] = [];
+      for (const [key, e] of Object.entries(state)) {
+        const held = owners.reduce((n, o) => n + (e.holders?.[o] ?? 0), 0);
+        if (held === 0) continue;
+        const holders = { ...e.holders };
+        for (const o of owners) delete holders[o];
+        const count = e.count - held;
+        if (count > 0) {
+          state[key] = { ...e, count, holders };
+          continue;
+        }
+        if (isMountPoint(e.mountPoint)) {
+          await doUnmount(e.mountPoint);
+          done.push(e.mountPoint);
+        }
+        delete state[key];
+      }
+      return done;
     });
   }
 
@@ -72,6 +114,18 @@ export class MountRefs {
       const held = new Set(Object.values(state).filter((e) => e.count > 0).map((e) => e.mountPoint));
       return mountPoints.filter((mp) => !held.has(mp) && isMountPoint(mp));
     });
+  }
+
+  /** Of these mount points, those nobody holds, as leftovers for `check` (repaired by sweep). */
+  async strays(mountPoints: string[], doUnmount: (mountPoint: string) => Promise<void> | void): Promise<Leftover[]> {
+    return (await this.unheld(mountPoints)).map((mp) => ({
+      what: `mount ${mp}`,
+      layer: null,
+      owner: null,
+      remove: async () => {
+        await this.sweep(doUnmount, [mp]);
+      },
+    }));
   }
 
   /** Unmount (if mounted) and drop key whatever its count: the layer is going away. */

@@ -339,6 +339,11 @@ export class DevmapperDriver extends NaiveDiffDriver implements Driver {
     return this.devices.deviceImage(id);
   }
 
+  async releaseCrashed(owners: string[]): Promise<void> {
+    await this.refs.dropHolders(owners, (mp) => this.unmountDevice(mp));
+    this.pool.unmountIfIdle();
+  }
+
   /**
    * Drop the references this process holds, unmount devices nobody holds (and the loop devices
    * with them), then the pool if nobody uses it.

@@ -122,6 +122,10 @@ export abstract class OverlayBase implements Driver {
     await this.refs.release(id, (mp) => this.unmountLayer(mp));
   }
 
+  async releaseCrashed(owners: string[]): Promise<void> {
+    await this.refs.dropHolders(owners, (mp) => this.unmountLayer(mp));
+  }
+
   /**
    * Let this process's references to id outlive it (`strata mount C`): cleanup() will not
    * drop them, and only a put() from some process (`strata umount C`) releases the mount.
@@ -196,16 +200,7 @@ export abstract class OverlayBase implements Driver {
       }
     }
     const strays = mountsUnder(this.home).filter((mp) => mp.endsWith(`${sep}merged`));
-    for (const mp of await this.refs.unheld(strays)) {
-      out.leftovers.push({
-        what: `mount ${mp}`,
-        layer: null,
-        owner: null,
-        remove: async () => {
-          await this.refs.sweep((p) => this.unmountLayer(p), [mp]);
-        },
-      });
-    }
+    out.leftovers.push(...(await this.refs.strays(strays, (p) => this.unmountLayer(p))));
     return out;
   }
 

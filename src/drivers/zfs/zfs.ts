@@ -75,15 +75,12 @@ export class ZfsDriver extends NaiveDiffDriver implements Driver {
     return d;
   }
 
+  /** Image layers are made as read-write ones are (a size option included). */
   create(id: string, parent: string | null, opts?: CreateOpts): Promise<void> {
-    return this.make(id, parent, opts);
+    return this.createReadWrite(id, parent, opts);
   }
 
-  createReadWrite(id: string, parent: string | null, opts?: CreateOpts): Promise<void> {
-    return this.make(id, parent, opts);
-  }
-
-  private async make(id: string, parent: string | null, opts?: CreateOpts): Promise<void> {
+  async createReadWrite(id: string, parent: string | null, opts?: CreateOpts): Promise<void> {
     let quota: number | null = null;
     for (const [key, value] of Object.entries(opts?.storageOpt ?? {})) {
       if (key.toLowerCase() !== 'size') throw new DriverError(`zfs: unknown storage option ${key}`);
@@ -240,6 +237,10 @@ export class ZfsDriver extends NaiveDiffDriver implements Driver {
     }
     const strays = mountsUnder(this.graph).filter((mp) => !mp.slice(this.graph.length + 1).includes(sep));
     await this.refs.sweep((mp) => this.unmount(this.datasetOf(mp.slice(this.graph.length + 1))), strays);
+  }
+
+  async releaseCrashed(owners: string[]): Promise<void> {
+    await this.refs.dropHolders(owners, (mp) => this.unmount(this.datasetOf(mp.slice(this.graph.length + 1))));
   }
 
   private async unmount(name: string): Promise<void> {

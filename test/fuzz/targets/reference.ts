@@ -1,13 +1,13 @@
-// Target: image references (src/registry/reference.ts). Inputs are strings from the grammar
+// Target: image references (src/reference/reference.ts). Inputs are strings from the grammar
 // (domain, port, path components, tag, digest; Docker's short forms) with character edits.
-// Clean error: ReferenceError (ours). Invariants: a parsed reference prints back to a string
+// Clean error: InvalidReferenceError (ours). Invariants: a parsed reference prints back to a string
 // that parses to the same reference, and its familiar form normalises back to it.
 import fc from 'fast-check';
 import {
   familiarString,
   parseNormalizedNamed,
   parseReference,
-  ReferenceError,
+  InvalidReferenceError,
   referenceString,
   withDigest,
   withTag,
@@ -77,7 +77,7 @@ function check(input: RefInput): void {
     try {
       f();
     } catch (err) {
-      if (!(err instanceof ReferenceError)) throw err;
+      if (!(err instanceof InvalidReferenceError)) throw err;
       first ??= err;
     }
   };
@@ -108,7 +108,7 @@ export async function make(): Promise<FuzzTarget<RefInput>> {
     name: 'reference',
     arbitrary: fc.record({ s: refString, other: fc.oneof(tag, digest, refString) }),
     run: check,
-    clean: (err) => err instanceof ReferenceError,
+    clean: (err) => err instanceof InvalidReferenceError,
     bytes: (input) => Buffer.from(JSON.stringify(input)),
   };
 }
