@@ -57,8 +57,9 @@ export const LAYERS_TABLE: DockerTable = {
 
 function layerRows(tree: LayerTree): Record<string, unknown>[] {
   const prefixes = treePrefixes(tree);
-  const byId = new Map(walkLayerTree(tree).map((n) => [n.id, n]));
-  return walkLayerTree(tree).map((n) => ({
+  const nodes = walkLayerTree(tree);
+  const byId = new Map(nodes.map((n) => [n.id, n]));
+  return nodes.map((n) => ({
     Tree: prefixes.get(n) ?? '',
     ID: shortId(n.chainId),
     ChainID: n.chainId,
