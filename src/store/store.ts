@@ -34,6 +34,9 @@ import { Runner, runConfig, type AttachStreams, type RunConfigOptions } from './
 import { RunStates, type RunState } from './runstate.js';
 import { ensureReserve, isNoSpace } from './reserve.js';
 import { shortId } from '../reference/digest.js';
+import { buildLayerTree, type LayerTree } from './analysis/tree.js';
+import { analyzeChain, type ImageAnalysis } from './analysis/analyze.js';
+import { copyUps, type CopyUpReport } from './analysis/copyups.js';
 
 export const DEFAULT_ROOT = '/var/lib/strata';
 
@@ -817,6 +820,50 @@ export class Store {
           : {}),
       },
     };
+  }
+
+  // ---------------------------------------------------------------- seeing the layers
+
+  /**
+   * Every image layer once, as a tree from the base layers up: what made each one and which
+   * images and containers stand on it (`strata layers`). Metadata only, one read snapshot.
+   */
+  async layerTree(): Promise<LayerTree> {
+    return this.db.transaction(() =>
+      buildLayerTree({
+        layers: this.layers.all(),
+        images: this.images.list(),
+        names: (id) => this.images.names(id),
+        containers: this.containers.list(),
+      }),
+    )();
+  }
+
+  /**
+   * `analyze IMAGE`: what each layer adds, changes and removes, the bytes the image stores but
+   * never shows (overwritten or deleted by a later layer), and dive's efficiency score. Read
+   * from the layers' tar-split records (headers only, no file content).
+   */
+  async analyze(ref: string): Promise<ImageAnalysis> {
+    const { img, names, layers } = this.db.transaction(() => {
+      const found = this.images.resolve(ref);
+      return { img: found, names: this.images.names(found.id), layers: this.imageLayers(found) };
+    })();
+    return (await analyzeChain(img, layers, (l) => tarSplitPath(this.root, l.id))).result(img.id, names);
+  }
+
+  /**
+   * `diff -v`: every path the container changed, the layer its previous version came from,
+   * what the copy-up cost as the driver pays it (whole files, extents, blocks), and the bytes
+   * allocated for new files.
+   */
+  async copyUps(ref: string): Promise<CopyUpReport> {
+    return this.onContainer(ref, async (c) => {
+      const img = this.images.get(c.imageId);
+      if (!img) throw new StrataError(`image ${c.imageId} of container ${c.name} is gone`);
+      const chain = await analyzeChain(img, this.imageLayers(img), (l) => tarSplitPath(this.root, l.id));
+      return copyUps({ driver: this.driver, container: c, imageTop: img.topLayer, chain });
+    });
   }
 
   // ---------------------------------------------------------------- system

@@ -27,7 +27,7 @@ import { ThinDevices } from './thin-devices.js';
 import { checkBlockSectors, choosePoolKind, DEFAULT_BLOCK_SECTORS, DEFAULT_METADATA_SIZE, ThinPool } from './thin-pool.js';
 import { BASE, DEVICESET, humanSize, readDeviceSet, type DeviceContext, type DeviceFs, type DevicePool, type DeviceRecord } from './devices.js';
 import { checkLayerId, isLayerId } from '../common/layer-id.js';
-import { DriverError, type CreateOpts, type Driver, type DriverOptions, type Inventory } from '../driver.js';
+import { DriverError, type BlockUsage, type CreateOpts, type Driver, type DriverOptions, type Inventory } from '../driver.js';
 import { MountRefs } from '../common/mountref.js';
 import { NaiveDiffDriver } from '../common/naivediff.js';
 import { isCode } from '../../sys/errno.js';
@@ -332,6 +332,12 @@ export class DevmapperDriver extends NaiveDiffDriver implements Driver {
     return { DeviceId: String(rec.device_id), DeviceSize: String(rec.size), DeviceName: this.devices.deviceName(id) };
   }
 
+  /** The blocks copy-on-write gave this device, where its pool can tell. */
+  async blockUsage(id: string, files: string[]): Promise<BlockUsage | null> {
+    await this.record(id);
+    return this.devices.blockUsage(id, files);
+  }
+
   /** A device image's allocated bytes and content digest (for checks that devices stay apart). */
   async deviceImage(id: string): Promise<{ allocated: number; size: number; sha256: string }> {
     await this.record(id);
@@ -341,7 +347,7 @@ export class DevmapperDriver extends NaiveDiffDriver implements Driver {
 
   async releaseCrashed(owners: string[]): Promise<void> {
     await this.refs.dropHolders(owners, (mp) => this.unmountDevice(mp));
-    this.pool.unmountIfIdle();
+    await this.devices.releaseIfIdle();
   }
 
   /**

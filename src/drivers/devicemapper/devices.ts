@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { writeFileAtomic } from '../../sys/fileio.js';
 import { isCode } from '../../sys/errno.js';
 import { humanSize as goHumanSize } from '../../sys/units.js';
-import { DriverError } from '../driver.js';
+import { DriverError, type BlockUsage } from '../driver.js';
 
 /** The base device's name, as Docker's `metadata/base`. */
 export const BASE = 'base';
@@ -117,6 +117,8 @@ export interface DevicePool {
   status(): Promise<[string, string][]>;
   /** The device name `inspect` shows. */
   deviceName(id: string): string;
+  /** Bytes of id's device no other device shares, in all and under each of files (null: the pool cannot tell). */
+  blockUsage(id: string, files: string[]): Promise<BlockUsage | null>;
 }
 
 /** Device records in metaDir (not the device set, temporary or doomed ones). */

@@ -126,6 +126,11 @@ export class ThinDevices implements DevicePool {
     return this.thin.name(id);
   }
 
+  /** Kernel dm-thin does not say which of a thin device's blocks are its own. */
+  async blockUsage(): Promise<null> {
+    return null;
+  }
+
   /** Docker's info rows for a kernel pool, from `dmsetup status <pool>`. */
   async status(): Promise<[string, string][]> {
     const thin = this.thin;
