@@ -9,7 +9,7 @@ import type { Selection } from './main.js';
 
 const ROW = 38;
 const COL = 250;
-const ROOT = '';
+const ROOT = '(store)';
 
 interface Item {
   id: string;

@@ -48,7 +48,7 @@ const text = (status: number, body: string): Answer => ({ status, type: 'text/pl
 function page(token: string): string {
   const q = `?token=${encodeURIComponent(token)}`;
   return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>strata: layers</title>
+<html lang="en"><head><meta charset="utf-8"><title>strata: layers</title><link rel="icon" href="data:,">
 <link rel="stylesheet" href="/app.css${q}"><script type="module" src="/app.js${q}"></script></head>
 <body><div id="app"></div></body></html>
 `;

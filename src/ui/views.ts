@@ -5,7 +5,7 @@
 import { lstat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Change } from '../archive/changes.js';
-import { parseConfig } from '../store/images.js';
+import { familiar, parseConfig } from '../store/images.js';
 import type { LayerKind } from '../store/layers.js';
 import type { Store } from '../store/store.js';
 
@@ -85,7 +85,7 @@ export function storeState(store: Store): UiState {
   for (const summary of images) {
     const img = store.images.get(summary.id);
     if (!img) continue;
-    out.push({ id: img.id, names: summary.names, created: summary.created, size: summary.size, topLayer: img.topLayer });
+    out.push({ id: img.id, names: summary.names.map(familiar), created: summary.created, size: summary.size, topLayer: img.topLayer });
     const stack = store.imageLayers(img);
     const made = (parseConfig(img).history ?? []).filter((h) => h.empty_layer !== true);
     stack.forEach((l, i) => {
