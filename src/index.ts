@@ -20,3 +20,4 @@ export type { Change, ChangeKind } from './archive/changes.js';
 export type { Driver, DriverOptions, CreateOpts } from './drivers/driver.js';
 export { driverNames } from './drivers/index.js';
 export type { ImageSource, LayerSource, ExportImage, ExportLayer } from './image/source.js';
+export type { LayerTree, LayerNode, LayerTreeImage, LayerTreeContainer } from './store/analysis/tree.js';

@@ -14,6 +14,7 @@ export const EXAMPLES: Record<string, string> = {
   rmi: 'strata rmi web:1',
   inspect: "strata inspect -f '{{.State.Status}} {{.State.ExitCode}}' web1",
   history: 'strata history --no-trunc nginx:latest',
+  layers: "strata layers --format '{{.Tree}}{{.ID}} {{.Size}} {{.Images}}'",
   import: 'strata import rootfs.tar flat:1',
   create: 'strata create --name web1 -e MODE=prod nginx:latest nginx -g "daemon off;"',
   run: 'strata run -d --name web -p 127.0.0.1:8080:80 nginx:latest',

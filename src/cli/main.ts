@@ -8,6 +8,7 @@ import { Store, DEFAULT_ROOT, type StoreOptions } from '../store/store.js';
 import { version } from '../version.js';
 import { addContainerCommands } from './commands/containers.js';
 import { addImageCommands } from './commands/images.js';
+import { addLayerCommands } from './commands/layers.js';
 import { addRegistryCommands } from './commands/registry.js';
 import { addExecCommands } from './commands/exec.js';
 import { addRunCommands } from './commands/run.js';
@@ -62,6 +63,7 @@ export function buildProgram(io = new Output()): Command {
   addExecCommands(program, ctx);
   addRegistryCommands(program, ctx);
   addSystemCommands(program, ctx);
+  addLayerCommands(program, ctx);
   addUiCommands(program, ctx);
   installCompletion(program, io.out);
   installHelp(program);

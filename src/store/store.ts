@@ -33,6 +33,7 @@ import { execIn, type ExecOptions, type ExecStreams } from './exec.js';
 import { Runner, runConfig, type AttachStreams, type RunConfigOptions } from './run.js';
 import { RunStates, type RunState } from './runstate.js';
 import { ensureReserve, isNoSpace } from './reserve.js';
+import { buildLayerTree, type LayerTree } from './analysis/tree.js';
 
 export const DEFAULT_ROOT = '/var/lib/strata';
 
@@ -817,6 +818,23 @@ export class Store {
           : {}),
       },
     };
+  }
+
+  // ---------------------------------------------------------------- seeing the layers
+
+  /**
+   * Every image layer once, as a tree from the base layers up: what made each one and which
+   * images and containers stand on it (`strata layers`). Metadata only, one read snapshot.
+   */
+  async layerTree(): Promise<LayerTree> {
+    return this.db.transaction(() =>
+      buildLayerTree({
+        layers: this.layers.all(),
+        images: this.images.list(),
+        names: (id) => this.images.names(id),
+        containers: this.containers.list(),
+      }),
+    )();
   }
 
   // ---------------------------------------------------------------- system

@@ -31,7 +31,7 @@ export { TemplateSyntaxError } from './lex.js';
 export { TemplateExecError, compile, execute } from './exec.js';
 export * from './tables.js';
 
-export type FormatCommand = 'images' | 'ps' | 'history' | 'system df' | 'inspect' | 'info' | 'system df -v';
+export type FormatCommand = 'images' | 'ps' | 'history' | 'system df' | 'inspect' | 'info' | 'system df -v' | 'layers';
 
 interface CommandSpec {
   parse: [prefix: string, exitCode: number];
@@ -54,6 +54,8 @@ export const COMMANDS: Record<FormatCommand, CommandSpec> = {
   inspect: { parse: ['template parsing error: ', 64], exec: ['template parsing error: ', 1], preformat: false, newline: true, missingKey: 'error' },
   info: { parse: ['template parsing error: ', 64], exec: ['', 1], preformat: false, newline: true, missingKey: 'default' },
   'system df -v': { ...LIST, exec: ['', 1], newline: false },
+  // strata's own list command: docker's list conventions.
+  layers: LIST,
 };
 
 /** A header map value: a column title, or a method such as ps's `{{.Label "com.x"}}`. */
