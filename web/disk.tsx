@@ -4,7 +4,6 @@
 import { hierarchy, treemap } from 'd3-hierarchy';
 import type { UiLayer, UiState } from '../src/ui/views.js';
 import { short, size } from './api.js';
-import { shared } from './graph.js';
 import type { Selection } from './main.js';
 
 const W = 900;
@@ -18,8 +17,8 @@ interface Box {
 
 export function DiskView({ state, onSelect }: { state: UiState; onSelect: (s: Selection) => void }) {
   const groups: Box[] = [
-    { name: 'shared', children: state.layers.filter(shared).map((l) => ({ name: l.id, layer: l })) },
-    { name: 'unique', children: state.layers.filter((l) => !shared(l)).map((l) => ({ name: l.id, layer: l })) },
+    { name: 'shared', children: state.layers.filter((l) => l.shared).map((l) => ({ name: l.id, layer: l })) },
+    { name: 'unique', children: state.layers.filter((l) => !l.shared).map((l) => ({ name: l.id, layer: l })) },
   ];
   const total = (g: Box) => (g.children ?? []).reduce((n, b) => n + (b.layer?.bytes ?? 0), 0);
   const root = treemap<Box>().size([W, H]).paddingTop(20).paddingInner(2).paddingOuter(3)(

@@ -21,8 +21,6 @@ export function radius(bytes: number, max: number): number {
   return 4 + 14 * Math.sqrt(max > 0 ? bytes / max : 0);
 }
 
-export const shared = (l: UiLayer): boolean => l.images.length > 1;
-
 function layout(state: UiState): HierarchyPointNode<Item> {
   const ids = new Set(state.layers.map((l) => l.id));
   const items: Item[] = [{ id: ROOT, parent: null }, ...state.layers.map((l) => ({ id: l.id, parent: l.parent && ids.has(l.parent) ? l.parent : ROOT, layer: l }))];
@@ -64,11 +62,12 @@ export function LayerGraph({ state, selected, onSelect }: { state: UiState; sele
         const names = [...(tops.get(l.id) ?? []), ...(c ? [`▣ ${c.name}`] : [])];
         const isSel = selected?.kind === 'layer' && selected.id === l.id;
         return (
-          <g key={l.id} class={`node ${l.kind}${shared(l) ? ' shared' : ''}${isSel ? ' selected' : ''}`} data-layer={l.id} transform={`translate(${p.x},${p.y})`} onClick={() => onSelect({ kind: 'layer', id: l.id })}>
+          <g key={l.id} class={`node ${l.kind}${l.shared ? ' shared' : ''}${isSel ? ' selected' : ''}`} data-layer={l.id} transform={`translate(${p.x},${p.y})`} onClick={() => onSelect({ kind: 'layer', id: l.id })}>
             <title>{`${l.kind} layer ${l.id}\n${size(l.bytes)}${l.createdBy ? `\n${l.createdBy}` : ''}\nimages: ${l.images.length}, containers: ${l.containers.length}`}</title>
             <circle r={r} />
             <text x={r + 5} y={-2} class="label">
-              {short(l.chainId ?? l.id)} · {size(l.bytes)}
+              {short(l.chainId ?? l.id)}
+              {l.kind === 'image' ? ` · ${size(l.bytes)}` : ''}
             </text>
             <text x={r + 5} y={11} class="cmd">
               {l.kind === 'image' ? trim(l.createdBy, 36) : l.kind}

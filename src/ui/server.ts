@@ -63,15 +63,15 @@ export async function serveUi(store: Store, opts: UiOptions = {}): Promise<UiSer
   // The state is rebuilt only when another process has changed the store; image layers never
   // change once complete, so their file lists are kept (container layers change while running).
   let state: UiState | undefined;
-  const current = (): UiState => {
-    if (!state || state.version !== store.changeCounter()) state = storeState(store);
+  const current = async (): Promise<UiState> => {
+    if (!state || state.version !== store.changeCounter()) state = await storeState(store);
     return state;
   };
   const layerCache = new Map<string, UiLayerDetail>();
   const layer = async (id: string): Promise<UiLayerDetail | undefined> => {
     const hit = layerCache.get(id);
     if (hit) return hit;
-    const d = await layerDetail(store, current(), id);
+    const d = await layerDetail(store, await current(), id);
     if (d?.layer.kind === 'image') layerCache.set(id, d);
     return d;
   };
@@ -81,10 +81,10 @@ export async function serveUi(store: Store, opts: UiOptions = {}): Promise<UiSer
     [/^\/$/, () => ({ status: 200, type: 'text/html; charset=utf-8', body: page(token) })],
     [/^\/app\.js$/, () => ({ status: 200, type: 'text/javascript; charset=utf-8', body: assets['app.js'] })],
     [/^\/app\.css$/, () => ({ status: 200, type: 'text/css; charset=utf-8', body: assets['app.css'] })],
-    [/^\/api\/state$/, () => json(current())],
+    [/^\/api\/state$/, async () => json(await current())],
     [/^\/api\/layers\/([0-9a-f]{64}(?:-init)?)$/, async (m) => found(await layer(m[1]), 'layer')],
-    [/^\/api\/images\/(sha256:[0-9a-f]{64})$/, (m) => found(imageDetail(store, current(), m[1]), 'image')],
-    [/^\/api\/containers\/([0-9a-f]{64})$/, async (m) => found(await containerDetail(store, current(), m[1]), 'container')],
+    [/^\/api\/images\/(sha256:[0-9a-f]{64})$/, async (m) => found(imageDetail(store, await current(), m[1]), 'image')],
+    [/^\/api\/containers\/([0-9a-f]{64})$/, async (m) => found(await containerDetail(store, await current(), m[1]), 'container')],
   ];
 
   const streams = new Set<ServerResponse>();

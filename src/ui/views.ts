@@ -5,7 +5,8 @@
 import { lstat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Change } from '../archive/changes.js';
-import { familiar, parseConfig } from '../store/images.js';
+import type { LayerNode } from '../store/analysis/tree.js';
+import { familiar } from '../store/images.js';
 import type { LayerKind } from '../store/layers.js';
 import type { Store } from '../store/store.js';
 
@@ -14,8 +15,10 @@ export interface UiLayer {
   parent: string | null;
   chainId: string | null;
   kind: LayerKind;
-  /** Bytes of file content the layer holds. */
+  /** Bytes of file content the layer holds (0 for a container's own layers: their detail says). */
   bytes: number;
+  /** More than one image stands on it. */
+  shared: boolean;
   /** The history command that made it (image layers). */
   createdBy: string;
   /** Images whose stack includes the layer, and containers standing on it. */
@@ -71,35 +74,34 @@ export interface UiContainerDetail {
   changes: Change[];
 }
 
-/** The whole store, read in one go. */
-export function storeState(store: Store): UiState {
+/** The whole store: the image layers as Store.layerTree() has them, and each container's own two layers on top. */
+export async function storeState(store: Store): Promise<UiState> {
   const version = store.changeCounter();
-  const images = store.listImages({ all: true });
-  const containers = store.listContainers();
-  const layers = new Map<string, UiLayer>();
-  for (const l of store.layers.all()) {
-    if (l.state !== 'complete') continue;
-    layers.set(l.id, { id: l.id, parent: l.parent, chainId: l.chainId, kind: l.kind, bytes: l.contentSize, createdBy: '', images: [], containers: [] });
-  }
-  const out: UiImage[] = [];
-  for (const summary of images) {
-    const img = store.images.get(summary.id);
-    if (!img) continue;
-    out.push({ id: img.id, names: summary.names.map(familiar), created: summary.created, size: summary.size, topLayer: img.topLayer });
-    const stack = store.imageLayers(img);
-    const made = (parseConfig(img).history ?? []).filter((h) => h.empty_layer !== true);
-    stack.forEach((l, i) => {
-      const ui = layers.get(l.id);
-      if (!ui) return;
-      ui.images.push(img.id);
-      if (!ui.createdBy && made[i]?.created_by) ui.createdBy = made[i].created_by!;
-    });
-  }
-  const cs: UiContainer[] = containers.map((c) => {
-    for (const l of store.layers.ancestry(c.layer)) layers.get(l.id)?.containers.push(c.id);
+  const tree = await store.layerTree();
+  const layers: UiLayer[] = [];
+  const tops = new Map<string, string>();
+  // A layer's images and containers are its own and those of every layer above it.
+  const visit = (n: LayerNode): UiLayer => {
+    const ui: UiLayer = { id: n.id, parent: n.parent, chainId: n.chainId, kind: 'image', bytes: n.size, createdBy: n.createdBy, shared: n.shared, images: [], containers: [] };
+    layers.push(ui);
+    for (const i of n.images) tops.set(i.id, n.id);
+    ui.images.push(...n.images.map((i) => i.id));
+    ui.containers.push(...n.containers.map((c) => c.id));
+    for (const child of n.children) {
+      const above = visit(child);
+      ui.images.push(...above.images);
+      ui.containers.push(...above.containers);
+    }
+    return ui;
+  };
+  tree.roots.forEach(visit);
+  const containers: UiContainer[] = store.listContainers().map((c) => {
+    const own = { chainId: null, bytes: 0, createdBy: '', shared: false, images: [], containers: [c.id] };
+    layers.push({ ...own, id: c.initLayer, parent: tops.get(c.imageId) ?? null, kind: 'init' }, { ...own, id: c.layer, parent: c.initLayer, kind: 'container' });
     return { id: c.id, name: c.name, imageId: c.imageId, imageRef: c.imageRef, status: c.run.status, layer: c.layer, initLayer: c.initLayer };
   });
-  return { version, driver: store.driver.name, root: store.root, layers: [...layers.values()], images: out, containers: cs };
+  const images: UiImage[] = store.listImages({ all: true }).map((i) => ({ id: i.id, names: i.names.map(familiar), created: i.created, size: i.size, topLayer: tops.get(i.id) ?? null }));
+  return { version, driver: store.driver.name, root: store.root, layers, images, containers };
 }
 
 /** What one layer changed against its parent, each file with its size in the layer. */
