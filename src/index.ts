@@ -21,3 +21,4 @@ export type { Driver, DriverOptions, CreateOpts } from './drivers/driver.js';
 export { driverNames } from './drivers/index.js';
 export type { ImageSource, LayerSource, ExportImage, ExportLayer } from './image/source.js';
 export type { LayerTree, LayerNode, LayerTreeImage, LayerTreeContainer } from './store/analysis/tree.js';
+export type { ImageAnalysis, LayerAnalysis, LayerFile, FileKind, FileCount, WastedPath } from './store/analysis/analyze.js';

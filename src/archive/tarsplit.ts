@@ -353,3 +353,25 @@ export function assembleLayer(splitPath: string, root: string): Readable {
   })().catch((err) => out.destroy(err));
   return out;
 }
+
+const SKELETON_ZEROS = Buffer.alloc(1 << 20);
+
+/**
+ * A layer's tar from its tar-split alone, each regular file's content replaced by zeros: every
+ * header as the original has it, for reading what a layer holds (`analyze`) without reading
+ * the layer's files.
+ */
+export function layerSkeleton(splitPath: string): Readable {
+  return Readable.from(
+    (async function* () {
+      for await (const rec of records(splitPath)) {
+        if (rec.kind === 'meta') {
+          yield rec.bytes;
+          continue;
+        }
+        for (let left = rec.size; left > 0; left -= SKELETON_ZEROS.length) yield SKELETON_ZEROS.subarray(0, Math.min(left, SKELETON_ZEROS.length));
+      }
+    })(),
+    { objectMode: false },
+  );
+}

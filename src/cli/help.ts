@@ -14,6 +14,7 @@ export const EXAMPLES: Record<string, string> = {
   rmi: 'strata rmi web:1',
   inspect: "strata inspect -f '{{.State.Status}} {{.State.ExitCode}}' web1",
   history: 'strata history --no-trunc nginx:latest',
+  analyze: 'strata analyze --ci --lowest-efficiency 0.95 --highest-wasted-bytes 20M app:1',
   layers: "strata layers --format '{{.Tree}}{{.ID}} {{.Size}} {{.Images}}'",
   import: 'strata import rootfs.tar flat:1',
   create: 'strata create --name web1 -e MODE=prod nginx:latest nginx -g "daemon off;"',

@@ -34,6 +34,7 @@ import { Runner, runConfig, type AttachStreams, type RunConfigOptions } from './
 import { RunStates, type RunState } from './runstate.js';
 import { ensureReserve, isNoSpace } from './reserve.js';
 import { buildLayerTree, type LayerTree } from './analysis/tree.js';
+import { analyzeImage, type ImageAnalysis } from './analysis/analyze.js';
 
 export const DEFAULT_ROOT = '/var/lib/strata';
 
@@ -835,6 +836,19 @@ export class Store {
         containers: this.containers.list(),
       }),
     )();
+  }
+
+  /**
+   * `analyze IMAGE`: what each layer adds, changes and removes, the bytes the image stores but
+   * never shows (overwritten or deleted by a later layer), and dive's efficiency score. Read
+   * from the layers' tar-split records (headers only, no file content).
+   */
+  async analyze(ref: string): Promise<ImageAnalysis> {
+    const { img, names, layers } = this.db.transaction(() => {
+      const found = this.images.resolve(ref);
+      return { img: found, names: this.images.names(found.id), layers: this.imageLayers(found) };
+    })();
+    return analyzeImage(img, names, layers, (l) => tarSplitPath(this.root, l.id));
   }
 
   // ---------------------------------------------------------------- system

@@ -77,7 +77,7 @@ export interface TreeInput {
 }
 
 /** The history entries that made layers (empty_layer ones are config-only), base first. */
-function layerHistory(img: ImageRecord): HistoryEntry[] {
+export function layerHistory(img: ImageRecord): HistoryEntry[] {
   try {
     const cfg = JSON.parse(img.config.toString('utf8')) as ImageConfig;
     return (cfg.history ?? []).filter((h) => h.empty_layer !== true);
