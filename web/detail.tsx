@@ -1,7 +1,7 @@
 // The side panel: what one selected layer, image or container holds, fetched when selected and
 // again when the store changes (a running container's diff grows).
 import { useEffect, useState } from 'preact/hooks';
-import type { UiChange, UiContainerDetail, UiImageDetail, UiLayerDetail, UiState } from '../src/ui/views.js';
+import type { UiAnalysis, UiChange, UiContainerDetail, UiImageDetail, UiLayerDetail, UiState } from '../src/ui/views.js';
 import { getJSON, short, size } from './api.js';
 import type { Selection } from './main.js';
 
@@ -60,7 +60,7 @@ function LayerPanel({ d, state, onSelect }: { d: UiLayerDetail; state: UiState; 
         </dd>
       </dl>
       <h3>
-        files ({d.changes.length} changes, {size(d.changes.reduce((n, c) => n + c.size, 0))})
+        files ({d.changes.length} changes, {size(d.changes.reduce((n, c) => n + (c.kind === 'D' ? 0 : c.size), 0))} stored)
       </h3>
       <FileTree changes={d.changes} />
     </section>
@@ -78,12 +78,14 @@ interface Dir {
 function toTree(changes: UiChange[]): Dir {
   const root: Dir = { name: '/', bytes: 0, children: new Map() };
   for (const c of changes) {
+    // a removal's bytes are what it hides below, not what the layer stores
+    const stored = c.kind === 'D' ? 0 : c.size;
     let at = root;
-    at.bytes += c.size;
+    at.bytes += stored;
     for (const part of c.path.split('/').filter(Boolean)) {
       let next = at.children.get(part);
       if (!next) at.children.set(part, (next = { name: part, bytes: 0, children: new Map() }));
-      next.bytes += c.size;
+      next.bytes += stored;
       at = next;
     }
     at.change = c;
@@ -99,9 +101,9 @@ function FileTree({ changes }: { changes: UiChange[] }) {
 function Entry({ d, depth }: { d: Dir; depth: number }) {
   const mark = d.change?.kind ?? ' ';
   const row = (
-    <span class="file" data-path={d.change?.path}>
+    <span class={`file${d.change?.hidden ? ' hidden' : ''}`} data-path={d.change?.path} title={d.change?.hidden ? 'a later layer overwrites or deletes this version' : undefined}>
       <span class={`mark ${mark}`}>{mark}</span> {d.name}
-      {d.children.size > 0 ? '/' : ''} <span class="size">{d.bytes > 0 ? size(d.bytes) : ''}</span>
+      {d.children.size > 0 ? '/' : ''} <span class="size">{mark === 'D' ? (d.change!.size > 0 ? `−${size(d.change!.size)}` : '') : d.bytes > 0 ? size(d.bytes) : ''}</span>
     </span>
   );
   if (d.children.size === 0) return <li>{row}</li>;
@@ -143,6 +145,7 @@ function ImagePanel({ d, state, onSelect }: { d: UiImageDetail; state: UiState; 
           ))}
         </dd>
       </dl>
+      <Analysis a={d.analysis} onSelect={onSelect} />
       <h3>history</h3>
       <table class="history">
         <thead>
@@ -161,6 +164,62 @@ function ImagePanel({ d, state, onSelect }: { d: UiImageDetail; state: UiState; 
         </tbody>
       </table>
     </section>
+  );
+}
+
+const count = (c: { files: number; bytes: number }) => (c.files ? `${c.files} · ${size(c.bytes)}` : '');
+
+function Analysis({ a, onSelect }: { a: UiAnalysis; onSelect: (s: Selection) => void }) {
+  return (
+    <>
+      <h3>analysis</h3>
+      <dl class="analysis">
+        <dt>efficiency</dt>
+        <dd>{(a.efficiency * 100).toFixed(2)} %</dd>
+        <dt>wasted</dt>
+        <dd>{size(a.wastedBytes)}</dd>
+        <dt>visible</dt>
+        <dd>
+          {size(a.visibleBytes)} of {size(a.sizeBytes)} stored
+        </dd>
+      </dl>
+      <table class="history layers">
+        <thead>
+          <tr>
+            <th>layer</th>
+            <th>added</th>
+            <th>changed</th>
+            <th>removed</th>
+            <th>wasted</th>
+          </tr>
+        </thead>
+        <tbody>
+          {a.layers.map((l) => (
+            <tr key={l.id}>
+              <td>
+                <a onClick={() => onSelect({ kind: 'layer', id: l.id })}>{short(l.chainId)}</a>
+              </td>
+              <td>{count(l.added)}</td>
+              <td>{count(l.changed)}</td>
+              <td>{count(l.removed)}</td>
+              <td>{l.wastedBytes ? size(l.wastedBytes) : ''}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {a.wasted.length > 0 && (
+        <>
+          <h3>most wasted paths</h3>
+          <ul class="files wasted">
+            {a.wasted.slice(0, 10).map((w) => (
+              <li key={w.path}>
+                {w.path} <span class="size">{size(w.wastedBytes)} in {w.versions} versions</span>
+              </li>
+            ))}
+          </ul>
+        </>
+      )}
+    </>
   );
 }
 

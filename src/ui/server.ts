@@ -12,7 +12,8 @@ import { StrataError } from '../errors.js';
 import { log } from '../log.js';
 import type { Store } from '../store/store.js';
 import { loadAssets, type PageAssets } from './assets.js';
-import { containerDetail, imageDetail, layerDetail, storeState, type UiLayerDetail, type UiState } from './views.js';
+import type { ImageAnalysis } from '../store/analysis/analyze.js';
+import { containerDetail, imageDetail, layerDetail, storeState, type UiState } from './views.js';
 
 export interface UiOptions {
   /** TCP port on 127.0.0.1; 0 (the default) takes a free one. */
@@ -30,6 +31,7 @@ export interface UiServer {
 }
 
 const HOST = '127.0.0.1';
+const MAX_ANALYSES = 256;
 
 /** Sent with every answer: the token stays out of Referer headers, and nothing loads from elsewhere. */
 const HEADERS = {
@@ -60,20 +62,23 @@ export async function serveUi(store: Store, opts: UiOptions = {}): Promise<UiSer
   const tokenBytes = Buffer.from(token);
   const pollMs = opts.pollMs ?? 200;
 
-  // The state is rebuilt only when another process has changed the store; image layers never
-  // change once complete, so their file lists are kept (container layers change while running).
+  // The state is rebuilt only when another process has changed the store.
   let state: UiState | undefined;
   const current = async (): Promise<UiState> => {
     if (!state || state.version !== store.changeCounter()) state = await storeState(store);
     return state;
   };
-  const layerCache = new Map<string, UiLayerDetail>();
-  const layer = async (id: string): Promise<UiLayerDetail | undefined> => {
-    const hit = layerCache.get(id);
-    if (hit) return hit;
-    const d = await layerDetail(store, await current(), id);
-    if (d?.layer.kind === 'image') layerCache.set(id, d);
-    return d;
+  // Analyses are kept per image (an image never changes); a bounded number, oldest dropped.
+  const analyses = new Map<string, Promise<ImageAnalysis>>();
+  const analysisOf = (imageId: string): Promise<ImageAnalysis> => {
+    let a = analyses.get(imageId);
+    if (!a) {
+      a = store.analyze(imageId);
+      a.catch(() => analyses.delete(imageId));
+      analyses.set(imageId, a);
+      if (analyses.size > MAX_ANALYSES) analyses.delete(analyses.keys().next().value!);
+    }
+    return a;
   };
   const found = (v: unknown, what: string): Answer => (v === undefined ? text(404, `no such ${what}`) : json(v));
 
@@ -82,8 +87,8 @@ export async function serveUi(store: Store, opts: UiOptions = {}): Promise<UiSer
     [/^\/app\.js$/, () => ({ status: 200, type: 'text/javascript; charset=utf-8', body: assets['app.js'] })],
     [/^\/app\.css$/, () => ({ status: 200, type: 'text/css; charset=utf-8', body: assets['app.css'] })],
     [/^\/api\/state$/, async () => json(await current())],
-    [/^\/api\/layers\/([0-9a-f]{64}(?:-init)?)$/, async (m) => found(await layer(m[1]), 'layer')],
-    [/^\/api\/images\/(sha256:[0-9a-f]{64})$/, async (m) => found(imageDetail(store, await current(), m[1]), 'image')],
+    [/^\/api\/layers\/([0-9a-f]{64}(?:-init)?)$/, async (m) => found(await layerDetail(store, await current(), m[1], analysisOf), 'layer')],
+    [/^\/api\/images\/(sha256:[0-9a-f]{64})$/, async (m) => found(await imageDetail(store, await current(), m[1], analysisOf), 'image')],
     [/^\/api\/containers\/([0-9a-f]{64})$/, async (m) => found(await containerDetail(store, await current(), m[1]), 'container')],
   ];
 

@@ -5,6 +5,7 @@
 import { lstat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Change } from '../archive/changes.js';
+import type { ImageAnalysis, LayerAnalysis } from '../store/analysis/analyze.js';
 import type { LayerNode } from '../store/analysis/tree.js';
 import { familiar } from '../store/images.js';
 import type { LayerKind } from '../store/layers.js';
@@ -55,8 +56,10 @@ export interface UiState {
 }
 
 export interface UiChange extends Change {
-  /** Bytes of the file as the layer holds it (0 for directories, links and deletions). */
+  /** Bytes of the file in this layer; for a D, of what it removed (0 when not known). */
   size: number;
+  /** A later layer of the image overwrites or deletes this version (wasted bytes). */
+  hidden?: boolean;
 }
 
 export interface UiLayerDetail {
@@ -64,15 +67,22 @@ export interface UiLayerDetail {
   changes: UiChange[];
 }
 
+/** An image's analysis without each layer's file list (the layer's own detail has it). */
+export type UiAnalysis = Omit<ImageAnalysis, 'layers'> & { layers: Omit<LayerAnalysis, 'files'>[] };
+
 export interface UiImageDetail {
   image: UiImage;
   history: ReturnType<Store['history']>;
+  analysis: UiAnalysis;
 }
 
 export interface UiContainerDetail {
   container: UiContainer;
   changes: Change[];
 }
+
+/** Store.analyze of an image, kept by whoever calls (an image never changes once stored). */
+export type AnalysisOf = (imageId: string) => Promise<ImageAnalysis>;
 
 /** The whole store: the image layers as Store.layerTree() has them, and each container's own two layers on top. */
 export async function storeState(store: Store): Promise<UiState> {
@@ -104,15 +114,22 @@ export async function storeState(store: Store): Promise<UiState> {
   return { version, driver: store.driver.name, root: store.root, layers, images, containers };
 }
 
-/** What one layer changed against its parent, each file with its size in the layer. */
-export async function layerDetail(store: Store, state: UiState, id: string): Promise<UiLayerDetail | undefined> {
+/**
+ * What one layer changed against the layers below it, each file with its bytes: an image layer
+ * as the analysis of an image standing on it read it from the tar-split; a container's own layer
+ * through the driver, sized from the mounted stack.
+ */
+export async function layerDetail(store: Store, state: UiState, id: string, analysisOf: AnalysisOf): Promise<UiLayerDetail | undefined> {
   const layer = state.layers.find((l) => l.id === id);
   if (!layer) return undefined;
+  if (layer.kind === 'image') {
+    const files = (await analysisOf(layer.images[0])).layers.find((l) => l.id === id)?.files ?? [];
+    return { layer, changes: files.map((f) => ({ path: f.path, kind: f.kind, size: f.bytes, hidden: f.hidden })) };
+  }
   const changes = await store.driver.changes(layer.id, layer.parent);
   const root = await store.driver.get(layer.id);
   try {
-    const sized = await Promise.all(changes.map(async (c) => ({ ...c, size: c.kind === 'D' ? 0 : await fileSize(join(root, c.path)) })));
-    return { layer, changes: sized.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)) };
+    return { layer, changes: await Promise.all(changes.map(async (c) => ({ ...c, size: c.kind === 'D' ? 0 : await fileSize(join(root, c.path)) }))) };
   } finally {
     await store.driver.put(layer.id);
   }
@@ -123,9 +140,11 @@ async function fileSize(path: string): Promise<number> {
   return st?.isFile() ? st.size : 0;
 }
 
-export function imageDetail(store: Store, state: UiState, id: string): UiImageDetail | undefined {
+export async function imageDetail(store: Store, state: UiState, id: string, analysisOf: AnalysisOf): Promise<UiImageDetail | undefined> {
   const image = state.images.find((i) => i.id === id);
-  return image && { image, history: store.history(image.id) };
+  if (!image) return undefined;
+  const { layers, ...whole } = await analysisOf(image.id);
+  return { image, history: store.history(image.id), analysis: { ...whole, layers: layers.map(({ files: _files, ...l }) => l) } };
 }
 
 export async function containerDetail(store: Store, state: UiState, id: string): Promise<UiContainerDetail | undefined> {
