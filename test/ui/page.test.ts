@@ -4,6 +4,8 @@
 // container created by another process appears within 2 s, and nothing answers without the token.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { humanSize } from '../../src/sys/units.js';
 import type { UiState } from '../../src/ui/views.js';
@@ -101,6 +103,28 @@ test('strata ui: the page shows the store, a layer lists its files, a create els
     const bytes = want.get('/bin/busybox')!;
     assert.ok(bytes > 100_000);
     assert.equal(busybox.size, humanSize(bytes), 'the size of the file in the layer tar');
+  });
+
+  await t.test('a click on an image shows its history and analysis, on a container its diff', async () => {
+    const analysis = JSON.parse(cli.ok(['analyze', '--format', 'json', 'corpus/app'])) as { wastedBytes: number; efficiency: number; layers: unknown[] };
+    await page.locator('#images li', { hasText: 'corpus/app:latest' }).click();
+    await page.waitForSelector('#detail .image-detail .analysis');
+    const detail = page.locator('#detail .image-detail');
+    assert.equal(await detail.locator('dl.analysis dd').first().textContent(), `${(analysis.efficiency * 100).toFixed(2)} %`);
+    assert.equal(await detail.locator('dl.analysis dd').nth(1).textContent(), humanSize(analysis.wastedBytes));
+    assert.equal(await detail.locator('table.layers tbody tr').count(), analysis.layers.length);
+    const history = cli.ok(['history', '--no-trunc', '--format', '{{.CreatedBy}}', 'corpus/app']).replace(/\n$/, '').split('\n');
+    assert.deepEqual(await detail.locator('table.history:not(.layers) td.cmd').allTextContents(), history);
+
+    // a file written into the container shows in its diff (as `strata diff` has it)
+    const mnt = cli.ok(['mount', 'first']).trim();
+    writeFileSync(join(mnt, 'written-by-test'), 'x'.repeat(1234));
+    cli.ok(['umount', 'first']);
+    await page.locator('#containers li', { hasText: 'first' }).click();
+    await page.waitForSelector('#detail .container-detail .files');
+    const shown = await page.locator('#detail .container-detail .file[data-path]').evaluateAll((els) => els.map((e) => `${e.querySelector('.mark')!.textContent} ${e.getAttribute('data-path')}`));
+    assert.deepEqual(shown.sort(), cli.ok(['diff', 'first']).trim().split('\n').sort());
+    assert.ok(shown.includes('A /written-by-test'), shown.join(' | '));
   });
 
   await t.test('a container created by another process appears within 2 s, and goes when removed', async () => {
