@@ -22,3 +22,4 @@ export { driverNames } from './drivers/index.js';
 export type { ImageSource, LayerSource, ExportImage, ExportLayer } from './image/source.js';
 export type { LayerTree, LayerNode, LayerTreeImage, LayerTreeContainer } from './store/analysis/tree.js';
 export type { ImageAnalysis, LayerAnalysis, LayerFile, FileKind, FileCount, WastedPath } from './store/analysis/analyze.js';
+export type { CopyUpReport, CopyUp, CopyUpMethod, CopyUpSource } from './store/analysis/copyups.js';

@@ -34,7 +34,8 @@ import { Runner, runConfig, type AttachStreams, type RunConfigOptions } from './
 import { RunStates, type RunState } from './runstate.js';
 import { ensureReserve, isNoSpace } from './reserve.js';
 import { buildLayerTree, type LayerTree } from './analysis/tree.js';
-import { analyzeImage, type ImageAnalysis } from './analysis/analyze.js';
+import { analyzeChain, type ImageAnalysis } from './analysis/analyze.js';
+import { copyUps, type CopyUpReport } from './analysis/copyups.js';
 
 export const DEFAULT_ROOT = '/var/lib/strata';
 
@@ -848,7 +849,21 @@ export class Store {
       const found = this.images.resolve(ref);
       return { img: found, names: this.images.names(found.id), layers: this.imageLayers(found) };
     })();
-    return analyzeImage(img, names, layers, (l) => tarSplitPath(this.root, l.id));
+    return (await analyzeChain(img, layers, (l) => tarSplitPath(this.root, l.id))).result(img.id, names);
+  }
+
+  /**
+   * `diff -v`: every path the container changed, the layer its previous version came from,
+   * what the copy-up cost as the driver pays it (whole files, extents, blocks), and the bytes
+   * allocated for new files.
+   */
+  async copyUps(ref: string): Promise<CopyUpReport> {
+    return this.onContainer(ref, async (c) => {
+      const img = this.images.get(c.imageId);
+      if (!img) throw new StrataError(`image ${c.imageId} of container ${c.name} is gone`);
+      const chain = await analyzeChain(img, this.imageLayers(img), (l) => tarSplitPath(this.root, l.id));
+      return copyUps({ driver: this.driver, container: c, imageTop: img.topLayer, chain });
+    });
   }
 
   // ---------------------------------------------------------------- system

@@ -84,7 +84,7 @@ for (const driver of ['vfs', 'overlay2']) {
     assert.equal(cli.run(['analyze', '--ci', '--highest-wasted-bytes', String(WASTED), 'waste:1']).code, 0);
     const over = cli.run(['analyze', '--ci', '--highest-wasted-bytes', String(WASTED - 1), 'waste:1']);
     assert.equal(over.code, 1);
-    assert.match(over.stdout, /FAIL  highest-wasted-bytes: 5200 \(limit 5199\)/);
+    assert.match(over.stdout, /FAIL {2}highest-wasted-bytes: 5200 \(limit 5199\)/);
     assert.match(over.stdout, /Result: FAIL/);
     assert.equal(cli.run(['analyze', '--ci', '--lowest-efficiency', '0.18', 'waste:1']).code, 0);
     assert.equal(cli.run(['analyze', '--ci', '--lowest-efficiency', '0.19', 'waste:1']).code, 1);

@@ -9,6 +9,7 @@ import type { RunState } from '../../store/runstate.js';
 import { createOptions, runFlags } from './run.js';
 import { portsText } from '../../runtime/network.js';
 import { formatRows, PS_TABLE } from '../template/index.js';
+import { printCopyUps } from './layers.js';
 
 interface PsRow {
   c: ContainerSummary;
@@ -147,8 +148,10 @@ export function addContainerCommands(program: Command, { io, withStore }: Contex
     .command('diff')
     .description("Inspect changes to files or directories on a container's filesystem")
     .argument('<container>')
-    .action(async (ref: string) => {
+    .option('-v, --verbose', 'with each change, the layer it was copied up from and the bytes it cost (see commands/layers.ts)')
+    .action(async (ref: string, o: { verbose?: boolean }) => {
       await withStore(async (store) => {
+        if (o.verbose) return printCopyUps(io, await store.copyUps(ref));
         for (const c of await store.diff(ref)) io.print(`${c.kind} ${c.path}`);
       });
     });

@@ -7,6 +7,7 @@ import { StrataError } from '../../errors.js';
 import { parseSizeOption } from '../../drivers/common/size-option.js';
 import { familiar } from '../../store/images.js';
 import type { ImageAnalysis } from '../../store/analysis/analyze.js';
+import type { CopyUpReport } from '../../store/analysis/copyups.js';
 import { walkLayerTree, type LayerNode, type LayerTree } from '../../store/analysis/tree.js';
 import { SilentExit, type Context, type Output } from '../context.js';
 import { humanSize, shortId, table, truncate } from '../format.js';
@@ -157,6 +158,30 @@ function printAnalysis(io: Output, a: ImageAnalysis): void {
   if (a.wasted.length === 0) return;
   io.print(`\nTop wasted paths:`);
   io.out.write(table(['VERSIONS', 'WASTED', 'TOTAL', 'PATH'], a.wasted.map((w) => [String(w.versions), humanSize(w.wastedBytes), humanSize(w.totalBytes), w.path])));
+}
+
+/** `diff -v`: the container's changes with where each came from and what its copy-up cost, in bytes. */
+export function printCopyUps(io: Output, r: CopyUpReport): void {
+  io.print(`Driver: ${r.driver}, ${r.method}: ${r.note}\n`);
+  const n = (b: number) => (b ? String(b) : '-');
+  io.out.write(
+    table(
+      ['KIND', 'PATH', 'FROM LAYER', 'LOWER BYTES', 'BYTES', 'COPIED UP', 'ALLOCATED'],
+      r.files.map((f) => [
+        f.kind,
+        f.path,
+        f.from ? (f.from.init ? 'init' : shortId(f.from.chainId ?? f.from.layer)) : '-',
+        n(f.lowerBytes),
+        n(f.bytes),
+        n(f.copiedBytes),
+        n(f.allocatedBytes),
+      ]),
+    ),
+  );
+  const copied = r.files.filter((f) => f.copiedBytes > 0).length;
+  io.print(`\nCopied up: ${r.copiedBytes} bytes (${humanSize(r.copiedBytes)}) in ${copied} file${copied === 1 ? '' : 's'}`);
+  io.print(`Allocated on demand for new files: ${r.newBytes} bytes (${humanSize(r.newBytes)})`);
+  if (r.layerAllocated) io.print(`Container layer allocation: ${r.layerAllocated.bytes} bytes (${humanSize(r.layerAllocated.bytes)}, ${r.layerAllocated.source})`);
 }
 
 export function addLayerCommands(program: Command, { io, withStore }: Context): void {

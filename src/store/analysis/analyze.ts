@@ -242,6 +242,14 @@ export class ChainAnalyzer {
     s.min = Math.min(s.min, bytes);
   }
 
+  /** The layer whose version of `path` ("/etc/passwd") the stack shows, with its bytes; undefined when none has it. */
+  locate(path: string): { layer: LayerAnalysis; bytes: number; type: EntryType } | undefined {
+    let cur: Node | undefined = this.root;
+    for (const part of path.split('/').filter((p) => p !== '')) cur = cur?.children?.get(part);
+    if (!cur || cur.layer < 0) return undefined;
+    return { layer: this.layers[cur.layer], bytes: cur.bytes, type: cur.type };
+  }
+
   result(id: string, names: string[]): ImageAnalysis {
     let smallest = 0;
     let total = 0;
@@ -267,8 +275,8 @@ export class ChainAnalyzer {
   }
 }
 
-/** Analyse an image whose layers (base first) have their tar-split records at `splitPath(layer)`. */
-export async function analyzeImage(img: ImageRecord, names: string[], layers: LayerRecord[], splitPath: (l: LayerRecord) => string): Promise<ImageAnalysis> {
+/** The analyser fed with an image's layers (base first), whose tar-split records are at `splitPath(layer)`. */
+export async function analyzeChain(img: ImageRecord, layers: LayerRecord[], splitPath: (l: LayerRecord) => string): Promise<ChainAnalyzer> {
   const hist = layerHistory(img);
   const a = new ChainAnalyzer();
   for (const [i, l] of layers.entries()) {
@@ -276,7 +284,7 @@ export async function analyzeImage(img: ImageRecord, names: string[], layers: La
     if (!existsSync(split)) throw new StrataError(`layer ${l.chainId ?? l.id} has no tar-split record (${split}): run 'strata check'`);
     await a.add(l, hist[i]?.created_by ?? '', split);
   }
-  return a.result(img.id, names);
+  return a;
 }
 
 function join(dir: string, name: string): string {

@@ -1,0 +1,196 @@
+// Copy-up accounting (`diff -v`): for every path a container changed, the layer its previous
+// version came from and what the copy-on-write cost, measured the way the driver pays it:
+// - whole-file (overlay2, fuse-overlayfs, aufs): the first write to a lower file copies all of
+//   it into the container's layer, so a copy-up costs the lower version's bytes;
+// - full-copy (vfs): the container's layer is a copy of the whole image made at create, so
+//   every file was copied then; a changed file's copy is its lower version's bytes;
+// - extents (btrfs): the layer is a snapshot sharing extents with the image; what a change
+//   cost is the bytes of the file's extents no other file shares (`btrfs filesystem du`);
+// - file-bytes (zfs, devicemapper): blocks are copied on write, but the tools do not tell
+//   them per file: the lower version's bytes stand as an upper bound, and the layer's own
+//   allocation is given where the tool reports it (zfs `used` of the container's clone).
+// The lower version is found in the image's layers through their tar-split records, and in
+// the container's init layer through the driver's change list.
+import type { BigIntStats } from 'node:fs';
+import { lstat } from 'node:fs/promises';
+import type { ChangeKind } from '../../archive/changes.js';
+import { fsPath } from '../../archive/tar/header.js';
+import type { Driver } from '../../drivers/driver.js';
+import { runTool } from '../../sys/run.js';
+import type { ContainerRecord } from '../containers.js';
+import type { ChainAnalyzer } from './analyze.js';
+
+export type CopyUpMethod = 'whole-file' | 'full-copy' | 'extents' | 'file-bytes';
+
+const METHODS: Record<string, CopyUpMethod> = {
+  overlay2: 'whole-file',
+  'fuse-overlayfs': 'whole-file',
+  aufs: 'whole-file',
+  vfs: 'full-copy',
+  btrfs: 'extents',
+  zfs: 'file-bytes',
+  devicemapper: 'file-bytes',
+};
+
+/** What each method's numbers mean, for the output to say. */
+export const METHOD_NOTES: Record<CopyUpMethod, string> = {
+  'whole-file': 'file-level copy-up: a changed file was copied whole from the layer below',
+  'full-copy': 'the container layer is a full copy of the image made at create; changed files count their copied bytes',
+  extents: 'block-level: bytes of extents the file no longer shares with the image (btrfs filesystem du, exclusive)',
+  'file-bytes': 'block-level copy-on-write that the tools do not report per file: file bytes (an upper bound)',
+};
+
+export interface CopyUpSource {
+  /** Driver id of the layer the previous version came from. */
+  layer: string;
+  /** Its chain ID; null for the container's init layer. */
+  chainId: string | null;
+  /** True when it is the container's init layer (Docker's /etc/hosts, /.dockerenv, …). */
+  init: boolean;
+}
+
+export interface CopyUp {
+  /** Absolute path in the container. */
+  path: string;
+  kind: ChangeKind;
+  /** What the path is now (for D: what was removed). */
+  type: 'file' | 'dir' | 'symlink' | 'other';
+  /** C and D: where the previous version came from (null when no lower layer tells). */
+  from: CopyUpSource | null;
+  /** C and D: bytes of the previous version (regular files). */
+  lowerBytes: number;
+  /** A and C: bytes of the file now. */
+  bytes: number;
+  /** C: what the copy-up cost (see the method). */
+  copiedBytes: number;
+  /** A and C: bytes the container's layer allocated for it (st_blocks, or exclusive extents). */
+  allocatedBytes: number;
+}
+
+export interface CopyUpReport {
+  container: { id: string; name: string; imageId: string };
+  driver: string;
+  method: CopyUpMethod;
+  note: string;
+  files: CopyUp[];
+  /** Sum of copiedBytes. */
+  copiedBytes: number;
+  /** Bytes allocated on demand for new files (A). */
+  newBytes: number;
+  /** The container layer's own allocation as the driver's tool reports it, when it does. */
+  layerAllocated: { bytes: number; source: string } | null;
+}
+
+export interface CopyUpInput {
+  driver: Driver;
+  container: ContainerRecord;
+  /** The image's top layer (the init layer's parent), or null. */
+  imageTop: string | null;
+  /** The image's layers, analysed from their tar-split records. */
+  chain: ChainAnalyzer;
+}
+
+function typeOf(st: BigIntStats | null): CopyUp['type'] {
+  if (!st) return 'other';
+  return st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'other';
+}
+
+async function lstatOrNull(path: string): Promise<BigIntStats | null> {
+  try {
+    return await lstat(fsPath(path), { bigint: true });
+  } catch {
+    return null;
+  }
+}
+
+/** `btrfs filesystem du --raw` over files: exclusive bytes by host path. */
+async function btrfsExclusive(paths: string[]): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  if (paths.length === 0) return out;
+  // Delayed allocation: extents exist once written back.
+  await runTool('sync', ['-f', paths[0]]);
+  const text = await runTool('btrfs', ['filesystem', 'du', '--raw', ...paths]);
+  for (const line of text.split('\n').slice(1)) {
+    const m = /^\s*(\d+)\s+(\d+)\s+(\S+)\s+(.*)$/.exec(line);
+    if (m) out.set(m[4], Number(m[2]));
+  }
+  return out;
+}
+
+export async function copyUps(input: CopyUpInput): Promise<CopyUpReport> {
+  const { driver, container: c, chain } = input;
+  const method = METHODS[driver.name] ?? 'file-bytes';
+  const changes = await driver.changes(c.layer, c.initLayer);
+  const initChanged = new Set((await driver.changes(c.initLayer, input.imageTop)).filter((x) => x.kind !== 'D').map((x) => x.path));
+  const root = await driver.get(c.layer);
+  let initRoot: string | null = null;
+  try {
+    const files: CopyUp[] = [];
+    for (const ch of changes) {
+      const host = `${root}${ch.path}`;
+      const st = ch.kind === 'D' ? null : await lstatOrNull(host);
+      let from: CopyUpSource | null = null;
+      let lowerBytes = 0;
+      let lowerType: CopyUp['type'] = 'other';
+      if (ch.kind !== 'A') {
+        if (initChanged.has(ch.path)) {
+          initRoot ??= await driver.get(c.initLayer);
+          const lst = await lstatOrNull(`${initRoot}${ch.path}`);
+          from = { layer: c.initLayer, chainId: null, init: true };
+          lowerBytes = lst?.isFile() ? Number(lst.size) : 0;
+          lowerType = typeOf(lst);
+        } else {
+          const found = chain.locate(ch.path);
+          if (found) {
+            from = { layer: found.layer.id, chainId: found.layer.chainId, init: false };
+            lowerBytes = found.bytes;
+            lowerType = found.type === 'file' || found.type === 'dir' || found.type === 'symlink' ? found.type : 'other';
+          }
+        }
+      }
+      const isFile = st?.isFile() ?? false;
+      files.push({
+        path: ch.path,
+        kind: ch.kind,
+        type: ch.kind === 'D' ? lowerType : typeOf(st),
+        from,
+        lowerBytes,
+        bytes: isFile ? Number(st!.size) : 0,
+        // Directories and links are made anew, not copied: only a regular file's data is.
+        copiedBytes: ch.kind === 'C' && isFile && lowerType === 'file' ? lowerBytes : 0,
+        allocatedBytes: isFile ? Number(st!.blocks) * 512 : 0,
+      });
+    }
+    if (method === 'extents') {
+      const measured = files.filter((f) => f.kind !== 'D' && f.type === 'file');
+      const exclusive = await btrfsExclusive(measured.map((f) => `${root}${f.path}`));
+      for (const f of measured) {
+        const n = exclusive.get(`${root}${f.path}`);
+        if (n === undefined) continue;
+        f.allocatedBytes = n;
+        if (f.copiedBytes > 0) f.copiedBytes = n;
+      }
+    }
+    let layerAllocated: CopyUpReport['layerAllocated'] = null;
+    if (driver.name === 'zfs') {
+      const dataset = (await driver.metadata(c.layer)).Dataset;
+      if (dataset) {
+        const used = Number((await runTool('zfs', ['get', '-Hp', '-o', 'value', 'used', dataset])).trim());
+        if (Number.isFinite(used)) layerAllocated = { bytes: used, source: `zfs get used ${dataset}` };
+      }
+    }
+    return {
+      container: { id: c.id, name: c.name, imageId: c.imageId },
+      driver: driver.name,
+      method,
+      note: METHOD_NOTES[method],
+      files,
+      copiedBytes: files.reduce((n, f) => n + f.copiedBytes, 0),
+      newBytes: files.filter((f) => f.kind === 'A').reduce((n, f) => n + f.allocatedBytes, 0),
+      layerAllocated,
+    };
+  } finally {
+    if (initRoot !== null) await driver.put(c.initLayer);
+    await driver.put(c.layer);
+  }
+}

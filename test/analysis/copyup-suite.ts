@@ -1,0 +1,101 @@
+// Copy-up accounting against ground truth, one suite every driver runs (as the driver
+// conformance suite does): an image whose base holds a 1 MiB file, a container that appends
+// 64 KiB to it, writes a new 12 KiB file, deletes a 1000-byte file and appends to the init
+// layer's /etc/hosts. Whole-file drivers must report the 1 MiB copy-up; btrfs the appended
+// extents only; every driver the layer each previous version came from.
+import assert from 'node:assert/strict';
+import { appendFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { Store, type CopyUpReport } from '../../src/index.js';
+import { scratch } from '../helpers/env.js';
+import { unmountAllUnder } from '../helpers/mounts.js';
+import { importBase, writeBytes } from './build.js';
+
+const N = 1 << 20;
+const M = 64 << 10;
+const FRESH = 12 << 10;
+const GONE = 1000;
+
+export interface CopyUpSuiteOptions {
+  /** Whether the driver can run here; a reason to skip when not. */
+  available?: () => Promise<string | null>;
+  /** After the store closed: what else the driver leaves to undo (mounts are undone anyway). */
+  cleanup?: (root: string) => void;
+}
+
+export function copyUpSuite(driver: string, opts: CopyUpSuiteOptions = {}): void {
+  const work = scratch(null, `strata-copyup-${driver}-`);
+  const root = join(work, 'store');
+  after(() => {
+    opts.cleanup?.(root);
+    unmountAllUnder(work);
+  });
+
+  test(`${driver}: copy-ups of an appended file, a new file, a deletion and an init file`, async (t) => {
+    const why = (await opts.available?.()) ?? null;
+    if (why) return t.skip(why);
+    const store = await Store.open({ root, driver });
+    let r: CopyUpReport;
+    let baseChain: string;
+    try {
+      await importBase(store, work, 'cu:1', { data: N, gone: GONE, keep: 10 });
+      baseChain = (await store.analyze('cu:1')).layers[0].chainId;
+      const c = await store.createContainer('cu:1', { name: 'cu', cmd: ['sh'] });
+      const mnt = await store.mount(c.id);
+      try {
+        appendFileSync(join(mnt, 'data'), Buffer.alloc(M, 0x62));
+        writeBytes(join(mnt, 'fresh'), FRESH, 0x63);
+        rmSync(join(mnt, 'gone'));
+        appendFileSync(join(mnt, 'etc', 'hosts'), '127.0.0.1 cu\n');
+      } finally {
+        await store.unmount(c.id);
+      }
+      r = await store.copyUps('cu');
+      await store.removeContainer('cu', { force: true });
+    } finally {
+      await store.driver.cleanup();
+      await store.close();
+    }
+
+    assert.equal(r.driver, driver);
+    assert.equal(r.container.name, 'cu');
+    const at = (p: string) => {
+      const f = r.files.find((x) => x.path === p);
+      assert.ok(f, `${p} missing from ${r.files.map((x) => `${x.kind} ${x.path}`).join(', ')}`);
+      return f;
+    };
+    const data = at('/data');
+    assert.equal(data.kind, 'C');
+    assert.equal(data.type, 'file');
+    assert.deepEqual(data.from && [data.from.chainId, data.from.init], [baseChain, false]);
+    assert.equal(data.lowerBytes, N);
+    assert.equal(data.bytes, N + M);
+    if (r.method === 'extents') {
+      // Only what the append wrote is the container's own; the 1 MiB stays shared.
+      assert.ok(data.copiedBytes >= M && data.copiedBytes < N, `copied ${data.copiedBytes}`);
+      assert.equal(data.allocatedBytes, data.copiedBytes);
+    } else {
+      assert.equal(data.copiedBytes, N);
+      assert.ok(data.allocatedBytes >= N + M, `allocated ${data.allocatedBytes}`);
+    }
+
+    const fresh = at('/fresh');
+    assert.deepEqual([fresh.kind, fresh.type, fresh.from, fresh.bytes, fresh.copiedBytes], ['A', 'file', null, FRESH, 0]);
+    assert.ok(fresh.allocatedBytes >= FRESH && fresh.allocatedBytes < FRESH + (64 << 10), `allocated ${fresh.allocatedBytes}`);
+    assert.equal(r.newBytes, fresh.allocatedBytes);
+
+    const gone = at('/gone');
+    assert.deepEqual([gone.kind, gone.type, gone.from?.chainId, gone.lowerBytes, gone.bytes, gone.copiedBytes], ['D', 'file', baseChain, GONE, 0, 0]);
+
+    const hosts = at('/etc/hosts');
+    assert.equal(hosts.kind, 'C');
+    assert.equal(hosts.from?.init, true);
+    assert.equal(hosts.bytes, hosts.lowerBytes + '127.0.0.1 cu\n'.length);
+
+    assert.equal(r.copiedBytes, r.files.reduce((n, f) => n + f.copiedBytes, 0));
+    assert.equal(r.copiedBytes, data.copiedBytes + hosts.copiedBytes);
+    if (driver === 'zfs') assert.ok(r.layerAllocated && r.layerAllocated.bytes >= M, JSON.stringify(r.layerAllocated));
+    else assert.equal(r.layerAllocated, null);
+  });
+}
