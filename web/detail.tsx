@@ -225,6 +225,8 @@ function Analysis({ a, onSelect }: { a: UiAnalysis; onSelect: (s: Selection) => 
 
 function ContainerPanel({ d, onSelect }: { d: UiContainerDetail; onSelect: (s: Selection) => void }) {
   const c = d.container;
+  const r = d.copyUps;
+  const copied = r.files.filter((f) => f.kind === 'C' && f.type === 'file');
   return (
     <section class="container-detail">
       <h2>container {c.name}</h2>
@@ -241,9 +243,43 @@ function ContainerPanel({ d, onSelect }: { d: UiContainerDetail; onSelect: (s: S
         <dd>
           <a onClick={() => onSelect({ kind: 'layer', id: c.layer })}>{short(c.layer)}</a>
         </dd>
+        <dt>copied up</dt>
+        <dd class="copied">{size(r.copiedBytes)}</dd>
+        <dt>new files</dt>
+        <dd class="new">{size(r.newBytes)}</dd>
+        {r.layerAllocated && <dt>layer allocated</dt>}
+        {r.layerAllocated && <dd>{`${size(r.layerAllocated.bytes)} (${r.layerAllocated.source})`}</dd>}
       </dl>
-      <h3>diff ({d.changes.length})</h3>
-      <FileTree changes={d.changes.map((ch) => ({ ...ch, size: 0 }))} />
+      <p class="note">
+        {r.driver}: {r.note}
+      </p>
+      {copied.length > 0 && (
+        <>
+          <h3>copy-ups ({copied.length})</h3>
+          <table class="history copyups">
+            <thead>
+              <tr>
+                <th>file</th>
+                <th>from layer</th>
+                <th>was</th>
+                <th>copied</th>
+              </tr>
+            </thead>
+            <tbody>
+              {copied.map((f) => (
+                <tr key={f.path} data-path={f.path}>
+                  <td class="cmd">{f.path}</td>
+                  <td>{f.from ? <a onClick={() => onSelect({ kind: 'layer', id: f.from!.layer })}>{f.from.init ? 'init' : short(f.from.chainId ?? f.from.layer)}</a> : ''}</td>
+                  <td>{size(f.lowerBytes)}</td>
+                  <td class="copied">{size(f.copiedBytes)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </>
+      )}
+      <h3>diff ({r.files.length})</h3>
+      <FileTree changes={d.changes} />
     </section>
   );
 }

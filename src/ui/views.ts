@@ -6,6 +6,7 @@ import { lstat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Change } from '../archive/changes.js';
 import type { ImageAnalysis, LayerAnalysis } from '../store/analysis/analyze.js';
+import type { CopyUpReport } from '../store/analysis/copyups.js';
 import type { LayerNode } from '../store/analysis/tree.js';
 import { familiar } from '../store/images.js';
 import type { LayerKind } from '../store/layers.js';
@@ -78,7 +79,14 @@ export interface UiImageDetail {
 
 export interface UiContainerDetail {
   container: UiContainer;
-  changes: Change[];
+  /** Every path it changed, where a changed file was copied up from and what that cost. */
+  copyUps: CopyUpReport;
+  changes: UiChange[];
+}
+
+/** A copy-up report's files as changes: a removal counts the bytes it hides. */
+function copyUpChanges(r: CopyUpReport): UiChange[] {
+  return r.files.map((f) => ({ path: f.path, kind: f.kind, size: f.kind === 'D' ? f.lowerBytes : f.bytes }));
 }
 
 /** Store.analyze of an image, kept by whoever calls (an image never changes once stored). */
@@ -116,8 +124,9 @@ export async function storeState(store: Store): Promise<UiState> {
 
 /**
  * What one layer changed against the layers below it, each file with its bytes: an image layer
- * as the analysis of an image standing on it read it from the tar-split; a container's own layer
- * through the driver, sized from the mounted stack.
+ * as the analysis of an image standing on it read it from the tar-split; a container's
+ * read-write layer as its copy-up report has it; its init layer through the driver, sized from
+ * the mounted stack.
  */
 export async function layerDetail(store: Store, state: UiState, id: string, analysisOf: AnalysisOf): Promise<UiLayerDetail | undefined> {
   const layer = state.layers.find((l) => l.id === id);
@@ -125,6 +134,9 @@ export async function layerDetail(store: Store, state: UiState, id: string, anal
   if (layer.kind === 'image') {
     const files = (await analysisOf(layer.images[0])).layers.find((l) => l.id === id)?.files ?? [];
     return { layer, changes: files.map((f) => ({ path: f.path, kind: f.kind, size: f.bytes, hidden: f.hidden })) };
+  }
+  if (layer.kind === 'container') {
+    return { layer, changes: copyUpChanges(await store.copyUps(layer.containers[0])) };
   }
   const changes = await store.driver.changes(layer.id, layer.parent);
   const root = await store.driver.get(layer.id);
@@ -149,5 +161,7 @@ export async function imageDetail(store: Store, state: UiState, id: string, anal
 
 export async function containerDetail(store: Store, state: UiState, id: string): Promise<UiContainerDetail | undefined> {
   const container = state.containers.find((c) => c.id === id);
-  return container && { container, changes: await store.diff(container.id) };
+  if (!container) return undefined;
+  const copyUps = await store.copyUps(container.id);
+  return { container, copyUps, changes: copyUpChanges(copyUps) };
 }

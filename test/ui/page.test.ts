@@ -1,12 +1,14 @@
 // strata ui in a real headless browser (Debian's chromium through playwright-core) over a vfs
 // store made for the test: the page shows every image and container, a click on a layer lists
-// exactly the files of that layer (checked against the layer tar of the docker archive), a
-// container created by another process appears within 2 s, and nothing answers without the token.
+// exactly the files of that layer (checked against the layer tar of the docker archive), an image
+// its analysis and history, a container its diff and copy-ups, a container created by another
+// process appears within 2 s, and nothing answers without the token.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { appendFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { shortId } from '../../src/cli/format.js';
 import { humanSize } from '../../src/sys/units.js';
 import type { UiState } from '../../src/ui/views.js';
 import { strataIn } from '../helpers/cli.js';
@@ -116,15 +118,23 @@ test('strata ui: the page shows the store, a layer lists its files, a create els
     const history = cli.ok(['history', '--no-trunc', '--format', '{{.CreatedBy}}', 'corpus/app']).replace(/\n$/, '').split('\n');
     assert.deepEqual(await detail.locator('table.history:not(.layers) td.cmd').allTextContents(), history);
 
-    // a file written into the container shows in its diff (as `strata diff` has it)
+    // a file written into the container and one appended to show in its diff (as `strata diff`
+    // has it), the appended one as a copy-up of the whole file from the busybox layer
     const mnt = cli.ok(['mount', 'first']).trim();
     writeFileSync(join(mnt, 'written-by-test'), 'x'.repeat(1234));
+    appendFileSync(join(mnt, 'bin', 'busybox'), 'appended');
     cli.ok(['umount', 'first']);
     await page.locator('#containers li', { hasText: 'first' }).click();
     await page.waitForSelector('#detail .container-detail .files');
-    const shown = await page.locator('#detail .container-detail .file[data-path]').evaluateAll((els) => els.map((e) => `${e.querySelector('.mark')!.textContent} ${e.getAttribute('data-path')}`));
+    const panel = page.locator('#detail .container-detail');
+    const shown = await panel.locator('.file[data-path]').evaluateAll((els) => els.map((e) => `${e.querySelector('.mark')!.textContent} ${e.getAttribute('data-path')}`));
     assert.deepEqual(shown.sort(), cli.ok(['diff', 'first']).trim().split('\n').sort());
-    assert.ok(shown.includes('A /written-by-test'), shown.join(' | '));
+    assert.ok(shown.includes('A /written-by-test') && shown.includes('C /bin/busybox'), shown.join(' | '));
+    const bytes = busyboxLayer().get('/bin/busybox')!;
+    const state = await ui.api<UiState>('/api/state');
+    const base = state.layers.find((l) => l.parent === null && l.kind === 'image')!;
+    const row = await panel.locator('table.copyups tr[data-path="/bin/busybox"] td').allTextContents();
+    assert.deepEqual(row, ['/bin/busybox', shortId(base.chainId!), humanSize(bytes), humanSize(bytes)], 'vfs copied the whole file at create');
   });
 
   await t.test('a container created by another process appears within 2 s, and goes when removed', async () => {
