@@ -7,8 +7,8 @@ import type { UiLayer, UiState } from '../src/ui/views.js';
 import { short, size } from './api.js';
 import type { Selection } from './main.js';
 
-const ROW = 38;
-const COL = 250;
+const ROW = 46;
+const COL = 220;
 const ROOT = '(store)';
 
 interface Item {
@@ -70,7 +70,7 @@ export function LayerGraph({ state, selected, onSelect }: { state: UiState; sele
               {l.kind === 'image' ? ` · ${size(l.bytes)}` : ''}
             </text>
             <text x={r + 5} y={11} class="cmd">
-              {l.kind === 'image' ? trim(l.createdBy, 36) : l.kind}
+              {l.kind === 'image' ? trim(l.createdBy, 30) : l.kind}
             </text>
             {names.length > 0 && (
               <text x={r + 5} y={-15} class="tags">

@@ -13,7 +13,7 @@ import { log } from '../log.js';
 import type { Store } from '../store/store.js';
 import { loadAssets, type PageAssets } from './assets.js';
 import type { ImageAnalysis } from '../store/analysis/analyze.js';
-import { containerDetail, imageDetail, layerDetail, storeState, type UiState } from './views.js';
+import { containerDetail, imageDetail, layerDetail, storeState, type UiContainerDetail, type UiState } from './views.js';
 
 export interface UiOptions {
   /** TCP port on 127.0.0.1; 0 (the default) takes a free one. */
@@ -80,6 +80,18 @@ export async function serveUi(store: Store, opts: UiOptions = {}): Promise<UiSer
     }
     return a;
   };
+  // A container changes while it runs, so its report is made afresh for each request; clients
+  // asking at the same moment share the one being made.
+  const making = new Map<string, Promise<UiContainerDetail | undefined>>();
+  const container = async (id: string): Promise<UiContainerDetail | undefined> => {
+    let p = making.get(id);
+    if (!p) {
+      p = current().then((s) => containerDetail(store, s, id));
+      making.set(id, p);
+      void p.finally(() => making.delete(id)).catch(() => undefined);
+    }
+    return p;
+  };
   const found = (v: unknown, what: string): Answer => (v === undefined ? text(404, `no such ${what}`) : json(v));
 
   const routes: [RegExp, Route][] = [
@@ -89,7 +101,7 @@ export async function serveUi(store: Store, opts: UiOptions = {}): Promise<UiSer
     [/^\/api\/state$/, async () => json(await current())],
     [/^\/api\/layers\/([0-9a-f]{64}(?:-init)?)$/, async (m) => found(await layerDetail(store, await current(), m[1], analysisOf), 'layer')],
     [/^\/api\/images\/(sha256:[0-9a-f]{64})$/, async (m) => found(await imageDetail(store, await current(), m[1], analysisOf), 'image')],
-    [/^\/api\/containers\/([0-9a-f]{64})$/, async (m) => found(await containerDetail(store, await current(), m[1]), 'container')],
+    [/^\/api\/containers\/([0-9a-f]{64})$/, async (m) => found(await container(m[1]), 'container')],
   ];
 
   const streams = new Set<ServerResponse>();
