@@ -21,7 +21,7 @@ export function DiskView({ state, onSelect }: { state: UiState; onSelect: (s: Se
     { name: 'unique', children: state.layers.filter((l) => !l.shared).map((l) => ({ name: l.id, layer: l })) },
   ];
   const total = (g: Box) => (g.children ?? []).reduce((n, b) => n + (b.layer?.bytes ?? 0), 0);
-  const root = treemap<Box>().size([W, H]).paddingTop(20).paddingInner(2).paddingOuter(3)(
+  const root = treemap<Box>().size([W, H]).paddingOuter(3).paddingTop(20).paddingInner(2)(
     hierarchy<Box>({ name: 'store', children: groups.filter((g) => total(g) > 0) })
       .sum((d) => d.layer?.bytes ?? 0)
       .sort((a, b) => (b.value ?? 0) - (a.value ?? 0)),
@@ -54,7 +54,7 @@ export function DiskView({ state, onSelect }: { state: UiState; onSelect: (s: Se
           }
           const who = l.images.map((i) => imageName.get(i) ?? short(i)).join(', ') || l.containers.map((c) => state.containers.find((x) => x.id === c)?.name ?? short(c)).join(', ');
           return (
-            <g key={l.id} class={`cell ${l.kind}`} data-layer={l.id} onClick={() => onSelect({ kind: 'layer', id: l.id })}>
+            <g key={l.id} class={`cell ${l.kind}${l.shared ? " shared" : ""}`} data-layer={l.id} onClick={() => onSelect({ kind: 'layer', id: l.id })}>
               <title>{`${short(l.chainId ?? l.id)} ${size(l.bytes)}\n${who}`}</title>
               <rect x={n.x0} y={n.y0} width={w} height={h} />
               {w > 60 && h > 28 && (
