@@ -20,6 +20,6 @@ export type { Change, ChangeKind } from './archive/changes.js';
 export type { Driver, DriverOptions, CreateOpts } from './drivers/driver.js';
 export { driverNames } from './drivers/index.js';
 export type { ImageSource, LayerSource, ExportImage, ExportLayer } from './image/source.js';
-export type { LayerTree, LayerNode, LayerTreeImage, LayerTreeContainer } from './store/analysis/tree.js';
+export { walkLayerTree, type LayerTree, type LayerNode, type LayerTreeImage, type LayerTreeContainer } from './store/analysis/tree.js';
 export type { ImageAnalysis, LayerAnalysis, LayerFile, FileKind, FileCount, WastedPath } from './store/analysis/analyze.js';
 export type { CopyUpReport, CopyUp, CopyUpMethod, CopyUpSource } from './store/analysis/copyups.js';

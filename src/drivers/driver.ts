@@ -34,6 +34,16 @@ export interface Inventory {
   leftovers: Leftover[];
 }
 
+/** Block-level sharing of a layer as its driver's storage reports it (copy-up accounting, `diff -v`). */
+export interface BlockUsage {
+  /** Bytes of the layer's storage that no other layer shares (what copy-on-write allocated to it). */
+  layer: number;
+  /** For each file asked about that the storage tells about: bytes of its data that are the layer's own. */
+  files: Map<string, number>;
+  /** The tool and what it counts, for the output to say. */
+  source: string;
+}
+
 export interface Driver {
   readonly name: string;
   /** `${root}/${name}` */
@@ -73,6 +83,12 @@ export interface Driver {
   inventory(): Promise<Inventory>;
   /** Release every mount this process or a crashed one left (store close / open). */
   cleanup(): Promise<void>;
+  /**
+   * Block-level sharing of layer id, held mounted by the caller; `files` are host paths in its
+   * mounted view. Only drivers whose storage shares blocks between layers have it (btrfs, zfs,
+   * devicemapper); null when this instance's storage cannot tell.
+   */
+  blockUsage?(id: string, files: string[]): Promise<BlockUsage | null>;
 }
 
 export class DriverError extends Error {

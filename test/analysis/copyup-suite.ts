@@ -8,6 +8,7 @@ import { appendFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { Store, type CopyUpReport } from '../../src/index.js';
+import { strataIn } from '../helpers/cli.js';
 import { scratch } from '../helpers/env.js';
 import { unmountAllUnder } from '../helpers/mounts.js';
 import { importBase, writeBytes } from './build.js';
@@ -16,6 +17,16 @@ const N = 1 << 20;
 const M = 64 << 10;
 const FRESH = 12 << 10;
 const GONE = 1000;
+
+const METHODS: Record<string, string> = {
+  vfs: 'full-copy',
+  overlay2: 'whole-file',
+  'fuse-overlayfs': 'whole-file',
+  aufs: 'whole-file',
+  btrfs: 'extents',
+  devicemapper: 'blocks',
+  zfs: 'file-bytes',
+};
 
 export interface CopyUpSuiteOptions {
   /** Whether the driver can run here; a reason to skip when not. */
@@ -38,6 +49,8 @@ export function copyUpSuite(driver: string, opts: CopyUpSuiteOptions = {}): void
     const store = await Store.open({ root, driver });
     let r: CopyUpReport;
     let baseChain: string;
+    let text = '';
+    let plain = '';
     try {
       await importBase(store, work, 'cu:1', { data: N, gone: GONE, keep: 10 });
       baseChain = (await store.analyze('cu:1')).layers[0].chainId;
@@ -52,6 +65,9 @@ export function copyUpSuite(driver: string, opts: CopyUpSuiteOptions = {}): void
         await store.unmount(c.id);
       }
       r = await store.copyUps('cu');
+      const cli = strataIn(root, driver);
+      text = cli.ok(['diff', '-v', 'cu']);
+      plain = cli.ok(['diff', 'cu']);
       await store.removeContainer('cu', { force: true });
     } finally {
       await store.driver.cleanup();
@@ -71,7 +87,8 @@ export function copyUpSuite(driver: string, opts: CopyUpSuiteOptions = {}): void
     assert.deepEqual(data.from && [data.from.chainId, data.from.init], [baseChain, false]);
     assert.equal(data.lowerBytes, N);
     assert.equal(data.bytes, N + M);
-    if (r.method === 'extents') {
+    assert.equal(r.method, METHODS[driver]);
+    if (r.method === 'extents' || r.method === 'blocks') {
       // Only what the append wrote is the container's own; the 1 MiB stays shared.
       assert.ok(data.copiedBytes >= M && data.copiedBytes < N, `copied ${data.copiedBytes}`);
       assert.equal(data.allocatedBytes, data.copiedBytes);
@@ -95,7 +112,20 @@ export function copyUpSuite(driver: string, opts: CopyUpSuiteOptions = {}): void
 
     assert.equal(r.copiedBytes, r.files.reduce((n, f) => n + f.copiedBytes, 0));
     assert.equal(r.copiedBytes, data.copiedBytes + hosts.copiedBytes);
-    if (driver === 'zfs') assert.ok(r.layerAllocated && r.layerAllocated.bytes >= M, JSON.stringify(r.layerAllocated));
+    // The command says how it measured, and prints the same numbers.
+    assert.match(text, new RegExp(`^Driver: ${driver}, ${r.method}: `));
+    const short = baseChain.slice(7, 19);
+    const copied = r.method === 'extents' || r.method === 'blocks' ? String(data.copiedBytes) : String(N);
+    assert.match(text, new RegExp(`^C +/data +${short} +${N} +${N + M} +${copied} +${data.allocatedBytes}$`, 'm'));
+    assert.match(text, new RegExp(`^A +/fresh +- +- +${FRESH} +- +${fresh.allocatedBytes}$`, 'm'));
+    assert.match(text, new RegExp(`^D +/gone +${short} +${GONE} +- +- +-$`, 'm'));
+    assert.match(text, /^C +\/etc\/hosts +init /m);
+    assert.match(text, new RegExp(`^Copied up: ${r.copiedBytes} bytes `, 'm'));
+    // Without -v, diff is docker's plain list.
+    assert.ok(plain.split('\n').includes('C /data') && plain.split('\n').includes('D /gone'), plain);
+
+    // Drivers whose layers share blocks say what the container's layer holds of its own.
+    if (['btrfs', 'zfs', 'devicemapper'].includes(driver)) assert.ok(r.layerAllocated && r.layerAllocated.bytes >= M, JSON.stringify(r.layerAllocated));
     else assert.equal(r.layerAllocated, null);
   });
 }

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { Store, type LayerNode, type LayerTree } from '../../src/index.js';
+import { Store, walkLayerTree as flat, type LayerNode, type LayerTree } from '../../src/index.js';
 import { strataIn } from '../helpers/cli.js';
 import { scratch } from '../helpers/env.js';
 import { commitSteps, importBase, writeBytes } from './build.js';
@@ -33,13 +33,6 @@ before(async () => {
   }
 });
 after(() => strataIn(root, 'vfs').run(['rm', '-f', 'on-two']));
-
-const flat = (t: LayerTree): LayerNode[] => {
-  const out: LayerNode[] = [];
-  const visit = (n: LayerNode) => (out.push(n), n.children.forEach(visit));
-  t.roots.forEach(visit);
-  return out;
-};
 
 test('every layer once, from the base up, with who stands on it', () => {
   const nodes = flat(tree);

@@ -57,8 +57,9 @@ export const LAYERS_TABLE: DockerTable = {
 
 function layerRows(tree: LayerTree): Record<string, unknown>[] {
   const prefixes = treePrefixes(tree);
-  const byId = new Map(walkLayerTree(tree).map((n) => [n.id, n]));
-  return walkLayerTree(tree).map((n) => ({
+  const nodes = walkLayerTree(tree);
+  const byId = new Map(nodes.map((n) => [n.id, n]));
+  return nodes.map((n) => ({
     Tree: prefixes.get(n) ?? '',
     ID: shortId(n.chainId),
     ChainID: n.chainId,
@@ -135,8 +136,8 @@ const count = (c: { files: number; bytes: number }) => (c.files ? `${c.files} ($
 const percent = (x: number) => `${(100 * x).toFixed(1)}%`;
 
 function printAnalysis(io: Output, a: ImageAnalysis): void {
-  const name = a.names.length ? familiar(a.names[0]) : shortId(a.id);
-  io.print(`Image: ${name} (${shortId(a.id)}), ${a.layers.length} layers\n`);
+  const name = a.names.length ? `${familiar(a.names[0])} (${shortId(a.id)})` : shortId(a.id);
+  io.print(`Image: ${name}, ${a.layers.length} layers\n`);
   io.out.write(
     table(
       ['LAYER', 'SIZE', 'ADDED', 'CHANGED', 'REMOVED', 'WASTED', 'CREATED BY'],

@@ -9,7 +9,7 @@ import { backingFsName, FS_MAGIC } from '../../sys/fsprobe.js';
 import { statfsType } from '../../sys/linux.js';
 import { nearestExisting } from '../common/backing.js';
 import { DirectoryLayerDriver, pathExists } from '../common/dir-layers.js';
-import { DriverError, type CreateOpts, type Driver, type DriverOptions } from '../driver.js';
+import { DriverError, type CreateOpts, type Driver, type BlockUsage, type DriverOptions } from '../driver.js';
 import { parseSizeOption } from '../common/size-option.js';
 import { runTool, toolWorks } from '../../sys/run.js';
 
@@ -123,6 +123,23 @@ export class BtrfsDriver extends DirectoryLayerDriver implements Driver {
 
   protected async deleteTree(path: string): Promise<void> {
     if (await pathExists(path)) await deleteSubvolumeTree(path);
+  }
+
+  /** `btrfs filesystem du`: the subvolume's and each file's exclusive bytes (extents nothing else references). */
+  async blockUsage(id: string, files: string[]): Promise<BlockUsage> {
+    const dir = this.dir(id);
+    // Delayed allocation: a file's extents exist once it is written back.
+    await runTool('sync', ['-f', dir]);
+    const exclusive = async (args: string[]) => {
+      const out = new Map<string, number>();
+      for (const line of (await runTool('btrfs', ['filesystem', 'du', '--raw', ...args])).split('\n').slice(1)) {
+        const m = /^\s*(\d+)\s+(\d+)\s+\S+\s+(.*)$/.exec(line);
+        if (m) out.set(m[3], Number(m[2]));
+      }
+      return out;
+    };
+    const layer = (await exclusive(['-s', dir])).get(dir) ?? 0;
+    return { layer, files: files.length ? await exclusive(files) : new Map(), source: 'btrfs filesystem du: exclusive extents' };
   }
 
   protected override forget(id: string): Promise<void> {

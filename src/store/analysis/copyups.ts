@@ -4,9 +4,10 @@
 //   it into the container's layer, so a copy-up costs the lower version's bytes;
 // - full-copy (vfs): the container's layer is a copy of the whole image made at create, so
 //   every file was copied then; a changed file's copy is its lower version's bytes;
-// - extents (btrfs): the layer is a snapshot sharing extents with the image; what a change
-//   cost is the bytes of the file's extents no other file shares (`btrfs filesystem du`);
-// - file-bytes (zfs, devicemapper): blocks are copied on write, but the tools do not tell
+// - extents (btrfs) and blocks (devicemapper's reflink pool): the layer shares its storage
+//   with the image until written; a change costs the bytes of the file's data no other layer
+//   shares, as the driver's tools report them (Driver.blockUsage);
+// - file-bytes (zfs, kernel dm-thin): blocks are copied on write, but the tools do not tell
 //   them per file: the lower version's bytes stand as an upper bound, and the layer's own
 //   allocation is given where the tool reports it (zfs `used` of the container's clone).
 // The lower version is found in the image's layers through their tar-split records, and in
@@ -16,20 +17,19 @@ import { lstat } from 'node:fs/promises';
 import type { ChangeKind } from '../../archive/changes.js';
 import { fsPath } from '../../archive/tar/header.js';
 import type { Driver } from '../../drivers/driver.js';
-import { runTool } from '../../sys/run.js';
 import type { ContainerRecord } from '../containers.js';
 import type { ChainAnalyzer } from './analyze.js';
 
-export type CopyUpMethod = 'whole-file' | 'full-copy' | 'extents' | 'file-bytes';
+export type CopyUpMethod = 'whole-file' | 'full-copy' | 'extents' | 'blocks' | 'file-bytes';
 
+/** How each driver copies; drivers with Driver.blockUsage fall back to file-bytes when it cannot tell per file. */
 const METHODS: Record<string, CopyUpMethod> = {
   overlay2: 'whole-file',
   'fuse-overlayfs': 'whole-file',
   aufs: 'whole-file',
   vfs: 'full-copy',
   btrfs: 'extents',
-  zfs: 'file-bytes',
-  devicemapper: 'file-bytes',
+  devicemapper: 'blocks',
 };
 
 /** What each method's numbers mean, for the output to say. */
@@ -37,6 +37,7 @@ export const METHOD_NOTES: Record<CopyUpMethod, string> = {
   'whole-file': 'file-level copy-up: a changed file was copied whole from the layer below',
   'full-copy': 'the container layer is a full copy of the image made at create; changed files count their copied bytes',
   extents: 'block-level: bytes of extents the file no longer shares with the image (btrfs filesystem du, exclusive)',
+  blocks: "block-level: bytes of the file's blocks on the device that the image's device does not share (FIEMAP)",
   'file-bytes': 'block-level copy-on-write that the tools do not report per file: file bytes (an upper bound)',
 };
 
@@ -103,23 +104,9 @@ async function lstatOrNull(path: string): Promise<BigIntStats | null> {
   }
 }
 
-/** `btrfs filesystem du --raw` over files: exclusive bytes by host path. */
-async function btrfsExclusive(paths: string[]): Promise<Map<string, number>> {
-  const out = new Map<string, number>();
-  if (paths.length === 0) return out;
-  // Delayed allocation: extents exist once written back.
-  await runTool('sync', ['-f', paths[0]]);
-  const text = await runTool('btrfs', ['filesystem', 'du', '--raw', ...paths]);
-  for (const line of text.split('\n').slice(1)) {
-    const m = /^\s*(\d+)\s+(\d+)\s+(\S+)\s+(.*)$/.exec(line);
-    if (m) out.set(m[4], Number(m[2]));
-  }
-  return out;
-}
-
 export async function copyUps(input: CopyUpInput): Promise<CopyUpReport> {
   const { driver, container: c, chain } = input;
-  const method = METHODS[driver.name] ?? 'file-bytes';
+  let method = METHODS[driver.name] ?? 'file-bytes';
   const changes = await driver.changes(c.layer, c.initLayer);
   const initChanged = new Set((await driver.changes(c.initLayer, input.imageTop)).filter((x) => x.kind !== 'D').map((x) => x.path));
   const root = await driver.get(c.layer);
@@ -161,22 +148,17 @@ export async function copyUps(input: CopyUpInput): Promise<CopyUpReport> {
         allocatedBytes: isFile ? Number(st!.blocks) * 512 : 0,
       });
     }
-    if (method === 'extents') {
-      const measured = files.filter((f) => f.kind !== 'D' && f.type === 'file');
-      const exclusive = await btrfsExclusive(measured.map((f) => `${root}${f.path}`));
-      for (const f of measured) {
-        const n = exclusive.get(`${root}${f.path}`);
-        if (n === undefined) continue;
-        f.allocatedBytes = n;
-        if (f.copiedBytes > 0) f.copiedBytes = n;
-      }
-    }
     let layerAllocated: CopyUpReport['layerAllocated'] = null;
-    if (driver.name === 'zfs') {
-      const dataset = (await driver.metadata(c.layer)).Dataset;
-      if (dataset) {
-        const used = Number((await runTool('zfs', ['get', '-Hp', '-o', 'value', 'used', dataset])).trim());
-        if (Number.isFinite(used)) layerAllocated = { bytes: used, source: `zfs get used ${dataset}` };
+    if (driver.blockUsage) {
+      const measured = files.filter((f) => f.kind !== 'D' && f.type === 'file');
+      const usage = await driver.blockUsage(c.layer, measured.map((f) => `${root}${f.path}`));
+      if (usage) layerAllocated = { bytes: usage.layer, source: usage.source };
+      const told = measured.filter((f) => usage?.files.has(`${root}${f.path}`));
+      if (!usage || (measured.length > 0 && told.length === 0)) method = 'file-bytes';
+      for (const f of told) {
+        const own = usage!.files.get(`${root}${f.path}`)!;
+        f.allocatedBytes = own;
+        if (f.copiedBytes > 0) f.copiedBytes = own;
       }
     }
     return {

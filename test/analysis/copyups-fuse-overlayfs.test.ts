@@ -1,0 +1,3 @@
+import { copyUpSuite } from './copyup-suite.js';
+
+copyUpSuite('fuse-overlayfs');
