@@ -15,7 +15,9 @@ const RANKS = {
   // The Store is the library's face: it pulls, pushes and runs, so it sits above the registry
   // client and the runtime, which never import it.
   store: 4,
-  cli: 5,
+  // `strata ui`'s server: a reader of the Store that the CLI starts.
+  ui: 5,
+  cli: 6,
 };
 const layerOf = (folder) => RANKS[folder];
 
@@ -29,7 +31,7 @@ function layerPattern(folder) {
   const folders = forbiddenFor(folder).map((f) => `${f}(?:/|\\.js$)`);
   return {
     regex: `^(?:\\.\\./)+(?:${[...folders, 'index\\.js$'].join('|')})`,
-    message: `src/${folder}/ may import only lower layers (cli → store → registry/runtime → drivers/image → archive → sys/reference).`,
+    message: `src/${folder}/ may import only lower layers (cli → ui → store → registry/runtime → drivers/image → archive → sys/reference).`,
   };
 }
 

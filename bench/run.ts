@@ -4,13 +4,14 @@ import * as apply from './apply.js';
 import * as containers from './containers.js';
 import * as pull from './pull.js';
 import * as runtime from './runtime.js';
+import * as ui from './ui.js';
 
 interface Bench {
   name: string;
   run(): Promise<void>;
 }
 
-const benches: Bench[] = [apply, containers, pull, runtime];
+const benches: Bench[] = [apply, containers, pull, runtime, ui];
 
 const wanted = process.argv.slice(2);
 const unknown = wanted.filter((w) => !benches.some((b) => b.name === w));

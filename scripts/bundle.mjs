@@ -42,6 +42,22 @@ await build({
   logLevel: 'warning',
 });
 
+// strata ui's page (web/, preact and d3-hierarchy) as one script and one stylesheet in
+// dist/web/, shipped in the package and served by src/ui/server.ts: nothing comes from a CDN.
+await build({
+  entryPoints: { app: 'web/main.tsx' },
+  outdir: 'dist/web',
+  bundle: true,
+  platform: 'browser',
+  format: 'esm',
+  target: 'es2022',
+  jsx: 'automatic',
+  jsxImportSource: 'preact',
+  minify: true,
+  legalComments: 'none',
+  logLevel: 'warning',
+});
+
 // Made by a fresh node running the bundle's top level, exactly as bin/strata.cjs does; V8 checks
 // the cache against its version, flags and the source, and compiles afresh when it does not fit.
 execFileSync(process.execPath, ['-e', "require('./bin/bundle-loader.cjs').writeCodeCache()"], { stdio: 'inherit' });

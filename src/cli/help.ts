@@ -48,6 +48,7 @@ export const EXAMPLES: Record<string, string> = {
   login: 'strata login -u me --password-stdin registry.example < token.txt',
   logout: 'strata logout registry.example',
   completion: 'source <(strata completion bash)',
+  ui: 'strata ui --port 8040 --no-open',
   help: 'strata help system prune',
   version: 'strata version',
 };

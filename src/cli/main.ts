@@ -13,6 +13,7 @@ import { addRegistryCommands } from './commands/registry.js';
 import { addExecCommands } from './commands/exec.js';
 import { addRunCommands } from './commands/run.js';
 import { addSystemCommands } from './commands/system.js';
+import { addUiCommands } from './commands/ui.js';
 import { collect, Output, parseKeyValues, PartialFailure, SilentExit, type Context } from './context.js';
 import { pflagBooleans } from './pflag.js';
 import { installCompletion } from './completion.js';
@@ -63,6 +64,7 @@ export function buildProgram(io = new Output()): Command {
   addRegistryCommands(program, ctx);
   addSystemCommands(program, ctx);
   addLayerCommands(program, ctx);
+  addUiCommands(program, ctx);
   installCompletion(program, io.out);
   installHelp(program);
   return program;

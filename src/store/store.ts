@@ -186,6 +186,14 @@ export class Store {
     await this.layers.recover();
   }
 
+  /**
+   * A number that changes whenever another process commits to the store's database (SQLite's
+   * data_version): one cheap query tells a long-lived reader (`strata ui`) that it is out of date.
+   */
+  changeCounter(): number {
+    return this.db.pragma('data_version', { simple: true }) as number;
+  }
+
   // ---------------------------------------------------------------- images
 
   /** Store an image from any source; layers already present are reused. */

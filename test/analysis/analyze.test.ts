@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { Store } from '../../src/index.js';
 import { strataIn } from '../helpers/cli.js';
-import { scratch } from '../helpers/env.js';
+import { corpusImage, scratch } from '../helpers/env.js';
 import { unmountAllUnder } from '../helpers/mounts.js';
 import { overlay2Available } from '../helpers/registry.js';
 import { commitSteps, importBase, writeBytes } from './build.js';
@@ -101,3 +101,32 @@ for (const driver of ['vfs', 'overlay2']) {
     assert.equal(cli.run(['analyze', 'nope:1']).stderr, 'Error: No such image: nope:1\n');
   });
 }
+
+// The corpus's edge image, built by Docker from a Dockerfile whose every step is known: what
+// it deletes (L3), hides under an opaque directory (L4), stores again for a mode change (L5), a
+// new hard link (L6), a type change (L9) or a new mtime (L21) is exactly what is wasted.
+test('vfs: the edge corpus image wastes exactly what its Dockerfile overwrites and deletes', async () => {
+  const store = await Store.open({ root: join(work, 'edge'), driver: 'vfs' });
+  try {
+    const [img] = await store.load(corpusImage('edge.oci.tar'));
+    const a = await store.analyze(img.id);
+    const text = (s: string) => Buffer.byteLength(s);
+    const expected: [string, number][] = [
+      ['/edge/chmod/file', text('mode changes in L5, content does not\n')],
+      ['/edge/replace/was-file', text('replaced by a directory in L9\n')],
+      ['/edge/replace/was-dir/sub/c', text('dir replaced by a file in L9\n')],
+      ['/edge/whiteout/dir-to-delete/sub/file', text('deleted with its dir in L3\n')],
+      ['/edge/whiteout/file-to-delete', text('this file is deleted in L3\n')],
+      ['/edge/hardlink/lower-target', text('hard-linked from L6\n')],
+      ['/edge/whiteout/keep', text('this file stays\n')],
+      ['/edge/opaque/a', text('old a\n')],
+      ['/edge/opaque/sub/b', text('old b\n')],
+    ];
+    assert.deepEqual(a.wasted.map((w) => [w.path, w.wastedBytes]), expected);
+    assert.equal(a.wastedBytes, expected.reduce((n, [, b]) => n + b, 0));
+    const removed = a.layers.flatMap((l) => l.files.filter((f) => f.kind === 'D').map((f) => `${f.path} ${f.bytes}`));
+    assert.deepEqual(removed, ['/edge/whiteout/dir-to-delete 27', '/edge/whiteout/file-to-delete 27', '/edge/opaque/a 6', '/edge/opaque/sub 6']);
+  } finally {
+    await store.close();
+  }
+});

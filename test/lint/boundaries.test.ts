@@ -29,6 +29,8 @@ const refused: [string, string][] = [
   ['src/registry/fixture.ts', '../store/store.js'],
   ['src/runtime/fixture.ts', '../store/run.js'],
   ['src/registry/fixture.ts', '../cli/main.js'],
+  ['src/store/fixture.ts', '../ui/server.js'],
+  ['src/ui/fixture.ts', '../cli/main.js'],
   // backends never import each other, nor select.ts or index.ts
   ['src/drivers/aufs/fixture.ts', '../fuse-overlayfs/fuseoverlay.js'],
   ['src/drivers/overlay2/fixture.ts', '../fuse-overlayfs/fuseoverlay.js'],
@@ -53,6 +55,8 @@ const allowed: [string, string][] = [
   ['src/cli/fixture.ts', '../registry/pull.js'],
   ['src/store/fixture.ts', '../registry/pull.js'],
   ['src/store/fixture.ts', '../runtime/spec.js'],
+  ['src/ui/fixture.ts', '../store/store.js'],
+  ['src/cli/fixture.ts', '../ui/server.js'],
 ];
 
 test('the lint fails when a lower layer imports a higher one, or a backend another backend', async () => {
