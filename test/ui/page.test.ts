@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { appendFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { shortId } from '../../src/cli/format.js';
+import { shortId } from '../../src/reference/digest.js';
 import { humanSize } from '../../src/sys/units.js';
 import type { UiState } from '../../src/ui/views.js';
 import { strataIn } from '../helpers/cli.js';
