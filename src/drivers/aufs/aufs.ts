@@ -14,7 +14,7 @@ import { join, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { writeFileAtomic } from '../../sys/fileio.js';
 import { applyLayer } from '../../archive/apply.js';
-import { aufsChanges, type Change } from '../../archive/changes.js';
+import type { Change } from '../../archive/changes.js';
 import { packDirectory } from '../../archive/pack.js';
 import { backingFsName, supportsDType } from '../../sys/fsprobe.js';
 import { MNT_DETACH, MS_REMOUNT, mount, umount2 } from '../../sys/linux.js';
@@ -327,10 +327,10 @@ export class AufsDriver implements Driver {
     return packDirectory(this.diffDir(id), { whiteouts: 'aufs' });
   }
 
+  /** The naive comparison of the mounted trees, as overlay2's changes (Docker's `docker diff` output). */
   async changes(id: string, parent: string | null): Promise<Change[]> {
-    const lowers = await this.native(id, parent);
-    if (lowers === null) return this.naive.changes(id, parent);
-    return aufsChanges(this.diffDir(id), lowers);
+    await this.require(id);
+    return this.naive.changes(id, parent);
   }
 
   async applyDiff(id: string, parent: string | null, tar: Readable): Promise<number> {
