@@ -8,7 +8,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Change } from '../archive/changes.js';
 import { packDirectory } from '../archive/pack.js';
 import { assembleLayer } from '../archive/tarsplit.js';
-import { selectDriver } from '../drivers/index.js';
+import { DriverError, selectDriver } from '../drivers/index.js';
 import type { Driver } from '../drivers/driver.js';
 import { openImageArchive } from '../image/archive-read.js';
 import { writeImageArchive, type ArchiveFormat } from '../image/archive-write.js';
@@ -18,7 +18,7 @@ import type { HistoryEntry, ImageConfig } from '../image/types.js';
 import { Checker, type CheckResult } from './check.js';
 import { ContainerStore, randomName, type ContainerRecord } from './containers.js';
 import { type DB, now, openDatabase, writeTx } from './db.js';
-import { ConflictError, NotFoundError, StrataError } from './errors.js';
+import { ConflictError, InvalidInputError, NotFoundError, StrataError } from './errors.js';
 import { ImageStore, familiar, storedName, parseConfig, type ImageRecord } from './images.js';
 import { setupInitLayer } from './initlayer.js';
 import { LayerStore, newId, ParentGoneError, sha256, tarSplitPath, type LayerEvents, type LayerRecord } from './layers.js';
@@ -485,7 +485,12 @@ export class Store {
       } finally {
         await this.driver.put(init.id);
       }
-      const rwLayer = await this.layers.createReadWrite(init.id, 'container', opts.storageOpt ? { storageOpt: opts.storageOpt } : undefined, rwId);
+      const rwLayer = await this.layers
+        .createReadWrite(init.id, 'container', opts.storageOpt ? { storageOpt: opts.storageOpt } : undefined, rwId)
+        .catch((err: unknown) => {
+          // The driver refusing --storage-opt is bad input (Docker: exit 1 for create, 125 for run).
+          throw opts.storageOpt && err instanceof DriverError ? new InvalidInputError(err.message) : err;
+        });
       rw = rwLayer;
       writeTx(this.db, () => {
       if (!this.images.get(img.id)) throw new NotFoundError(`No such image: ${imageRef}`);

@@ -15,6 +15,7 @@ import type { Readable } from 'node:stream';
 import { writeFileAtomic } from '../../sys/fileio.js';
 import { applyLayer } from '../../archive/apply.js';
 import type { Change } from '../../archive/changes.js';
+import { refuseStorageOpt } from '../common/storage-opt.js';
 import { packDirectory } from '../../archive/pack.js';
 import { backingFsName, supportsDType } from '../../sys/fsprobe.js';
 import { MNT_DETACH, MS_REMOUNT, mount, umount2 } from '../../sys/linux.js';
@@ -129,10 +130,8 @@ export class AufsDriver implements Driver {
   }
 
   async create(id: string, parent: string | null, opts?: CreateOpts): Promise<void> {
-    for (const key of Object.keys(opts?.storageOpt ?? {})) {
-      if (key === 'size') throw new DriverError('aufs: --storage-opt size is not supported (aufs has no quota)');
-      throw new DriverError(`aufs: unknown storage option ${key}`);
-    }
+    // Docker's aufs driver takes no per-container option (aufs has no quota), in these words.
+    refuseStorageOpt(opts, '--storage-opt is not supported for aufs');
     const diff = this.diffDir(id);
     if (await this.exists(id)) throw new DriverError(`aufs: layer ${id} already exists`);
     const ancestors = parent === null ? [] : [parent, ...(await this.parentAncestors(parent))];

@@ -33,6 +33,7 @@ import { NaiveDiffDriver } from '../common/naivediff.js';
 import { isCode } from '../../sys/errno.js';
 import { humanSize as goHumanSize } from '../../sys/units.js';
 import { parseSizeOption } from '../common/size-option.js';
+import { layerSize } from '../common/storage-opt.js';
 import { fault } from '../../sys/fault.js';
 
 const BASE = 'base';
@@ -387,11 +388,8 @@ export class DevmapperDriver extends NaiveDiffDriver implements Driver {
 
   async create(id: string, parent: string | null, opts?: CreateOpts): Promise<void> {
     this.checkId(id);
-    let want: number | null = null;
-    for (const [key, value] of Object.entries(opts?.storageOpt ?? {})) {
-      if (key.toLowerCase() !== 'size') throw new DriverError(`devicemapper: unknown storage option ${key}`);
-      want = positiveSize(value, 'size');
-    }
+    const want = layerSize(opts);
+    if (want === 0) throw new DriverError('devicemapper: size must be more than 0 bytes');
     if (await this.exists(id)) throw new DriverError(`devicemapper: layer ${id} already exists`);
     const parentRec = parent === null ? null : await this.record(parent);
     if (this.thin !== null) {

@@ -72,15 +72,15 @@ export abstract class OverlayBase implements Driver {
     await this.create(id, parent, opts);
   }
 
+  /**
+   * Docker's overlay2 refusals, in its words: a size needs project quotas on an xfs mounted with
+   * pquota, which strata does not set up (and this machine's kernel has no xfs quota support);
+   * any other key is unknown.
+   */
   protected checkCreateOpts(opts?: CreateOpts): void {
-    for (const key of Object.keys(opts?.storageOpt ?? {})) {
-      if (key === 'size') {
-        throw new DriverError(
-          `${this.name}: --storage-opt size needs a quota on the backing filesystem (xfs with pquota), which ${this.name} in strata does not support`,
-        );
-      }
-      throw new DriverError(`${this.name}: unknown storage option '${key}'`);
-    }
+    const keys = Object.keys(opts?.storageOpt ?? {}).map((k) => k.toLowerCase());
+    if (keys.includes('size')) throw new DriverError("--storage-opt is supported only for overlay over xfs with 'pquota' mount option");
+    if (keys.length > 0) throw new DriverError(`Unknown option ${keys[0]}`);
   }
 
   async remove(id: string): Promise<void> {
