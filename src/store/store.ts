@@ -43,6 +43,10 @@ export interface StoreOptions {
   driver?: string;
   /** Global driver options (`--storage-opt k=v`). */
   storageOpts?: Record<string, string>;
+  /** Mirrors of Docker Hub for every pull of a docker.io image (daemon.json `registry-mirrors`). */
+  registryMirrors?: string[];
+  /** Registries every pull and push may reach over plain HTTP (daemon.json `insecure-registries`). */
+  insecureRegistries?: string[];
   /** How many layers of one image to extract at once on drivers whose layers are independent (default 3). */
   parallelExtract?: number;
   /**
@@ -94,6 +98,8 @@ export class Store {
   readonly containers: ContainerStore;
   /** This open store's mark in tmp/procs (see sweepAfterCrash). */
   private mark: string | null = null;
+  /** Registry settings every pull and push starts from (a call's own options add to them). */
+  registry: { mirrors: string[]; insecure: string[] } = { mirrors: [], insecure: [] };
   private readonly runner: Runner;
   private readonly states: RunStates;
 
@@ -135,6 +141,7 @@ export class Store {
     }
     const storeFlags = ['--root', root, '--driver', driver.name, ...Object.entries(opts.storageOpts ?? {}).flatMap(([k, v]) => ['--storage-opt', `${k}=${v}`])];
     const store = new Store(root, driver, db, opts.parallelExtract ?? 3, [...(opts.strataCommand ?? defaultStrataCommand()), ...storeFlags]);
+    store.registry = { mirrors: opts.registryMirrors ?? [], insecure: opts.insecureRegistries ?? [] };
     log.debug(`store ${root} opened with driver ${driver.name}`);
     await store.recover();
     await store.sweepAfterCrash();
@@ -230,12 +237,12 @@ export class Store {
 
   /** `pull`: an image from its registry into the store, progress as Docker's events. */
   pull(ref: string, opts: PullOptions = {}): Promise<PullResult> {
-    return pull(this, ref, opts);
+    return pull(this, ref, { registryMirrors: this.registry.mirrors, ...opts, insecureRegistries: [...this.registry.insecure, ...(opts.insecureRegistries ?? [])] });
   }
 
   /** `push`: a named image of the store to the registry the name points at. */
   push(ref: string, opts: PushOptions = {}): Promise<PushResult> {
-    return push(this, ref, opts);
+    return push(this, ref, { ...opts, insecureRegistries: [...this.registry.insecure, ...(opts.insecureRegistries ?? [])] });
   }
 
   /** The image `ref` names (a name, an ID or its prefix); NotFoundError when none. */

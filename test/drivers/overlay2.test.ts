@@ -83,7 +83,7 @@ describe('overlay2 layout', () => {
   it('refuses quotas clearly', async (t) => {
     const root = driverRoot(t);
     const d = await open(root);
-    await assert.rejects(d.createReadWrite(newId(), null, { storageOpt: { size: '10M' } }), /^--storage-opt is supported only for overlay over xfs with 'pquota' mount option$/);
+    await assert.rejects(d.createReadWrite(newId(), null, { storageOpt: { size: '10M' } }), /--storage-opt is supported only for overlay over xfs with 'pquota' mount option$/);
     await assert.rejects(open(root, { 'overlay2.size': '10G' }), /overlay2.size needs xfs project quota/);
     await assert.rejects(open(root, { 'overlay2.bogus': '1' }), /unknown option overlay2.bogus/);
   });
