@@ -5,12 +5,14 @@
 // root is ever created, changed or deleted.
 //
 // xattr policy: `trusted.overlay.*` in a layer is refused (it would steer overlayfs: opaque dirs,
-// redirects, metacopy). `security.*` must be set or the apply fails. Other namespaces are skipped
-// when the filesystem does not support them (ENOTSUP), and `user.*` is skipped on symlinks and
-// device nodes, where the kernel never allows it (EPERM). Everything else that fails is an error.
+// redirects, metacopy). An xattr the filesystem does not support at all (ENOTSUP, e.g. zfs-fuse
+// without -x) is skipped, whatever its namespace, with one warning for the layer: Docker 20.10
+// loads such images the same way. `user.*` is skipped on symlinks and device nodes, where the
+// kernel never allows it (EPERM). Everything else that fails is an error.
 // Metadata calls, and small files, are synchronous: through libuv's pool each one is a round trip
 // between threads, and on two cores those hand-offs cost the main thread more than the syscalls.
 import { StrataError } from '../errors.js';
+import { log } from '../log.js';
 import {
   chmodSync,
   closeSync,
@@ -152,6 +154,8 @@ class Applier {
   private readonly umask = currentUmask();
   /** What this layer created and has not removed since; true for directories. */
   private readonly made = new Map<string, boolean>();
+  /** xattrs the filesystem refused with ENOTSUP: "name on path", for the layer's one warning. */
+  private readonly unsupportedXattrs: string[] = [];
 
   constructor(
     private readonly root: string,
@@ -504,12 +508,20 @@ class Applier {
       const code = (err as { code?: string }).code;
       const special = st !== null && !st.isFile() && !st.isDirectory();
       if (name.startsWith('user.') && code === 'EPERM' && special) return;
-      if ((code === 'ENOTSUP' || code === 'EOPNOTSUPP') && !name.startsWith('security.')) return;
+      if (code === 'ENOTSUP' || code === 'EOPNOTSUPP') {
+        this.unsupportedXattrs.push(`${name} on /${target.slice(this.root.length + 1)}`);
+        return;
+      }
       throw new LayerArchiveError(`cannot set xattr ${name} on ${JSON.stringify(target.slice(this.root.length + 1))}: ${code ?? describe(err)}`);
     }
   }
 
   async finish(): Promise<void> {
+    const skipped = this.unsupportedXattrs;
+    if (skipped.length > 0) {
+      const shown = skipped.slice(0, 3).join(', ') + (skipped.length > 3 ? `, and ${skipped.length - 3} more` : '');
+      log.warn(`ignored xattrs in archive: underlying filesystem doesn't support them (${shown})`);
+    }
     // Opaque directories (snapshot format) lose every child this layer did not write.
     for (const dir of this.opaque) await this.prune(dir);
     // Directory times last, when nothing is created or removed any more (setting one dir's times

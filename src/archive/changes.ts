@@ -1,9 +1,9 @@
 // Change lists between layers, as `docker diff` prints them.
-import { existsSync, type BigIntStats } from 'node:fs';
-import { lstat, readlink } from 'node:fs/promises';
-import { lgetxattr, readXattrs } from '../sys/linux.js';
+import type { BigIntStats } from 'node:fs';
+import { readlink } from 'node:fs/promises';
+import { readXattrs } from '../sys/linux.js';
 import { cPath, fsPath } from './tar/header.js';
-import { baseOf, byPathBytes, hostPath, parentOf, walkTree, type TreeStats } from './walk.js';
+import { byPathBytes, hostPath, parentOf, walkTree, type TreeStats } from './walk.js';
 
 export type ChangeKind = 'A' | 'C' | 'D';
 
@@ -59,7 +59,9 @@ export async function changesBetween(lower: string | null, upper: string): Promi
   }
   for (const rel of oldT.keys()) {
     if (rel === '' || newT.has(rel)) continue;
-    if (newT.has(parentOf(rel))) kinds.set(rel, 'D');
+    // Only the topmost deletion, and none under a directory that became a file (Docker reports
+    // that as one C and does not look inside what is gone).
+    if (newT.get(parentOf(rel))?.isDirectory()) kinds.set(rel, 'D');
   }
   // Parents of every change are reported changed ("to save and restore permissions").
   for (const rel of [...kinds.keys()]) {
@@ -69,98 +71,4 @@ export async function changesBetween(lower: string | null, upper: string): Promi
     }
   }
   return sortChanges([...kinds].map(([rel, kind]) => ({ path: `/${rel}`, kind })));
-}
-
-type Deleted = (rel: string, st: BigIntStats, abs: string) => string | null;
-
-/** Docker's layered changes(): walk the upper dir; deletions by marker, A vs C by presence below. */
-async function layeredChanges(upper: string, lowers: string[], deleted: Deleted, skip: (rel: string) => boolean, isHidden: (st: BigIntStats) => boolean): Promise<Change[]> {
-  const tree = await walkTree(upper, (rel) => skip(rel));
-  const changes: Change[] = [];
-  const changedDirs = new Set<string>();
-  const sorted = [...tree.keys()].filter((r) => r !== '').sort(byPathBytes);
-  for (const rel of sorted) {
-    const st = tree.get(rel)!;
-    let kind: ChangeKind;
-    let path = rel;
-    const del = deleted(rel, st, hostPath(upper, rel));
-    if (del === '') continue;
-    if (del !== null) {
-      kind = 'D';
-      path = del;
-    } else {
-      kind = 'A';
-      for (const lower of lowers) {
-        let lst: BigIntStats | null = null;
-        try {
-          lst = await lstat(fsPath(hostPath(lower, rel)), { bigint: true });
-        } catch {
-          continue;
-        }
-        if (isHidden(lst)) break; // whited out below: it is new here
-        if (lst.isDirectory() && st.isDirectory() && lst.size === st.size && lst.mode === st.mode && lst.mtimeNs === st.mtimeNs) {
-          kind = 'C';
-          path = '';
-        } else {
-          kind = 'C';
-        }
-        break;
-      }
-      if (path === '') continue; // an unchanged directory that is only there for its children
-    }
-    if (st.isDirectory()) changedDirs.add(rel);
-    if (kind === 'A' || kind === 'D') {
-      const parent = parentOf(path);
-      if (parent !== '' && !changedDirs.has(parent)) {
-        changes.push({ path: `/${parent}`, kind: 'C' });
-        changedDirs.add(parent);
-      }
-    }
-    changes.push({ path: `/${path}`, kind });
-  }
-  const seen = new Set<string>();
-  return sortChanges(changes.filter((c) => (seen.has(c.path + c.kind) ? false : (seen.add(c.path + c.kind), true))));
-}
-
-/**
- * Changes of an overlay upper dir, as Docker's overlay changes: a 0/0 character device is D, a
- * directory with trusted.overlay.opaque=y is D (its new children follow as A/C), everything else
- * is C when some lower has the path, else A.
- */
-export async function overlayChanges(upperDir: string, lowerDirs: string[]): Promise<Change[]> {
-  const isWhiteout = (st: BigIntStats) => st.isCharacterDevice() && st.rdev === 0n;
-  return layeredChanges(
-    upperDir,
-    lowerDirs,
-    (rel, st, abs) => {
-      if (isWhiteout(st)) return rel;
-      if (st.isDirectory()) {
-        const v = lgetxattr(cPath(abs), 'trusted.overlay.opaque');
-        if (v !== null && v.length === 1 && v[0] === 0x79) return rel;
-      }
-      return null;
-    },
-    () => false,
-    isWhiteout,
-  );
-}
-
-/** Changes of an aufs diff dir: `.wh.<name>` files are D of <name>; AUFS metadata is skipped. */
-export async function aufsChanges(diffDir: string, lowerDirs: string[]): Promise<Change[]> {
-  return layeredChanges(
-    diffDir,
-    lowerDirs,
-    (rel, st, abs) => {
-      const base = baseOf(rel);
-      if (base === '.wh..wh..opq') return ''; // reported as D of its directory
-      if (st.isDirectory() && existsSync(fsPath(`${abs}/.wh..wh..opq`))) return rel;
-      if (base.startsWith('.wh.')) {
-        const p = parentOf(rel);
-        return p === '' ? base.slice(4) : `${p}/${base.slice(4)}`;
-      }
-      return null;
-    },
-    (rel) => !rel.includes('/') && rel.startsWith('.wh..wh.') && rel !== '.wh..wh..opq',
-    () => false,
-  );
 }

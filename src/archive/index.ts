@@ -5,5 +5,5 @@ export { TarWriter, encodeHeader } from './tar/writer.js';
 export * from './compression.js';
 export { resolveInRoot, resolveInRootSync } from './rootpath.js';
 export { applyLayer, UnsafeArchiveError, type ApplyOptions, type WhiteoutFormat } from './apply.js';
-export { changesBetween, overlayChanges, aufsChanges, type Change, type ChangeKind } from './changes.js';
+export { changesBetween, type Change, type ChangeKind } from './changes.js';
 export { exportChanges, packDirectory, packPath } from './pack.js';

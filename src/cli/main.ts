@@ -18,12 +18,14 @@ import { collect, Output, parseKeyValues, PartialFailure, SilentExit, type Conte
 import { pflagBooleans } from './pflag.js';
 import { installCompletion } from './completion.js';
 import { installHelp } from './help.js';
+import { DEFAULT_CONFIG, loadConfig, type DaemonConfig } from './config.js';
 
 interface GlobalOpts {
   root: string;
   driver?: string;
   storageOpt: string[];
   logLevel: string;
+  config?: string;
 }
 
 export function buildProgram(io = new Output()): Command {
@@ -35,20 +37,32 @@ export function buildProgram(io = new Output()): Command {
     .option('-s, --driver <name>', 'storage driver (default: chosen like Docker)', process.env.STRATA_DRIVER)
     .option('--storage-opt <key=value>', 'storage driver option (repeatable)', collect, [] as string[])
     .addOption(new Option('-l, --log-level <level>', 'logging level (debug prints what strata does on stderr)').choices([...logLevels]).default('info'))
+    .option('--config <file>', `Docker-style daemon.json to read (default ${DEFAULT_CONFIG} when it exists)`)
     .enablePositionalOptions()
     .showHelpAfterError(false)
     .configureOutput({ writeOut: (s) => io.out.write(s), writeErr: (s) => io.err.write(s) })
     .exitOverride()
     .hook('preAction', () => {
-      const level = program.opts<GlobalOpts>().logLevel;
+      const g = program.opts<GlobalOpts>();
+      config = loadConfig(g.config);
+      const level = explicit('logLevel') ? g.logLevel : (config['log-level'] ?? g.logLevel);
       if (isLogLevel(level)) setLogLevel(level, (line) => io.err.write(line));
     });
+  let config: DaemonConfig = {};
+  /** A global flag given on the command line (or through its environment variable) wins over the file. */
+  const explicit = (key: keyof GlobalOpts) => program.getOptionValueSource(key) === 'cli';
 
   const ctx: Context = {
     io,
     withStore: async (fn) => {
       const g = program.opts<GlobalOpts>();
-      const opts: StoreOptions = { root: g.root, driver: g.driver, storageOpts: parseKeyValues(g.storageOpt, 'storage option') };
+      const opts: StoreOptions = {
+        root: explicit('root') ? g.root : (process.env.STRATA_ROOT ?? config['data-root'] ?? g.root),
+        driver: explicit('driver') ? g.driver : (process.env.STRATA_DRIVER ?? config['storage-driver']),
+        storageOpts: parseKeyValues(g.storageOpt.length ? g.storageOpt : (config['storage-opts'] ?? []), 'storage option'),
+        registryMirrors: config['registry-mirrors'],
+        insecureRegistries: config['insecure-registries'],
+      };
       const store = await Store.open(opts);
       try {
         return await fn(store);

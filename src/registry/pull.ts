@@ -18,6 +18,9 @@ import { describePlatform, findManifest, hostPlatform, normalizePlatform, parseP
 import type { ImageSource, LayerSource } from '../image/source.js';
 import { parseImageConfig, parseIndex, parseManifest, type Index, type Manifest } from '../image/types.js';
 import { RegistryClient, RegistryError, type ClientOptions } from './client.js';
+import { mirrorHost, plainHttpMirrors } from './mirrors.js';
+import { StrataError } from '../errors.js';
+import { log } from '../log.js';
 import {
   familiarString,
   parseNormalizedNamed,
@@ -56,6 +59,8 @@ export interface PullOptions extends ClientOptions {
   client?: RegistryClient;
   /** Layer blobs streaming at once, at most (default 3, as Docker); more opens wait their turn. */
   maxConcurrentDownloads?: number;
+  /** Mirrors of Docker Hub ("https://host[:port]"), asked in order before it for docker.io images. */
+  registryMirrors?: string[];
 }
 
 export interface ResolvedImage {
@@ -167,16 +172,43 @@ export function verifiedBlob(input: Readable, digest: string, size: number | und
 }
 
 /**
+ * The manifest a reference names, from the first mirror that has it, else from its own registry
+ * (Docker's order). A mirror that lacks the image or fails is passed over with a log line; when
+ * the registry fails too, its error says what each mirror answered.
+ */
+async function fetchTop(client: RegistryClient, reference: Reference, mirrors: string[]): Promise<{ host: string; top: FetchedManifest }> {
+  const want = reference.digest ?? reference.tag!;
+  const missed: string[] = [];
+  for (const host of mirrors) {
+    try {
+      return { host, top: await fetchManifest(client, host, reference.path, want, reference.digest) };
+    } catch (err) {
+      if (!(err instanceof StrataError)) throw err;
+      log.info(`mirror ${host} did not serve ${familiarString(reference)}: ${err.message}`);
+      missed.push(`mirror ${host}: ${err.message}`);
+    }
+  }
+  const host = registryHost(reference);
+  try {
+    return { host, top: await fetchManifest(client, host, reference.path, want, reference.digest) };
+  } catch (err) {
+    if (!(err instanceof StrataError) || missed.length === 0) throw err;
+    throw new RegistryError(`${err.message} (and ${missed.join('; ')})`, err instanceof RegistryError ? err.status : undefined);
+  }
+}
+
+/**
  * Resolves `ref` (a string as typed, or a parsed reference) on its registry to an ImageSource.
  * Nothing is downloaded beyond manifests and the config until a layer's `open()` is called.
  */
 export async function resolveImage(ref: string | Reference, opts: PullOptions = {}): Promise<ResolvedImage> {
   const parsed = typeof ref === 'string' ? parseNormalizedNamed(ref) : ref;
   const reference = withDefaultTag(parsed);
-  const host = registryHost(reference);
   const repo = reference.path;
   const ownClient = !opts.client;
-  const client = opts.client ?? new RegistryClient(opts);
+  const mirrors = reference.domain === 'docker.io' ? (opts.registryMirrors ?? []) : [];
+  const client =
+    opts.client ?? new RegistryClient({ ...opts, insecureRegistries: [...(opts.insecureRegistries ?? []), ...plainHttpMirrors(mirrors)] });
   const emit = (e: ProgressEvent) => {
     opts.onProgress?.(e);
     opts.events?.emit('progress', e);
@@ -185,7 +217,7 @@ export async function resolveImage(ref: string | Reference, opts: PullOptions = 
     const explicitPlatform = opts.platform !== undefined;
     const want = normalizePlatform(opts.platform ? parsePlatform(opts.platform) : hostPlatform());
     if (reference.digest) validateDigest(reference.digest, `digest of ${familiarString(reference)}`);
-    const top = await fetchManifest(client, host, repo, reference.digest ?? reference.tag!, reference.digest);
+    const { host, top } = await fetchTop(client, reference, mirrors.map(mirrorHost));
     let image = top;
     if (top.kind === 'index') {
       // Attestations and other platform-less or "unknown/unknown" entries are never an image to run.

@@ -8,7 +8,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Change } from '../archive/changes.js';
 import { packDirectory } from '../archive/pack.js';
 import { assembleLayer } from '../archive/tarsplit.js';
-import { selectDriver } from '../drivers/index.js';
+import { DriverError, selectDriver } from '../drivers/index.js';
 import type { Driver } from '../drivers/driver.js';
 import { openImageArchive } from '../image/archive-read.js';
 import { writeImageArchive, type ArchiveFormat } from '../image/archive-write.js';
@@ -18,7 +18,7 @@ import type { HistoryEntry, ImageConfig } from '../image/types.js';
 import { Checker, type CheckResult } from './check.js';
 import { ContainerStore, randomName, type ContainerRecord } from './containers.js';
 import { type DB, now, openDatabase, writeTx } from './db.js';
-import { ConflictError, NotFoundError, StrataError } from './errors.js';
+import { ConflictError, InvalidInputError, NotFoundError, StrataError } from './errors.js';
 import { ImageStore, familiar, storedName, parseConfig, type ImageRecord } from './images.js';
 import { setupInitLayer } from './initlayer.js';
 import { LayerStore, newId, ParentGoneError, sha256, tarSplitPath, type LayerEvents, type LayerRecord } from './layers.js';
@@ -47,6 +47,10 @@ export interface StoreOptions {
   driver?: string;
   /** Global driver options (`--storage-opt k=v`). */
   storageOpts?: Record<string, string>;
+  /** Mirrors of Docker Hub for every pull of a docker.io image (daemon.json `registry-mirrors`). */
+  registryMirrors?: string[];
+  /** Registries every pull and push may reach over plain HTTP (daemon.json `insecure-registries`). */
+  insecureRegistries?: string[];
   /** How many layers of one image to extract at once on drivers whose layers are independent (default 3). */
   parallelExtract?: number;
   /**
@@ -98,6 +102,8 @@ export class Store {
   readonly containers: ContainerStore;
   /** This open store's mark in tmp/procs (see sweepAfterCrash). */
   private mark: string | null = null;
+  /** Registry settings every pull and push starts from (a call's own options add to them). */
+  registry: { mirrors: string[]; insecure: string[] } = { mirrors: [], insecure: [] };
   private readonly runner: Runner;
   private readonly states: RunStates;
 
@@ -139,6 +145,7 @@ export class Store {
     }
     const storeFlags = ['--root', root, '--driver', driver.name, ...Object.entries(opts.storageOpts ?? {}).flatMap(([k, v]) => ['--storage-opt', `${k}=${v}`])];
     const store = new Store(root, driver, db, opts.parallelExtract ?? 3, [...(opts.strataCommand ?? defaultStrataCommand()), ...storeFlags]);
+    store.registry = { mirrors: opts.registryMirrors ?? [], insecure: opts.insecureRegistries ?? [] };
     log.debug(`store ${root} opened with driver ${driver.name}`);
     await store.recover();
     await store.sweepAfterCrash();
@@ -246,12 +253,12 @@ export class Store {
 
   /** `pull`: an image from its registry into the store, progress as Docker's events. */
   pull(ref: string, opts: PullOptions = {}): Promise<PullResult> {
-    return pull(this, ref, opts);
+    return pull(this, ref, { registryMirrors: this.registry.mirrors, ...opts, insecureRegistries: [...this.registry.insecure, ...(opts.insecureRegistries ?? [])] });
   }
 
   /** `push`: a named image of the store to the registry the name points at. */
   push(ref: string, opts: PushOptions = {}): Promise<PushResult> {
-    return push(this, ref, opts);
+    return push(this, ref, { ...opts, insecureRegistries: [...this.registry.insecure, ...(opts.insecureRegistries ?? [])] });
   }
 
   /** The image `ref` names (a name, an ID or its prefix); NotFoundError when none. */
@@ -504,7 +511,12 @@ export class Store {
       } finally {
         await this.driver.put(init.id);
       }
-      const rwLayer = await this.layers.createReadWrite(init.id, 'container', opts.storageOpt ? { storageOpt: opts.storageOpt } : undefined, rwId);
+      const rwLayer = await this.layers
+        .createReadWrite(init.id, 'container', opts.storageOpt ? { storageOpt: opts.storageOpt } : undefined, rwId)
+        .catch((err: unknown) => {
+          // The driver refusing --storage-opt is bad input (Docker: exit 1 for create, 125 for run).
+          throw opts.storageOpt && err instanceof DriverError ? new InvalidInputError(err.message) : err;
+        });
       rw = rwLayer;
       writeTx(this.db, () => {
       if (!this.images.get(img.id)) throw new NotFoundError(`No such image: ${imageRef}`);

@@ -23,6 +23,8 @@ export interface PullOptions extends ClientOptions {
   platform?: string;
   /** Layer downloads at once (default 3, as Docker). */
   maxConcurrentDownloads?: number;
+  /** Mirrors of Docker Hub ("https://host[:port]"), asked in order before it for docker.io images. */
+  registryMirrors?: string[];
   onProgress?: (e: ProgressEvent) => void;
 }
 

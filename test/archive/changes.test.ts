@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { test } from 'node:test';
 import { applyLayer } from '../../src/archive/apply.js';
-import { aufsChanges, changesBetween, overlayChanges } from '../../src/archive/changes.js';
+import { changesBetween } from '../../src/archive/changes.js';
 import { exportChanges, packDirectory } from '../../src/archive/pack.js';
 import { readTar } from '../../src/archive/tar/reader.js';
 import { TarWriter } from '../../src/archive/tar/writer.js';
@@ -23,6 +23,8 @@ function baseTree(dir: string): string {
   writeFileSync(join(lower, 'etc', 'delete-me'), 'x\n');
   writeFileSync(join(lower, 'var', 'lib', 'gone', 'deep', 'f'), 'f\n');
   writeFileSync(join(lower, 'mode'), 'm\n');
+  mkdirSync(join(lower, 'was-dir'));
+  writeFileSync(join(lower, 'was-dir', 'inside'), 'i\n');
   symlinkSync('etc/passwd', join(lower, 'link'));
   runToolSync('touch', ['-d', '2001-01-01', join(lower, 'etc', 'passwd'), join(lower, 'mode')]);
   return lower;
@@ -39,6 +41,9 @@ function modify(upper: string): void {
   unlinkSync(join(upper, 'link'));
   symlinkSync('etc/new', join(upper, 'link'));
   lsetxattr(join(upper, 'etc', 'conf.d', 'a.conf'), 'user.tag', Buffer.from([0, 255]));
+  // A directory that became a file is one C: Docker does not report what was inside as deleted.
+  rmSync(join(upper, 'was-dir'), { recursive: true });
+  writeFileSync(join(upper, 'was-dir'), 'now a file\n');
 }
 
 test('changesBetween follows Docker ChangesDirs, exportChanges re-creates the upper tree', async (t) => {
@@ -65,6 +70,7 @@ test('changesBetween follows Docker ChangesDirs, exportChanges re-creates the up
       'C /var',
       'C /var/lib',
       'D /var/lib/gone',
+      'C /was-dir',
     ],
   );
   assert.equal((await changesBetween(null, lower)).every((c) => c.kind === 'A'), true);
@@ -81,9 +87,8 @@ test('changesBetween follows Docker ChangesDirs, exportChanges re-creates the up
   assert.deepEqual(diffTrees(await snapshotTree(replay), await snapshotTree(upper), { skip: (p) => p === '' }), []);
 });
 
-test('packDirectory with overlay whiteouts round-trips through an overlay apply; overlayChanges', async (t) => {
+test('packDirectory with overlay whiteouts round-trips through an overlay apply, and in aufs form', async (t) => {
   const dir = scratch(t);
-  const lower = baseTree(dir);
   const w = new TarWriter();
   const p = (async () => {
     const d = (name: string) => w.add({ name, type: 'dir', mode: 0o755, uid: 0, gid: 0, size: 0, mtime: 1000 });
@@ -107,19 +112,11 @@ test('packDirectory with overlay whiteouts round-trips through an overlay apply;
   assert.deepEqual(names, ['etc', 'etc/.wh.delete-me', 'etc/new', 'var', 'var/lib', 'var/lib/.wh..wh..opq', 'var/lib/fresh']);
   assert.deepEqual(await collect(packDirectory(upper, { whiteouts: 'overlay' })), packed, 'deterministic');
 
-  const changes = await overlayChanges(upper, [lower]);
-  assert.deepEqual(
-    changes.map((c) => `${c.kind} ${c.path}`),
-    ['C /etc', 'D /etc/delete-me', 'A /etc/new', 'C /var', 'D /var/lib', 'A /var/lib/fresh'],
-  );
-
   // the same layer in aufs form
   const aufs = join(dir, 'aufs');
   mkdirSync(aufs);
   await applyLayer(aufs, Readable.from([layer]), { whiteouts: 'aufs' });
   assert.deepEqual(readdirSync(join(aufs, 'etc')).sort(), ['.wh.delete-me', 'new']);
-  const ac = await aufsChanges(aufs, [lower]);
-  assert.deepEqual(ac.map((c) => `${c.kind} ${c.path}`), ['C /etc', 'D /etc/delete-me', 'A /etc/new', 'C /var', 'D /var/lib', 'A /var/lib/fresh']);
   const aufsPacked = await collect(packDirectory(aufs, { whiteouts: 'aufs' }));
   const an: string[] = [];
   for await (const e of readTar(Readable.from([aufsPacked]))) an.push(e.header.name);

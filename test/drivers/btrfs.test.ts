@@ -103,8 +103,8 @@ describe('btrfs specifics', () => {
     await assert.rejects(BtrfsDriver.open({ root, options: { 'overlay2.size': '1G' } }), /btrfs: unknown storage option overlay2.size/);
     await assert.rejects(BtrfsDriver.open({ root, options: { 'btrfs.min_space': 'lots' } }), /invalid size for btrfs.min_space/);
     const d = await BtrfsDriver.open({ root, options: { 'btrfs.min_space': '10M' } });
-    await assert.rejects(d.createReadWrite('f'.repeat(64), null, { storageOpt: { size: '5M' } }), /less than btrfs.min_space/);
-    await assert.rejects(d.createReadWrite('f'.repeat(64), null, { storageOpt: { inodes: '5' } }), /unknown storage option inodes/);
+    await assert.rejects(d.createReadWrite('f'.repeat(64), null, { storageOpt: { size: '5M' } }), /btrfs: storage size cannot be less than 10.49MB$/);
+    await assert.rejects(d.createReadWrite('f'.repeat(64), null, { storageOpt: { inodes: '5' } }), /Unknown option inodes$/);
     await assert.rejects(d.create('../escape', null), /invalid layer id/);
     await assert.rejects(d.create('f'.repeat(64), '0'.repeat(64)), /parent layer 0+ does not exist/);
     assert.deepEqual(await readdir(join(root, 'btrfs/subvolumes')), []);

@@ -91,9 +91,9 @@ describe('driver selection', () => {
 
   it('passes storage options to the driver it picks', async (t) => {
     const root = scratch(t);
-    await assert.rejects(selectDriver(root, 'vfs', { 'vfs.size': '1G' }), /vfs: --storage-opt size is not supported/);
+    await assert.rejects(selectDriver(root, 'vfs', { 'vfs.size': '1G' }), /Filesystem does not support, or has not enabled quotas/);
     await writeFile(join(root, 'allow-preferred'), '');
     // The stand-in is vfs underneath: the options reach the factory on automatic choice too.
-    await assert.rejects(selectDriver(root, undefined, { 'vfs.size': '1G' }), /vfs: --storage-opt size is not supported/);
+    await assert.rejects(selectDriver(root, undefined, { 'vfs.size': '1G' }), /Filesystem does not support, or has not enabled quotas/);
   });
 });

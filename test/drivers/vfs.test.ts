@@ -67,12 +67,12 @@ describe('vfs specifics', () => {
 
   it('refuses size quotas, unknown options, storage options on read-only layers and bad ids', async (t) => {
     const root = scratch(t);
-    await assert.rejects(VfsDriver.open({ root, options: { 'vfs.size': '10G' } }), /size is not supported/);
+    await assert.rejects(VfsDriver.open({ root, options: { 'vfs.size': '10G' } }), /Filesystem does not support, or has not enabled quotas \(vfs enforces/);
     await assert.rejects(VfsDriver.open({ root, options: { 'overlay2.size': '10G' } }), /vfs: unknown storage option overlay2.size/);
     const d = await VfsDriver.open({ root, options: {} });
-    await assert.rejects(d.createReadWrite('d'.repeat(64), null, { storageOpt: { size: '50M' } }), /size is not supported/);
-    await assert.rejects(d.createReadWrite('d'.repeat(64), null, { storageOpt: { inodes: '5' } }), /unknown storage option inodes/);
-    await assert.rejects(d.create('d'.repeat(64), null, { storageOpt: { size: '1G' } }), /not supported for read-only layers/);
+    await assert.rejects(d.createReadWrite('d'.repeat(64), null, { storageOpt: { size: '50M' } }), /Filesystem does not support, or has not enabled quotas/);
+    await assert.rejects(d.createReadWrite('d'.repeat(64), null, { storageOpt: { inodes: '5' } }), /Storage opt inodes not supported$/);
+    await assert.rejects(d.create('d'.repeat(64), null, { storageOpt: { size: '1G' } }), /--storage-opt is not supported for vfs on read-only layers$/);
     await assert.rejects(d.create('../escape', null), /invalid layer id/);
     await assert.rejects(d.create('e'.repeat(64), 'f'.repeat(64)), /parent layer f+ does not exist/);
     assert.equal(await d.exists('e'.repeat(64)), false);

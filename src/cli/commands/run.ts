@@ -80,11 +80,17 @@ export function envFiles(files: string[]): string[] {
   return out;
 }
 
+/** `--storage-opt k=v…`; docker refuses one without `=` before anything happens (exit 125). */
+function storageOpts(list: string[]): Record<string, string> {
+  if (list.some((kv) => !kv.includes('='))) throw new StrataError('invalid storage option', 125);
+  return parseKeyValues(list, 'storage option');
+}
+
 export function createOptions(o: RunFlags, cmd: string[]): CreateOptions {
   return {
     name: o.name,
     hostname: o.hostname,
-    storageOpt: o.storageOpt.length ? parseKeyValues(o.storageOpt, 'storage option') : undefined,
+    storageOpt: o.storageOpt.length ? storageOpts(o.storageOpt) : undefined,
     cmd,
     entrypoint: o.entrypoint,
     env: [...envFiles(o.envFile), ...expandEnv(o.env)],

@@ -25,8 +25,13 @@ async function inspectOne(store: Store, ref: string, type?: string): Promise<unk
   return undefined;
 }
 
+/** A mirror URL as docker info prints it (normalized with a trailing slash). */
+function withSlash(url: string): string {
+  return url.endsWith('/') ? url : `${url}/`;
+}
+
 /** `info --format`: the one place a format string is interpreted for this command. */
-function printInfoFormatted(io: Output, format: string, i: Awaited<ReturnType<Store['info']>>): void {
+function printInfoFormatted(io: Output, format: string, i: Awaited<ReturnType<Store['info']>>, registry: Store['registry']): void {
   const info = {
     Containers: i.containers,
     ContainersRunning: i.running,
@@ -37,6 +42,7 @@ function printInfoFormatted(io: Output, format: string, i: Awaited<ReturnType<St
     Driver: i.driver,
     DriverStatus: i.status,
     DockerRootDir: i.root,
+    RegistryConfig: { InsecureRegistryCIDRs: ['127.0.0.0/8'], InsecureRegistries: registry.insecure, Mirrors: registry.mirrors.map(withSlash) },
   };
   if (format === 'json') io.json(info, 0);
   else io.out.write(formatOne(info, format, 'info'));
@@ -157,7 +163,7 @@ export function addSystemCommands(program: Command, { io, withStore }: Context):
     .action(async (o: { format?: string }) => {
       await withStore(async (store) => {
         const i = await store.info();
-        if (o.format) return printInfoFormatted(io, o.format, i);
+        if (o.format) return printInfoFormatted(io, o.format, i, store.registry);
         const lines = [
           'Server:',
           ` Containers: ${i.containers}`,
@@ -169,6 +175,10 @@ export function addSystemCommands(program: Command, { io, withStore }: Context):
           ` Storage Driver: ${i.driver}`,
           ...i.status.map(([k, v]) => `  ${k}: ${v}`),
           ` Docker Root Dir: ${i.root}`,
+          // Loopback is always insecure, as Docker's 127.0.0.0/8.
+          ' Insecure Registries:',
+          ...[...store.registry.insecure, '127.0.0.0/8'].map((h) => `  ${h}`),
+          ...(store.registry.mirrors.length ? [' Registry Mirrors:', ...store.registry.mirrors.map((m) => `  ${withSlash(m)}`)] : []),
         ];
         io.print(lines.join('\n'));
       });

@@ -14,7 +14,8 @@ import { join, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { writeFileAtomic } from '../../sys/fileio.js';
 import { applyLayer } from '../../archive/apply.js';
-import { aufsChanges, type Change } from '../../archive/changes.js';
+import type { Change } from '../../archive/changes.js';
+import { refuseStorageOpt } from '../common/storage-opt.js';
 import { packDirectory } from '../../archive/pack.js';
 import { backingFsName, supportsDType } from '../../sys/fsprobe.js';
 import { MNT_DETACH, MS_REMOUNT, mount, umount2 } from '../../sys/linux.js';
@@ -129,10 +130,8 @@ export class AufsDriver implements Driver {
   }
 
   async create(id: string, parent: string | null, opts?: CreateOpts): Promise<void> {
-    for (const key of Object.keys(opts?.storageOpt ?? {})) {
-      if (key === 'size') throw new DriverError('aufs: --storage-opt size is not supported (aufs has no quota)');
-      throw new DriverError(`aufs: unknown storage option ${key}`);
-    }
+    // Docker's aufs driver takes no per-container option (aufs has no quota), in these words.
+    refuseStorageOpt(opts, '--storage-opt is not supported for aufs');
     const diff = this.diffDir(id);
     if (await this.exists(id)) throw new DriverError(`aufs: layer ${id} already exists`);
     const ancestors = parent === null ? [] : [parent, ...(await this.parentAncestors(parent))];
@@ -331,10 +330,10 @@ export class AufsDriver implements Driver {
     return packDirectory(this.diffDir(id), { whiteouts: 'aufs' });
   }
 
+  /** The naive comparison of the mounted trees, as overlay2's changes (Docker's `docker diff` output). */
   async changes(id: string, parent: string | null): Promise<Change[]> {
-    const lowers = await this.native(id, parent);
-    if (lowers === null) return this.naive.changes(id, parent);
-    return aufsChanges(this.diffDir(id), lowers);
+    await this.require(id);
+    return this.naive.changes(id, parent);
   }
 
   async applyDiff(id: string, parent: string | null, tar: Readable): Promise<number> {

@@ -11,6 +11,8 @@ import { nearestExisting } from '../common/backing.js';
 import { DirectoryLayerDriver, pathExists } from '../common/dir-layers.js';
 import { DriverError, type CreateOpts, type Driver, type BlockUsage, type DriverOptions } from '../driver.js';
 import { parseSizeOption } from '../common/size-option.js';
+import { layerSize } from '../common/storage-opt.js';
+import { humanSize as goHumanSize } from '../../sys/units.js';
 import { runTool, toolWorks } from '../../sys/run.js';
 
 // The root directory of every subvolume has this inode number (BTRFS_FIRST_FREE_OBJECTID).
@@ -89,13 +91,10 @@ export class BtrfsDriver extends DirectoryLayerDriver implements Driver {
   }
 
   private parseLayerOptions(opts?: CreateOpts): number | null {
-    let size: number | null = null;
-    for (const [key, value] of Object.entries(opts?.storageOpt ?? {})) {
-      if (key.toLowerCase() !== 'size') throw new DriverError(`btrfs: unknown storage option ${key}`);
-      size = parseSizeOption(value, 'size');
-    }
+    const size = layerSize(opts);
+    if (size === 0) throw new DriverError('btrfs: invalid storage size: 0B');
     if (size !== null && size < this.minSpace) {
-      throw new DriverError(`btrfs: storage size ${size} is less than btrfs.min_space ${this.minSpace}`);
+      throw new DriverError(`btrfs: storage size cannot be less than ${goHumanSize(this.minSpace, 4)}`);
     }
     return size;
   }

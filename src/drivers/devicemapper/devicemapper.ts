@@ -32,6 +32,7 @@ import { MountRefs } from '../common/mountref.js';
 import { NaiveDiffDriver } from '../common/naivediff.js';
 import { isCode } from '../../sys/errno.js';
 import { parseSizeOption } from '../common/size-option.js';
+import { layerSize } from '../common/storage-opt.js';
 import { fault } from '../../sys/fault.js';
 
 export { humanSize } from './devices.js';
@@ -232,11 +233,8 @@ export class DevmapperDriver extends NaiveDiffDriver implements Driver {
 
   async create(id: string, parent: string | null, opts?: CreateOpts): Promise<void> {
     this.checkId(id);
-    let want: number | null = null;
-    for (const [key, value] of Object.entries(opts?.storageOpt ?? {})) {
-      if (key.toLowerCase() !== 'size') throw new DriverError(`devicemapper: unknown storage option ${key}`);
-      want = positiveSize(value, 'size');
-    }
+    const want = layerSize(opts);
+    if (want === 0) throw new DriverError('devicemapper: size must be more than 0 bytes');
     if (await this.exists(id)) throw new DriverError(`devicemapper: layer ${id} already exists`);
     const parentRec = parent === null ? null : await this.record(parent);
     await this.devices.use(() => this.devices.create(id, parent, parentRec, want));

@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { backingFsName, supportsDType } from '../../sys/fsprobe.js';
 import { MNT_DETACH, umount2 } from '../../sys/linux.js';
 import { runTool } from '../../sys/run.js';
-import { DriverError, type DriverOptions } from '../driver.js';
+import { DriverError, type CreateOpts, type DriverOptions } from '../driver.js';
+import { refuseStorageOpt } from '../common/storage-opt.js';
 import { NaiveDiff } from '../common/naivediff.js';
 import { OverlayBase, type DiffFallback } from '../overlay/base.js';
 import { findProgram, FUSE_OVERLAYFS, fuseOverlayUnusable, mountFuseOverlay } from '../common/fuse.js';
@@ -37,6 +38,11 @@ export class FuseOverlayDriver extends OverlayBase {
     const d = new FuseOverlayDriver(opts, program);
     await d.init();
     return d;
+  }
+
+  /** Docker's fuse-overlayfs driver takes no per-container option, and says so in these words. */
+  protected override checkCreateOpts(opts?: CreateOpts): void {
+    refuseStorageOpt(opts, '--storage-opt is not supported');
   }
 
   protected async mountLayer(id: string, lowerLinks: string[]): Promise<void> {

@@ -7,6 +7,7 @@ import { backingFsName, supportsDType } from '../../sys/fsprobe.js';
 import { copyTree } from '../common/copytree.js';
 import { DirectoryLayerDriver, pathExists } from '../common/dir-layers.js';
 import { DriverError, type CreateOpts, type Driver, type DriverOptions } from '../driver.js';
+import { refuseStorageOpt } from '../common/storage-opt.js';
 
 export class VfsDriver extends DirectoryLayerDriver implements Driver {
   readonly name = 'vfs';
@@ -33,16 +34,15 @@ export class VfsDriver extends DirectoryLayerDriver implements Driver {
   }
 
   async create(id: string, parent: string | null, opts?: CreateOpts): Promise<void> {
-    if (opts?.storageOpt && Object.keys(opts.storageOpt).length > 0) {
-      throw new DriverError('vfs: --storage-opt is not supported for read-only layers');
-    }
+    refuseStorageOpt(opts, '--storage-opt is not supported for vfs on read-only layers');
     await this.make(id, parent);
   }
 
   async createReadWrite(id: string, parent: string | null, opts?: CreateOpts): Promise<void> {
+    // Docker's vfs reads keys as they are written ("SIZE" is not "size"), and words its refusals so.
     for (const key of Object.keys(opts?.storageOpt ?? {})) {
-      if (key.toLowerCase() === 'size') throw quotaUnsupported();
-      throw new DriverError(`vfs: unknown storage option ${key}`);
+      if (key === 'size') throw quotaUnsupported();
+      throw new DriverError(`Storage opt ${key} not supported`);
     }
     await this.make(id, parent);
   }
@@ -76,8 +76,9 @@ export class VfsDriver extends DirectoryLayerDriver implements Driver {
   }
 }
 
+/** Docker's words, and why: vfs can cap a layer only with xfs project quotas, which strata does not set up. */
 function quotaUnsupported(): DriverError {
   return new DriverError(
-    'vfs: --storage-opt size is not supported: vfs enforces size only with xfs project quotas, which strata does not set up',
+    'Filesystem does not support, or has not enabled quotas (vfs enforces --storage-opt size only with xfs project quotas, which strata does not set up)',
   );
 }

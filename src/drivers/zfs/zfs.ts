@@ -17,7 +17,7 @@ import { checkLayerId, isLayerId } from '../common/layer-id.js';
 import { DriverError, type CreateOpts, type Driver, type BlockUsage, type DriverOptions, type Inventory } from '../driver.js';
 import { MountRefs } from '../common/mountref.js';
 import { NaiveDiffDriver } from '../common/naivediff.js';
-import { parseSizeOption } from '../common/size-option.js';
+import { layerSize } from '../common/storage-opt.js';
 import { runTool, ToolError, toolWorks } from '../../sys/run.js';
 
 /** The registry's usable() check: the root must be on a ZFS dataset and the zfs tools answer. */
@@ -81,11 +81,7 @@ export class ZfsDriver extends NaiveDiffDriver implements Driver {
   }
 
   async createReadWrite(id: string, parent: string | null, opts?: CreateOpts): Promise<void> {
-    let quota: number | null = null;
-    for (const [key, value] of Object.entries(opts?.storageOpt ?? {})) {
-      if (key.toLowerCase() !== 'size') throw new DriverError(`zfs: unknown storage option ${key}`);
-      quota = parseSizeOption(value, 'size');
-    }
+    const quota = layerSize(opts);
     const name = this.datasetOf(id);
     const mountPoint = join(this.graph, id);
     if (await this.exists(id)) throw new DriverError(`zfs: layer ${id} already exists`);
