@@ -34,7 +34,8 @@ import { Runner, runConfig, type AttachStreams, type RunConfigOptions } from './
 import { RunStates, type RunState } from './runstate.js';
 import { ensureReserve, isNoSpace } from './reserve.js';
 
-export const DEFAULT_ROOT = '/var/lib/strata';
+export { DEFAULT_ROOT } from './root.js';
+import { DEFAULT_ROOT } from './root.js';
 
 export interface StoreOptions {
   /** Store root (default /var/lib/strata). */

@@ -1,8 +1,8 @@
 // What the backing filesystem is and whether it reports file types in readdir (d_type),
 // the two facts `docker info` prints and overlay2 depends on.
-import koffi from 'koffi';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { koffi, libcDeclarations } from './ffi.js';
 import { statfsType } from './linux.js';
 
 // Names as Docker's graphdriver prints them (fsMagic -> name).
@@ -39,17 +39,18 @@ export function backingFsName(path: string): string {
   return FS_NAMES.get(magic) ?? `<unknown 0x${magic.toString(16)}>`;
 }
 
-const libc = koffi.load('libc.so.6');
-const opendir = libc.func('void *opendir(const char *name)');
-const readdir = libc.func('void *readdir(void *dirp)');
-const closedir = libc.func('int closedir(void *dirp)');
-// struct dirent on 64-bit glibc: d_ino u64, d_off i64, d_reclen u16, d_type u8, d_name[256]
-const DIRENT_HEADER = koffi.struct('dirent_header', {
-  d_ino: 'uint64_t',
-  d_off: 'int64_t',
-  d_reclen: 'uint16_t',
-  d_type: 'uint8_t',
-});
+const c = libcDeclarations((libc, koffi) => ({
+  opendir: libc.func('void *opendir(const char *name)'),
+  readdir: libc.func('void *readdir(void *dirp)'),
+  closedir: libc.func('int closedir(void *dirp)'),
+  // struct dirent on 64-bit glibc: d_ino u64, d_off i64, d_reclen u16, d_type u8, d_name[256]
+  DIRENT_HEADER: koffi.struct('dirent_header', {
+    d_ino: 'uint64_t',
+    d_off: 'int64_t',
+    d_reclen: 'uint16_t',
+    d_type: 'uint8_t',
+  }),
+}));
 const DT_UNKNOWN = 0;
 
 /**
@@ -70,19 +71,52 @@ export function supportsDType(dir: string): boolean {
 }
 
 /**
+ * supportsDType(dir), remembered in the JSON file `cache` (a store root keeps one) so that a
+ * command does not load the FFI only to ask again: the answer holds while the directory is the
+ * same one (device, inode, filesystem type) in the same boot of the same kernel. The cache is
+ * only a hint: one that cannot be read or written means probing again.
+ */
+export function supportsDTypeCached(dir: string, cache: string): boolean {
+  let key: string;
+  try {
+    const st = statSync(dir, { bigint: true });
+    key = `${readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()} ${st.dev} ${st.ino} ${statfsType(dir)}`;
+  } catch {
+    return supportsDType(dir);
+  }
+  let known: Record<string, { key: string; dType: boolean }> = {};
+  try {
+    known = JSON.parse(readFileSync(cache, 'utf8')) as typeof known;
+    if (known[dir]?.key === key) return known[dir].dType;
+  } catch {
+    known = {};
+  }
+  const dType = supportsDType(dir);
+  const tmp = `${cache}.${process.pid}.tmp`;
+  try {
+    writeFileSync(tmp, JSON.stringify({ ...known, [dir]: { key, dType } }) + '\n', { mode: 0o600 });
+    renameSync(tmp, cache);
+  } catch {
+    rmSync(tmp, { force: true });
+  }
+  return dType;
+}
+
+/**
  * Whether readdir of dir reports a type for the entry named `name` (for any entry but `.` and
  * `..` when name is null, which some filesystems type even without d_type); null when there
  * is no such entry.
  */
 function direntTypes(dir: string, name: string | null): boolean | null {
+  const { opendir, readdir, closedir, DIRENT_HEADER } = c();
   const dp = opendir(dir);
   if (!dp) return null;
   try {
     for (;;) {
       const ent = readdir(dp);
       if (!ent) return null;
-      const hdr = koffi.decode(ent, DIRENT_HEADER) as { d_type: number };
-      const entName = koffi.decode(ent, 19, 'char', -1) as string;
+      const hdr = koffi().decode(ent, DIRENT_HEADER) as { d_type: number };
+      const entName = koffi().decode(ent, 19, 'char', -1) as string;
       if (name === null ? entName !== '.' && entName !== '..' : entName === name) return hdr.d_type !== DT_UNKNOWN;
     }
   } finally {

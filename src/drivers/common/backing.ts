@@ -1,10 +1,18 @@
 // Where a store root will live before it exists: the filesystem of its nearest existing
 // ancestor decides whether btrfs or zfs can keep layers there.
 import { existsSync } from 'node:fs';
-import { dirname, resolve, sep } from 'node:path';
+import { dirname, join, resolve, sep } from 'node:path';
 import { FS_MAGIC } from '../../sys/fsprobe.js';
 import { statfsType } from '../../sys/linux.js';
 import { readMounts, type MountEntry } from '../../sys/mountinfo.js';
+
+/**
+ * Where a store root keeps the answers of backing-filesystem probes that need the FFI
+ * (see supportsDTypeCached), so that commands which only read the store skip loading it.
+ */
+export function probeCache(root: string): string {
+  return join(resolve(root), 'probe-cache.json');
+}
 
 /** path itself when it exists, else its closest existing ancestor. */
 export function nearestExisting(path: string): string {

@@ -4,13 +4,13 @@ import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { backingFsName, FS_MAGIC, supportsDType } from '../../sys/fsprobe.js';
+import { backingFsName, FS_MAGIC, supportsDType, supportsDTypeCached } from '../../sys/fsprobe.js';
 import { lgetxattr, lsetxattr, MNT_DETACH, mount, statfsType, umount2 } from '../../sys/linux.js';
 import { mountWithFsConfig, overlaySupportsLowerdirPlus, type FsOption } from '../../sys/mountapi.js';
 import { DriverError, type DriverOptions } from '../driver.js';
 import { NaiveDiff } from '../common/naivediff.js';
 import { OverlayBase, probeDirPrefix, type DiffFallback } from '../overlay/base.js';
-import { nearestExisting } from '../common/backing.js';
+import { nearestExisting, probeCache } from '../common/backing.js';
 import { isCode } from '../../sys/errno.js';
 
 // mount(2) copies its data argument into one page, NUL included.
@@ -51,7 +51,7 @@ export function overlay2Unusable(root: string): string | null {
   const at = nearestExisting(join(root, 'overlay2'));
   const magic = statfsType(at);
   if (magic === FS_MAGIC.overlay) return `${at} is itself on overlayfs, which cannot be an overlay2 backing filesystem`;
-  if (!supportsDType(at)) return `the backing filesystem of ${at} (${backingFsName(at)}) does not support d_type`;
+  if (!supportsDTypeCached(at, probeCache(root))) return `the backing filesystem of ${at} (${backingFsName(at)}) does not support d_type`;
   return null;
 }
 
