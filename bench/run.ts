@@ -2,15 +2,17 @@
 // named on the command line (`node dist/bench/run.js pull`).
 import * as apply from './apply.js';
 import * as containers from './containers.js';
+import * as growth from './growth.js';
 import * as pull from './pull.js';
 import * as runtime from './runtime.js';
+import * as startup from './startup.js';
 
 interface Bench {
   name: string;
   run(): Promise<void>;
 }
 
-const benches: Bench[] = [apply, containers, pull, runtime];
+const benches: Bench[] = [startup, growth, apply, containers, pull, runtime];
 
 const wanted = process.argv.slice(2);
 const unknown = wanted.filter((w) => !benches.some((b) => b.name === w));

@@ -80,8 +80,20 @@ CREATE TABLE IF NOT EXISTS blob_sources (
 );
 `;
 
+// Indexes for what every command or every removal looks up, so that its cost does not grow with
+// the store: opening the store looks for unfinished layers and containers and for layers owned by
+// a process; removing a layer asks which container uses it, `rmi` which containers use an image.
+const GROWTH_INDEXES = `
+CREATE INDEX IF NOT EXISTS layers_unfinished ON layers(state) WHERE state != 'complete';
+CREATE INDEX IF NOT EXISTS layers_owned ON layers(owner) WHERE owner IS NOT NULL;
+CREATE INDEX IF NOT EXISTS containers_unfinished ON containers(state) WHERE state != 'created';
+CREATE INDEX IF NOT EXISTS containers_layer ON containers(layer);
+CREATE INDEX IF NOT EXISTS containers_init_layer ON containers(init_layer);
+CREATE INDEX IF NOT EXISTS containers_image ON containers(image_id);
+`;
+
 /** Migration N (1-based) takes a database from user_version N-1 to N; each may run twice safely. */
-const MIGRATIONS = [SCHEMA, BLOB_SOURCES, RUN_STATE_SCHEMA];
+const MIGRATIONS = [SCHEMA, BLOB_SOURCES, RUN_STATE_SCHEMA, GROWTH_INDEXES];
 const SCHEMA_VERSION = MIGRATIONS.length;
 
 /**

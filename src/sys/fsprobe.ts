@@ -1,6 +1,6 @@
 // What the backing filesystem is and whether it reports file types in readdir (d_type),
 // the two facts `docker info` prints and overlay2 depends on.
-import { mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { koffi, libcDeclarations } from './ffi.js';
 import { statfsType } from './linux.js';
@@ -68,38 +68,6 @@ export function supportsDType(dir: string): boolean {
   } finally {
     rmSync(probe, { recursive: true, force: true });
   }
-}
-
-/**
- * supportsDType(dir), remembered in the JSON file `cache` (a store root keeps one) so that a
- * command does not load the FFI only to ask again: the answer holds while the directory is the
- * same one (device, inode, filesystem type) in the same boot of the same kernel. The cache is
- * only a hint: one that cannot be read or written means probing again.
- */
-export function supportsDTypeCached(dir: string, cache: string): boolean {
-  let key: string;
-  try {
-    const st = statSync(dir, { bigint: true });
-    key = `${readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()} ${st.dev} ${st.ino} ${statfsType(dir)}`;
-  } catch {
-    return supportsDType(dir);
-  }
-  let known: Record<string, { key: string; dType: boolean }> = {};
-  try {
-    known = JSON.parse(readFileSync(cache, 'utf8')) as typeof known;
-    if (known[dir]?.key === key) return known[dir].dType;
-  } catch {
-    known = {};
-  }
-  const dType = supportsDType(dir);
-  const tmp = `${cache}.${process.pid}.tmp`;
-  try {
-    writeFileSync(tmp, JSON.stringify({ ...known, [dir]: { key, dType } }) + '\n', { mode: 0o600 });
-    renameSync(tmp, cache);
-  } catch {
-    rmSync(tmp, { force: true });
-  }
-  return dType;
 }
 
 /**
