@@ -2,6 +2,7 @@
 // named on the command line (`node dist/bench/run.js pull`).
 import * as apply from './apply.js';
 import * as containers from './containers.js';
+import * as deep from './deep.js';
 import * as growth from './growth.js';
 import * as pull from './pull.js';
 import * as runtime from './runtime.js';
@@ -12,7 +13,7 @@ interface Bench {
   run(): Promise<void>;
 }
 
-const benches: Bench[] = [startup, growth, apply, containers, pull, runtime];
+const benches: Bench[] = [startup, growth, deep, apply, containers, pull, runtime];
 
 const wanted = process.argv.slice(2);
 const unknown = wanted.filter((w) => !benches.some((b) => b.name === w));
