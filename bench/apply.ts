@@ -10,16 +10,12 @@ import { applyLayer } from '../src/archive/apply.js';
 import { decompress } from '../src/archive/compression.js';
 import { MNT_DETACH, mount, umount2 } from '../src/sys/linux.js';
 import { corpusImage } from '../test/helpers/env.js';
+import { median } from './measure.js';
 
 export const name = 'apply';
 
 const RUNS = Math.max(3, Number(process.env.BENCH_RUNS ?? 5));
 const IMAGE = 'nginx.oci.tar';
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
 
 /** The layer blobs of an extracted OCI layout, bottom first (index.json → first manifest). */
 function layersOf(layout: string): string[] {

@@ -10,6 +10,7 @@ import { MNT_DETACH, statfs, umount2 } from '../src/sys/linux.js';
 import { mountsUnder } from '../src/sys/mountinfo.js';
 import { corpusImage } from '../test/helpers/env.js';
 import { makeBtrfs, makeZfsPool, type ScratchFs } from '../test/helpers/fsimages.js';
+import { median } from './measure.js';
 
 export const name = 'containers';
 
@@ -38,11 +39,6 @@ function release(dir: string): void {
       // gone already
     }
   }
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
 }
 
 interface Row {

@@ -6,16 +6,21 @@
 // every recently deleted inode (ext4's recently_deleted()), seconds per pull for whichever tool
 // happens to reuse those block groups. Tools alternate (A B C A B C …), images are removed
 // between runs outside the timed part, and the table shows medians and each tool's time
-// relative to Docker's in this same run, and the CPU each pull used (Docker's includes dockerd's).
+// relative to Docker's in this same run, the CPU each pull used (Docker's includes dockerd's) and
+// the peak RSS of the pulling process (strata's and podman's; docker's work is in dockerd). Then
+// four strata pulls of different images into one root at once against the same one by one.
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { strataBin } from '../test/helpers/env.js';
 import { makeLoopFs, type ScratchFs } from '../test/helpers/fsimages.js';
 import { unmountAllUnder } from '../test/helpers/mounts.js';
 import { fileCleanup, overlay2Available, startRegistry } from '../test/helpers/registry.js';
+import { measure, median, printTable } from './measure.js';
 
 const IMAGES = ['nginx', 'app'];
+/** Four different images for the concurrency row. */
+const CONCURRENT_IMAGES = ['nginx', 'app', 'busybox', 'edge'];
 const RUNS = Math.max(3, Number(process.env.BENCH_RUNS ?? 3));
 const DOCKER = '/usr/bin/docker';
 const DOCKERD = '/usr/sbin/dockerd';
@@ -29,20 +34,6 @@ interface Tool {
   remove(ref: string): string[];
   /** A daemon that does the work for the command (dockerd): its CPU time counts too. */
   daemon?: number;
-}
-
-const TICKS_PER_SECOND = 100; // USER_HZ, the unit of /proc/<pid>/stat's times on Linux
-
-/**
- * CPU seconds (user + system) from /proc/<pid>/stat: the process's own, its waited-for
- * children's (cutime, cstime: a finished command run by spawnSync lands there), or both.
- */
-function cpuSeconds(pid: number | 'self', which: 'children' | 'all'): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-  // Fields after "(comm)": the third field of the line is the first here; utime is the 14th.
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
-  const [utime, stime, cutime, cstime] = [f[11]!, f[12]!, f[13]!, f[14]!];
-  return (which === 'all' ? utime + stime + cutime + cstime : cutime + cstime) / TICKS_PER_SECOND;
 }
 
 function ensurePackages(): void {
@@ -59,19 +50,22 @@ function ensurePackages(): void {
   });
 }
 
+const mib = (n: number) => `${(n / 1024 / 1024).toFixed(0)} MiB`;
+
+/** runCommand without blocking, so several run at once. */
+function runAsync(argv: string[], what: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => (err = (err + d).slice(-2000)));
+    child.on('error', reject);
+    child.on('exit', (code, signal) => (code === 0 ? resolve() : reject(new Error(`${what}: ${argv.join(' ')} exited ${code ?? signal}: ${err.trim()}`))));
+  });
+}
+
 function runCommand(argv: string[], what: string): void {
   const r = spawnSync(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'], maxBuffer: 16 << 20 });
   if (r.status !== 0) throw new Error(`${what}: ${argv.join(' ')} exited ${r.status ?? r.signal}: ${r.stderr.toString().trim().split('\n').slice(-3).join(' | ')}`);
-}
-
-/** Wall time and CPU time (the command's, and its daemon's) of one command, in seconds. */
-function timed(t: Tool, argv: string[], what: string): { wall: number; cpu: number } {
-  const cpu = () => cpuSeconds('self', 'children') + (t.daemon !== undefined ? cpuSeconds(t.daemon, 'all') : 0);
-  const cpu0 = cpu();
-  const start = process.hrtime.bigint();
-  runCommand(argv, what);
-  const wall = Number(process.hrtime.bigint() - start) / 1e9;
-  return { wall, cpu: cpu() - cpu0 };
 }
 
 async function startDockerd(dir: string, dataRoot: string, registry: string): Promise<{ child: ChildProcess; socket: string; stop: () => Promise<void> }> {
@@ -113,11 +107,6 @@ async function startDockerd(dir: string, dataRoot: string, registry: string): Pr
   return { child, socket, stop };
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-}
-
 export const name = 'pull';
 
 export async function run(): Promise<void> {
@@ -151,7 +140,7 @@ export async function run(): Promise<void> {
   process.on('SIGTERM', onSignal);
   try {
     const reg = await startRegistry(cleanup.add);
-    for (const img of IMAGES) await reg.load(img, 'latest');
+    for (const img of new Set([...IMAGES, ...CONCURRENT_IMAGES])) await reg.load(img, 'latest');
     dockerd = await startDockerd(join(dir, 'docker'), ownFs('docker'), reg.host);
     const driver = (await overlay2Available()) ? 'overlay2' : 'vfs';
     const strataRoot = ownFs('strata');
@@ -180,6 +169,7 @@ export async function run(): Promise<void> {
     ];
     const times = new Map<string, number[]>();
     const cpus = new Map<string, number[]>();
+    const rss = new Map<string, number[]>();
     for (const img of IMAGES) {
       const ref = `${reg.host}/corpus/${img}:latest`;
       // One untimed pull each first: dockerd, podman and strata all set up their stores lazily.
@@ -189,28 +179,55 @@ export async function run(): Promise<void> {
       }
       for (let i = 0; i < RUNS; i++) {
         for (const t of tools) {
-          const { wall, cpu } = timed(t, t.pull(ref), `${t.name} pull`);
+          const { wall, cpu, peakRss } = measure(t.pull(ref), `${t.name} pull`, { daemon: t.daemon });
           runCommand(t.remove(ref), `${t.name} rmi`);
           const key = `${img}|${t.name}`;
           times.set(key, [...(times.get(key) ?? []), wall]);
           cpus.set(key, [...(cpus.get(key) ?? []), cpu]);
-          process.stdout.write(`  ${img} ${t.name}: ${wall.toFixed(2)} s (CPU ${cpu.toFixed(2)} s)\n`);
+          rss.set(key, [...(rss.get(key) ?? []), peakRss]);
+          process.stdout.write(`  ${img} ${t.name}: ${wall.toFixed(2)} s (CPU ${cpu.toFixed(2)} s, peak RSS ${mib(peakRss)})\n`);
         }
       }
     }
-    const rows = [['image', 'tool', 'median', 'runs', 'vs docker', 'CPU (median)']];
+    const rows = [['image', 'tool', 'median', 'runs', 'vs docker', 'CPU (median)', 'peak RSS (max)']];
     for (const img of IMAGES) {
       const docker = median(times.get(`${img}|docker 20.10`)!);
       for (const t of tools) {
         const xs = times.get(`${img}|${t.name}`)!;
         const m = median(xs);
         const cpu = median(cpus.get(`${img}|${t.name}`)!);
-        rows.push([img, t.name, `${m.toFixed(2)} s`, xs.map((x) => x.toFixed(2)).join(' '), `${(m / docker).toFixed(2)}x`, `${cpu.toFixed(2)} s`]);
+        // dockerd does docker's work: the client's RSS says nothing about it.
+        const peak = t.daemon === undefined ? mib(Math.max(...rss.get(`${img}|${t.name}`)!)) : 'n/a (dockerd)';
+        rows.push([img, t.name, `${m.toFixed(2)} s`, xs.map((x) => x.toFixed(2)).join(' '), `${(m / docker).toFixed(2)}x`, `${cpu.toFixed(2)} s`, peak]);
       }
     }
-    const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-    console.log(`\npull from a loopback registry into a journaled ext4 per tool, median of ${RUNS} alternating runs (target: strata ≤ 0.50x docker)`);
-    for (const r of rows) console.log(r.map((v, c) => v.padEnd(widths[c])).join('   ').trimEnd());
+    console.log(`\npull from a loopback registry into a journaled ext4 per tool, median of ${RUNS} alternating runs (targets: strata ≤ 0.50x docker on nginx, ≤ 0.75x on app, CPU ≤ docker's, peak RSS < 150 MiB)`);
+    printTable(rows);
+
+    // Concurrency: CONCURRENT different images pulled by as many strata processes at once into one
+    // root, against the same pulls one after another (alternating, medians; images removed between).
+    const refs = CONCURRENT_IMAGES.map((i) => `${reg.host}/corpus/${i}:latest`);
+    const strata = tools[0]!;
+    const together: number[] = [];
+    const inTurn: number[] = [];
+    for (let i = 0; i < RUNS; i++) {
+      let t0 = process.hrtime.bigint();
+      await Promise.all(refs.map((r) => runAsync(strata.pull(r), 'concurrent pull')));
+      together.push(Number(process.hrtime.bigint() - t0) / 1e9);
+      for (const r of refs) runCommand(strata.remove(r), 'rmi');
+      t0 = process.hrtime.bigint();
+      for (const r of refs) runCommand(strata.pull(r), 'sequential pull');
+      inTurn.push(Number(process.hrtime.bigint() - t0) / 1e9);
+      for (const r of refs) runCommand(strata.remove(r), 'rmi');
+    }
+    const ratio = median(together) / median(inTurn);
+    console.log(`\n${refs.length} strata pulls (${CONCURRENT_IMAGES.join(', ')}) into one root, median of ${RUNS} (target: concurrent ≤ 0.70x sequential):`);
+    printTable([
+      ['', 'median', 'runs'],
+      ['concurrent', `${median(together).toFixed(2)} s`, together.map((x) => x.toFixed(2)).join(' ')],
+      ['sequential', `${median(inTurn).toFixed(2)} s`, inTurn.map((x) => x.toFixed(2)).join(' ')],
+      ['concurrent / sequential', `${ratio.toFixed(2)}x`, ratio <= 0.7 ? 'met' : 'missed'],
+    ]);
   } finally {
     await finish();
   }

@@ -2,8 +2,11 @@
 // named on the command line (`node dist/bench/run.js pull`).
 import * as apply from './apply.js';
 import * as containers from './containers.js';
+import * as deep from './deep.js';
+import * as growth from './growth.js';
 import * as pull from './pull.js';
 import * as runtime from './runtime.js';
+import * as startup from './startup.js';
 import * as ui from './ui.js';
 
 interface Bench {
@@ -11,7 +14,7 @@ interface Bench {
   run(): Promise<void>;
 }
 
-const benches: Bench[] = [apply, containers, pull, runtime, ui];
+const benches: Bench[] = [startup, growth, deep, apply, containers, pull, runtime, ui];
 
 const wanted = process.argv.slice(2);
 const unknown = wanted.filter((w) => !benches.some((b) => b.name === w));

@@ -10,15 +10,11 @@ import { MNT_DETACH, umount2 } from '../src/sys/linux.js';
 import { mountsUnder } from '../src/sys/mountinfo.js';
 import { corpusImage, strataBin } from '../test/helpers/env.js';
 import { execRootOf } from '../test/runtime/harness.js';
+import { median } from './measure.js';
 
 export const name = 'runtime';
 
 const RUNS = Math.max(3, Number(process.env.BENCH_RUNS ?? 5));
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
 
 /** Wall time of one command, in ms; it must succeed. */
 function timed(cmd: string, args: string[]): number {

@@ -40,10 +40,27 @@ exports.loadCli = function loadCli() {
   return run(compileBundle());
 };
 
-/** Build step: run the bundle's top level once and keep what V8 compiled. */
-exports.writeCodeCache = function writeCodeCache() {
+/**
+ * Build step: run the bundle's top level, then a few commands that read a store (on a throwaway
+ * vfs root), and keep what V8 compiled by then. The bundle's modules are initialised on demand,
+ * so a cache taken after the top level alone would leave the store's code to compile at every
+ * command; functions the warm-up never ran still compile lazily, as before.
+ */
+exports.writeCodeCache = async function writeCodeCache() {
   const script = compile(undefined);
-  run(script);
+  const cli = run(script);
+  const { mkdtempSync, rmSync } = require('node:fs');
+  const { tmpdir } = require('node:os');
+  const { Writable } = require('node:stream');
+  const sink = new Writable({ write: (_chunk, _enc, done) => done() });
+  const root = mkdtempSync(join(tmpdir(), 'strata-codecache-'));
+  try {
+    for (const argv of [['--help'], ['images'], ['ps', '-a'], ['inspect', 'none']]) {
+      await cli.main(argv[0] === '--help' ? argv : ['--root', root, '--driver', 'vfs', ...argv], new cli.Output(sink, sink));
+    }
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
   writeFileSync(`${cacheFile}.tmp`, script.createCachedData());
   renameSync(`${cacheFile}.tmp`, cacheFile);
 };

@@ -5,13 +5,37 @@
 //  - an ES module entry and bundle start Node's ESM loader, ~10 ms more than CommonJS;
 //  - compiling the bundle is another ~10 ms that the code cache saves (strata --version:
 //    0.10 s as an ES module bundle, 0.08 s now, against 0.05 s for `node -e 0`).
+//  - better-sqlite3's JavaScript is bundled too (8 ms of CPU to compile at every start when it
+//    loaded from node_modules), its addon is required straight from where its install puts it.
 // The library (dist/src) stays as ES modules; native addons stay outside the bundle and load
 // from node_modules.
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 
-const external = ['better-sqlite3', 'koffi', 'node-pty', 'zstd-napi'];
+const external = ['koffi', 'node-pty', 'zstd-napi'];
+
+// better-sqlite3 finds its addon through the `bindings` package, which searches from the file
+// that calls it: from inside the bundle it would search strata's own directories. Its install
+// (prebuild-install or node-gyp) always leaves the addon at build/Release/, which is where
+// `bindings` looks first; the build fails here if that is not so.
+const SQLITE_ADDON = 'better-sqlite3/build/Release/better_sqlite3.node';
+createRequire(import.meta.url).resolve(SQLITE_ADDON);
+const sqliteAddon = {
+  name: 'sqlite-addon',
+  setup(b) {
+    b.onResolve({ filter: /^bindings$/ }, (a) => {
+      if (!a.importer.includes('/better-sqlite3/')) throw new Error(`bindings required by ${a.importer}: only better-sqlite3's is known`);
+      return { path: 'bindings', namespace: 'sqlite-addon' };
+    });
+    b.onLoad({ filter: /.*/, namespace: 'sqlite-addon' }, () => ({
+      contents: `module.exports = () => require(${JSON.stringify(SQLITE_ADDON)});`,
+      loader: 'js',
+    }));
+    b.onResolve({ filter: /^better-sqlite3\/build\// }, (a) => ({ path: a.path, external: true }));
+  },
+};
 
 // A dynamic import() in a vm.Script needs vm's experimental importModuleDynamically (which warns
 // on every run); an addon loaded on demand (zstd-napi) becomes a require() that runs on first use.
@@ -32,7 +56,7 @@ await build({
   format: 'cjs',
   target: 'node20',
   external,
-  plugins: [lazyRequire],
+  plugins: [lazyRequire, sqliteAddon],
   // src/version.ts: the version inlined, so the bundle never looks for package.json (whose
   // import.meta.url lookup is then dead code, hence the silenced warning).
   define: { STRATA_BUNDLE: 'true', STRATA_VERSION: JSON.stringify(JSON.parse(readFileSync('package.json', 'utf8')).version) },
@@ -58,6 +82,7 @@ await build({
   logLevel: 'warning',
 });
 
-// Made by a fresh node running the bundle's top level, exactly as bin/strata.cjs does; V8 checks
-// the cache against its version, flags and the source, and compiles afresh when it does not fit.
+// Made by a fresh node running the bundle's top level and a few commands, as bin/strata.cjs does;
+// V8 checks the cache against its version, flags and the source, and compiles afresh when it does
+// not fit (so a node started with other V8 flags than the build's gets no use of it).
 execFileSync(process.execPath, ['-e', "require('./bin/bundle-loader.cjs').writeCodeCache()"], { stdio: 'inherit' });

@@ -4,7 +4,8 @@
 import { Command, CommanderError, Option } from 'commander';
 import { StrataError } from '../errors.js';
 import { isLogLevel, log, logLevels, setLogLevel } from '../log.js';
-import { Store, DEFAULT_ROOT, type StoreOptions } from '../store/store.js';
+import { DEFAULT_ROOT } from '../store/root.js';
+import type { StoreOptions } from '../store/store.js';
 import { version } from '../version.js';
 import { addContainerCommands } from './commands/containers.js';
 import { addImageCommands } from './commands/images.js';
@@ -15,6 +16,9 @@ import { addRunCommands } from './commands/run.js';
 import { addSystemCommands } from './commands/system.js';
 import { addUiCommands } from './commands/ui.js';
 import { collect, Output, parseKeyValues, PartialFailure, SilentExit, type Context } from './context.js';
+
+// For bin/bundle-loader.cjs, which runs commands into a sink of its own when it makes the code cache.
+export { Output };
 import { pflagBooleans } from './pflag.js';
 import { installCompletion } from './completion.js';
 import { installHelp } from './help.js';
@@ -63,6 +67,7 @@ export function buildProgram(io = new Output()): Command {
         registryMirrors: config['registry-mirrors'],
         insecureRegistries: config['insecure-registries'],
       };
+      const { Store } = await import('../store/store.js');
       const store = await Store.open(opts);
       try {
         return await fn(store);

@@ -5,11 +5,10 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { rootCertificates } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { InvalidInputError, StrataError } from '../errors.js';
 import { log } from '../log.js';
-import { Agent, request, type Dispatcher } from './http.js';
+import { newAgent, request, type Agent, type Dispatcher } from './http.js';
 import { loadCredentials, type Credentials } from './credentials.js';
 
 const CHUNK = 1 << 20;
@@ -187,7 +186,9 @@ export class RegistryClient {
         if (!names.includes(certName)) throw new InvalidInputError(`${join(dir, n)}: client key without ${certName}`);
       }
     }
-    return new Agent({
+    // node:tls only here: loading it costs every command that never talks to a registry.
+    const { rootCertificates } = cas.length > 0 ? await import('node:tls') : { rootCertificates: [] };
+    return newAgent({
       connections: 16,
       connect: {
         ca: cas.length > 0 ? [...rootCertificates, ...cas] : undefined,

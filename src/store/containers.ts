@@ -91,7 +91,8 @@ export class ContainerStore {
     const byName = this.db.prepare(`SELECT * FROM containers WHERE name = ? AND state = 'created'`).get(name) as ContainerRow | undefined;
     if (byName) return fromRow(byName);
     if (/^[a-f0-9]+$/.test(ref)) {
-      const rows = this.db.prepare(`SELECT * FROM containers WHERE substr(id, 1, ?) = ? AND state = 'created'`).all(ref.length, ref) as ContainerRow[];
+      // GLOB on a hex prefix (no wildcard inside) is a range scan of the primary key.
+      const rows = this.db.prepare(`SELECT * FROM containers WHERE id GLOB ? AND state = 'created' LIMIT 2`).all(`${ref}*`) as ContainerRow[];
       if (rows.length === 1) return fromRow(rows[0]);
       if (rows.length > 1) throw new StrataError(`container ID prefix ${ref} is ambiguous`);
     }

@@ -102,7 +102,8 @@ export class ImageStore {
       if (row) return this.get(row.image_id)!;
     }
     if (/^[a-f0-9]{1,64}$/.test(hex)) {
-      const rows = this.db.prepare(`SELECT id FROM images WHERE substr(id, 8, ?) = ?`).all(hex.length, hex) as { id: string }[];
+      // GLOB on a hex prefix (no wildcard inside) is a range scan of the primary key.
+      const rows = this.db.prepare(`SELECT id FROM images WHERE id GLOB ? LIMIT 2`).all(`sha256:${hex}*`) as { id: string }[];
       if (rows.length === 1) return this.get(rows[0].id)!;
       if (rows.length > 1) throw new StrataError(`image ID prefix ${ref} is ambiguous`);
     }

@@ -38,7 +38,8 @@ import { buildLayerTree, type LayerTree } from './analysis/tree.js';
 import { analyzeChain, type ImageAnalysis } from './analysis/analyze.js';
 import { copyUps, type CopyUpReport } from './analysis/copyups.js';
 
-export const DEFAULT_ROOT = '/var/lib/strata';
+export { DEFAULT_ROOT } from './root.js';
+import { DEFAULT_ROOT } from './root.js';
 
 export interface StoreOptions {
   /** Store root (default /var/lib/strata). */
@@ -284,25 +285,33 @@ export class Store {
 
   private listImagesIn(opts: { all?: boolean }): ImageSummary[] {
     const images = this.images.list();
+    // Images share layers: each chain is read once per listing, not twice per image.
+    const chains = new Map<string, LayerRecord[]>();
+    const chain = (top: string | null): LayerRecord[] => {
+      if (top === null) return [];
+      let c = chains.get(top);
+      if (!c) chains.set(top, (c = this.layers.ancestry(top)));
+      return c;
+    };
     // Docker hides untagged images that are only the parent of another image (intermediates).
     const parents = new Set<string>();
-    for (const img of images) for (const l of this.layers.ancestry(img.topLayer).slice(1)) parents.add(l.id);
+    for (const img of images) for (const l of chain(img.topLayer).slice(1)) parents.add(l.id);
     const out: ImageSummary[] = [];
     for (const img of images) {
       const names = this.images.names(img.id);
       if (!opts.all && names.length === 0 && img.topLayer && parents.has(img.topLayer)) continue;
-      out.push(this.summarize(img, names));
+      out.push(this.summarize(img, names, chain(img.topLayer)));
     }
     return out;
   }
 
-  private summarize(img: ImageRecord, names: string[]): ImageSummary {
+  private summarize(img: ImageRecord, names: string[], chain = this.layers.ancestry(img.topLayer)): ImageSummary {
     return {
       id: img.id,
       names,
       repoDigests: this.images.repoDigests(img.id),
       created: parseConfig(img).created ?? img.created,
-      size: this.imageSize(img),
+      size: chain.reduce((n, l) => n + l.contentSize, 0),
       dangling: names.length === 0,
     };
   }

@@ -3,18 +3,17 @@
 // on any file type (node's lutimes goes through a double and loses the last digits).
 // Also the crash-safe way to write a small metadata file: a reader (or a process that opens
 // the store after a kill or a power cut) sees the old file or the whole new one, never a part.
-import koffi from 'koffi';
 import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { fault } from './fault.js';
 import { constants as osConstants } from 'node:os';
 import { dirname } from 'node:path';
+import { koffi, libcDeclarations } from './ffi.js';
 import { sysError } from './linux.js';
 
-const libc = koffi.load('libc.so.6');
-const c = {
+const c = libcDeclarations((libc) => ({
   lseek: libc.func('int64_t lseek(int fd, int64_t offset, int whence)'),
   utimensat: libc.func('int utimensat(int dirfd, const char *path, const void *times, int flags)'),
-};
+}));
 
 const SEEK_DATA = 3;
 const SEEK_HOLE = 4;
@@ -26,18 +25,18 @@ const AT_SYMLINK_NOFOLLOW = 0x100;
  * Filesystems without hole reporting answer as if the whole file were data.
  */
 export function seekData(fd: number, offset: number): number | null {
-  const r = Number(c.lseek(fd, offset, SEEK_DATA));
+  const r = Number(c().lseek(fd, offset, SEEK_DATA));
   if (r >= 0) return r;
-  const e = koffi.errno();
+  const e = koffi().errno();
   if (e === osConstants.errno.ENXIO) return null;
   throw sysError('lseek(SEEK_DATA)', e);
 }
 
 /** Start of the next hole at or after offset (the file size when there is none). */
 export function seekHole(fd: number, offset: number): number {
-  const r = Number(c.lseek(fd, offset, SEEK_HOLE));
+  const r = Number(c().lseek(fd, offset, SEEK_HOLE));
   if (r >= 0) return r;
-  throw sysError('lseek(SEEK_HOLE)', koffi.errno());
+  throw sysError('lseek(SEEK_HOLE)', koffi().errno());
 }
 
 /** Set atime and mtime (nanoseconds since the epoch) without following a final symlink. */
@@ -45,8 +44,8 @@ export function lutimensNs(path: string, atimeNs: bigint, mtimeNs: bigint): void
   const buf = Buffer.alloc(32);
   writeTimespec(buf, 0, atimeNs);
   writeTimespec(buf, 16, mtimeNs);
-  if ((c.utimensat(AT_FDCWD, path, buf, AT_SYMLINK_NOFOLLOW) as number) < 0) {
-    throw sysError('utimensat', koffi.errno(), path);
+  if ((c().utimensat(AT_FDCWD, path, buf, AT_SYMLINK_NOFOLLOW) as number) < 0) {
+    throw sysError('utimensat', koffi().errno(), path);
   }
 }
 

@@ -1,8 +1,8 @@
 // What the backing filesystem is and whether it reports file types in readdir (d_type),
 // the two facts `docker info` prints and overlay2 depends on.
-import koffi from 'koffi';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { koffi, libcDeclarations } from './ffi.js';
 import { statfsType } from './linux.js';
 
 // Names as Docker's graphdriver prints them (fsMagic -> name).
@@ -39,17 +39,18 @@ export function backingFsName(path: string): string {
   return FS_NAMES.get(magic) ?? `<unknown 0x${magic.toString(16)}>`;
 }
 
-const libc = koffi.load('libc.so.6');
-const opendir = libc.func('void *opendir(const char *name)');
-const readdir = libc.func('void *readdir(void *dirp)');
-const closedir = libc.func('int closedir(void *dirp)');
-// struct dirent on 64-bit glibc: d_ino u64, d_off i64, d_reclen u16, d_type u8, d_name[256]
-const DIRENT_HEADER = koffi.struct('dirent_header', {
-  d_ino: 'uint64_t',
-  d_off: 'int64_t',
-  d_reclen: 'uint16_t',
-  d_type: 'uint8_t',
-});
+const c = libcDeclarations((libc, koffi) => ({
+  opendir: libc.func('void *opendir(const char *name)'),
+  readdir: libc.func('void *readdir(void *dirp)'),
+  closedir: libc.func('int closedir(void *dirp)'),
+  // struct dirent on 64-bit glibc: d_ino u64, d_off i64, d_reclen u16, d_type u8, d_name[256]
+  DIRENT_HEADER: koffi.struct('dirent_header', {
+    d_ino: 'uint64_t',
+    d_off: 'int64_t',
+    d_reclen: 'uint16_t',
+    d_type: 'uint8_t',
+  }),
+}));
 const DT_UNKNOWN = 0;
 
 /**
@@ -75,14 +76,15 @@ export function supportsDType(dir: string): boolean {
  * is no such entry.
  */
 function direntTypes(dir: string, name: string | null): boolean | null {
+  const { opendir, readdir, closedir, DIRENT_HEADER } = c();
   const dp = opendir(dir);
   if (!dp) return null;
   try {
     for (;;) {
       const ent = readdir(dp);
       if (!ent) return null;
-      const hdr = koffi.decode(ent, DIRENT_HEADER) as { d_type: number };
-      const entName = koffi.decode(ent, 19, 'char', -1) as string;
+      const hdr = koffi().decode(ent, DIRENT_HEADER) as { d_type: number };
+      const entName = koffi().decode(ent, 19, 'char', -1) as string;
       if (name === null ? entName !== '.' && entName !== '..' : entName === name) return hdr.d_type !== DT_UNKNOWN;
     }
   } finally {

@@ -1,10 +1,9 @@
 // Linux system calls that node:fs does not offer, through koffi (FFI into glibc).
 // Every wrapper throws a node-style error (err.code = 'ENOENT', …) so callers treat
 // these exactly like node:fs failures.
-import koffi from 'koffi';
+import { koffi, libcDeclarations } from './ffi.js';
+import { statfsSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
-
-const libc = koffi.load('libc.so.6');
 
 const errnoNames = new Map<number, string>();
 for (const [name, num] of Object.entries(osConstants.errno)) {
@@ -30,11 +29,11 @@ export function sysError(syscall: string, errno: number, path?: string): SysErro
 }
 
 function check(ret: number, syscall: string, path?: string): number {
-  if (ret < 0) throw sysError(syscall, koffi.errno(), path);
+  if (ret < 0) throw sysError(syscall, koffi().errno(), path);
   return ret;
 }
 
-const c = {
+const c = libcDeclarations((libc) => ({
   mknod: libc.func('int mknod(const char *path, uint32_t mode, uint64_t dev)'),
   lsetxattr: libc.func('int lsetxattr(const char *path, const char *name, const void *value, size_t size, int flags)'),
   lgetxattr: libc.func('intptr_t lgetxattr(const char *path, const char *name, void *value, size_t size)'),
@@ -44,9 +43,8 @@ const c = {
   umount2: libc.func('int umount2(const char *target, int flags)'),
   renameat2: libc.func('int renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags)'),
   flock: libc.func('int flock(int fd, int op)'),
-  statfs: libc.func('int statfs(const char *path, void *buf)'),
   ioctlInt: libc.func('int ioctl(int fd, unsigned long request, int arg)'),
-};
+}));
 
 // ---- device numbers (glibc encoding) ----
 export function makedev(major: number, minor: number): bigint {
@@ -67,28 +65,28 @@ export function devMinor(dev: number | bigint): number {
 
 /** mknod(2); mode includes the file type bits (S_IFCHR, S_IFBLK, S_IFIFO). */
 export function mknod(path: string, mode: number, dev: bigint | number = 0): void {
-  check(c.mknod(path, mode, BigInt(dev)), 'mknod', path);
+  check(c().mknod(path, mode, BigInt(dev)), 'mknod', path);
 }
 
 // ---- extended attributes (never following symlinks) ----
 export function lsetxattr(path: string, name: string, value: Buffer, flags = 0): void {
-  check(c.lsetxattr(path, name, value, value.length, flags), 'lsetxattr', path);
+  check(c().lsetxattr(path, name, value, value.length, flags), 'lsetxattr', path);
 }
 
 /** The value of one xattr, or null when the file does not carry it. */
 export function lgetxattr(path: string, name: string): Buffer | null {
   for (;;) {
-    const size = c.lgetxattr(path, name, null, 0) as number;
+    const size = c().lgetxattr(path, name, null, 0) as number;
     if (size < 0) {
-      const e = koffi.errno();
+      const e = koffi().errno();
       if (e === osConstants.errno.ENODATA) return null;
       throw sysError('lgetxattr', e, path);
     }
     if (size === 0) return Buffer.alloc(0);
     const buf = Buffer.alloc(size);
-    const got = c.lgetxattr(path, name, buf, size) as number;
+    const got = c().lgetxattr(path, name, buf, size) as number;
     if (got < 0) {
-      const e = koffi.errno();
+      const e = koffi().errno();
       if (e === osConstants.errno.ERANGE) continue; // value grew in between
       if (e === osConstants.errno.ENODATA) return null;
       throw sysError('lgetxattr', e, path);
@@ -99,17 +97,17 @@ export function lgetxattr(path: string, name: string): Buffer | null {
 
 export function llistxattr(path: string): string[] {
   for (;;) {
-    const size = c.llistxattr(path, null, 0) as number;
+    const size = c().llistxattr(path, null, 0) as number;
     if (size < 0) {
-      const e = koffi.errno();
+      const e = koffi().errno();
       if (e === osConstants.errno.ENOTSUP) return [];
       throw sysError('llistxattr', e, path);
     }
     if (size === 0) return [];
     const buf = Buffer.alloc(size);
-    const got = c.llistxattr(path, buf, size) as number;
+    const got = c().llistxattr(path, buf, size) as number;
     if (got < 0) {
-      const e = koffi.errno();
+      const e = koffi().errno();
       if (e === osConstants.errno.ERANGE) continue;
       throw sysError('llistxattr', e, path);
     }
@@ -123,7 +121,7 @@ export function llistxattr(path: string): string[] {
 }
 
 export function lremovexattr(path: string, name: string): void {
-  check(c.lremovexattr(path, name), 'lremovexattr', path);
+  check(c().lremovexattr(path, name), 'lremovexattr', path);
 }
 
 /** All xattrs of a path, name -> exact bytes. */
@@ -146,11 +144,11 @@ export const MS_PRIVATE = 1 << 18;
 export const MNT_DETACH = 2;
 
 export function mount(source: string, target: string, fstype: string | null, flags: number, data: string | null): void {
-  check(c.mount(source, target, fstype, flags, data), 'mount', target);
+  check(c().mount(source, target, fstype, flags, data), 'mount', target);
 }
 
 export function umount2(target: string, flags = 0): void {
-  check(c.umount2(target, flags), 'umount2', target);
+  check(c().umount2(target, flags), 'umount2', target);
 }
 
 // ---- rename ----
@@ -159,7 +157,7 @@ export const RENAME_NOREPLACE = 1;
 export const RENAME_EXCHANGE = 2;
 
 export function renameat2(oldPath: string, newPath: string, flags: number): void {
-  check(c.renameat2(AT_FDCWD, oldPath, AT_FDCWD, newPath, flags), 'renameat2', oldPath);
+  check(c().renameat2(AT_FDCWD, oldPath, AT_FDCWD, newPath, flags), 'renameat2', oldPath);
 }
 
 // ---- advisory locks ----
@@ -170,9 +168,9 @@ export const LOCK_UN = 8;
 
 /** Non-blocking flock: true when taken, false when another holder has it. */
 export function tryFlock(fd: number, op: number): boolean {
-  const r = c.flock(fd, op | LOCK_NB) as number;
+  const r = c().flock(fd, op | LOCK_NB) as number;
   if (r === 0) return true;
-  const e = koffi.errno();
+  const e = koffi().errno();
   if (e === osConstants.errno.EWOULDBLOCK) return false;
   throw sysError('flock', e);
 }
@@ -180,20 +178,19 @@ export function tryFlock(fd: number, op: number): boolean {
 /** Blocking flock, run on koffi's worker pool so the event loop keeps going. */
 export function flock(fd: number, op: number): Promise<void> {
   return new Promise((resolve, reject) => {
-    c.flock.async(fd, op, (err: unknown, r: number) => {
+    c().flock.async(fd, op, (err: unknown, r: number) => {
       if (err) reject(err);
-      else if (r < 0) reject(sysError('flock', koffi.errno()));
+      else if (r < 0) reject(sysError('flock', koffi().errno()));
       else resolve();
     });
   });
 }
 
 // ---- statfs ----
+// node:fs has statfs (Node 18.15+); f_type is the filesystem magic, kept to its 32 bits.
 /** f_type (filesystem magic) of the filesystem holding path. */
 export function statfsType(path: string): number {
-  const buf = Buffer.alloc(120); // struct statfs is 120 bytes on 64-bit Linux
-  check(c.statfs(path, buf), 'statfs', path);
-  return Number(buf.readBigInt64LE(0)) >>> 0;
+  return Number(statfsSync(path, { bigint: true }).type & 0xffffffffn);
 }
 
 export interface StatfsInfo {
@@ -205,15 +202,8 @@ export interface StatfsInfo {
 }
 
 export function statfs(path: string): StatfsInfo {
-  const buf = Buffer.alloc(120);
-  check(c.statfs(path, buf), 'statfs', path);
-  return {
-    type: Number(buf.readBigInt64LE(0)) >>> 0,
-    blockSize: Number(buf.readBigInt64LE(8)),
-    blocks: buf.readBigUInt64LE(16),
-    blocksFree: buf.readBigUInt64LE(24),
-    blocksAvail: buf.readBigUInt64LE(32),
-  };
+  const s = statfsSync(path, { bigint: true });
+  return { type: Number(s.type & 0xffffffffn), blockSize: Number(s.bsize), blocks: s.blocks, blocksFree: s.bfree, blocksAvail: s.bavail };
 }
 
 // ---- reflink ----
@@ -221,5 +211,5 @@ const FICLONE = 0x40049409;
 
 /** Share src's blocks with dst (both open fds); throws EOPNOTSUPP/EXDEV where unsupported. */
 export function ficlone(dstFd: number, srcFd: number): void {
-  check(c.ioctlInt(dstFd, FICLONE, srcFd), 'ioctl(FICLONE)');
+  check(c().ioctlInt(dstFd, FICLONE, srcFd), 'ioctl(FICLONE)');
 }

@@ -4,13 +4,14 @@
 // user goes away. Whoever attaches a device holds it open until it is mounted (the mount then
 // holds it), so a process that dies in between leaves nothing attached, and an unmount is
 // also the detach.
-import koffi from 'koffi';
 import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { koffi, libcDeclarations } from './ffi.js';
 import { sysError } from './linux.js';
 
-const libc = koffi.load('libc.so.6');
-const ioctlInt = libc.func('int ioctl(int fd, unsigned long request, long arg)');
-const ioctlPtr = libc.func('ioctl', 'int', ['int', 'unsigned long', 'void *']);
+const c = libcDeclarations((libc) => ({
+  ioctlInt: libc.func('int ioctl(int fd, unsigned long request, long arg)'),
+  ioctlPtr: libc.func('ioctl', 'int', ['int', 'unsigned long', 'void *']),
+}));
 
 const LOOP_CLR_FD = 0x4c01;
 const LOOP_SET_CAPACITY = 0x4c07;
@@ -35,7 +36,7 @@ export interface AttachedLoop {
 }
 
 function errno(): number {
-  return koffi.errno();
+  return koffi().errno();
 }
 
 /**
@@ -49,7 +50,7 @@ export function attachLoop(file: string, opts: { readOnly?: boolean } = {}): Att
     try {
       // Another process can take the free device between GET_FREE and CONFIGURE: try again.
       for (let attempt = 0; attempt < 32; attempt++) {
-        const n = ioctlInt(ctl, LOOP_CTL_GET_FREE, 0) as number;
+        const n = c().ioctlInt(ctl, LOOP_CTL_GET_FREE, 0) as number;
         if (n < 0) throw sysError('ioctl(LOOP_CTL_GET_FREE)', errno(), '/dev/loop-control');
         const device = `/dev/loop${n}`;
         let fd: number;
@@ -64,7 +65,7 @@ export function attachLoop(file: string, opts: { readOnly?: boolean } = {}): Att
         cfg.writeUInt32LE(backing, 0);
         cfg.writeUInt32LE(LO_FLAGS_AUTOCLEAR | (opts.readOnly ? LO_FLAGS_READ_ONLY : 0), LO_FLAGS_OFFSET);
         Buffer.from(file.slice(-63)).copy(cfg, LO_FILE_NAME_OFFSET);
-        if ((ioctlPtr(fd, LOOP_CONFIGURE, cfg) as number) === 0) return { device, fd };
+        if ((c().ioctlPtr(fd, LOOP_CONFIGURE, cfg) as number) === 0) return { device, fd };
         const e = errno();
         closeSync(fd);
         if (e === 16 /* EBUSY */) continue;
@@ -84,7 +85,7 @@ export function attachLoop(file: string, opts: { readOnly?: boolean } = {}): Att
 export function detachLoop(device: string): void {
   const fd = openSync(device, 'r');
   try {
-    if ((ioctlInt(fd, LOOP_CLR_FD, 0) as number) < 0) {
+    if ((c().ioctlInt(fd, LOOP_CLR_FD, 0) as number) < 0) {
       const e = errno();
       if (e !== 6 /* ENXIO: not attached */) throw sysError('ioctl(LOOP_CLR_FD)', e, device);
     }
@@ -95,7 +96,7 @@ export function detachLoop(device: string): void {
 
 /** Make an attached device see its backing file's new size (after the file grew). */
 export function refreshLoopCapacity(fd: number, device: string): void {
-  if ((ioctlInt(fd, LOOP_SET_CAPACITY, 0) as number) < 0) throw sysError('ioctl(LOOP_SET_CAPACITY)', errno(), device);
+  if ((c().ioctlInt(fd, LOOP_SET_CAPACITY, 0) as number) < 0) throw sysError('ioctl(LOOP_SET_CAPACITY)', errno(), device);
 }
 
 export interface LoopInfo {
@@ -153,7 +154,7 @@ export function openAttachedLoop(file: string): AttachedLoop | null {
 export function freezeFs(dir: string): void {
   const fd = openSync(dir, 'r');
   try {
-    if ((ioctlInt(fd, FIFREEZE, 0) as number) < 0) throw sysError('ioctl(FIFREEZE)', errno(), dir);
+    if ((c().ioctlInt(fd, FIFREEZE, 0) as number) < 0) throw sysError('ioctl(FIFREEZE)', errno(), dir);
   } finally {
     closeSync(fd);
   }
@@ -162,7 +163,7 @@ export function freezeFs(dir: string): void {
 export function thawFs(dir: string): void {
   const fd = openSync(dir, 'r');
   try {
-    if ((ioctlInt(fd, FITHAW, 0) as number) < 0) throw sysError('ioctl(FITHAW)', errno(), dir);
+    if ((c().ioctlInt(fd, FITHAW, 0) as number) < 0) throw sysError('ioctl(FITHAW)', errno(), dir);
   } finally {
     closeSync(fd);
   }

@@ -2,13 +2,13 @@
 // glibc has no wrappers we can rely on. It lets overlay take its lower layers one `lowerdir+`
 // call at a time (Linux >= 6.8), so a stack of hundreds of layers is not bound by the
 // one-page limit of mount(2)'s data argument.
-import koffi from 'koffi';
 import { closeSync } from 'node:fs';
 import { arch } from 'node:process';
+import { koffi, libcDeclarations } from './ffi.js';
 import { sysError } from './linux.js';
 
-const libc = koffi.load('libc.so.6');
-const syscall = libc.func('long syscall(long number, ...)');
+const libcSyscall = libcDeclarations((libc) => libc.func('long syscall(long number, ...)'));
+const syscall = (...args: unknown[]): number | bigint => libcSyscall()(...args) as number | bigint;
 
 // Syscall numbers are the same on x86_64 and aarch64 for these (the "new" unified table).
 const NR = { move_mount: 429, fsopen: 430, fsconfig: 431, fsmount: 432 } as const;
@@ -23,7 +23,7 @@ const AT_FDCWD = -100;
 
 function check(ret: number | bigint, name: string, path?: string): number {
   const n = Number(ret);
-  if (n < 0) throw sysError(name, koffi.errno(), path);
+  if (n < 0) throw sysError(name, koffi().errno(), path);
   return n;
 }
 

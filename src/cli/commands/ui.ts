@@ -3,7 +3,6 @@
 import type { Command } from 'commander';
 import { InvalidInputError } from '../../errors.js';
 import { runTool } from '../../sys/run.js';
-import { serveUi } from '../../ui/server.js';
 import type { Context, Output } from '../context.js';
 
 function port(v: string): number {
@@ -43,6 +42,8 @@ export function addUiCommands(program: Command, { io, withStore }: Context): voi
     .option('--no-open', 'do not open the page in a browser')
     .action(async (o: { port: number; open: boolean }) => {
       await withStore(async (store) => {
+        // Loaded here: the server brings node:http, which no other command's start-up needs.
+        const { serveUi } = await import('../../ui/server.js');
         const server = await serveUi(store, { port: o.port });
         io.print(server.url);
         io.err.write('Serving until interrupted (Ctrl-C).\n');

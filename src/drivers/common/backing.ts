@@ -1,10 +1,11 @@
 // Where a store root will live before it exists: the filesystem of its nearest existing
 // ancestor decides whether btrfs or zfs can keep layers there.
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { dirname, resolve, sep } from 'node:path';
-import { FS_MAGIC } from '../../sys/fsprobe.js';
+import { FS_MAGIC, supportsDType } from '../../sys/fsprobe.js';
 import { statfsType } from '../../sys/linux.js';
 import { readMounts, type MountEntry } from '../../sys/mountinfo.js';
+import { cachedProbeSync, probeCache } from './probe-cache.js';
 
 /** path itself when it exists, else its closest existing ancestor. */
 export function nearestExisting(path: string): string {
@@ -41,4 +42,20 @@ export function zfsDatasetOf(path: string): { dataset: string; mountPoint: strin
   const m = mountOf(at);
   if (!m || (m.fsType !== 'zfs' && m.fsType !== 'fuse.zfs')) return null;
   return { dataset: m.source, mountPoint: m.mountPoint };
+}
+
+/**
+ * supportsDType(dir) for a driver of the store at root, kept in the root's probe cache while dir
+ * is the same directory (device, inode) on the same kind of filesystem: the probe loads the FFI,
+ * which commands that only read the store otherwise never need.
+ */
+export function dTypeSupported(root: string, dir: string): boolean {
+  let key: string;
+  try {
+    const st = statSync(dir, { bigint: true });
+    key = `${st.dev} ${st.ino} ${statfsType(dir)}`;
+  } catch {
+    return supportsDType(dir);
+  }
+  return cachedProbeSync(probeCache(root), `d_type ${dir}`, key, () => supportsDType(dir));
 }

@@ -3,12 +3,12 @@
 // way to mount with it.
 import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
-import { backingFsName, FS_MAGIC, supportsDType } from '../../sys/fsprobe.js';
+import { backingFsName, FS_MAGIC } from '../../sys/fsprobe.js';
 import { statfsType } from '../../sys/linux.js';
 import { isMountPoint } from '../../sys/mountinfo.js';
 import { runTool } from '../../sys/run.js';
 import { DriverError } from '../driver.js';
-import { nearestExisting } from './backing.js';
+import { dTypeSupported, nearestExisting } from './backing.js';
 
 export const FUSE_OVERLAYFS = 'fuse-overlayfs';
 
@@ -39,7 +39,7 @@ export function fuseOverlayUnusable(root: string): string | null {
   if (fs !== '' && !/\tfuse$/m.test(fs)) return 'the kernel has no fuse filesystem';
   const at = nearestExisting(join(root, 'fuse-overlayfs'));
   if (statfsType(at) === FS_MAGIC.overlay) return `${at} is on overlayfs, which fuse-overlayfs cannot use as upper`;
-  if (!supportsDType(at)) return `the backing filesystem of ${at} (${backingFsName(at)}) does not support d_type`;
+  if (!dTypeSupported(root, at)) return `the backing filesystem of ${at} (${backingFsName(at)}) does not support d_type`;
   return null;
 }
 

@@ -10,7 +10,8 @@ import { mountWithFsConfig, overlaySupportsLowerdirPlus, type FsOption } from '.
 import { DriverError, type DriverOptions } from '../driver.js';
 import { NaiveDiff } from '../common/naivediff.js';
 import { OverlayBase, probeDirPrefix, type DiffFallback } from '../overlay/base.js';
-import { nearestExisting } from '../common/backing.js';
+import { dTypeSupported, nearestExisting } from '../common/backing.js';
+import { cachedProbe, probeCache } from '../common/probe-cache.js';
 import { isCode } from '../../sys/errno.js';
 
 // mount(2) copies its data argument into one page, NUL included.
@@ -51,7 +52,7 @@ export function overlay2Unusable(root: string): string | null {
   const at = nearestExisting(join(root, 'overlay2'));
   const magic = statfsType(at);
   if (magic === FS_MAGIC.overlay) return `${at} is itself on overlayfs, which cannot be an overlay2 backing filesystem`;
-  if (!supportsDType(at)) return `the backing filesystem of ${at} (${backingFsName(at)}) does not support d_type`;
+  if (!dTypeSupported(root, at)) return `the backing filesystem of ${at} (${backingFsName(at)}) does not support d_type`;
   return null;
 }
 
@@ -159,7 +160,13 @@ export class Overlay2Driver extends OverlayBase {
   }
 
   protected nativeDiff(): Promise<boolean> {
-    this.native ??= this.checkNativeDiff();
+    // What decides is the kernel's overlay and its parameters: the answer is kept in the root's
+    // probe cache for this boot, rather than mounting a test overlay in every diff or commit.
+    const params = ['metacopy', 'redirect_dir', 'index'].map((p) => `${p}=${overlayParam(p)}`).join(' ');
+    this.native ??= cachedProbe(probeCache(this.opts.root), 'overlay2 native diff', params, async () => {
+      const native = await this.checkNativeDiff();
+      return this.nativeUnknown ? undefined : native;
+    });
     return this.native;
   }
 
