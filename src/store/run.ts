@@ -411,6 +411,13 @@ export class Runner {
     }
   }
 
+  /** After `rename`: config.v2.json says the new name, when the container has one written. */
+  nameChanged(id: string): void {
+    const c = this.d.containers.get(id);
+    const file = join(this.containerDir(id), 'config.v2.json');
+    if (c?.config.process && existsSync(file)) writeFileSync(file, JSON.stringify(configV2Json(c)));
+  }
+
   /** Run inside the monitor process: mount, write the bundle, run, record, clean up. */
   async monitor(id: string, waitForAttach: boolean): Promise<void> {
     const c = this.d.containers.get(id);

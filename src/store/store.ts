@@ -18,7 +18,7 @@ import type { HistoryEntry, ImageConfig } from '../image/types.js';
 import { Checker, type CheckResult } from './check.js';
 import { ContainerStore, randomName, type ContainerRecord } from './containers.js';
 import { type DB, now, openDatabase, writeTx } from './db.js';
-import { ConflictError, NotFoundError, StrataError } from './errors.js';
+import { ConflictError, InvalidInputError, NotFoundError, StrataError } from './errors.js';
 import { ImageStore, familiar, storedName, parseConfig, type ImageRecord } from './images.js';
 import { setupInitLayer } from './initlayer.js';
 import { LayerStore, newId, ParentGoneError, sha256, tarSplitPath, type LayerEvents, type LayerRecord } from './layers.js';
@@ -555,6 +555,17 @@ export class Store {
 
   unpause(ref: string): Promise<void> {
     return this.runner.unpause(this.containers.resolve(ref));
+  }
+
+  /**
+   * `rename`: running or not. A running container keeps its hostname (as docker's does); its
+   * config.v2.json, which tools read for the name, is written again.
+   */
+  renameContainer(ref: string, newName: string): void {
+    if (!ref.trim() || !newName.trim()) throw new InvalidInputError('Neither old nor new names may be empty');
+    const c = this.containers.resolve(ref.trim());
+    this.containers.rename(c.id, newName.trim());
+    this.runner.nameChanged(c.id);
   }
 
   /** `cp`: between a container's root (running or not) and the host, or a tar stream (`-`). */

@@ -1,5 +1,5 @@
 // Commands that run containers: run, start, stop, kill, restart, wait, logs, attach, pause,
-// unpause, and the hidden `__monitor` that a started container's monitor process runs. The
+// unpause, rename, and the hidden `__monitor` that a started container's monitor process runs. The
 // flags that decide what a container runs are shared by `create` and `run` (runFlags).
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
@@ -278,6 +278,24 @@ export function addRunCommands(program: Command, { io, withStore }: Context): vo
     .argument('<container...>')
     .action(async (refs: string[]) => {
       await eachContainer(refs, (store, ref) => store.unpause(ref));
+    });
+
+  program
+    .command('rename')
+    .description('Rename a container')
+    .argument('<container>')
+    .argument('<new-name>')
+    .action(async (ref: string, name: string) => {
+      await withStore(async (store) => {
+        try {
+          store.renameContainer(ref, name);
+        } catch (err) {
+          // docker prints the daemon's reason, then which rename failed.
+          if (!(err instanceof StrataError) || /^Neither old nor new/.test(err.message)) throw err;
+          io.err.write(`Error: ${err.message}\n`);
+          throw new StrataError(`failed to rename container named ${ref}`, err.exitCode, err.code);
+        }
+      });
     });
 
   program
