@@ -23,7 +23,7 @@ import { ImageStore, familiar, storedName, parseConfig, type ImageRecord } from 
 import { setupInitLayer } from './initlayer.js';
 import { LayerStore, newId, ParentGoneError, sha256, tarSplitPath, type LayerEvents, type LayerRecord } from './layers.js';
 import { ownerAlive, ownerId } from './owner.js';
-import { pull, push, type PullOptions, type PullResult, type PushOptions, type PushResult } from './transfer.js';
+import { imageForRun, pull, push, type ImagePullOptions, type PullOptions, type PullResult, type PushOptions, type PushResult } from './transfer.js';
 import { log } from '../log.js';
 import { defaultStrataCommand } from '../self.js';
 import type { ExitStatus } from '../runtime/attach.js';
@@ -76,6 +76,8 @@ export interface CreateOptions extends RunConfigOptions {
   name?: string;
   storageOpt?: Record<string, string>;
   hostname?: string;
+  /** `--pull`/`--platform`: how to get an image the store lacks; without it the store must have it. */
+  pull?: ImagePullOptions;
 }
 
 /** A container with what it is doing now, for `ps` and the library. */
@@ -461,7 +463,9 @@ export class Store {
    * it will run (command, env, user, …) is resolved against the image now, as Docker does.
    */
   async createContainer(imageRef: string, opts: CreateOptions = {}): Promise<ContainerRecord> {
-    const img = this.images.resolve(imageRef);
+    const img = opts.pull ? this.images.get(await imageForRun(this, imageRef, opts.pull)) : this.images.resolve(imageRef);
+    // Removed by another process since it was found or pulled.
+    if (!img) throw new NotFoundError(`No such image: ${imageRef}`);
     const cfg = parseConfig(img);
     const id = randomBytes(32).toString('hex');
     const name = opts.name ?? this.freeName();

@@ -5,7 +5,9 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { InvalidInputError, StrataError } from '../../errors.js';
 import type { CreateOptions, Store } from '../../store/store.js';
-import { collect, eachTarget, parseKeyValues, SilentExit, type Context } from '../context.js';
+import { collect, eachTarget, parseKeyValues, SilentExit, type Context, type Output } from '../context.js';
+import { ProgressRenderer } from '../progress.js';
+import { parsePullPolicy, type ImagePullOptions } from '../../store/transfer.js';
 
 /** The flags of `create` and `run` that say what the container runs and how. */
 export function runFlags(cmd: Command): Command {
@@ -27,7 +29,9 @@ export function runFlags(cmd: Command): Command {
     .option('--stop-signal <signal>', 'signal to stop the container')
     .option('--rm', 'automatically remove the container when it exits')
     .option('--runtime <name>', 'OCI runtime to use for this container', 'runc')
-    .option('--storage-opt <key=value>', 'storage driver options for the container (e.g. size=50M)', collect, [] as string[]);
+    .option('--storage-opt <key=value>', 'storage driver options for the container (e.g. size=50M)', collect, [] as string[])
+    .option('--pull <policy>', 'pull image before running ("always"|"missing"|"never")', 'missing')
+    .option('--platform <os/arch[/variant]>', 'set platform if server is multi-platform capable');
 }
 
 interface RunFlags {
@@ -49,6 +53,8 @@ interface RunFlags {
   rm?: boolean;
   runtime: string;
   storageOpt: string[];
+  pull: string;
+  platform?: string;
 }
 
 /** `-e K` takes K from this process's environment, as docker does; an unset K is left out. */
@@ -80,8 +86,23 @@ export function envFiles(files: string[]): string[] {
   return out;
 }
 
-export function createOptions(o: RunFlags, cmd: string[]): CreateOptions {
+/**
+ * `--pull`/`--platform` as docker's CLI does them: an image the store lacks is announced on
+ * stderr ("Unable to find image 'x:latest' locally") and pulled with its progress on stderr too.
+ */
+function pullOptions(o: RunFlags, io: Output): ImagePullOptions {
+  const progress = new ProgressRenderer(io.err);
   return {
+    policy: parsePullPolicy(o.pull),
+    platform: o.platform,
+    onMissing: (name) => io.err.write(`Unable to find image '${name}' locally\n`),
+    onProgress: progress.listener,
+  };
+}
+
+export function createOptions(o: RunFlags, cmd: string[], io: Output): CreateOptions {
+  return {
+    pull: pullOptions(o, io),
     name: o.name,
     hostname: o.hostname,
     storageOpt: o.storageOpt.length ? parseKeyValues(o.storageOpt, 'storage option') : undefined,
@@ -150,7 +171,12 @@ export function addRunCommands(program: Command, { io, withStore }: Context): vo
   )
     .passThroughOptions()
     .action(async (image: string, cmd: string[], o: RunFlags & { detach?: boolean; detachKeys?: string; sigProxy: boolean }) => {
-      const opts = createOptions(o, cmd);
+      let opts: CreateOptions;
+      try {
+        opts = createOptions(o, cmd, io);
+      } catch (err) {
+        asRunError(err);
+      }
       await withStore(async (store) => {
         let result;
         try {
