@@ -20,6 +20,7 @@ import { relayInput } from '../runtime/terminal.js';
 import { Runc, StartError } from '../runtime/runc.js';
 import { buildSpec, resolveProcess, type BindMount, type NetworkMode, type ProcessOptions } from '../runtime/spec.js';
 import { resolveUser } from '../runtime/user.js';
+import { checkResources, hostConfigResources, NO_LIMITS, ociResources, type Resources } from '../runtime/resources.js';
 import { closeSandbox, openSandbox, parsePublish, type PortBinding, type Sandbox } from '../runtime/network.js';
 import type { Driver } from '../drivers/driver.js';
 import type { ContainerRecord, ContainerStore } from './containers.js';
@@ -51,6 +52,8 @@ export interface HostConfig {
   readOnly: boolean;
   init: boolean;
   runtime: string;
+  /** cgroup limits (absent on containers made before strata had them). */
+  resources?: Resources;
 }
 
 /** The flags of `create`/`run` that decide what and how a container runs. */
@@ -66,6 +69,8 @@ export interface RunConfigOptions extends Omit<ProcessOptions, 'hostname'> {
   readOnly?: boolean;
   init?: boolean;
   runtime?: string;
+  /** `-m`, `--memory-swap`, `--cpus`, `--cpu-shares`, `--pids-limit`, `--cpuset-cpus`. */
+  resources?: Partial<Resources>;
 }
 
 /** Streams of a client attached to a container. */
@@ -121,7 +126,17 @@ export function runConfig(image: ImageRunConfig | undefined, hostname: string, o
       openStdin: o.interactive ?? false,
       stopSignal: parseSignal(o.stopSignal ?? image?.StopSignal ?? 'SIGTERM'),
     },
-    host: { autoRemove: o.autoRemove ?? false, network, ports, binds, readOnly: o.readOnly ?? false, init: o.init ?? false, runtime: o.runtime ?? 'runc' },
+    host: {
+      autoRemove: o.autoRemove ?? false,
+      network,
+      ports,
+      binds,
+      readOnly: o.readOnly ?? false,
+      init: o.init ?? false,
+      runtime: o.runtime ?? 'runc',
+      // The host's cgroups are read only when a limit is asked for.
+      resources: o.resources && Object.keys(o.resources).length ? checkResources(o.resources) : NO_LIMITS,
+    },
   };
 }
 
@@ -214,11 +229,17 @@ export class Runner {
     closeSync(errLog);
     const monitorExited = new Promise<void>((r) => mon.once('exit', () => r()));
     mon.unref();
-    if (attach) return this.attach(c, attach, true, monitorExited);
-    // Wait until the monitor says the process runs, or the monitor is gone (it failed to start,
-    // or the process already ended).
     let gone = false;
     void monitorExited.then(() => (gone = true));
+    if (attach) {
+      const status = await this.attach(c, attach, true, monitorExited);
+      // `run --rm` returns once the container is gone, as docker's does: the monitor removes it
+      // after it has sent the exit status. (A sleep loop: it keeps this process alive.)
+      while (c.config.host?.autoRemove && !status.detached && !gone) await sleep(POLL_MS);
+      return status;
+    }
+    // Wait until the monitor says the process runs, or the monitor is gone (it failed to start,
+    // or the process already ended).
     for (;;) {
       const s = this.d.states.recorded(c.id);
       if (s.status === 'running' && s.monitor && ownerAlive(s.monitor)) return null;
@@ -270,7 +291,7 @@ export class Runner {
       });
       sock.on('close', () => {
         undoInput();
-        if (detached && !status) resolve({ exitCode: 0 });
+        if (detached && !status) resolve({ exitCode: 0, detached: true });
         else if (status) {
           if (status.error) reject(new StartError(status.error, status.exitCode));
           else resolve(status);
@@ -470,6 +491,7 @@ export class Runner {
         binds: host.binds,
         init: host.init ? INIT_BINARY : undefined,
         cgroupsPath: `/strata/${id}`,
+        resources: ociResources(host.resources ?? NO_LIMITS),
       });
       writeFileSync(join(dir, 'config.json'), JSON.stringify(spec, null, 2));
       // A leftover of an earlier run that nobody deleted (a monitor killed mid-way).
@@ -516,6 +538,7 @@ function hostConfigJson(c: ContainerRecord): Record<string, unknown> {
     Init: h.init,
     Runtime: h.runtime,
     StorageOpt: Object.keys(c.config.storageOpt).length ? c.config.storageOpt : null,
+    ...hostConfigResources(h.resources),
   };
 }
 

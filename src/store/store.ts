@@ -27,6 +27,7 @@ import { imageForRun, pull, push, type ImagePullOptions, type PullOptions, type 
 import { log } from '../log.js';
 import { defaultStrataCommand } from '../self.js';
 import type { ExitStatus } from '../runtime/attach.js';
+import { hostConfigResources } from '../runtime/resources.js';
 import { top, type TopResult } from '../runtime/top.js';
 import { copy, type CopyEnd } from './cp.js';
 import { execIn, type ExecOptions, type ExecStreams } from './exec.js';
@@ -805,6 +806,7 @@ export class Store {
         Init: c.config.host?.init ?? null,
         Runtime: c.config.host?.runtime ?? 'runc',
         StorageOpt: Object.keys(c.config.storageOpt).length ? c.config.storageOpt : null,
+        ...hostConfigResources(c.config.host?.resources),
       },
       GraphDriver: { Name: this.driver.name, Data: await this.driver.metadata(c.layer) },
       Config: {

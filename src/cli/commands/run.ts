@@ -7,6 +7,7 @@ import { InvalidInputError, StrataError } from '../../errors.js';
 import type { CreateOptions, Store } from '../../store/store.js';
 import { collect, eachTarget, parseKeyValues, SilentExit, type Context, type Output } from '../context.js';
 import { ProgressRenderer } from '../progress.js';
+import { parseResourceFlags } from '../../runtime/resources.js';
 import { parsePullPolicy, type ImagePullOptions } from '../../store/transfer.js';
 
 /** The flags of `create` and `run` that say what the container runs and how. */
@@ -30,6 +31,12 @@ export function runFlags(cmd: Command): Command {
     .option('--rm', 'automatically remove the container when it exits')
     .option('--runtime <name>', 'OCI runtime to use for this container', 'runc')
     .option('--storage-opt <key=value>', 'storage driver options for the container (e.g. size=50M)', collect, [] as string[])
+    .option('-m, --memory <bytes>', 'memory limit')
+    .option('--memory-swap <bytes>', "swap limit equal to memory plus swap: '-1' to enable unlimited swap")
+    .option('--cpus <number>', 'number of CPUs')
+    .option('-c, --cpu-shares <int>', 'CPU shares (relative weight)')
+    .option('--pids-limit <int>', 'tune container pids limit (set -1 for unlimited)')
+    .option('--cpuset-cpus <list>', 'CPUs in which to allow execution (0-3, 0,1)')
     .option('--pull <policy>', 'pull image before running ("always"|"missing"|"never")', 'missing')
     .option('--platform <os/arch[/variant]>', 'set platform if server is multi-platform capable');
 }
@@ -55,6 +62,12 @@ interface RunFlags {
   storageOpt: string[];
   pull: string;
   platform?: string;
+  memory?: string;
+  memorySwap?: string;
+  cpus?: string;
+  cpuShares?: string;
+  pidsLimit?: string;
+  cpusetCpus?: string;
 }
 
 /** `-e K` takes K from this process's environment, as docker does; an unset K is left out. */
@@ -121,6 +134,7 @@ export function createOptions(o: RunFlags, cmd: string[], io: Output): CreateOpt
     stopSignal: o.stopSignal,
     autoRemove: o.rm,
     runtime: o.runtime,
+    resources: parseResourceFlags(o),
   };
 }
 
