@@ -58,7 +58,12 @@ export async function runMonitor(opts: MonitorOptions): Promise<ExitStatus> {
     sock.on('error', () => clients.delete(sock));
     sock.on('close', () => {
       clients.delete(sock);
-      if (stdinOwner === sock) child?.stdin?.end();
+      if (stdinOwner !== sock) return;
+      // The next client to attach types into the process. Without a terminal the process's
+      // stdin ends with its client's (docker's StdinOnce); a terminal stays for the next one
+      // (a client that detached with its detach keys).
+      stdinOwner = null;
+      if (!opts.tty) child?.stdin?.end();
     });
     if (opts.openStdin && stdinOwner === null) stdinOwner = sock;
     readFrames(sock, (kind, payload) => {

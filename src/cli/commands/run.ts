@@ -8,6 +8,7 @@ import type { CreateOptions, Store } from '../../store/store.js';
 import { collect, eachTarget, parseKeyValues, SilentExit, type Context, type Output } from '../context.js';
 import { ProgressRenderer } from '../progress.js';
 import { parseResourceFlags } from '../../runtime/resources.js';
+import { parseDetachKeys } from '../../runtime/terminal.js';
 import { parsePullPolicy, type ImagePullOptions } from '../../store/transfer.js';
 
 /** The flags of `create` and `run` that say what the container runs and how. */
@@ -157,6 +158,12 @@ function parseTime(v: string): Date {
   return new Date(t);
 }
 
+/** `--detach-keys`, checked before anything is made (docker's grammar, runtime/terminal.ts). */
+export function detachKeysOpt(spec: string | undefined): string | undefined {
+  if (spec !== undefined) parseDetachKeys(spec);
+  return spec;
+}
+
 /** Docker's exit codes: a failure of strata itself before the process runs is 125. */
 function asRunError(err: unknown): never {
   if (err instanceof StrataError && err.exitCode === 1) throw new StrataError(err.message, 125, err.code);
@@ -185,6 +192,7 @@ export function addRunCommands(program: Command, { io, withStore }: Context): vo
   )
     .passThroughOptions()
     .action(async (image: string, cmd: string[], o: RunFlags & { detach?: boolean; detachKeys?: string; sigProxy: boolean }) => {
+      const detachKeys = detachKeysOpt(o.detachKeys);
       let opts: CreateOptions;
       try {
         opts = createOptions(o, cmd, io);
@@ -197,7 +205,7 @@ export function addRunCommands(program: Command, { io, withStore }: Context): vo
           result = await store.run(
             image,
             opts,
-            o.detach ? undefined : { stdin: o.interactive ? process.stdin : undefined, stdout: io.out, stderr: io.err, detachKeys: o.detachKeys, sigProxy: o.sigProxy },
+            o.detach ? undefined : { stdin: o.interactive ? process.stdin : undefined, stdout: io.out, stderr: io.err, detachKeys, sigProxy: o.sigProxy },
           );
         } catch (err) {
           asRunError(err);
@@ -218,10 +226,11 @@ export function addRunCommands(program: Command, { io, withStore }: Context): vo
     .option('-i, --interactive', "attach container's STDIN")
     .option('--detach-keys <keys>', 'override the key sequence for detaching a container')
     .action(async (refs: string[], o: { attach?: boolean; interactive?: boolean; detachKeys?: string }) => {
+      const detachKeys = detachKeysOpt(o.detachKeys);
       await withStore(async (store) => {
         if (o.attach || o.interactive) {
           if (refs.length > 1) throw new InvalidInputError('you cannot start and attach multiple containers at once');
-          const exit = await store.start(refs[0]!, { stdin: o.interactive ? process.stdin : undefined, stdout: io.out, stderr: io.err, detachKeys: o.detachKeys });
+          const exit = await store.start(refs[0]!, { stdin: o.interactive ? process.stdin : undefined, stdout: io.out, stderr: io.err, detachKeys });
           if (exit && exit.exitCode !== 0) throw new SilentExit(exit.exitCode);
           return;
         }
@@ -297,9 +306,11 @@ export function addRunCommands(program: Command, { io, withStore }: Context): vo
     .description("Attach to a running container's output (and input with --stdin)")
     .argument('<container>')
     .option('--no-stdin', 'do not attach STDIN')
-    .action(async (ref: string, o: { stdin: boolean }) => {
+    .option('--detach-keys <keys>', 'override the key sequence for detaching a container')
+    .action(async (ref: string, o: { stdin: boolean; detachKeys?: string }) => {
+      const detachKeys = detachKeysOpt(o.detachKeys);
       await withStore(async (store) => {
-        const exit = await store.attach(ref, { stdin: o.stdin ? process.stdin : undefined, stdout: io.out, stderr: io.err });
+        const exit = await store.attach(ref, { stdin: o.stdin ? process.stdin : undefined, stdout: io.out, stderr: io.err, detachKeys });
         if (exit.exitCode !== 0) throw new SilentExit(exit.exitCode);
       });
     });
