@@ -6,7 +6,7 @@
 // so any process can stop, wait for or remove any container, and none of them is a daemon.
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, openSync, closeSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, closeSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { hostname as hostHostname } from 'node:os';
 import { isAbsolute, join } from 'node:path';
@@ -222,7 +222,6 @@ export class Runner {
       return null;
     }
     mkdirSync(this.containerDir(c.id), { recursive: true, mode: 0o710 });
-    mkdirSync(this.execRoot, { recursive: true, mode: 0o700 });
     const errLog = openSync(join(this.containerDir(c.id), 'monitor.log'), 'a', 0o600);
     const [cmd, ...args] = this.d.monitorCommand;
     const mon = spawn(cmd!, [...args, '__monitor', c.id, ...(attach ? ['--attach'] : [])], { detached: true, stdio: ['ignore', 'ignore', errLog] });
@@ -358,6 +357,33 @@ export class Runner {
     if (c.config.host?.network === 'default') closeSandbox(this.netnsDir, id.slice(0, 32));
     await this.d.driver.put(c.layer).catch(() => undefined);
     if (c.config.host?.autoRemove) await this.d.removeContainer(id);
+    this.pruneExecRoot();
+  }
+
+  /**
+   * `rm`: what the runtime keeps of a container under the exec root (runc's state, the attach
+   * socket, the network namespace) goes with it, and the exec root too when nothing is left.
+   */
+  async forget(c: ContainerRecord): Promise<void> {
+    if (existsSync(join(this.execRoot, 'runc', c.id))) await this.runc(c).delete(c.id).catch(() => undefined);
+    rmSync(this.socketPath(c.id), { force: true });
+    closeSandbox(this.netnsDir, c.id.slice(0, 32));
+    this.pruneExecRoot();
+  }
+
+  /**
+   * The exec root and its runc and netns folders, when empty: no container of this store runs.
+   * Only empty directories go (rmdir), so a running or starting container keeps them; a monitor
+   * makes the exec root again before it puts anything there.
+   */
+  pruneExecRoot(): void {
+    for (const dir of [join(this.execRoot, 'runc'), this.netnsDir, this.execRoot]) {
+      try {
+        rmdirSync(dir);
+      } catch {
+        // not empty (a container runs or is starting), or gone already
+      }
+    }
   }
 
   async stop(c: ContainerRecord, timeoutSec?: number, signal?: string): Promise<void> {
@@ -448,6 +474,8 @@ export class Runner {
     const dir = this.containerDir(id);
     const runc = this.runc(c);
     this.d.states.update(id, { monitor: ownerId(), error: '' });
+    // Recorded first: from now on no other monitor prunes the exec root (pruneExecRoot).
+    mkdirSync(this.execRoot, { recursive: true, mode: 0o700 });
     const failStart = (message: string, exitCode: number) => this.d.states.update(id, { error: message, exitCode, monitor: null });
     let rootfs: string;
     let sandbox: Sandbox | undefined;
@@ -524,6 +552,7 @@ export class Runner {
       await this.d.driver.put(c.layer).catch(() => undefined);
     }
     if (host.autoRemove) await this.d.removeContainer(id);
+    this.pruneExecRoot();
   }
 }
 

@@ -680,6 +680,7 @@ export class Store {
 
   /** Remove a container's layers and record; safe to repeat after a crash part-way through. */
   private async destroyContainer(c: ContainerRecord): Promise<void> {
+    await this.runner.forget(c);
     rmSync(this.runner.containerDir(c.id), { recursive: true, force: true });
     const ids = [c.layer, c.initLayer].filter((id) => this.layers.byId(id));
     await this.layers.destroyContainerLayers(ids, () => this.containers.delete(c.id));
