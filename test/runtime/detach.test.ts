@@ -5,38 +5,21 @@
 // is made; the grammar itself is checked against docker's rules.
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import * as pty from 'node-pty';
 import { parseDetachKeys } from '../../src/runtime/terminal.js';
-import { strataBin } from '../helpers/env.js';
 import { runtimeStore } from './harness.js';
+import { session as ptySession, type Session } from './ptysession.js';
 
 const s = runtimeStore('overlay2', { after });
 const { cli } = s;
-const sessions: pty.IPty[] = [];
+const sessions: Session['p'][] = [];
 after(() => {
   for (const p of sessions) p.kill();
 });
 
-interface Session {
-  p: pty.IPty;
-  until(re: RegExp): Promise<void>;
-  exited: Promise<number>;
-}
-
 function session(args: string[]): Session {
-  const p = pty.spawn(process.execPath, [strataBin, '--root', s.root, '--driver', 'overlay2', ...args], { cols: 80, rows: 24, env: process.env as Record<string, string> });
-  sessions.push(p);
-  let out = '';
-  p.onData((d) => (out += d));
-  const exited = new Promise<number>((r) => p.onExit((e) => r(e.exitCode)));
-  const until = async (re: RegExp) => {
-    const t0 = Date.now();
-    while (!re.test(out)) {
-      if (Date.now() - t0 > 20_000) throw new Error(`no ${re} in ${JSON.stringify(out)}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  };
-  return { p, until, exited };
+  const x = ptySession(s.root, args);
+  sessions.push(x.p);
+  return x;
 }
 
 function running(name: string): boolean {

@@ -7,7 +7,7 @@ import { InvalidInputError, StrataError } from '../../errors.js';
 import type { CreateOptions, Store } from '../../store/store.js';
 import { collect, eachTarget, parseKeyValues, SilentExit, type Context, type Output } from '../context.js';
 import { ProgressRenderer } from '../progress.js';
-import { parseResourceFlags } from '../../runtime/resources.js';
+import { parseResourceFlags, type ResourceFlags } from '../../runtime/resources.js';
 import { parseDetachKeys } from '../../runtime/terminal.js';
 import { parsePullPolicy, type ImagePullOptions } from '../../store/transfer.js';
 
@@ -42,7 +42,7 @@ export function runFlags(cmd: Command): Command {
     .option('--platform <os/arch[/variant]>', 'set platform if server is multi-platform capable');
 }
 
-interface RunFlags {
+interface RunFlags extends ResourceFlags {
   name?: string;
   hostname?: string;
   env: string[];
@@ -63,12 +63,6 @@ interface RunFlags {
   storageOpt: string[];
   pull: string;
   platform?: string;
-  memory?: string;
-  memorySwap?: string;
-  cpus?: string;
-  cpuShares?: string;
-  pidsLimit?: string;
-  cpusetCpus?: string;
 }
 
 /** `-e K` takes K from this process's environment, as docker does; an unset K is left out. */
