@@ -20,6 +20,7 @@ import { relayInput } from '../runtime/terminal.js';
 import { Runc, StartError } from '../runtime/runc.js';
 import { buildSpec, resolveProcess, type BindMount, type NetworkMode, type ProcessOptions } from '../runtime/spec.js';
 import { resolveUser } from '../runtime/user.js';
+import { NO_RESTART, nextDelay, parseRestartPolicy, restarts, shouldRestart, type RestartPolicy } from '../runtime/restart.js';
 import { checkResources, hostConfigResources, NO_LIMITS, ociResources, type Resources } from '../runtime/resources.js';
 import { closeSandbox, openSandbox, parsePublish, type PortBinding, type Sandbox } from '../runtime/network.js';
 import type { Driver } from '../drivers/driver.js';
@@ -54,6 +55,8 @@ export interface HostConfig {
   runtime: string;
   /** cgroup limits (absent on containers made before strata had them). */
   resources?: Resources;
+  /** `--restart` (absent: no). */
+  restart?: RestartPolicy;
 }
 
 /** The flags of `create`/`run` that decide what and how a container runs. */
@@ -71,6 +74,8 @@ export interface RunConfigOptions extends Omit<ProcessOptions, 'hostname'> {
   runtime?: string;
   /** `-m`, `--memory-swap`, `--cpus`, `--cpu-shares`, `--pids-limit`, `--cpuset-cpus`. */
   resources?: Partial<Resources>;
+  /** `--restart no|on-failure[:N]|always|unless-stopped` */
+  restart?: string;
 }
 
 /** Streams of a client attached to a container. */
@@ -119,6 +124,8 @@ export function runConfig(image: ImageRunConfig | undefined, hostname: string, o
   const ports = (o.publish ?? []).map(parsePublish);
   if (ports.length && network !== 'default') throw new InvalidInputError(`conflicting options: port publishing and the ${network} network mode`);
   const binds = (o.volumes ?? []).map(parseBind);
+  const restart = parseRestartPolicy(o.restart ?? '');
+  if (o.autoRemove && restarts(restart)) throw new InvalidInputError('Conflicting options: --restart and --rm');
   return {
     process: {
       ...p,
@@ -136,6 +143,7 @@ export function runConfig(image: ImageRunConfig | undefined, hostname: string, o
       runtime: o.runtime ?? 'runc',
       // The host's cgroups are read only when a limit is asked for.
       resources: o.resources && Object.keys(o.resources).length ? checkResources(o.resources) : NO_LIMITS,
+      restart,
     },
   };
 }
@@ -222,6 +230,8 @@ export class Runner {
       return null;
     }
     mkdirSync(this.containerDir(c.id), { recursive: true, mode: 0o710 });
+    rmSync(this.stoppedFile(c.id), { force: true });
+    rmSync(join(this.containerDir(c.id), 'restart-count'), { force: true });
     const errLog = openSync(join(this.containerDir(c.id), 'monitor.log'), 'a', 0o600);
     const [cmd, ...args] = this.d.monitorCommand;
     const mon = spawn(cmd!, [...args, '__monitor', c.id, ...(attach ? ['--attach'] : [])], { detached: true, stdio: ['ignore', 'ignore', errLog] });
@@ -386,8 +396,27 @@ export class Runner {
     }
   }
 
+  /** Written by `stop` and `kill`: the monitor does not restart a container a user stopped. */
+  private stoppedFile(id: string): string {
+    return join(this.containerDir(id), 'stopped-by-user');
+  }
+
+  private markStopped(id: string): void {
+    if (existsSync(this.containerDir(id))) writeFileSync(this.stoppedFile(id), '');
+  }
+
+  /** Times the monitor restarted the container's process (`--restart`), for inspect. */
+  restartCount(id: string): number {
+    try {
+      return Number(readFileSync(join(this.containerDir(id), 'restart-count'), 'utf8')) || 0;
+    } catch {
+      return 0;
+    }
+  }
+
   async stop(c: ContainerRecord, timeoutSec?: number, signal?: string): Promise<void> {
     if (!this.isRunning(c.id)) return;
+    this.markStopped(c.id);
     const sig = signal ?? c.config.process?.stopSignal ?? 'SIGTERM';
     const runc = this.runc(c);
     await this.signal(c, sig);
@@ -401,6 +430,7 @@ export class Runner {
   async kill(c: ContainerRecord, signal = 'SIGKILL'): Promise<void> {
     const sig = parseSignal(signal);
     if (!this.isRunning(c.id)) throw new ConflictError(`Cannot kill container: ${c.id.slice(0, 12)}: Container ${c.id} is not running`);
+    this.markStopped(c.id);
     await this.signal(c, sig);
   }
 
@@ -524,25 +554,48 @@ export class Runner {
       writeFileSync(join(dir, 'config.json'), JSON.stringify(spec, null, 2));
       // A leftover of an earlier run that nobody deleted (a monitor killed mid-way).
       await runc.delete(id).catch(() => undefined);
-      await runMonitor({
-        runc,
-        id,
-        bundle: dir,
-        logPath: join(dir, `${id}-json.log`),
-        socketPath: this.socketPath(id),
-        pidFile: join(dir, 'init.pid'),
-        runcLog: join(dir, 'runc.log'),
-        openStdin: proc.openStdin,
-        tty: proc.tty,
-        waitForAttach,
-        onStarted: (pid) => {
-          this.d.states.update(id, { status: 'running', process: identityOf(pid), startedAt: now(), exitCode: 0, error: '', ports });
-        },
-        onExited: (status) => {
-          if (status.error) failStart(status.error, status.exitCode);
-          else this.d.states.update(id, { status: 'exited', exitCode: status.exitCode, process: null, monitor: null, finishedAt: now(), ports: [] });
-        },
-      });
+      const policy = host.restart ?? NO_RESTART;
+      const stopFile = this.stoppedFile(id);
+      let count = 0;
+      let delay = 0;
+      for (;;) {
+        let again = false;
+        let startedAt = Date.now();
+        await runMonitor({
+          runc,
+          id,
+          bundle: dir,
+          logPath: join(dir, `${id}-json.log`),
+          socketPath: this.socketPath(id),
+          pidFile: join(dir, 'init.pid'),
+          runcLog: join(dir, 'runc.log'),
+          openStdin: proc.openStdin,
+          tty: proc.tty,
+          // A restarted process does not wait for a client: the first run had its attach.
+          waitForAttach: waitForAttach && count === 0,
+          onStarted: (pid) => {
+            startedAt = Date.now();
+            this.d.states.update(id, { status: 'running', process: identityOf(pid), startedAt: now(), exitCode: 0, error: '', ports });
+          },
+          onExited: (status) => {
+            again = !status.error && shouldRestart(policy, status.exitCode, count, existsSync(stopFile));
+            if (status.error) failStart(status.error, status.exitCode);
+            // Restarting: still "running" to every command (stop, rm -f and wait reach it), with no process.
+            else if (again) this.d.states.update(id, { status: 'running', exitCode: status.exitCode, process: null, finishedAt: now() });
+            else this.d.states.update(id, { status: 'exited', exitCode: status.exitCode, process: null, monitor: null, finishedAt: now(), ports: [] });
+          },
+        });
+        if (!again) break;
+        delay = nextDelay(delay, Date.now() - startedAt);
+        const until = Date.now() + delay;
+        while (Date.now() < until && !existsSync(stopFile)) await sleep(POLL_MS);
+        if (existsSync(stopFile)) {
+          this.d.states.update(id, { status: 'exited', monitor: null, ports: [] });
+          break;
+        }
+        count++;
+        writeFileSync(join(dir, 'restart-count'), String(count));
+      }
     } catch (err) {
       failStart((err as Error).message, err instanceof StrataError ? err.exitCode : 125);
       throw err;
@@ -568,6 +621,7 @@ function hostConfigJson(c: ContainerRecord): Record<string, unknown> {
     Runtime: h.runtime,
     StorageOpt: Object.keys(c.config.storageOpt).length ? c.config.storageOpt : null,
     ...hostConfigResources(h.resources),
+    RestartPolicy: h.restart ?? NO_RESTART,
   };
 }
 

@@ -28,6 +28,7 @@ import { log } from '../log.js';
 import { defaultStrataCommand } from '../self.js';
 import type { ExitStatus } from '../runtime/attach.js';
 import { hostConfigResources } from '../runtime/resources.js';
+import { NO_RESTART } from '../runtime/restart.js';
 import { top, type TopResult } from '../runtime/top.js';
 import { copy, type CopyEnd } from './cp.js';
 import { execIn, type ExecOptions, type ExecStreams } from './exec.js';
@@ -797,6 +798,7 @@ export class Store {
       },
       Image: c.imageId,
       Name: `/${c.name}`,
+      RestartCount: this.runner.restartCount(c.id),
       Driver: this.driver.name,
       HostConfig: {
         Binds: c.config.host ? c.config.host.binds.map((b) => `${b.source}:${b.destination}${b.readOnly ? ':ro' : ''}`) : null,
@@ -808,6 +810,7 @@ export class Store {
         Runtime: c.config.host?.runtime ?? 'runc',
         StorageOpt: Object.keys(c.config.storageOpt).length ? c.config.storageOpt : null,
         ...hostConfigResources(c.config.host?.resources),
+        RestartPolicy: c.config.host?.restart ?? NO_RESTART,
       },
       GraphDriver: { Name: this.driver.name, Data: await this.driver.metadata(c.layer) },
       Config: {

@@ -29,7 +29,7 @@ describe('runtime directories (overlay2)', () => {
     assert.equal(existsSync(execRoot), false);
   });
 
-  test("rm takes a container's runtime state; the directory stays while another runs, then goes", (t) => {
+  test("rm takes a container's runtime state; the directory stays while another runs, then goes", async (t) => {
     t.after(() => void cli.run(['rm', '-f', 'rd-a', 'rd-b']));
     const a = cli.ok(['run', '-d', '--name', 'rd-a', 'bb', 'sleep', '300']).trim();
     const b = cli.ok(['run', '-d', '--name', 'rd-b', 'bb', 'sleep', '300']).trim();
@@ -41,6 +41,9 @@ describe('runtime directories (overlay2)', () => {
     assert.ok(left.some((e) => e.includes(b)), left.join(' '));
     assert.equal(cli.ok(['exec', 'rd-b', 'echo', 'alive']), 'alive\n');
     cli.ok(['stop', '-t', '0', 'rd-b']);
+    // Nothing runs: the directory goes before rm, once the monitor has cleaned up after stop.
+    const end = Date.now() + 10_000;
+    while (existsSync(execRoot) && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
     assert.equal(existsSync(execRoot), false, 'nothing runs: the directory is gone before rm');
     cli.ok(['rm', 'rd-b']);
     assert.deepEqual(leftovers(s.root, s.work), []);

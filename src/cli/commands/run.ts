@@ -38,6 +38,7 @@ export function runFlags(cmd: Command): Command {
     .option('-c, --cpu-shares <int>', 'CPU shares (relative weight)')
     .option('--pids-limit <int>', 'tune container pids limit (set -1 for unlimited)')
     .option('--cpuset-cpus <list>', 'CPUs in which to allow execution (0-3, 0,1)')
+    .option('--restart <policy>', 'restart policy to apply when a container exits (no, on-failure[:N], always, unless-stopped)', 'no')
     .option('--pull <policy>', 'pull image before running ("always"|"missing"|"never")', 'missing')
     .option('--platform <os/arch[/variant]>', 'set platform if server is multi-platform capable');
 }
@@ -63,6 +64,7 @@ interface RunFlags extends ResourceFlags {
   storageOpt: string[];
   pull: string;
   platform?: string;
+  restart: string;
 }
 
 /** `-e K` takes K from this process's environment, as docker does; an unset K is left out. */
@@ -130,6 +132,7 @@ export function createOptions(o: RunFlags, cmd: string[], io: Output): CreateOpt
     autoRemove: o.rm,
     runtime: o.runtime,
     resources: parseResourceFlags(o),
+    restart: o.restart,
   };
 }
 
