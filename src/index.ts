@@ -1,7 +1,7 @@
 // The library API: `import { Store } from 'strata-store'`. Everything the CLI does goes through here.
 export { Store, DEFAULT_ROOT } from './store/store.js';
 export type { StoreOptions, ImageSummary, LoadedImage, RemovedImage, CreateOptions, CommitOptions } from './store/store.js';
-export type { PullOptions, PullResult, PushOptions, PushResult, ProgressEvent } from './store/transfer.js';
+export type { PullOptions, PullResult, PushOptions, PushResult, ProgressEvent, ImagePullOptions, PullPolicy } from './store/transfer.js';
 export { login, logout } from './registry/login.js';
 export { StrataError, InvalidInputError, NotFoundError, ConflictError, MismatchError, type ErrorCode } from './errors.js';
 export { RegistryError } from './registry/client.js';

@@ -31,6 +31,7 @@ export const EXAMPLES: Record<string, string> = {
   attach: 'strata attach web',
   pause: 'strata pause web',
   unpause: 'strata unpause web',
+  rename: 'strata rename web web-old',
   ps: 'strata ps -a --size',
   rm: 'strata rm -f web1',
   mount: 'cd "$(strata mount web1)"',

@@ -71,6 +71,11 @@ export function describePlatform(p: PlatformSpec): string {
   return formatPlatform(n.architecture === 'arm64' && n.variant === undefined ? { ...n, variant: 'v8' } : n);
 }
 
+/** Docker's refusal of an image whose platform is not the one `--platform` asked for. */
+export function platformMismatch(ref: string, wanted: PlatformSpec, actual: PlatformSpec): string {
+  return `image with reference ${ref} was found but does not match the specified platform: wanted ${describePlatform(wanted)}, actual: ${describePlatform(actual)}`;
+}
+
 /** The platform this process runs on, in OCI terms. */
 export function hostPlatform(): PlatformSpec {
   const osMap: Record<string, string> = { win32: 'windows', sunos: 'solaris' };

@@ -14,7 +14,7 @@ import {
   OCI_MANIFEST,
   isIndexMediaType,
 } from '../image/mediatypes.js';
-import { describePlatform, findManifest, hostPlatform, normalizePlatform, parsePlatform, platformMatches, type PlatformSpec } from '../image/platform.js';
+import { describePlatform, findManifest, hostPlatform, normalizePlatform, parsePlatform, platformMatches, platformMismatch, type PlatformSpec } from '../image/platform.js';
 import type { ImageSource, LayerSource } from '../image/source.js';
 import { parseImageConfig, parseIndex, parseManifest, type Index, type Manifest } from '../image/types.js';
 import { RegistryClient, RegistryError, type ClientOptions } from './client.js';
@@ -246,9 +246,7 @@ export async function resolveImage(ref: string | Reference, opts: PullOptions = 
     }
     const platform = normalizePlatform({ os: cfg.os, architecture: cfg.architecture, variant: cfg.variant });
     if (top.kind !== 'index' && explicitPlatform && !platformMatches(want, platform)) {
-      throw new RegistryError(
-        `image with reference ${familiarString(reference)} was found but does not match the specified platform: wanted ${describePlatform(want)}, actual: ${describePlatform(platform)}`,
-      );
+      throw new RegistryError(platformMismatch(familiarString(reference), want, platform));
     }
     const diffIDs = cfg.rootfs.diff_ids;
     if (diffIDs.length !== m.layers.length) {

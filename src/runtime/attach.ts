@@ -52,4 +52,6 @@ export interface ExitStatus {
   exitCode: number;
   /** Why the process never started, when it did not. */
   error?: string;
+  /** The client detached (detach keys); the process runs on. */
+  detached?: boolean;
 }

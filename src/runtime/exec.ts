@@ -6,7 +6,7 @@
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import type { IPty } from 'node-pty';
-import { InvalidInputError } from '../errors.js';
+import { InvalidInputError, StrataError } from '../errors.js';
 import { toolEnv } from '../sys/run.js';
 import type { Runc } from './runc.js';
 import { mergeEnv } from './spec.js';
@@ -68,4 +68,16 @@ export async function spawnExecInPty(runc: Runc, id: string, processFile: string
     env: toolEnv() as Record<string, string>,
     encoding: null,
   });
+}
+
+/**
+ * After a detach from `exec -it`: the process runs on, so its terminal must outlive this
+ * process. A detached `cat` takes over the pty master (node-pty's fd, handed down as its stdin)
+ * and drains what the process still writes, until the process ends and the pty with it.
+ */
+export function keepTerminal(p: IPty): void {
+  // node-pty's UnixTerminal has the master's fd as `fd` (not in its IPty type).
+  const fd = (p as IPty & { fd?: number }).fd;
+  if (typeof fd !== 'number') throw new StrataError('cannot keep the terminal of a detached exec: node-pty gave no pty fd');
+  spawn('cat', [], { stdio: [fd, 'ignore', 'ignore'], detached: true }).unref();
 }

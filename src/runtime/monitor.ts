@@ -4,7 +4,8 @@
 // start and exit through callbacks (the store records them). No daemon: one monitor per running
 // container, gone when the container is; a monitor that dies leaves a container the store can
 // still see, wait for and remove.
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { createServer, type Socket } from 'node:net';
 import { constants as osConstants } from 'node:os';
 import { Frame, frame, readFrames, type ExitStatus } from './attach.js';
@@ -58,7 +59,12 @@ export async function runMonitor(opts: MonitorOptions): Promise<ExitStatus> {
     sock.on('error', () => clients.delete(sock));
     sock.on('close', () => {
       clients.delete(sock);
-      if (stdinOwner === sock) child?.stdin?.end();
+      if (stdinOwner !== sock) return;
+      // The next client to attach types into the process. Without a terminal the process's
+      // stdin ends with its client's (docker's StdinOnce); a terminal stays for the next one
+      // (a client that detached with its detach keys).
+      stdinOwner = null;
+      if (!opts.tty) child?.stdin?.end();
     });
     if (opts.openStdin && stdinOwner === null) stdinOwner = sock;
     readFrames(sock, (kind, payload) => {
@@ -71,10 +77,22 @@ export async function runMonitor(opts: MonitorOptions): Promise<ExitStatus> {
       else if (kind === Frame.StdinEnd && sock === stdinOwner) child?.stdin?.end();
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.socketPath, () => resolve());
-  });
+  const listen = () =>
+    new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(opts.socketPath, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  try {
+    await listen();
+  } catch (err) {
+    // Its directory was pruned by another container's monitor a moment ago: made again.
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    mkdirSync(dirname(opts.socketPath), { recursive: true, mode: 0o700 });
+    await listen();
+  }
 
   if (opts.waitForAttach) await Promise.race([attached, new Promise((r) => setTimeout(r, ATTACH_WAIT_MS).unref())]);
 

@@ -130,6 +130,8 @@ export interface SpecInput {
   cgroupsPath: string;
   /** 64 MiB unless given. */
   shmSize?: number;
+  /** cgroup limits beside the device rules (resources.ts: ociResources). */
+  resources?: Record<string, unknown>;
 }
 
 /** One OCI mount; options as runc expects them. */
@@ -188,6 +190,7 @@ export function buildSpec(input: SpecInput): Record<string, unknown> {
       maskedPaths: MASKED_PATHS,
       readonlyPaths: READONLY_PATHS,
       resources: {
+        ...input.resources,
         // Docker's device cgroup: nothing but the standard character devices and ptys.
         devices: [
           { allow: false, access: 'rwm' },

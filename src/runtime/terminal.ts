@@ -33,18 +33,26 @@ export function rawMode(input: Readable): () => void {
   return () => t.setRawMode!(false);
 }
 
-/** `--detach-keys`: "ctrl-p,ctrl-q", "a,ctrl-@", … as the bytes they send. */
+/** The keys docker names `ctrl-X`, in the order of the control codes they send (0 to 31). */
+const CTRL_KEYS = '@abcdefghijklmnopqrstuvwxyz[\\]^_';
+
+/** Docker's default detach sequence. */
+export const DEFAULT_DETACH_KEYS = 'ctrl-p,ctrl-q';
+
+/**
+ * `--detach-keys` as docker reads it: comma-separated keys, each one character, `ctrl-` and one
+ * of a-z @ [ \ ] ^ _, or `DEL`; exact (no spaces, lower case), else refused. "" is the default.
+ */
 export function parseDetachKeys(spec: string): Buffer {
+  if (spec === '') return parseDetachKeys(DEFAULT_DETACH_KEYS);
   const out: number[] = [];
   for (const key of spec.split(',')) {
-    const k = key.trim();
-    if (k.length === 1) out.push(k.charCodeAt(0));
-    else if (/^ctrl-[a-z@[\\\]^_]$/i.test(k)) {
-      const c = k.slice(5).toLowerCase();
-      out.push(c >= 'a' && c <= 'z' ? c.charCodeAt(0) - 96 : c.charCodeAt(0) - 64);
-    } else throw new InvalidInputError(`Invalid detach keys (${spec}) provided`);
+    const ctrl = key.length === 6 && key.startsWith('ctrl-') ? CTRL_KEYS.indexOf(key[5]!) : -1;
+    if (key.length === 1) out.push(Buffer.from(key)[0]!);
+    else if (ctrl >= 0) out.push(ctrl);
+    else if (key === 'DEL') out.push(127);
+    else throw new InvalidInputError(`Invalid detach keys (${spec}) provided`);
   }
-  if (out.length === 0) throw new InvalidInputError(`Invalid detach keys (${spec}) provided`);
   return Buffer.from(out);
 }
 
@@ -105,7 +113,7 @@ export function relayInput(sock: Writable, o: ClientInput): () => void {
   const input = o.openStdin ? o.stdin : undefined;
   if (input) {
     if (o.tty) undo.push(rawMode(input));
-    const watcher = o.tty ? new DetachWatcher(parseDetachKeys(o.detachKeys ?? 'ctrl-p,ctrl-q')) : null;
+    const watcher = o.tty ? new DetachWatcher(parseDetachKeys(o.detachKeys ?? DEFAULT_DETACH_KEYS)) : null;
     const onData = (d: Buffer) => {
       const r = watcher ? watcher.feed(d) : { pass: d, detach: false };
       if (r.pass.length) sock.write(frame(Frame.Stdin, r.pass));

@@ -1,7 +1,7 @@
 // Containers: an image plus an init layer and a read-write layer on top of it.
 import { type DB, writeTx } from './db.js';
 import type { HostConfig, ProcessConfig } from './run.js';
-import { NotFoundError, StrataError } from './errors.js';
+import { ConflictError, InvalidInputError, NotFoundError, StrataError } from './errors.js';
 
 export interface ContainerConfig {
   hostname: string;
@@ -103,16 +103,40 @@ export class ContainerStore {
     return (this.db.prepare('SELECT * FROM containers WHERE image_id = ?').all(imageId) as ContainerRow[]).map(fromRow);
   }
 
+  /**
+   * Refuse a name docker would refuse, or one another container holds (inside a write
+   * transaction). `rename` says it as docker's rename does: a prefix, and the name with its "/".
+   */
+  private checkFreeName(name: string, renaming = false): void {
+    const prefix = renaming ? 'Error when allocating new name: ' : '';
+    if (!NAME_RE.test(name)) throw new StrataError(`${prefix}Invalid container name (${renaming ? '/' : ''}${name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
+    const clash = this.db.prepare('SELECT id FROM containers WHERE name = ?').get(name) as { id: string } | undefined;
+    if (clash) {
+      throw new ConflictError(`${prefix}Conflict. The container name "/${name}" is already in use by container "${clash.id}". You have to remove (or rename) that container to be able to reuse that name.`);
+    }
+  }
+
   insert(c: Omit<ContainerRecord, 'imageRef'>): void {
-    if (!NAME_RE.test(c.name)) throw new StrataError(`Invalid container name (${c.name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
     writeTx(this.db, () => {
-      const clash = this.db.prepare('SELECT id FROM containers WHERE name = ?').get(c.name) as { id: string } | undefined;
-      if (clash) {
-        throw new StrataError(`Conflict. The container name "/${c.name}" is already in use by container "${clash.id}". You have to remove (or rename) that container to be able to reuse that name.`);
-      }
+      this.checkFreeName(c.name);
       this.db
         .prepare('INSERT INTO containers (id, name, image_id, init_layer, layer, state, owner, created, config) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
         .run(c.id, c.name, c.imageId, c.initLayer, c.layer, c.state, c.owner, c.created, JSON.stringify(c.config));
+    });
+  }
+
+  /**
+   * `rename`: the new name (a leading "/" allowed, as docker's) replaces the old in one
+   * transaction, so two renames to one name cannot both win. Docker's messages.
+   */
+  rename(id: string, newName: string): void {
+    const name = newName.startsWith('/') ? newName.slice(1) : newName;
+    writeTx(this.db, () => {
+      const c = this.get(id);
+      if (!c || c.state !== 'created') throw new NotFoundError(`No such container: ${id}`);
+      if (c.name === name) throw new InvalidInputError('Renaming a container with the same name as its current name');
+      this.checkFreeName(name, true);
+      this.db.prepare('UPDATE containers SET name = ? WHERE id = ?').run(name, id);
     });
   }
 

@@ -8,9 +8,9 @@ import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { ConflictError } from '../errors.js';
 import type { ExitStatus } from '../runtime/attach.js';
-import { containerProcess, execProcess, spawnExec, spawnExecInPty } from '../runtime/exec.js';
+import { containerProcess, execProcess, keepTerminal, spawnExec, spawnExecInPty } from '../runtime/exec.js';
 import { Runc, StartError, startErrorCode } from '../runtime/runc.js';
-import { onResize, rawMode, windowSize } from '../runtime/terminal.js';
+import { DEFAULT_DETACH_KEYS, DetachWatcher, onResize, parseDetachKeys, rawMode, windowSize } from '../runtime/terminal.js';
 import { resolveUser } from '../runtime/user.js';
 import type { ContainerRecord } from './containers.js';
 import type { Runner } from './run.js';
@@ -37,6 +37,8 @@ export interface ExecStreams {
   stdin?: Readable;
   stdout: Writable;
   stderr: Writable;
+  /** `--detach-keys` with -it; ctrl-p,ctrl-q by default. */
+  detachKeys?: string;
 }
 
 /** Run a process in the running container `c`; its exit status, or null with -d. */
@@ -61,6 +63,7 @@ export async function execIn(runner: Runner, c: ContainerRecord, o: ExecOptions,
   try {
     const runc = runner.runc(c);
     const code = o.detach || !io ? await detached(runc, c.id, files) : tty ? await withTerminal(runc, c.id, files, io, o.interactive ?? false) : await withPipes(runc, c.id, files, io, o.interactive ?? false);
+    if (code === DETACHED) return { exitCode: 0, detached: true };
     // runc's own failure (the command is not there, cannot run, the container went away) is
     // told apart from the process's exit code by its log and the pid file it never wrote.
     const err = Runc.lastError(files.log);
@@ -113,23 +116,35 @@ function withPipes(runc: Runc, id: string, f: Files, io: ExecStreams, interactiv
   );
 }
 
+/** What withTerminal returns when the user typed the detach keys: the process runs on. */
+const DETACHED = -1;
+
 async function withTerminal(runc: Runc, id: string, f: Files, io: ExecStreams, interactive: boolean): Promise<number> {
   const p = await spawnExecInPty(runc, id, f.process, f.log, f.pid, windowSize(io.stdout));
-  p.onData((d: string | Buffer) => io.stdout.write(d));
+  const onOutput = p.onData((d: string | Buffer) => io.stdout.write(d));
   const unResize = onResize(io.stdout, (s) => p.resize(s.cols, s.rows));
   const input = interactive ? io.stdin : undefined;
   const restore = input ? rawMode(input) : () => undefined;
-  const onData = (d: Buffer) => p.write(d as unknown as string);
-  input?.on('data', onData);
-  return new Promise((resolve) =>
-    p.onExit(({ exitCode }) => {
+  const watcher = new DetachWatcher(parseDetachKeys(io.detachKeys ?? DEFAULT_DETACH_KEYS));
+  return new Promise((resolve) => {
+    const done = (code: number) => {
       unResize();
       restore();
       input?.off('data', onData);
       input?.pause();
-      resolve(exitCode);
-    }),
-  );
+      resolve(code);
+    };
+    const onData = (d: Buffer) => {
+      const r = watcher.feed(d);
+      if (r.pass.length) p.write(r.pass as unknown as string);
+      if (!r.detach) return;
+      onOutput.dispose();
+      keepTerminal(p);
+      done(DETACHED);
+    };
+    input?.on('data', onData);
+    p.onExit(({ exitCode }) => done(exitCode));
+  });
 }
 
 function signalNumber(signal: NodeJS.Signals | null): number {

@@ -6,7 +6,7 @@
 // so any process can stop, wait for or remove any container, and none of them is a daemon.
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, openSync, closeSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, closeSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { hostname as hostHostname } from 'node:os';
 import { isAbsolute, join } from 'node:path';
@@ -20,6 +20,8 @@ import { relayInput } from '../runtime/terminal.js';
 import { Runc, StartError } from '../runtime/runc.js';
 import { buildSpec, resolveProcess, type BindMount, type NetworkMode, type ProcessOptions } from '../runtime/spec.js';
 import { resolveUser } from '../runtime/user.js';
+import { NO_RESTART, nextDelay, parseRestartPolicy, restarts, shouldRestart, type RestartPolicy } from '../runtime/restart.js';
+import { checkResources, hostConfigResources, NO_LIMITS, ociResources, type Resources } from '../runtime/resources.js';
 import { closeSandbox, openSandbox, parsePublish, type PortBinding, type Sandbox } from '../runtime/network.js';
 import type { Driver } from '../drivers/driver.js';
 import type { ContainerRecord, ContainerStore } from './containers.js';
@@ -51,6 +53,10 @@ export interface HostConfig {
   readOnly: boolean;
   init: boolean;
   runtime: string;
+  /** cgroup limits (absent on containers made before strata had them). */
+  resources?: Resources;
+  /** `--restart` (absent: no). */
+  restart?: RestartPolicy;
 }
 
 /** The flags of `create`/`run` that decide what and how a container runs. */
@@ -66,6 +72,10 @@ export interface RunConfigOptions extends Omit<ProcessOptions, 'hostname'> {
   readOnly?: boolean;
   init?: boolean;
   runtime?: string;
+  /** `-m`, `--memory-swap`, `--cpus`, `--cpu-shares`, `--pids-limit`, `--cpuset-cpus`. */
+  resources?: Partial<Resources>;
+  /** `--restart no|on-failure[:N]|always|unless-stopped` */
+  restart?: string;
 }
 
 /** Streams of a client attached to a container. */
@@ -114,6 +124,8 @@ export function runConfig(image: ImageRunConfig | undefined, hostname: string, o
   const ports = (o.publish ?? []).map(parsePublish);
   if (ports.length && network !== 'default') throw new InvalidInputError(`conflicting options: port publishing and the ${network} network mode`);
   const binds = (o.volumes ?? []).map(parseBind);
+  const restart = parseRestartPolicy(o.restart ?? '');
+  if (o.autoRemove && restarts(restart)) throw new InvalidInputError('Conflicting options: --restart and --rm');
   return {
     process: {
       ...p,
@@ -121,7 +133,18 @@ export function runConfig(image: ImageRunConfig | undefined, hostname: string, o
       openStdin: o.interactive ?? false,
       stopSignal: parseSignal(o.stopSignal ?? image?.StopSignal ?? 'SIGTERM'),
     },
-    host: { autoRemove: o.autoRemove ?? false, network, ports, binds, readOnly: o.readOnly ?? false, init: o.init ?? false, runtime: o.runtime ?? 'runc' },
+    host: {
+      autoRemove: o.autoRemove ?? false,
+      network,
+      ports,
+      binds,
+      readOnly: o.readOnly ?? false,
+      init: o.init ?? false,
+      runtime: o.runtime ?? 'runc',
+      // The host's cgroups are read only when a limit is asked for.
+      resources: o.resources && Object.keys(o.resources).length ? checkResources(o.resources) : NO_LIMITS,
+      restart,
+    },
   };
 }
 
@@ -207,18 +230,25 @@ export class Runner {
       return null;
     }
     mkdirSync(this.containerDir(c.id), { recursive: true, mode: 0o710 });
-    mkdirSync(this.execRoot, { recursive: true, mode: 0o700 });
+    rmSync(this.stoppedFile(c.id), { force: true });
+    rmSync(join(this.containerDir(c.id), 'restart-count'), { force: true });
     const errLog = openSync(join(this.containerDir(c.id), 'monitor.log'), 'a', 0o600);
     const [cmd, ...args] = this.d.monitorCommand;
     const mon = spawn(cmd!, [...args, '__monitor', c.id, ...(attach ? ['--attach'] : [])], { detached: true, stdio: ['ignore', 'ignore', errLog] });
     closeSync(errLog);
     const monitorExited = new Promise<void>((r) => mon.once('exit', () => r()));
     mon.unref();
-    if (attach) return this.attach(c, attach, true, monitorExited);
-    // Wait until the monitor says the process runs, or the monitor is gone (it failed to start,
-    // or the process already ended).
     let gone = false;
     void monitorExited.then(() => (gone = true));
+    if (attach) {
+      const status = await this.attach(c, attach, true, monitorExited);
+      // `run --rm` returns once the container is gone, as docker's does: the monitor removes it
+      // after it has sent the exit status. (A sleep loop: it keeps this process alive.)
+      while (c.config.host?.autoRemove && !status.detached && !gone) await sleep(POLL_MS);
+      return status;
+    }
+    // Wait until the monitor says the process runs, or the monitor is gone (it failed to start,
+    // or the process already ended).
     for (;;) {
       const s = this.d.states.recorded(c.id);
       if (s.status === 'running' && s.monitor && ownerAlive(s.monitor)) return null;
@@ -270,7 +300,7 @@ export class Runner {
       });
       sock.on('close', () => {
         undoInput();
-        if (detached && !status) resolve({ exitCode: 0 });
+        if (detached && !status) resolve({ exitCode: 0, detached: true });
         else if (status) {
           if (status.error) reject(new StartError(status.error, status.exitCode));
           else resolve(status);
@@ -337,10 +367,56 @@ export class Runner {
     if (c.config.host?.network === 'default') closeSandbox(this.netnsDir, id.slice(0, 32));
     await this.d.driver.put(c.layer).catch(() => undefined);
     if (c.config.host?.autoRemove) await this.d.removeContainer(id);
+    this.pruneExecRoot();
+  }
+
+  /**
+   * `rm`: what the runtime keeps of a container under the exec root (runc's state, the attach
+   * socket, the network namespace) goes with it, and the exec root too when nothing is left.
+   */
+  async forget(c: ContainerRecord): Promise<void> {
+    if (existsSync(join(this.execRoot, 'runc', c.id))) await this.runc(c).delete(c.id).catch(() => undefined);
+    rmSync(this.socketPath(c.id), { force: true });
+    closeSandbox(this.netnsDir, c.id.slice(0, 32));
+    this.pruneExecRoot();
+  }
+
+  /**
+   * The exec root and its runc and netns folders, when empty: no container of this store runs.
+   * Only empty directories go (rmdir), so a running or starting container keeps them; a monitor
+   * makes the exec root again before it puts anything there.
+   */
+  pruneExecRoot(): void {
+    for (const dir of [join(this.execRoot, 'runc'), this.netnsDir, this.execRoot]) {
+      try {
+        rmdirSync(dir);
+      } catch {
+        // not empty (a container runs or is starting), or gone already
+      }
+    }
+  }
+
+  /** Written by `stop` and `kill`: the monitor does not restart a container a user stopped. */
+  private stoppedFile(id: string): string {
+    return join(this.containerDir(id), 'stopped-by-user');
+  }
+
+  private markStopped(id: string): void {
+    if (existsSync(this.containerDir(id))) writeFileSync(this.stoppedFile(id), '');
+  }
+
+  /** Times the monitor restarted the container's process (`--restart`), for inspect. */
+  restartCount(id: string): number {
+    try {
+      return Number(readFileSync(join(this.containerDir(id), 'restart-count'), 'utf8')) || 0;
+    } catch {
+      return 0;
+    }
   }
 
   async stop(c: ContainerRecord, timeoutSec?: number, signal?: string): Promise<void> {
     if (!this.isRunning(c.id)) return;
+    this.markStopped(c.id);
     const sig = signal ?? c.config.process?.stopSignal ?? 'SIGTERM';
     const runc = this.runc(c);
     await this.signal(c, sig);
@@ -354,6 +430,7 @@ export class Runner {
   async kill(c: ContainerRecord, signal = 'SIGKILL'): Promise<void> {
     const sig = parseSignal(signal);
     if (!this.isRunning(c.id)) throw new ConflictError(`Cannot kill container: ${c.id.slice(0, 12)}: Container ${c.id} is not running`);
+    this.markStopped(c.id);
     await this.signal(c, sig);
   }
 
@@ -411,6 +488,13 @@ export class Runner {
     }
   }
 
+  /** After `rename`: config.v2.json says the new name, when the container has one written. */
+  nameChanged(id: string): void {
+    const c = this.d.containers.get(id);
+    const file = join(this.containerDir(id), 'config.v2.json');
+    if (c?.config.process && existsSync(file)) writeFileSync(file, JSON.stringify(configV2Json(c)));
+  }
+
   /** Run inside the monitor process: mount, write the bundle, run, record, clean up. */
   async monitor(id: string, waitForAttach: boolean): Promise<void> {
     const c = this.d.containers.get(id);
@@ -420,6 +504,8 @@ export class Runner {
     const dir = this.containerDir(id);
     const runc = this.runc(c);
     this.d.states.update(id, { monitor: ownerId(), error: '' });
+    // Recorded first: from now on no other monitor prunes the exec root (pruneExecRoot).
+    mkdirSync(this.execRoot, { recursive: true, mode: 0o700 });
     const failStart = (message: string, exitCode: number) => this.d.states.update(id, { error: message, exitCode, monitor: null });
     let rootfs: string;
     let sandbox: Sandbox | undefined;
@@ -463,29 +549,53 @@ export class Runner {
         binds: host.binds,
         init: host.init ? INIT_BINARY : undefined,
         cgroupsPath: `/strata/${id}`,
+        resources: ociResources(host.resources ?? NO_LIMITS),
       });
       writeFileSync(join(dir, 'config.json'), JSON.stringify(spec, null, 2));
       // A leftover of an earlier run that nobody deleted (a monitor killed mid-way).
       await runc.delete(id).catch(() => undefined);
-      await runMonitor({
-        runc,
-        id,
-        bundle: dir,
-        logPath: join(dir, `${id}-json.log`),
-        socketPath: this.socketPath(id),
-        pidFile: join(dir, 'init.pid'),
-        runcLog: join(dir, 'runc.log'),
-        openStdin: proc.openStdin,
-        tty: proc.tty,
-        waitForAttach,
-        onStarted: (pid) => {
-          this.d.states.update(id, { status: 'running', process: identityOf(pid), startedAt: now(), exitCode: 0, error: '', ports });
-        },
-        onExited: (status) => {
-          if (status.error) failStart(status.error, status.exitCode);
-          else this.d.states.update(id, { status: 'exited', exitCode: status.exitCode, process: null, monitor: null, finishedAt: now(), ports: [] });
-        },
-      });
+      const policy = host.restart ?? NO_RESTART;
+      const stopFile = this.stoppedFile(id);
+      let count = 0;
+      let delay = 0;
+      for (;;) {
+        let again = false;
+        let startedAt = Date.now();
+        await runMonitor({
+          runc,
+          id,
+          bundle: dir,
+          logPath: join(dir, `${id}-json.log`),
+          socketPath: this.socketPath(id),
+          pidFile: join(dir, 'init.pid'),
+          runcLog: join(dir, 'runc.log'),
+          openStdin: proc.openStdin,
+          tty: proc.tty,
+          // A restarted process does not wait for a client: the first run had its attach.
+          waitForAttach: waitForAttach && count === 0,
+          onStarted: (pid) => {
+            startedAt = Date.now();
+            this.d.states.update(id, { status: 'running', process: identityOf(pid), startedAt: now(), exitCode: 0, error: '', ports });
+          },
+          onExited: (status) => {
+            again = !status.error && shouldRestart(policy, status.exitCode, count, existsSync(stopFile));
+            if (status.error) failStart(status.error, status.exitCode);
+            // Restarting: still "running" to every command (stop, rm -f and wait reach it), with no process.
+            else if (again) this.d.states.update(id, { status: 'running', exitCode: status.exitCode, process: null, finishedAt: now() });
+            else this.d.states.update(id, { status: 'exited', exitCode: status.exitCode, process: null, monitor: null, finishedAt: now(), ports: [] });
+          },
+        });
+        if (!again) break;
+        delay = nextDelay(delay, Date.now() - startedAt);
+        const until = Date.now() + delay;
+        while (Date.now() < until && !existsSync(stopFile)) await sleep(POLL_MS);
+        if (existsSync(stopFile)) {
+          this.d.states.update(id, { status: 'exited', monitor: null, ports: [] });
+          break;
+        }
+        count++;
+        writeFileSync(join(dir, 'restart-count'), String(count));
+      }
     } catch (err) {
       failStart((err as Error).message, err instanceof StrataError ? err.exitCode : 125);
       throw err;
@@ -495,6 +605,7 @@ export class Runner {
       await this.d.driver.put(c.layer).catch(() => undefined);
     }
     if (host.autoRemove) await this.d.removeContainer(id);
+    this.pruneExecRoot();
   }
 }
 
@@ -509,6 +620,8 @@ function hostConfigJson(c: ContainerRecord): Record<string, unknown> {
     Init: h.init,
     Runtime: h.runtime,
     StorageOpt: Object.keys(c.config.storageOpt).length ? c.config.storageOpt : null,
+    ...hostConfigResources(h.resources),
+    RestartPolicy: h.restart ?? NO_RESTART,
   };
 }
 

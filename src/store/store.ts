@@ -23,10 +23,12 @@ import { ImageStore, familiar, storedName, parseConfig, type ImageRecord } from 
 import { setupInitLayer } from './initlayer.js';
 import { LayerStore, newId, ParentGoneError, sha256, tarSplitPath, type LayerEvents, type LayerRecord } from './layers.js';
 import { ownerAlive, ownerId } from './owner.js';
-import { pull, push, type PullOptions, type PullResult, type PushOptions, type PushResult } from './transfer.js';
+import { imageForRun, pull, push, type ImagePullOptions, type PullOptions, type PullResult, type PushOptions, type PushResult } from './transfer.js';
 import { log } from '../log.js';
 import { defaultStrataCommand } from '../self.js';
 import type { ExitStatus } from '../runtime/attach.js';
+import { hostConfigResources } from '../runtime/resources.js';
+import { NO_RESTART } from '../runtime/restart.js';
 import { top, type TopResult } from '../runtime/top.js';
 import { copy, type CopyEnd } from './cp.js';
 import { execIn, type ExecOptions, type ExecStreams } from './exec.js';
@@ -85,6 +87,8 @@ export interface CreateOptions extends RunConfigOptions {
   name?: string;
   storageOpt?: Record<string, string>;
   hostname?: string;
+  /** `--pull`/`--platform`: how to get an image the store lacks; without it the store must have it. */
+  pull?: ImagePullOptions;
 }
 
 /** A container with what it is doing now, for `ps` and the library. */
@@ -496,7 +500,9 @@ export class Store {
    * it will run (command, env, user, …) is resolved against the image now, as Docker does.
    */
   async createContainer(imageRef: string, opts: CreateOptions = {}): Promise<ContainerRecord> {
-    const img = this.images.resolve(imageRef);
+    const img = opts.pull ? this.images.get(await imageForRun(this, imageRef, opts.pull)) : this.images.resolve(imageRef);
+    // Removed by another process since it was found or pulled.
+    if (!img) throw new NotFoundError(`No such image: ${imageRef}`);
     const cfg = parseConfig(img);
     const id = randomBytes(32).toString('hex');
     const name = opts.name ?? this.freeName();
@@ -595,6 +601,17 @@ export class Store {
 
   unpause(ref: string): Promise<void> {
     return this.runner.unpause(this.containers.resolve(ref));
+  }
+
+  /**
+   * `rename`: running or not. A running container keeps its hostname (as docker's does); its
+   * config.v2.json, which tools read for the name, is written again.
+   */
+  renameContainer(ref: string, newName: string): void {
+    if (!ref.trim() || !newName.trim()) throw new InvalidInputError('Neither old nor new names may be empty');
+    const c = this.containers.resolve(ref.trim());
+    this.containers.rename(c.id, newName.trim());
+    this.runner.nameChanged(c.id);
   }
 
   /** `cp`: between a container's root (running or not) and the host, or a tar stream (`-`). */
@@ -704,6 +721,7 @@ export class Store {
 
   /** Remove a container's layers and record; safe to repeat after a crash part-way through. */
   private async destroyContainer(c: ContainerRecord): Promise<void> {
+    await this.runner.forget(c);
     rmSync(this.runner.containerDir(c.id), { recursive: true, force: true });
     const ids = [c.layer, c.initLayer].filter((id) => this.layers.byId(id));
     await this.layers.destroyContainerLayers(ids, () => this.containers.delete(c.id));
@@ -820,6 +838,7 @@ export class Store {
       },
       Image: c.imageId,
       Name: `/${c.name}`,
+      RestartCount: this.runner.restartCount(c.id),
       Driver: this.driver.name,
       HostConfig: {
         Binds: c.config.host ? c.config.host.binds.map((b) => `${b.source}:${b.destination}${b.readOnly ? ':ro' : ''}`) : null,
@@ -830,6 +849,8 @@ export class Store {
         Init: c.config.host?.init ?? null,
         Runtime: c.config.host?.runtime ?? 'runc',
         StorageOpt: Object.keys(c.config.storageOpt).length ? c.config.storageOpt : null,
+        ...hostConfigResources(c.config.host?.resources),
+        RestartPolicy: c.config.host?.restart ?? NO_RESTART,
       },
       GraphDriver: { Name: this.driver.name, Data: await this.driver.metadata(c.layer) },
       Config: {

@@ -11,8 +11,9 @@ import { RegistryClient, type ClientOptions } from '../registry/client.js';
 import { pullingFrom, resolveImage, type ProgressEvent } from '../registry/pull.js';
 import { shortId } from '../reference/digest.js';
 import { pushImage, type PushImage, type PushResult } from '../registry/push.js';
-import { familiarName, parseNormalizedNamed, referenceString, repositoryName, withDefaultTag, type Reference } from '../reference/reference.js';
-import { storedName } from './images.js';
+import { familiarName, familiarString, parseNormalizedNamed, referenceString, repositoryName, withDefaultTag, type Reference } from '../reference/reference.js';
+import { parsePlatform, platformMatches, platformMismatch } from '../image/platform.js';
+import { storedName, type ImageRecord } from './images.js';
 import { chainIds } from './layers.js';
 import type { Store } from './store.js';
 
@@ -109,6 +110,58 @@ export async function pull(store: Store, refText: string, opts: PullOptions = {}
   } finally {
     await resolved.close();
   }
+}
+
+/** `--pull`: when `create`/`run` fetch their image from its registry. */
+export type PullPolicy = 'missing' | 'always' | 'never';
+
+export function parsePullPolicy(s: string): PullPolicy {
+  if (s === 'missing' || s === 'always' || s === 'never') return s;
+  throw new InvalidInputError(`invalid pull option: '${s}': must be one of "always", "missing" or "never"`);
+}
+
+/** How `create`/`run` get their image: the policy, and the pull's own options (platform, progress). */
+export interface ImagePullOptions extends PullOptions {
+  policy: PullPolicy;
+  /** `missing` found no usable image and pulls: docker's name for it ("busybox:latest"). */
+  onMissing?: (name: string) => void;
+}
+
+/**
+ * The ID of the image `create`/`run` use, found as docker's CLI finds it: the store's image
+ * when it has one (of the `platform` asked for), else pulled when the policy allows. An image
+ * ID is never pulled; `always` pulls every name, even one the store has.
+ */
+export async function imageForRun(store: Store, refText: string, o: ImagePullOptions): Promise<string> {
+  const want = o.platform !== undefined ? parsePlatform(o.platform) : undefined;
+  let named: Reference | null = null;
+  if (!/^(sha256:)?[a-f0-9]{64}$/.test(refText)) {
+    try {
+      named = withDefaultTag(parseNormalizedNamed(refText));
+    } catch {
+      named = null;
+    }
+  }
+  let local: ImageRecord | null = null;
+  try {
+    local = store.images.resolve(refText);
+  } catch (err) {
+    if (!(err instanceof NotFoundError)) throw err;
+  }
+  let mismatch: string | null = null;
+  if (local && want) {
+    const cfg = parseImageConfig(local.config);
+    const actual = { os: cfg.os, architecture: cfg.architecture, variant: cfg.variant };
+    if (!platformMatches(want, actual)) mismatch = platformMismatch(refText, want, actual);
+  }
+  const usable = local && !mismatch ? local : null;
+  if (named && (o.policy === 'always' || (o.policy === 'missing' && !usable))) {
+    if (o.policy === 'missing') o.onMissing?.(familiarString(named));
+    return (await pull(store, refText, o)).id;
+  }
+  if (usable) return usable.id;
+  if (mismatch) throw new NotFoundError(mismatch);
+  throw new NotFoundError(`No such image: ${named ? familiarString(named) : refText}`);
 }
 
 /** The image named `refText` in the push shape: its layers, their known blobs and where those live. */

@@ -236,9 +236,10 @@ export function corpusSuite(driver: string, opts: CorpusSuiteOptions = {}): void
       assert.equal(r.code, 1);
       assert.match(r.stderr, /No such image: no-such-image/);
       // docker 20.10's create exits 1 on a missing image; only run turns failures into 125.
-      r = cli.run(['create', 'no-such-image']);
+      // (--pull never: a missing image would otherwise be pulled from Docker Hub)
+      r = cli.run(['create', '--pull', 'never', 'no-such-image']);
       assert.equal(r.code, 1);
-      r = cli.run(['run', '--rm', 'no-such-image']);
+      r = cli.run(['run', '--rm', '--pull', 'never', 'no-such-image']);
       assert.equal(r.code, 125);
       r = cli.run(['tag', 'no-such', 'UPPER']);
       assert.equal(r.code, 1);

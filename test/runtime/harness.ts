@@ -81,7 +81,7 @@ export function recordedPids(root: string): number[] {
   }
 }
 
-/** Everything running or mounted that a store's containers left; empty when all is clean. */
+/** Everything running or mounted that a store's containers left; empty when all is clean (call it with no container running). */
 export function leftovers(root: string, work: string): string[] {
   return [
     ...processesOf(root).map((p) => `process ${p}: ${readFileSync(`/proc/${p}/cmdline`, 'utf8').replace(/\0/g, ' ')}`),
@@ -89,6 +89,8 @@ export function leftovers(root: string, work: string): string[] {
     ...pastaPids(root).map((p) => `pasta ${p}`),
     ...netnsMounts(root).map((m) => `netns ${m}`),
     ...mountsUnder(work).map((m) => `mount ${m}`),
+    // With nothing running, the runtime's directory under /run is gone too.
+    ...(existsSync(execRootOf(root)) ? [`exec root ${execRootOf(root)}: ${readdirSync(execRootOf(root), { recursive: true }).join(' ') || 'empty'}`] : []),
   ];
 }
 

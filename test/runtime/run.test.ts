@@ -81,7 +81,8 @@ describe('run (overlay2)', () => {
     assert.equal(code('bb', '/no/such/path'), 127);
     assert.equal(code('bb', '/etc'), 126, 'a directory is not executable');
     assert.equal(code('bb', '/etc/passwd'), 126, 'a file without x bits is not executable');
-    assert.equal(code('no-such-image:1', 'true'), 125);
+    // --pull never: a missing image would otherwise be pulled from Docker Hub (no traffic off 127.0.0.1).
+    assert.equal(code('--pull', 'never', 'no-such-image:1', 'true'), 125);
     assert.equal(code('--network', 'bogus', 'bb', 'true'), 125);
     assert.equal(code('--stop-signal', 'BOGUS', 'bb', 'true'), 125);
     assert.equal(code('-v', 'relative:/x', 'bb', 'true'), 125);

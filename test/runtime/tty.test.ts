@@ -5,33 +5,10 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import * as pty from 'node-pty';
 import { strataIn } from '../helpers/cli.js';
 import { corpusImage, scratch, strataBin } from '../helpers/env.js';
+import { session, type Session } from './ptysession.js';
 import { unmountAllUnder } from '../helpers/mounts.js';
-
-interface Session {
-  p: pty.IPty;
-  /** Resolves when the output so far matches `re` (fails after 20 s). */
-  until(re: RegExp): Promise<void>;
-  exited: Promise<number>;
-  output(): string;
-}
-
-function session(root: string, args: string[], size: { cols: number; rows: number }): Session {
-  const p = pty.spawn(process.execPath, [strataBin, '--root', root, '--driver', 'overlay2', ...args], { ...size, env: process.env as Record<string, string> });
-  let out = '';
-  p.onData((d) => (out += d));
-  const exited = new Promise<number>((r) => p.onExit((e) => r(e.exitCode)));
-  const until = async (re: RegExp) => {
-    const t0 = Date.now();
-    while (!re.test(out)) {
-      if (Date.now() - t0 > 20_000) throw new Error(`no ${re} in ${JSON.stringify(out)}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  };
-  return { p, until, exited, output: () => out };
-}
 
 describe('run -it through a pty', () => {
   const work = scratch(null, 'strata-rttty-');

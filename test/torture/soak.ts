@@ -61,8 +61,9 @@ function nextOp(r: () => number, registry: string): string[][] {
   const ops: string[][][] = [
     [['load', '-i', corpusImage(`${image}.oci.tar`)]],
     [['pull', '-q', `${registry}/corpus/${image}:latest`]],
-    [['create', '--name', c, `${registry}/corpus/${image}:latest`]],
-    [['create', '--name', c, name]],
+    // --pull never: a create races rmi on images the store has; it is not another pull.
+    [['create', '--pull', 'never', '--name', c, `${registry}/corpus/${image}:latest`]],
+    [['create', '--pull', 'never', '--name', c, name]],
     [['mount', c], ['umount', c]],
     [['commit', c, name]],
     [['tag', `${registry}/corpus/${image}:latest`, name]],

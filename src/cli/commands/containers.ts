@@ -63,7 +63,7 @@ export function addContainerCommands(program: Command, { io, withStore }: Contex
   runFlags(program.command('create').description('Create a new container').argument('<image>').argument('[command...]'))
     .passThroughOptions()
     .action(async (image: string, cmd: string[], o: Parameters<typeof createOptions>[0]) => {
-      const opts = createOptions(o, cmd);
+      const opts = createOptions(o, cmd, io);
       await withStore(async (store) => {
         const c = await store.createContainer(image, opts);
         io.print(c.id);

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { InvalidInputError } from '../../errors.js';
 import { parseCopyEnd } from '../../store/cp.js';
 import { collect, SilentExit, type Context } from '../context.js';
-import { envFiles, expandEnv } from './run.js';
+import { detachKeysOpt, envFiles, expandEnv } from './run.js';
 
 interface ExecFlags {
   detach?: boolean;
@@ -13,6 +13,7 @@ interface ExecFlags {
   envFile: string[];
   user?: string;
   workdir?: string;
+  detachKeys?: string;
 }
 
 export function addExecCommands(program: Command, { io, withStore }: Context): void {
@@ -28,17 +29,23 @@ export function addExecCommands(program: Command, { io, withStore }: Context): v
     .option('--env-file <file>', 'read in a file of environment variables', collect, [] as string[])
     .option('-u, --user <user[:group]>', 'username or UID (format: <name|uid>[:<group|gid>])')
     .option('-w, --workdir <dir>', 'working directory inside the container')
+    .option('--detach-keys <keys>', 'override the key sequence for detaching a container')
     .passThroughOptions()
     .action(async (ref: string, cmd: string[], o: ExecFlags) => {
+      const detachKeys = detachKeysOpt(o.detachKeys);
       const env = [...envFiles(o.envFile), ...expandEnv(o.env)];
-      await withStore(async (store) => {
+      const exit = await withStore(async (store) => {
         const exit = await store.exec(
           ref,
           { cmd, detach: o.detach, interactive: o.interactive, tty: o.tty, env, user: o.user, workdir: o.workdir },
-          o.detach ? undefined : { stdin: o.interactive ? process.stdin : undefined, stdout: io.out, stderr: io.err },
+          o.detach ? undefined : { stdin: o.interactive ? process.stdin : undefined, stdout: io.out, stderr: io.err, detachKeys },
         );
         if (exit && exit.exitCode !== 0) throw new SilentExit(exit.exitCode);
+        return exit;
       });
+      // Detached from `exec -it`: the process runs on, on a terminal a holder keeps; node-pty's
+      // watch on runc would hold this process until then, so it ends here, its work done.
+      if (exit?.detached) process.exit(0);
     });
 
   program

@@ -1,11 +1,15 @@
 // Commands that run containers: run, start, stop, kill, restart, wait, logs, attach, pause,
-// unpause, and the hidden `__monitor` that a started container's monitor process runs. The
+// unpause, rename, and the hidden `__monitor` that a started container's monitor process runs. The
 // flags that decide what a container runs are shared by `create` and `run` (runFlags).
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { InvalidInputError, StrataError } from '../../errors.js';
 import type { CreateOptions, Store } from '../../store/store.js';
-import { collect, eachTarget, parseKeyValues, SilentExit, type Context } from '../context.js';
+import { collect, eachTarget, parseKeyValues, SilentExit, type Context, type Output } from '../context.js';
+import { ProgressRenderer } from '../progress.js';
+import { parseResourceFlags, type ResourceFlags } from '../../runtime/resources.js';
+import { parseDetachKeys } from '../../runtime/terminal.js';
+import { parsePullPolicy, type ImagePullOptions } from '../../store/transfer.js';
 
 /** The flags of `create` and `run` that say what the container runs and how. */
 export function runFlags(cmd: Command): Command {
@@ -27,10 +31,19 @@ export function runFlags(cmd: Command): Command {
     .option('--stop-signal <signal>', 'signal to stop the container')
     .option('--rm', 'automatically remove the container when it exits')
     .option('--runtime <name>', 'OCI runtime to use for this container', 'runc')
-    .option('--storage-opt <key=value>', 'storage driver options for the container (e.g. size=50M)', collect, [] as string[]);
+    .option('--storage-opt <key=value>', 'storage driver options for the container (e.g. size=50M)', collect, [] as string[])
+    .option('-m, --memory <bytes>', 'memory limit')
+    .option('--memory-swap <bytes>', "swap limit equal to memory plus swap: '-1' to enable unlimited swap")
+    .option('--cpus <number>', 'number of CPUs')
+    .option('-c, --cpu-shares <int>', 'CPU shares (relative weight)')
+    .option('--pids-limit <int>', 'tune container pids limit (set -1 for unlimited)')
+    .option('--cpuset-cpus <list>', 'CPUs in which to allow execution (0-3, 0,1)')
+    .option('--restart <policy>', 'restart policy to apply when a container exits (no, on-failure[:N], always, unless-stopped)', 'no')
+    .option('--pull <policy>', 'pull image before running ("always"|"missing"|"never")', 'missing')
+    .option('--platform <os/arch[/variant]>', 'set platform if server is multi-platform capable');
 }
 
-interface RunFlags {
+interface RunFlags extends ResourceFlags {
   name?: string;
   hostname?: string;
   env: string[];
@@ -49,6 +62,9 @@ interface RunFlags {
   rm?: boolean;
   runtime: string;
   storageOpt: string[];
+  pull: string;
+  platform?: string;
+  restart: string;
 }
 
 /** `-e K` takes K from this process's environment, as docker does; an unset K is left out. */
@@ -86,8 +102,23 @@ function storageOpts(list: string[]): Record<string, string> {
   return parseKeyValues(list, 'storage option');
 }
 
-export function createOptions(o: RunFlags, cmd: string[]): CreateOptions {
+/**
+ * `--pull`/`--platform` as docker's CLI does them: an image the store lacks is announced on
+ * stderr ("Unable to find image 'x:latest' locally") and pulled with its progress on stderr too.
+ */
+function pullOptions(o: RunFlags, io: Output): ImagePullOptions {
+  const progress = new ProgressRenderer(io.err);
   return {
+    policy: parsePullPolicy(o.pull),
+    platform: o.platform,
+    onMissing: (name) => io.err.write(`Unable to find image '${name}' locally\n`),
+    onProgress: progress.listener,
+  };
+}
+
+export function createOptions(o: RunFlags, cmd: string[], io: Output): CreateOptions {
+  return {
+    pull: pullOptions(o, io),
     name: o.name,
     hostname: o.hostname,
     storageOpt: o.storageOpt.length ? storageOpts(o.storageOpt) : undefined,
@@ -106,6 +137,8 @@ export function createOptions(o: RunFlags, cmd: string[]): CreateOptions {
     stopSignal: o.stopSignal,
     autoRemove: o.rm,
     runtime: o.runtime,
+    resources: parseResourceFlags(o),
+    restart: o.restart,
   };
 }
 
@@ -126,6 +159,12 @@ function parseTime(v: string): Date {
   const t = Date.parse(v);
   if (Number.isNaN(t)) throw new InvalidInputError(`invalid time "${v}": use RFC 3339, a Unix timestamp or a duration such as 10m`);
   return new Date(t);
+}
+
+/** `--detach-keys`, checked before anything is made (docker's grammar, runtime/terminal.ts). */
+export function detachKeysOpt(spec: string | undefined): string | undefined {
+  if (spec !== undefined) parseDetachKeys(spec);
+  return spec;
 }
 
 /** Docker's exit codes: a failure of strata itself before the process runs is 125. */
@@ -156,14 +195,20 @@ export function addRunCommands(program: Command, { io, withStore }: Context): vo
   )
     .passThroughOptions()
     .action(async (image: string, cmd: string[], o: RunFlags & { detach?: boolean; detachKeys?: string; sigProxy: boolean }) => {
-      const opts = createOptions(o, cmd);
+      const detachKeys = detachKeysOpt(o.detachKeys);
+      let opts: CreateOptions;
+      try {
+        opts = createOptions(o, cmd, io);
+      } catch (err) {
+        asRunError(err);
+      }
       await withStore(async (store) => {
         let result;
         try {
           result = await store.run(
             image,
             opts,
-            o.detach ? undefined : { stdin: o.interactive ? process.stdin : undefined, stdout: io.out, stderr: io.err, detachKeys: o.detachKeys, sigProxy: o.sigProxy },
+            o.detach ? undefined : { stdin: o.interactive ? process.stdin : undefined, stdout: io.out, stderr: io.err, detachKeys, sigProxy: o.sigProxy },
           );
         } catch (err) {
           asRunError(err);
@@ -184,10 +229,11 @@ export function addRunCommands(program: Command, { io, withStore }: Context): vo
     .option('-i, --interactive', "attach container's STDIN")
     .option('--detach-keys <keys>', 'override the key sequence for detaching a container')
     .action(async (refs: string[], o: { attach?: boolean; interactive?: boolean; detachKeys?: string }) => {
+      const detachKeys = detachKeysOpt(o.detachKeys);
       await withStore(async (store) => {
         if (o.attach || o.interactive) {
           if (refs.length > 1) throw new InvalidInputError('you cannot start and attach multiple containers at once');
-          const exit = await store.start(refs[0]!, { stdin: o.interactive ? process.stdin : undefined, stdout: io.out, stderr: io.err, detachKeys: o.detachKeys });
+          const exit = await store.start(refs[0]!, { stdin: o.interactive ? process.stdin : undefined, stdout: io.out, stderr: io.err, detachKeys });
           if (exit && exit.exitCode !== 0) throw new SilentExit(exit.exitCode);
           return;
         }
@@ -263,9 +309,11 @@ export function addRunCommands(program: Command, { io, withStore }: Context): vo
     .description("Attach to a running container's output (and input with --stdin)")
     .argument('<container>')
     .option('--no-stdin', 'do not attach STDIN')
-    .action(async (ref: string, o: { stdin: boolean }) => {
+    .option('--detach-keys <keys>', 'override the key sequence for detaching a container')
+    .action(async (ref: string, o: { stdin: boolean; detachKeys?: string }) => {
+      const detachKeys = detachKeysOpt(o.detachKeys);
       await withStore(async (store) => {
-        const exit = await store.attach(ref, { stdin: o.stdin ? process.stdin : undefined, stdout: io.out, stderr: io.err });
+        const exit = await store.attach(ref, { stdin: o.stdin ? process.stdin : undefined, stdout: io.out, stderr: io.err, detachKeys });
         if (exit.exitCode !== 0) throw new SilentExit(exit.exitCode);
       });
     });
@@ -284,6 +332,24 @@ export function addRunCommands(program: Command, { io, withStore }: Context): vo
     .argument('<container...>')
     .action(async (refs: string[]) => {
       await eachContainer(refs, (store, ref) => store.unpause(ref));
+    });
+
+  program
+    .command('rename')
+    .description('Rename a container')
+    .argument('<container>')
+    .argument('<new-name>')
+    .action(async (ref: string, name: string) => {
+      await withStore(async (store) => {
+        try {
+          store.renameContainer(ref, name);
+        } catch (err) {
+          // docker prints the daemon's reason, then which rename failed.
+          if (!(err instanceof StrataError) || /^Neither old nor new/.test(err.message)) throw err;
+          io.err.write(`Error: ${err.message}\n`);
+          throw new StrataError(`failed to rename container named ${ref}`, err.exitCode, err.code);
+        }
+      });
     });
 
   program
