@@ -53,6 +53,18 @@ export async function runMonitor(opts: MonitorOptions): Promise<ExitStatus> {
   let release: () => void = () => undefined;
   const attached = new Promise<void>((r) => (release = r));
 
+  // Input that comes before the process exists waits for it: a file piped into `run -i`
+  // arrives whole, with its end, before the client's Start frame.
+  const early: Buffer[] = [];
+  let earlyEnd = false;
+  const toStdin = (data: Buffer | null) => {
+    if (child === null) {
+      if (data === null) earlyEnd = true;
+      else early.push(data);
+    } else if (data === null) child.stdin?.end();
+    else child.stdin?.write(data);
+  };
+
   rmSync(opts.socketPath, { force: true });
   const server = createServer((sock) => {
     clients.add(sock);
@@ -64,7 +76,7 @@ export async function runMonitor(opts: MonitorOptions): Promise<ExitStatus> {
       // stdin ends with its client's (docker's StdinOnce); a terminal stays for the next one
       // (a client that detached with its detach keys).
       stdinOwner = null;
-      if (!opts.tty) child?.stdin?.end();
+      if (!opts.tty) toStdin(null);
     });
     if (opts.openStdin && stdinOwner === null) stdinOwner = sock;
     readFrames(sock, (kind, payload) => {
@@ -73,8 +85,8 @@ export async function runMonitor(opts: MonitorOptions): Promise<ExitStatus> {
         size = { cols: payload.readUInt16BE(0), rows: payload.readUInt16BE(2) };
         if (child instanceof PtyChild) child.resize(size);
       }
-      else if (kind === Frame.Stdin && sock === stdinOwner) child?.stdin?.write(payload);
-      else if (kind === Frame.StdinEnd && sock === stdinOwner) child?.stdin?.end();
+      else if (kind === Frame.Stdin && sock === stdinOwner) toStdin(Buffer.from(payload));
+      else if (kind === Frame.StdinEnd && sock === stdinOwner) toStdin(null);
     });
   });
   const listen = () =>
@@ -104,6 +116,8 @@ export async function runMonitor(opts: MonitorOptions): Promise<ExitStatus> {
   const c = child;
   // A client that hangs up while we write to stdin must not end the monitor.
   c.stdin?.on('error', () => undefined);
+  for (const d of early.splice(0)) c.stdin?.write(d);
+  if (earlyEnd) c.stdin?.end();
   const send = (kind: Frame, data: Buffer) => {
     const f = frame(kind, data);
     for (const s of clients) s.write(f);

@@ -44,6 +44,14 @@ function sh(line: string, ...flags: string[]): string {
 }
 
 describe('run (overlay2)', () => {
+  test('run -i: a script on stdin runs whole and its end ends the shell, as docker run -i sh < file', () => {
+    // The whole input and its end reach the monitor before the process exists; none may be lost.
+    for (let i = 0; i < 3; i++) {
+      const r = cli.run(['run', '--rm', '-i', '--network', 'none', 'bb', 'sh'], 'echo one\necho two >&2\nexit 3\n');
+      assert.deepEqual([r.code, r.stdout, r.stderr], [3, 'one\n', 'two\n']);
+    }
+  });
+
   test('run --rm busybox echo hi prints hi and leaves no container, layer, mount or process', () => {
     const layers = JSON.parse(cli.ok(['info', '--format', 'json'])).Layers;
     const r = cli.run(['run', '--rm', 'bb', 'echo', 'hi']);
