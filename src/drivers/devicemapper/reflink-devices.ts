@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, createReadStream, existsSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { mkdir, readdir, rename, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { join, sep } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { backingFsName } from '../../sys/fsprobe.js';
 import { mount } from '../../sys/linux.js';
 import { attachLoop, detachLoop, freezeFs, listLoops, openAttachedLoop, refreshLoopCapacity, thawFs } from '../../sys/loop.js';
@@ -43,6 +44,10 @@ async function fiemap(file: string): Promise<{ logical: number; physical: number
     out.push({ logical: Number(m[1]) * 512, physical: Number(m[3]) * 512, length: (Number(m[2]) - Number(m[1]) + 1) * 512, shared });
   }
   return out;
+}
+
+function mountedSources(): Set<string> {
+  return new Set(readMounts().map((m) => m.source));
 }
 
 export class ReflinkDevices implements DevicePool {
@@ -116,7 +121,7 @@ export class ReflinkDevices implements DevicePool {
 
   /** Loop devices of our images that are neither mounted nor autoclear (autoclear ones go by themselves). */
   async reconcile(sweepMounts: () => Promise<void>): Promise<void> {
-    const mounted = new Set(readMounts().map((m) => m.source));
+    const mounted = mountedSources();
     const ours = [this.pool.dir + sep, this.pool.dataFile];
     for (const loop of listLoops()) {
       const file = loop.backingFile.replace(/ \(deleted\)$/, '');
@@ -130,6 +135,18 @@ export class ReflinkDevices implements DevicePool {
     }
     await sweepMounts();
     this.pool.unmountIfIdle();
+    // The kernel detaches an autoclear loop device after its last user has gone, but in a work
+    // item of its own: wait a moment for the ones just let go, so that a caller removing the
+    // store's files next finds no device still holding one.
+    for (let i = 0; i < 40 && this.idleLoops(mountedSources()).length > 0; i++) await sleep(50);
+  }
+
+  /** Loop devices over our files that no mount here uses (going away, or about to be mounted). */
+  private idleLoops(mounted: Set<string>): string[] {
+    const ours = [this.pool.dir + sep, this.pool.dataFile];
+    return listLoops()
+      .filter((l) => ours.some((p) => l.backingFile === p || l.backingFile.startsWith(p)) && !mounted.has(l.device))
+      .map((l) => l.device);
   }
 
   deviceName(id: string): string {
