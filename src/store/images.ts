@@ -145,11 +145,26 @@ export class ImageStore {
     return writeTx(this.db, () => this.db.prepare('DELETE FROM names WHERE name = ?').run(name).changes > 0);
   }
 
-  /** Delete the image row (names and digests with it); false when it was already gone. */
+  /** The image this one was made from (commit), docker's Parent; null when none is recorded. */
+  parent(id: string): string | null {
+    return (this.db.prepare('SELECT parent FROM image_parents WHERE image_id = ?').get(id) as { parent: string } | undefined)?.parent ?? null;
+  }
+
+  setParent(id: string, parent: string): void {
+    writeTx(this.db, () => this.db.prepare('INSERT OR REPLACE INTO image_parents (image_id, parent) VALUES (?, ?)').run(id, parent));
+  }
+
+  /** Images made from this one that are still stored. */
+  children(id: string): string[] {
+    return (this.db.prepare('SELECT p.image_id FROM image_parents p JOIN images i ON i.id = p.image_id WHERE p.parent = ?').all(id) as { image_id: string }[]).map((r) => r.image_id);
+  }
+
+  /** Delete the image row (names, digests and parent link with it); false when it was already gone. */
   delete(id: string): boolean {
     return writeTx(this.db, () => {
       this.db.prepare('DELETE FROM names WHERE image_id = ?').run(id);
       this.db.prepare('DELETE FROM repo_digests WHERE image_id = ?').run(id);
+      this.db.prepare('DELETE FROM image_parents WHERE image_id = ?').run(id);
       return this.db.prepare('DELETE FROM images WHERE id = ?').run(id).changes > 0;
     });
   }
