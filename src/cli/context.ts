@@ -78,16 +78,23 @@ export function positiveInt(v: string): number {
   return n;
 }
 
+/** docker's check of `-o FILE` before anything else: its directory must exist. Returns the failure's prefix. */
+export function checkOutputPath(file: string | undefined, what: 'save' | 'export'): string {
+  const failed = `failed to ${what === 'save' ? 'save image' : 'export container'}`;
+  if (!file || file === '-') return failed;
+  const dir = dirname(resolve(file));
+  if (!statSync(dir, { throwIfNoEntry: false })?.isDirectory()) throw new InvalidInputError(`${failed}: invalid output path: directory "${dir}" does not exist`);
+  return failed;
+}
+
 /** Write to FILE atomically (temp name, then rename), or to stdout. */
-export async function toFileOrStdout(file: string | undefined, what: string, write: (w: Writable) => Promise<void>): Promise<void> {
+export async function toFileOrStdout(file: string | undefined, what: 'save' | 'export', write: (w: Writable) => Promise<void>): Promise<void> {
   if (!file || file === '-') {
     if (process.stdout.isTTY) throw new InvalidInputError(`cowardly refusing to save to a terminal. Use the -o flag or redirect`);
     await write(process.stdout);
     return;
   }
-  const failed = `failed to ${what === 'save' ? 'save image' : 'export container'}`;
-  const dir = dirname(resolve(file));
-  if (!statSync(dir, { throwIfNoEntry: false })?.isDirectory()) throw new InvalidInputError(`${failed}: invalid output path: directory "${dir}" does not exist`);
+  const failed = checkOutputPath(file, what);
   const tmp = `${file}.strata-tmp-${process.pid}`;
   try {
     const out = createWriteStream(tmp, { highWaterMark: 1 << 20 });

@@ -1,7 +1,7 @@
 // `--filter key=value` as docker's list commands take it (images, ps, image prune): the values
 // of each key, checked against the keys the command knows, and docker's label and boolean
 // matching. Repeating a key ORs its values; different keys AND, as in docker's daemon.
-import { InvalidInputError } from '../errors.js';
+import { InvalidInputError, StrataError } from '../errors.js';
 
 export type Filters = Map<string, string[]>;
 
@@ -10,7 +10,8 @@ export function parseFilters(flags: string[], known: readonly string[]): Filters
   const out: Filters = new Map();
   for (const f of flags) {
     const eq = f.indexOf('=');
-    if (eq <= 0) throw new InvalidInputError(`bad format of filter (expected name=value)`);
+    // A flag value docker's parser refuses: its flag error, exit 125.
+    if (eq <= 0) throw new StrataError(`invalid argument "${f}" for "-f, --filter" flag: bad format of filter (expected name=value)`, 125);
     const key = f.slice(0, eq).trim().toLowerCase();
     if (!known.includes(key)) throw new InvalidInputError(`Invalid filter '${key}'`);
     out.set(key, [...(out.get(key) ?? []), f.slice(eq + 1)]);

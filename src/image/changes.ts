@@ -77,7 +77,7 @@ export function applyChanges(config: ContainerConfig, changes: string[]): Contai
     const instr = m[1].toLowerCase();
     const args = m[2];
     if (!INSTRUCTIONS.includes(instr)) throw new InvalidInputError(`dockerfile parse error line 1: unknown instruction: ${m[1].toUpperCase()}`);
-    if (!ALLOWED.includes(instr)) throw new InvalidInputError(`${m[1].toUpperCase()} is not a valid change command`);
+    if (!ALLOWED.includes(instr)) throw new InvalidInputError(`${instr} is not a valid change command`);
     const list = () => jsonArray(args) ?? ['/bin/sh', '-c', args];
     switch (instr) {
       case 'cmd':

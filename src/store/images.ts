@@ -48,6 +48,20 @@ export function storedName(name: string): string {
   }
 }
 
+/**
+ * Docker's daemon's "No such image" for a lookup (history, tag, filters): the reference as it
+ * looked it up, tag included ("nope:latest"); the CLI's own checks (rmi, inspect) say it as typed.
+ */
+export function noSuchImage(ref: string): NotFoundError {
+  let name = ref;
+  try {
+    name = familiar(storedName(ref));
+  } catch {
+    name = ref;
+  }
+  return new NotFoundError(`No such image: ${name}`);
+}
+
 /** "docker.io/library/nginx:latest" -> "nginx:latest", as docker prints it. */
 export function familiar(name: string): string {
   return familiarString(parseNormalizedNamed(name));
@@ -83,6 +97,16 @@ export class ImageStore {
   resolve(ref: string): ImageRecord {
     // One read snapshot: an `rmi` in another process cannot delete the image between lookups.
     return this.db.transaction(() => this.resolveIn(ref))();
+  }
+
+  /** resolve, failing in the daemon's words (noSuchImage). */
+  lookup(ref: string): ImageRecord {
+    try {
+      return this.resolve(ref);
+    } catch (err) {
+      if (err instanceof NotFoundError) throw noSuchImage(ref);
+      throw err;
+    }
   }
 
   private resolveIn(ref: string): ImageRecord {

@@ -304,7 +304,7 @@ export class Store {
   }
 
   tag(source: string, target: string): void {
-    const img = this.images.resolve(source);
+    const img = this.images.lookup(source);
     this.images.setName(storedName(target), img.id);
   }
 
@@ -396,7 +396,7 @@ export class Store {
   }
 
   history(ref: string): { id: string; created: string; createdBy: string; size: number; comment: string }[] {
-    const img = this.images.resolve(ref);
+    const img = this.images.lookup(ref);
     const cfg = parseConfig(img);
     const layers = this.imageLayers(img);
     const hist: HistoryEntry[] = cfg.history?.length ? cfg.history : layers.map(() => ({}));

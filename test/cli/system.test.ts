@@ -29,7 +29,7 @@ test('system df and system prune', async (t) => {
   // Without -f it asks, as docker does; anything but y leaves everything.
   const declined = cli.run(['system', 'prune'], 'n\n');
   assert.equal(declined.code, 0);
-  assert.match(declined.stdout, /^WARNING! This will remove:\n  - all stopped containers\n[^]*Are you sure you want to continue\? \[y\/N\] $/);
+  assert.match(declined.stdout, /^WARNING! This will remove:\n {2}- all stopped containers\n[^]*Are you sure you want to continue\? \[y\/N\] $/);
   assert.equal(JSON.parse(cli.ok(['info', '--format', 'json'])).Containers, 1);
   const pruned = cli.ok(['system', 'prune', '-f']);
   assert.match(pruned, /Deleted Containers:/);

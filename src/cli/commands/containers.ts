@@ -2,7 +2,7 @@
 import { Option, type Command } from 'commander';
 import { InvalidInputError, NotFoundError } from '../../errors.js';
 import type { ContainerRecord } from '../../store/containers.js';
-import { collect, eachTarget, toFileOrStdout, type Context } from '../context.js';
+import { checkOutputPath, collect, eachTarget, toFileOrStdout, type Context } from '../context.js';
 import { matchLabels, parseFilters } from '../filters.js';
 import { goTime, humanDuration, humanSize, printRows, shortId, since, truncate } from '../format.js';
 import type { ContainerSummary, Store } from '../../store/store.js';
@@ -210,6 +210,7 @@ export function addContainerCommands(program: Command, { io, withStore }: Contex
     .argument('<container>')
     .option('-o, --output <file>', 'write to a file, instead of STDOUT')
     .action(async (ref: string, o: { output?: string }) => {
+      checkOutputPath(o.output, 'export');
       await withStore(async (store) => {
         store.getContainer(ref); // fail before creating the file
         await toFileOrStdout(o.output, 'export', (w) => store.exportContainer(ref, w));

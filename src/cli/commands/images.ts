@@ -4,9 +4,9 @@ import { createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { InvalidInputError } from '../../errors.js';
-import { familiar } from '../../store/images.js';
+import { familiar, parseConfig } from '../../store/images.js';
 import type { ImageSummary, Store } from '../../store/store.js';
-import { collect, eachTarget, toFileOrStdout, type Context } from '../context.js';
+import { checkOutputPath, collect, eachTarget, toFileOrStdout, type Context } from '../context.js';
 import { boolFilter, globMatch, matchLabels, parseFilters, type Filters } from '../filters.js';
 import { goTime, humanSize, printRows, rfc3339, since, truncate, shortId } from '../format.js';
 import { HISTORY_NON_HUMAN_FORMAT, HISTORY_TABLE, IMAGES_DIGESTS_FORMAT, IMAGES_TABLE } from '../template/index.js';
@@ -67,7 +67,11 @@ function listImages(store: Store, o: { all?: boolean; filter: string[]; digests?
   const filters = parseFilters(o.filter, IMAGE_FILTERS);
   // docker turns the REPOSITORY[:TAG] argument into one more reference filter.
   if (repo !== undefined) filters.set('reference', [...(filters.get('reference') ?? []), repo]);
-  const createdOf = (key: 'before' | 'since') => filters.get(key)?.map((ref) => Date.parse(store.getImage(ref).created));
+  const createdOf = (key: 'before' | 'since') =>
+    filters.get(key)?.map((ref) => {
+      const img = store.images.lookup(ref);
+      return Date.parse(parseConfig(img).created ?? img.created);
+    });
   const before = createdOf('before');
   const since = createdOf('since');
   return store
@@ -123,6 +127,7 @@ export function addImageCommands(program: Command, { io, withStore }: Context): 
     .addOption(new Option('--format <format>', 'archive format').choices(['docker', 'oci', 'docker-archive', 'oci-archive']).default('docker'))
     .action(async (refs: string[], o: { output?: string; format: string }) => {
       const format = o.format.startsWith('oci') ? 'oci' : 'docker';
+      checkOutputPath(o.output, 'save');
       await withStore(async (store) => {
         for (const r of refs) store.getImage(r); // fail before creating the file
         await toFileOrStdout(o.output, 'save', (w) => store.save(refs, w, format));
@@ -211,7 +216,7 @@ export function addImageCommands(program: Command, { io, withStore }: Context): 
           ID: id(r),
           CreatedAt: rfc3339(r.created),
           CreatedSince: o.human ? since(r.created) : rfc3339(r.created),
-          CreatedBy: o.trunc ? truncate(r.createdBy.replace(/\s+/g, ' '), 45) : r.createdBy,
+          CreatedBy: o.trunc ? truncate(r.createdBy.replace(/\t/g, ' '), 45) : r.createdBy.replace(/\t/g, ' '),
           Size: o.human ? humanSize(r.size) : String(r.size),
           Comment: r.comment,
         }));
