@@ -37,6 +37,9 @@ import { ensureReserve, isNoSpace } from './reserve.js';
 
 export const DEFAULT_ROOT = '/var/lib/strata';
 
+/** The diffID of a layer tar with no entries (1024 zero bytes): a commit without changes. */
+const EMPTY_TAR_DIFF_ID = 'sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef';
+
 export interface StoreOptions {
   /** Store root (default /var/lib/strata). */
   root?: string;
@@ -774,13 +777,15 @@ export class Store {
       open: () => this.driver.diff(c.layer, c.initLayer),
       label: `commit of ${c.name}`,
     });
+    // No changes: as docker does, the image gets no layer of its own, only a history entry.
+    const empty = layer.diffID === EMPTY_TAR_DIFF_ID;
     const created = now();
     const config: ImageConfig = {
       ...cfg,
       created,
       container: c.id,
       config: runConfig,
-      rootfs: { type: 'layers', diff_ids: [...cfg.rootfs.diff_ids, layer.diffID!] },
+      rootfs: { type: 'layers', diff_ids: empty ? cfg.rootfs.diff_ids : [...cfg.rootfs.diff_ids, layer.diffID!] },
       history: [
         ...(cfg.history ?? []),
         {
@@ -788,6 +793,7 @@ export class Store {
           ...(opts.author ? { author: opts.author } : {}),
           created_by: [c.config.path, ...c.config.args].join(' '),
           ...(opts.message ? { comment: opts.message } : {}),
+          ...(empty ? { empty_layer: true } : {}),
         },
       ],
     };
@@ -798,14 +804,12 @@ export class Store {
     // a layer never becomes an image.
     const added = writeTx(this.db, () => {
       if (this.containers.get(c.id)?.state !== 'created') return false;
-      this.images.add({ id, config: bytes, topLayer: layer.id, manifest: null }, names);
+      this.images.add({ id, config: bytes, topLayer: empty ? img.topLayer : layer.id, manifest: null }, names);
       this.images.setParent(id, img.id);
       return true;
     });
-    if (!added) {
-      await this.layers.release(layer.id);
-      throw new NotFoundError(`No such container: ${ref}`);
-    }
+    if (!added || empty) await this.layers.release(layer.id);
+    if (!added) throw new NotFoundError(`No such container: ${ref}`);
     this.layers.adopted();
     return id;
   }

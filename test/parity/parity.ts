@@ -68,7 +68,7 @@ export async function startParity(cleanup: Cleanup): Promise<Parity | { skip: st
       const shape = (x: string) => {
         let lines = normalize(x, p, ids[p], opts.exact).split('\n');
         if (opts.firstLines) lines = lines.slice(0, opts.firstLines);
-        if (opts.sortLines) {
+        if (opts.sortLines && lines.length > 2) {
           const end = lines[lines.length - 1] === '' ? [''] : [];
           lines = [lines[0], ...lines.slice(1, lines.length - end.length).sort(), ...end];
         }

@@ -44,7 +44,7 @@ function regexSearch(pattern: string, s: string): boolean {
 }
 
 /** The image docker shows for a container: the name it was made from while that still names its image, else its image ID. */
-function shownImage(store: Store, c: ContainerSummary, trunc: boolean): string {
+export function shownImage(store: Store, c: ContainerSummary, trunc: boolean): string {
   let current: string | undefined;
   try {
     current = store.getImage(c.imageRef).id;
@@ -79,7 +79,7 @@ function listContainers(store: Store, o: { all?: boolean; filter: string[] }): C
     (c) =>
       (o.all || filters.has('status') || c.run.status === 'running' || c.run.status === 'paused') &&
       one('status', (v) => v === c.run.status) &&
-      one('name', (v) => regexSearch(v, `/${c.name}`)) &&
+      one('name', (v) => regexSearch(v, `/${c.name}`) || regexSearch(v, c.name)) &&
       one('id', (v) => regexSearch(v, c.id)) &&
       one('exited', (v) => c.run.status === 'exited' && c.run.exitCode === Number(v)) &&
       (!filters.has('ancestor') || descends(c.imageId)) &&
@@ -117,8 +117,10 @@ export function addContainerCommands(program: Command, { io, withStore }: Contex
           return;
         }
         const rows: Record<string, unknown>[] = [];
+        // docker measures when asked, or when the format shows the size.
+        const sized = o.size === true || /\.Size\b/.test(o.format ?? '');
         for (const c of list) {
-          const size = o.size ? await store.containerSize(c.id) : undefined;
+          const size = sized ? await store.containerSize(c.id) : undefined;
           const labels = Object.entries(c.labels).sort(([a], [b]) => (a < b ? -1 : 1));
           rows.push({
             Command: psCommand(c, o.trunc),
@@ -154,8 +156,8 @@ export function addContainerCommands(program: Command, { io, withStore }: Contex
           try {
             await store.removeContainer(ref, { force: o.force });
           } catch (err) {
-            // docker rm -f of a missing container succeeds silently.
-            if (o.force && err instanceof NotFoundError) return;
+            // docker rm -f of a missing container says so and still succeeds.
+            if (o.force && err instanceof NotFoundError) return void io.err.write(`Error: ${err.message}\n`);
             throw err;
           }
           io.print(ref);

@@ -7,7 +7,7 @@ import { version } from '../../version.js';
 import { confirm, PartialFailure, SilentExit, type Context, type Output } from '../context.js';
 import { humanSize, printRows, shortId, since, table } from '../format.js';
 import { formatOne, SYSTEM_DF_TABLE } from '../template/index.js';
-import { psCommand, psStatus } from './containers.js';
+import { psCommand, psStatus, shownImage } from './containers.js';
 
 /** A container, else an image, named `ref` (as `--type` allows); undefined when neither exists. */
 async function inspectOne(store: Store, ref: string, type?: string): Promise<unknown> {
@@ -55,7 +55,7 @@ export function addSystemCommands(program: Command, { io, withStore }: Context):
         const missing: StrataError[] = [];
         for (const ref of refs) {
           const found = await inspectOne(store, ref, o.type);
-          if (found === undefined) missing.push(new NotFoundError(`No such object: ${ref}`));
+          if (found === undefined) missing.push(new NotFoundError(`No such ${o.type ?? 'object'}: ${ref}`));
           else out.push(found);
         }
         // docker prints what it found, then an error for each name it did not.
@@ -105,7 +105,7 @@ export function addSystemCommands(program: Command, { io, withStore }: Context):
           const colon = n.lastIndexOf(':');
           return [n.slice(0, colon), n.slice(colon + 1), shortId(i.id), since(i.created), size(i.size), size(i.shared), size(i.unique), String(i.containers)];
         });
-        const containers = du.containers.map((c) => [c.id.slice(0, 12), c.imageRef, psCommand(c, true), '0', size(c.size), since(c.created), psStatus(c.run), c.name]);
+        const containers = du.containers.map((c) => [c.id.slice(0, 12), shownImage(store, c, true), psCommand(c, true), '0', size(c.size), since(c.created), psStatus(c.run), c.name]);
         io.out.write(
           [
             'Images space usage:\n\n',
@@ -184,9 +184,9 @@ export function addSystemCommands(program: Command, { io, withStore }: Context):
 
 /** docker's prune report: what went, by kind, then the space it gave back. */
 function printPruned(io: Output, r: Awaited<ReturnType<Store['prune']>>): void {
-  if (r.containers.length) io.print(`Deleted Containers:\n${r.containers.join('\n')}\n`);
+  if (r.containers.length) io.out.write(`Deleted Containers:\n${r.containers.join('\n')}\n\n`);
   if (r.images.untagged.length || r.images.deleted.length) {
-    io.print(`Deleted Images:\n${[...r.images.untagged.map((u) => `untagged: ${u}`), ...r.images.deleted.map((d) => `deleted: ${d}`)].join('\n')}\n`);
+    io.out.write(`Deleted Images:\n${[...r.images.untagged.map((u) => `untagged: ${u}`), ...r.images.deleted.map((d) => `deleted: ${d}`)].join('\n')}\n\n`);
   }
   io.print(`Total reclaimed space: ${humanSize(r.reclaimed, 4)}`);
 }
