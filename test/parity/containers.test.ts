@@ -2,21 +2,11 @@
 // --filter, the image ID once its tag moved), commit (-c, --pause, Parent and the history it
 // gives), system df (-v), the prune prompts, the `container …` forms and rm -f of a missing
 // container. Same corpus archive loaded into both; container IDs mapped to placeholders.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { corpusImage } from '../helpers/env.js';
-import { fileCleanup } from '../helpers/registry.js';
-import { startParity, type Parity } from './parity.js';
+import { parityForFile, type Parity } from './parity.js';
 
-let p: Parity | { skip: string };
-const files = fileCleanup();
-after(files.run);
-
-before(async () => {
-  p = await startParity(files.add);
-  if ('skip' in p) {
-    console.warn(`SKIPPED: Docker parity (containers): ${p.skip}`);
-    return;
-  }
+const ready = parityForFile('containers', (p) => {
   p.both(['load', '-i', corpusImage('busybox.docker.tar')]);
   p.both(['load', '-i', corpusImage('edge.docker.tar')]);
   // c1 has an explicit command; c2 runs its image's; c3 is made from a tag that moves.
@@ -30,14 +20,6 @@ before(async () => {
   create(p, 'c3', ['moving:1']);
   p.both(['tag', 'corpus/edge', 'moving:1']);
 });
-
-const ready = (t: { skip(msg: string): void }): Parity | null => {
-  if ('skip' in p) {
-    t.skip(p.skip);
-    return null;
-  }
-  return p;
-};
 
 test('ps: -a, -s with the virtual size, -q, the stale tag, `container ls`', (t) => {
   const x = ready(t);

@@ -5,23 +5,13 @@
 import assert from 'node:assert/strict';
 import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { runToolSync } from '../../src/sys/run.js';
 import { corpusImage, scratch } from '../helpers/env.js';
-import { fileCleanup } from '../helpers/registry.js';
-import { startParity, type Parity } from './parity.js';
+import { parityForFile } from './parity.js';
 
-let p: Parity | { skip: string };
 let rootfs: string;
-const files = fileCleanup();
-after(files.run);
-
-before(async () => {
-  p = await startParity(files.add);
-  if ('skip' in p) {
-    console.warn(`SKIPPED: Docker parity (images): ${p.skip}`);
-    return;
-  }
+const ready = parityForFile('images', (p) => {
   for (const name of ['busybox', 'edge']) p.both(['load', '-i', corpusImage(`${name}.docker.tar`)]);
   p.both(['tag', 'corpus/busybox', 'bb:1']);
   p.both(['tag', 'corpus/edge', 'edge:x']);
@@ -33,14 +23,6 @@ before(async () => {
   rootfs = join(dir, 'rootfs.tar');
   runToolSync('tar', ['-cf', rootfs, '-C', join(dir, 'root'), '.']);
 });
-
-const ready = (t: { skip(msg: string): void }): Parity | null => {
-  if ('skip' in p) {
-    t.skip(p.skip);
-    return null;
-  }
-  return p;
-};
 
 test('images: the table, NAME[:TAG], -q, --no-trunc, --digests and `image ls`', (t) => {
   const x = ready(t);

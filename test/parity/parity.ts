@@ -13,11 +13,12 @@
 // - the usage text after a wrong argument count (commander's `[options] <image...>` against
 //   cobra's `[OPTIONS] IMAGE [IMAGE...]`): only the first two lines are compared.
 import assert from 'node:assert/strict';
+import { after, before } from 'node:test';
 import { strataIn, type CliResult } from '../helpers/cli.js';
 import { startDockerd, type Dockerd } from '../helpers/dockerd.js';
 import { scratch } from '../helpers/env.js';
 import { unmountAllUnder } from '../helpers/mounts.js';
-import { overlay2Available, type Cleanup } from '../helpers/registry.js';
+import { fileCleanup, overlay2Available, type Cleanup } from '../helpers/registry.js';
 
 export interface Parity {
   docker: Dockerd;
@@ -88,5 +89,26 @@ export async function startParity(cleanup: Cleanup): Promise<Parity | { skip: st
     },
     compare,
     both: (args) => [docker.ok(args), strata.ok(args)],
+  };
+}
+
+/**
+ * A test file's pair: started in a `before` (then `setup` feeds both the same things), stopped
+ * in an `after`. The function returned hands it to a test, or skips the test where dockerd or
+ * overlay2 cannot run (said loudly once per file).
+ */
+export function parityForFile(what: string, setup: (x: Parity) => void): (t: { skip(msg: string): void }) => Parity | null {
+  let p: Parity | { skip: string } = { skip: 'not started' };
+  const files = fileCleanup();
+  after(files.run);
+  before(async () => {
+    p = await startParity(files.add);
+    if ('skip' in p) console.warn(`SKIPPED: Docker parity (${what}): ${p.skip}`);
+    else setup(p);
+  });
+  return (t) => {
+    if (!('skip' in p)) return p;
+    t.skip(p.skip);
+    return null;
   };
 }
