@@ -329,9 +329,11 @@ export class Store {
     } catch {
       byName = null;
     }
-    const untag = (n: string) => {
+    /** Remove one name only; the image stays. */
+    const untag = (n: string): false => {
       this.images.removeName(n);
       result.untagged.push(familiar(n));
+      return false;
     };
     // The checks and the delete are one transaction: a `create` in another process either sees
     // the image gone or makes its container before this refuses.
@@ -341,11 +343,11 @@ export class Store {
       const running = users.find((c) => ['running', 'paused'].includes(this.states.current(c.id).status));
       const children = this.images.children(img.id);
       if (byName) {
-        if (names.length > 1) return untag(byName), false;
+        if (names.length > 1) return untag(byName);
         if (users.length > 0 && !opts.force) {
           throw new ConflictError(`conflict: unable to remove repository reference "${ref}" (must force) - container ${users[0].id.slice(0, 12)} is using its referenced image ${short}`);
         }
-        if (running || children.length > 0) return untag(byName), false;
+        if (running || children.length > 0) return untag(byName);
       } else {
         if (names.length > 1 && !opts.force) throw new ConflictError(`conflict: unable to delete ${short} (must be forced) - image is referenced in multiple repositories`);
         if (children.length > 0) throw new ConflictError(`conflict: unable to delete ${short} (cannot be forced) - image has dependent child images`);
