@@ -36,7 +36,7 @@ import { copyFile, lstat, lutimes, open, readdir, readlink, realpath, rm, symlin
 import type { Readable } from 'node:stream';
 import { lsetxattr, makedev, mknod, readXattrs } from '../sys/linux.js';
 import { resolveInRoot, resolveInRootFrom, type RootWalk } from './rootpath.js';
-import { LayerArchiveError, bytesToName, cPath, fsPath, type TarHeader } from './tar/header.js';
+import { LayerArchiveError, bytesToName, cPath, fsPath, nameToBytes, type TarHeader } from './tar/header.js';
 import { readTar } from './tar/reader.js';
 import { lstatOrNull } from '../sys/errno.js';
 
@@ -279,6 +279,9 @@ class Applier {
         break;
       case 'symlink':
         symlinkSync(fsPath(h.linkname ?? ''), fsPath(target));
+        // A layered driver's layer size is its directory's (Docker's directory.Size), where a
+        // symlink weighs its target's length; a snapshot driver's is the tar's content, where it weighs 0.
+        if (this.opts.whiteouts !== 'snapshot') this.size += nameToBytes(h.linkname ?? '').length;
         this.meta(target, h, undefined, true);
         lutimesSync(fsPath(target), h.atime ?? h.mtime, h.mtime);
         break;
@@ -557,8 +560,9 @@ class Applier {
 }
 
 /**
- * Apply an uncompressed layer tar to root. Returns the bytes of regular-file content, as
- * Docker's ApplyLayer does. The input is read to its end (the caller may be hashing it).
+ * Apply an uncompressed layer tar to root. Returns the layer's size as Docker's drivers count it:
+ * the bytes of regular-file content (ApplyLayer), plus symlink targets for the layered formats
+ * (directory.Size). The input is read to its end (the caller may be hashing it).
  */
 export async function applyLayer(root: string, tar: Readable, opts: ApplyOptions): Promise<{ size: number }> {
   const realRoot = await realpath(root);

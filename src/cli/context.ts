@@ -1,8 +1,10 @@
 // What every command module gets from the program: where to print, a store opened from the
 // global options (and closed after the command), and the few flag parsers commands share.
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { rename, rm } from 'node:fs/promises';
-import type { Writable } from 'node:stream';
+import { createInterface } from 'node:readline';
+import type { Readable, Writable } from 'node:stream';
 import { InvalidInputError, StrataError } from '../errors.js';
 import type { Store } from '../store/store.js';
 
@@ -10,6 +12,7 @@ export class Output {
   constructor(
     readonly out: Writable & { isTTY?: boolean; columns?: number } = process.stdout,
     readonly err: Writable = process.stderr,
+    readonly input: Readable = process.stdin,
   ) {}
   print(s: string): void {
     this.out.write(s.endsWith('\n') ? s : s + '\n');
@@ -75,19 +78,44 @@ export function positiveInt(v: string): number {
   return n;
 }
 
+/** docker's check of `-o FILE` before anything else: its directory must exist. Returns the failure's prefix. */
+export function checkOutputPath(file: string | undefined, what: 'save' | 'export'): string {
+  const failed = `failed to ${what === 'save' ? 'save image' : 'export container'}`;
+  if (!file || file === '-') return failed;
+  const dir = dirname(resolve(file));
+  if (!statSync(dir, { throwIfNoEntry: false })?.isDirectory()) throw new InvalidInputError(`${failed}: invalid output path: directory "${dir}" does not exist`);
+  return failed;
+}
+
 /** Write to FILE atomically (temp name, then rename), or to stdout. */
-export async function toFileOrStdout(file: string | undefined, what: string, write: (w: Writable) => Promise<void>): Promise<void> {
+export async function toFileOrStdout(file: string | undefined, what: 'save' | 'export', write: (w: Writable) => Promise<void>): Promise<void> {
   if (!file || file === '-') {
     if (process.stdout.isTTY) throw new InvalidInputError(`cowardly refusing to save to a terminal. Use the -o flag or redirect`);
     await write(process.stdout);
     return;
   }
+  const failed = checkOutputPath(file, what);
   const tmp = `${file}.strata-tmp-${process.pid}`;
   try {
-    await write(createWriteStream(tmp, { highWaterMark: 1 << 20 }));
+    const out = createWriteStream(tmp, { highWaterMark: 1 << 20 });
+    // Opening fails here (permissions, a read-only filesystem), before anything is read.
+    await new Promise((res, rej) => out.once('open', res).once('error', rej));
+    await write(out);
     await rename(tmp, file);
   } catch (err) {
     await rm(tmp, { force: true });
-    throw err instanceof StrataError ? err : new StrataError(`${what}: ${(err as Error).message}`);
+    throw err instanceof StrataError ? err : new StrataError(`${failed}: ${(err as Error).message}`);
   }
+}
+
+/** docker's PromptForConfirmation: the warning and question on stdout; yes only for a line "y" or "Y". */
+export async function confirm(io: Output, warning: string): Promise<boolean> {
+  io.out.write(`${warning}\nAre you sure you want to continue? [y/N] `);
+  const rl = createInterface({ input: io.input, terminal: false });
+  const answer = await new Promise<string>((resolve) => {
+    rl.once('line', resolve);
+    rl.once('close', () => resolve(''));
+  });
+  rl.close();
+  return answer.trim().toLowerCase() === 'y';
 }

@@ -1,5 +1,7 @@
 // Output the way the docker CLI prints it, so scripts written for docker keep working.
 import { humanSize } from '../sys/units.js';
+import type { Output } from './context.js';
+import { formatRows, tabwrite, type RowsOptions } from './template/index.js';
 
 export { humanSize };
 
@@ -27,15 +29,43 @@ export function since(iso: string, nowMs = Date.now()): string {
   return `${humanDuration(Math.max(0, nowMs - t))} ago`;
 }
 
-/** text/tabwriter with docker's settings: columns separated by at least 3 spaces. */
+/** A fixed table (header and rows) as docker's tabwriter aligns its tables: minwidth 10, padding 3. */
 export function table(header: string[], rows: string[][]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) =>
-    cells
-      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] + 3)))
-      .join('')
-      .trimEnd();
-  return [line(header), ...rows.map(line)].join('\n') + '\n';
+  return tabwrite([header, ...rows].map((r) => r.join('\t')).join('\n') + '\n');
+}
+
+/**
+ * A list command's rows: docker's default table for the command (no format), a Go template,
+ * or `json` for one object per line (docker 23's form; 20.10 has no such keyword).
+ */
+export function printRows(io: Output, format: string | undefined, rows: Record<string, unknown>[], opts: RowsOptions): void {
+  if (format === 'json') for (const r of rows) io.print(JSON.stringify(r));
+  else io.out.write(formatRows(rows, format ?? '', opts));
+}
+
+function localParts(iso: string): { local: string; offset: string; colonOffset: string } | null {
+  const t = new Date(iso);
+  if (!Number.isFinite(t.getTime()) || iso === '') return null;
+  const off = -t.getTimezoneOffset();
+  const abs = Math.abs(off);
+  const hh = String(Math.floor(abs / 60)).padStart(2, '0');
+  const mm = String(abs % 60).padStart(2, '0');
+  const sign = off < 0 ? '-' : '+';
+  return { local: new Date(t.getTime() + off * 60000).toISOString().slice(0, 19), offset: `${sign}${hh}${mm}`, colonOffset: off === 0 ? 'Z' : `${sign}${hh}:${mm}` };
+}
+
+/** docker's RFC 3339 times (`history -H=false`): local offset, seconds precision. */
+export function rfc3339(iso: string): string {
+  const p = localParts(iso);
+  return p ? p.local + p.colonOffset : iso;
+}
+
+/** Go's time.Time.String() of a Unix time, as `images`/`ps` print CreatedAt: "2026-11-28 03:26:25 +0000 UTC". */
+export function goTime(iso: string): string {
+  const p = localParts(iso);
+  if (!p) return iso;
+  const zone = new Intl.DateTimeFormat('en-US', { timeZoneName: 'short' }).formatToParts(new Date(iso)).find((x) => x.type === 'timeZoneName')?.value;
+  return `${p.local.replace('T', ' ')} ${p.offset} ${zone === 'GMT' || !zone ? 'UTC' : zone}`;
 }
 
 /** docker's ellipsis truncation (keeps the first n-1 characters plus "…"). */

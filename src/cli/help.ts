@@ -4,9 +4,10 @@
 // themselves stay as they are; test/cli/help.test.ts fails for a command that has none.
 import { Help, type Command } from 'commander';
 import { StrataError } from '../errors.js';
+import { GROUPS } from './groups.js';
 
 /** One example per command, by its path below the program ("system df"). */
-export const EXAMPLES: Record<string, string> = {
+const COMMAND_EXAMPLES: Record<string, string> = {
   load: 'strata load -i nginx.oci.tar',
   save: 'strata save -o web.tar --format oci web:2',
   images: "strata images --format '{{.Repository}}:{{.Tag}}'",
@@ -52,6 +53,20 @@ export const EXAMPLES: Record<string, string> = {
   ui: 'strata ui --port 8040 --no-open',
   help: 'strata help system prune',
   version: 'strata version',
+  image: 'strata image ls --filter dangling=true',
+  'image prune': 'strata image prune -a -f',
+  container: 'strata container ls -a',
+  'container prune': 'strata container prune -f',
+};
+
+/** The examples, with those of `image ls`, `container rm`, … made from their top-level command's. */
+export const EXAMPLES: Record<string, string> = {
+  ...COMMAND_EXAMPLES,
+  ...Object.fromEntries(
+    Object.entries(GROUPS).flatMap(([group, g]) =>
+      Object.entries(g.commands).map(([sub, from]) => [`${group} ${sub}`, COMMAND_EXAMPLES[from].replace(` ${from}`, ` ${group} ${sub}`)]),
+    ),
+  ),
 };
 
 /** Every visible command below PROGRAM with its path ("system df"), parents before children. */

@@ -13,13 +13,14 @@ import { addLayerCommands } from './commands/layers.js';
 import { addRegistryCommands } from './commands/registry.js';
 import { addExecCommands } from './commands/exec.js';
 import { addRunCommands } from './commands/run.js';
-import { addSystemCommands } from './commands/system.js';
+import { addPruneCommand, addSystemCommands } from './commands/system.js';
 import { addUiCommands } from './commands/ui.js';
+import { addGroups } from './groups.js';
 import { collect, Output, parseKeyValues, PartialFailure, SilentExit, type Context } from './context.js';
 
 // For bin/bundle-loader.cjs, which runs commands into a sink of its own when it makes the code cache.
 export { Output };
-import { pflagBooleans } from './pflag.js';
+import { commandFor, pflagBooleans } from './pflag.js';
 import { installCompletion } from './completion.js';
 import { installHelp } from './help.js';
 import { DEFAULT_CONFIG, loadConfig, type DaemonConfig } from './config.js';
@@ -44,7 +45,8 @@ export function buildProgram(io = new Output()): Command {
     .option('--config <file>', `Docker-style daemon.json to read (default ${DEFAULT_CONFIG} when it exists)`)
     .enablePositionalOptions()
     .showHelpAfterError(false)
-    .configureOutput({ writeOut: (s) => io.out.write(s), writeErr: (s) => io.err.write(s) })
+    // Parse errors are printed by main(), in docker's words where docker has its own.
+    .configureOutput({ writeOut: (s) => io.out.write(s), writeErr: (s) => io.err.write(s), outputError: () => undefined })
     .exitOverride()
     .hook('preAction', () => {
       const g = program.opts<GlobalOpts>();
@@ -76,12 +78,9 @@ export function buildProgram(io = new Output()): Command {
       }
     },
   };
-  addImageCommands(program, ctx);
-  addContainerCommands(program, ctx);
-  addRunCommands(program, ctx);
-  addExecCommands(program, ctx);
-  addRegistryCommands(program, ctx);
-  addSystemCommands(program, ctx);
+  const register = [addImageCommands, addContainerCommands, addRunCommands, addExecCommands, addRegistryCommands, addSystemCommands];
+  for (const r of register) r(program, ctx);
+  addGroups(program, ctx, register, { image: (g) => addPruneCommand(g, 'image', ctx), container: (g) => addPruneCommand(g, 'container', ctx) });
   addLayerCommands(program, ctx);
   addUiCommands(program, ctx);
   installCompletion(program, io.out);
@@ -110,14 +109,58 @@ function parseErrorExit(err: CommanderError): number {
   }
 }
 
+function plural(n: number): string {
+  return `${n} argument${n === 1 ? '' : 's'}`;
+}
+
+/**
+ * What docker's CLI says for a parse error: its wording for an unknown command and for a wrong
+ * number of arguments (with the usage), commander's otherwise.
+ */
+function parseErrorText(err: CommanderError, program: Command, argv: string[]): string {
+  if (err.code === 'commander.unknownCommand') {
+    const [, name, hint] = /unknown command '([^']*)'(\n.*)?/s.exec(err.message) ?? [];
+    return `strata: '${name}' is not a strata command.\nSee 'strata --help'${hint ?? ''}\n`;
+  }
+  if (err.code === 'commander.missingArgument' || err.code === 'commander.excessArguments') {
+    const cmd = commandFor(program, argv);
+    const args = cmd.registeredArguments;
+    const min = args.filter((a) => a.required).length;
+    const max = args.some((a) => a.variadic) ? Infinity : args.length;
+    const rule =
+      min === max ? `exactly ${plural(min)}` : max === Infinity ? `at least ${plural(min)}` : min === 0 ? `at most ${plural(max)}` : `at least ${min} and at most ${plural(max)}`;
+    const path: string[] = [];
+    for (let c: Command | null = cmd; c?.parent; c = c.parent) path.unshift(c.name());
+    const name = ['strata', ...path].join(' ');
+    return `"${name}" requires ${rule}.\nSee '${name} --help'.\n\nUsage:  ${name} ${cmd.usage()}\n\n${cmd.description()}\n`;
+  }
+  return err.message.endsWith('\n') ? err.message : `${err.message}\n`;
+}
+
+/** A write to a stdout whose reader went away (`strata images | head -1`). */
+function isBrokenPipe(err: unknown): boolean {
+  return (err as NodeJS.ErrnoException | null)?.code === 'EPIPE';
+}
+
 export async function main(argv: string[], io = new Output()): Promise<number> {
   const program = buildProgram(io);
+  const args = pflagBooleans(program, argv);
+  // docker ends quietly when its reader goes: later writes go nowhere, and an EPIPE that stops
+  // the command exits as a process killed by SIGPIPE does (128 + 13), with no message.
+  io.out.on('error', (err) => {
+    if (!isBrokenPipe(err)) throw err;
+  });
   try {
-    await program.parseAsync(pflagBooleans(program, argv), { from: 'user' });
+    await program.parseAsync(args, { from: 'user' });
     return 0;
   } catch (err) {
+    if (isBrokenPipe(err)) return 141;
     if (err instanceof SilentExit) return err.exitCode;
-    if (err instanceof CommanderError) return parseErrorExit(err);
+    if (err instanceof CommanderError) {
+      const code = parseErrorExit(err);
+      if (code !== 0) io.err.write(parseErrorText(err, program, args));
+      return code;
+    }
     const failures = err instanceof PartialFailure ? err.errors : [err];
     for (const e of failures) io.err.write(`Error: ${(e as Error).message ?? String(e)}\n`);
     const first = failures[0];

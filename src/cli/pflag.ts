@@ -7,7 +7,7 @@ import type { Command, Option } from 'commander';
 const ASSIGN = /^(--?[A-Za-z][\w-]*)=(true|false)$/;
 
 /** The subcommand argv names (following `system df` style nesting), or the program itself. */
-function commandFor(program: Command, argv: string[]): Command {
+export function commandFor(program: Command, argv: string[]): Command {
   let cmd = program;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];

@@ -37,10 +37,18 @@ export async function writeImageArchive(out: Writable, format: ArchiveFormat, im
   }
   const writer = new TarWriter();
   const sink = pipeline(writer.stream, out);
-  try {
+  // The output can fail first (a reader that went away: `save | head -c 100`): that ends the
+  // writing at once instead of leaving it waiting on a stream nobody drains.
+  const sinkFailed = sink.then(() => new Promise<never>(() => undefined));
+  sinkFailed.catch(() => undefined);
+  const work = (async () => {
     if (format === 'docker') await writeDocker(writer, merged);
     else await writeOci(writer, merged);
     await writer.finish();
+  })();
+  work.catch(() => undefined);
+  try {
+    await Promise.race([work, sinkFailed]);
   } catch (e) {
     writer.abort(e as Error);
     await sink.catch(() => undefined);

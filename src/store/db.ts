@@ -83,17 +83,51 @@ CREATE TABLE IF NOT EXISTS blob_sources (
 // Indexes for what every command or every removal looks up, so that its cost does not grow with
 // the store: opening the store looks for unfinished layers and containers and for layers owned by
 // a process; removing a layer asks which container uses it, `rmi` which containers use an image.
-const GROWTH_INDEXES = `
-CREATE INDEX IF NOT EXISTS layers_unfinished ON layers(state) WHERE state != 'complete';
-CREATE INDEX IF NOT EXISTS layers_owned ON layers(owner) WHERE owner IS NOT NULL;
+const CONTAINER_INDEXES = `
 CREATE INDEX IF NOT EXISTS containers_unfinished ON containers(state) WHERE state != 'created';
 CREATE INDEX IF NOT EXISTS containers_layer ON containers(layer);
 CREATE INDEX IF NOT EXISTS containers_init_layer ON containers(init_layer);
 CREATE INDEX IF NOT EXISTS containers_image ON containers(image_id);
 `;
+const GROWTH_INDEXES = `
+CREATE INDEX IF NOT EXISTS layers_unfinished ON layers(state) WHERE state != 'complete';
+CREATE INDEX IF NOT EXISTS layers_owned ON layers(owner) WHERE owner IS NOT NULL;
+${CONTAINER_INDEXES}`;
+
+// Docker's image parents (commit records the image a container was made from: inspect's Parent,
+// history's IDs, ps's ancestor filter), and containers that may outlive their image (docker's
+// \`rmi -f\` deletes an image that stopped containers use): containers.image_id loses its foreign
+// key. SQLite cannot drop a constraint, so the table is made again; dropping the old one
+// cascades to run_state, whose rows are kept aside and put back; the new table gets the
+// container indexes again.
+const IMAGE_PARENTS = `
+CREATE TABLE IF NOT EXISTS image_parents (
+  image_id TEXT PRIMARY KEY,
+  parent   TEXT NOT NULL
+);
+DROP TABLE IF EXISTS containers_next;
+CREATE TABLE containers_next (
+  id         TEXT PRIMARY KEY,
+  name       TEXT NOT NULL UNIQUE,
+  image_id   TEXT NOT NULL,
+  init_layer TEXT NOT NULL REFERENCES layers(id),
+  layer      TEXT NOT NULL REFERENCES layers(id),
+  state      TEXT NOT NULL CHECK (state IN ('creating', 'created', 'removing')),
+  owner      TEXT,
+  created    TEXT NOT NULL,
+  config     TEXT NOT NULL
+);
+INSERT INTO containers_next SELECT id, name, image_id, init_layer, layer, state, owner, created, config FROM containers;
+DROP TABLE IF EXISTS temp.run_state_kept;
+CREATE TEMP TABLE run_state_kept AS SELECT * FROM run_state;
+DROP TABLE containers;
+ALTER TABLE containers_next RENAME TO containers;
+INSERT INTO run_state SELECT * FROM temp.run_state_kept;
+DROP TABLE temp.run_state_kept;
+${CONTAINER_INDEXES}`;
 
 /** Migration N (1-based) takes a database from user_version N-1 to N; each may run twice safely. */
-const MIGRATIONS = [SCHEMA, BLOB_SOURCES, RUN_STATE_SCHEMA, GROWTH_INDEXES];
+const MIGRATIONS = [SCHEMA, BLOB_SOURCES, RUN_STATE_SCHEMA, GROWTH_INDEXES, IMAGE_PARENTS];
 const SCHEMA_VERSION = MIGRATIONS.length;
 
 /**

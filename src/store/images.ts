@@ -48,6 +48,20 @@ export function storedName(name: string): string {
   }
 }
 
+/**
+ * Docker's daemon's "No such image" for a lookup (history, tag, filters): the reference as it
+ * looked it up, tag included ("nope:latest"); the CLI's own checks (rmi, inspect) say it as typed.
+ */
+export function noSuchImage(ref: string): NotFoundError {
+  let name = ref;
+  try {
+    name = familiar(storedName(ref));
+  } catch {
+    name = ref;
+  }
+  return new NotFoundError(`No such image: ${name}`);
+}
+
 /** "docker.io/library/nginx:latest" -> "nginx:latest", as docker prints it. */
 export function familiar(name: string): string {
   return familiarString(parseNormalizedNamed(name));
@@ -83,6 +97,16 @@ export class ImageStore {
   resolve(ref: string): ImageRecord {
     // One read snapshot: an `rmi` in another process cannot delete the image between lookups.
     return this.db.transaction(() => this.resolveIn(ref))();
+  }
+
+  /** resolve, failing in the daemon's words (noSuchImage). */
+  lookup(ref: string): ImageRecord {
+    try {
+      return this.resolve(ref);
+    } catch (err) {
+      if (err instanceof NotFoundError) throw noSuchImage(ref);
+      throw err;
+    }
   }
 
   private resolveIn(ref: string): ImageRecord {
@@ -146,11 +170,26 @@ export class ImageStore {
     return writeTx(this.db, () => this.db.prepare('DELETE FROM names WHERE name = ?').run(name).changes > 0);
   }
 
-  /** Delete the image row (names and digests with it); false when it was already gone. */
+  /** The image this one was made from (commit), docker's Parent; null when none is recorded. */
+  parent(id: string): string | null {
+    return (this.db.prepare('SELECT parent FROM image_parents WHERE image_id = ?').get(id) as { parent: string } | undefined)?.parent ?? null;
+  }
+
+  setParent(id: string, parent: string): void {
+    writeTx(this.db, () => this.db.prepare('INSERT OR REPLACE INTO image_parents (image_id, parent) VALUES (?, ?)').run(id, parent));
+  }
+
+  /** Images made from this one that are still stored. */
+  children(id: string): string[] {
+    return (this.db.prepare('SELECT p.image_id FROM image_parents p JOIN images i ON i.id = p.image_id WHERE p.parent = ?').all(id) as { image_id: string }[]).map((r) => r.image_id);
+  }
+
+  /** Delete the image row (names, digests and parent link with it); false when it was already gone. */
   delete(id: string): boolean {
     return writeTx(this.db, () => {
       this.db.prepare('DELETE FROM names WHERE image_id = ?').run(id);
       this.db.prepare('DELETE FROM repo_digests WHERE image_id = ?').run(id);
+      this.db.prepare('DELETE FROM image_parents WHERE image_id = ?').run(id);
       return this.db.prepare('DELETE FROM images WHERE id = ?').run(id).changes > 0;
     });
   }

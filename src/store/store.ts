@@ -1,7 +1,7 @@
 // The store: what every command and every library user talks to. It ties the metadata
 // database, the layer/image/container records and the storage driver together.
 import { randomBytes } from 'node:crypto';
-import { createReadStream, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createReadStream, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -30,6 +30,7 @@ import type { ExitStatus } from '../runtime/attach.js';
 import { hostConfigResources } from '../runtime/resources.js';
 import { NO_RESTART } from '../runtime/restart.js';
 import { top, type TopResult } from '../runtime/top.js';
+import { applyChanges } from '../image/changes.js';
 import { copy, type CopyEnd } from './cp.js';
 import { execIn, type ExecOptions, type ExecStreams } from './exec.js';
 import { Runner, runConfig, type AttachStreams, type RunConfigOptions } from './run.js';
@@ -42,6 +43,9 @@ import { copyUps, type CopyUpReport } from './analysis/copyups.js';
 
 export { DEFAULT_ROOT } from './root.js';
 import { DEFAULT_ROOT } from './root.js';
+
+/** The diffID of a layer tar with no entries (1024 zero bytes): a commit without changes. */
+const EMPTY_TAR_DIFF_ID = 'sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef';
 
 export interface StoreOptions {
   /** Store root (default /var/lib/strata). */
@@ -71,6 +75,8 @@ export interface ImageSummary {
   size: number;
   /** True for images that are only the parent of another (docker's intermediate images). */
   dangling: boolean;
+  /** The image config's labels (`images --filter label=`). */
+  labels: Record<string, string>;
 }
 
 export interface LoadedImage {
@@ -94,11 +100,17 @@ export interface CreateOptions extends RunConfigOptions {
 /** A container with what it is doing now, for `ps` and the library. */
 export interface ContainerSummary extends ContainerRecord {
   run: RunState;
+  /** Its labels: those of its image, which docker copies into a container's config. */
+  labels: Record<string, string>;
 }
 
 export interface CommitOptions {
   message?: string;
   author?: string;
+  /** Dockerfile instructions applied to the new image's config (`-c`). */
+  changes?: string[];
+  /** Pause a running container while its changes are read (docker's default; false to not). */
+  pause?: boolean;
 }
 
 export class Store {
@@ -310,13 +322,15 @@ export class Store {
   }
 
   private summarize(img: ImageRecord, names: string[], chain = this.layers.ancestry(img.topLayer)): ImageSummary {
+    const cfg = parseConfig(img);
     return {
       id: img.id,
       names,
       repoDigests: this.images.repoDigests(img.id),
-      created: parseConfig(img).created ?? img.created,
+      created: cfg.created ?? img.created,
       size: chain.reduce((n, l) => n + l.contentSize, 0),
       dangling: names.length === 0,
+      labels: cfg.config?.Labels ?? {},
     };
   }
 
@@ -329,53 +343,71 @@ export class Store {
   }
 
   tag(source: string, target: string): void {
-    const img = this.images.resolve(source);
+    const img = this.images.lookup(source);
     this.images.setName(storedName(target), img.id);
   }
 
   /**
-   * `rmi`: a name removes that name (and the image when it was its last name); an ID removes
-   * the image, refused while containers use it or, without force, while it has several names.
+   * `rmi`, with docker's rules: a name removes that name, and the image with its last name unless
+   * a running container or a child image (commit's Parent) still needs it (then it stays,
+   * untagged). An ID removes the image with all its names. Stopped containers using the image
+   * refuse either unless forced (forced, they outlive it, as docker's do); running containers
+   * and child images refuse an ID even when forced.
    */
   async removeImage(ref: string, opts: { force?: boolean } = {}): Promise<RemovedImage> {
     const img = this.images.resolve(ref);
-    const names = this.images.names(img.id);
     const result: RemovedImage = { untagged: [], deleted: [] };
+    const short = img.id.slice(7, 19);
     let byName: string | null = null;
     try {
       const n = storedName(ref);
-      if (names.includes(n)) byName = n;
+      if (this.images.names(img.id).includes(n)) byName = n;
     } catch {
       byName = null;
     }
-    if (byName && names.length > 1) {
-      this.images.removeName(byName);
-      result.untagged.push(familiar(byName));
-      return result;
-    }
-    // The users check, the delete and the claim of the layers only this image used are one
+    /** Remove one name only; the image stays. */
+    const untag = (n: string): false => {
+      this.images.removeName(n);
+      result.untagged.push(familiar(n));
+      return false;
+    };
+    // The checks, the delete and the claim of the layers only this image used are one
     // transaction: a `create` in another process either sees the image gone or makes its
     // container before this refuses, and a crash after it leaves layers marked for removal
     // (finished at the next open), never layers that no image uses.
     const doomed = writeTx(this.db, () => {
-      const users = this.containers.byImage(img.id);
-      if (users.length > 0) {
-        const short = shortId(img.id);
-        throw new ConflictError(
-          `conflict: unable to ${byName ? `remove repository reference "${ref}"` : `delete ${short}`} (must be forced) - container ${users[0].id.slice(0, 12)} is using its referenced image ${short}`,
-        );
+      const names = this.images.names(img.id);
+      const users = this.containers.byImage(img.id).filter((c) => c.state === 'created');
+      const running = users.find((c) => ['running', 'paused'].includes(this.states.current(c.id).status));
+      const children = this.images.children(img.id);
+      if (byName) {
+        if (names.length > 1) return untag(byName);
+        if (users.length > 0 && !opts.force) {
+          throw new ConflictError(`conflict: unable to remove repository reference "${ref}" (must force) - container ${users[0].id.slice(0, 12)} is using its referenced image ${short}`);
+        }
+        if (running || children.length > 0) return untag(byName);
+      } else {
+        if (names.length > 1 && !opts.force) throw new ConflictError(`conflict: unable to delete ${short} (must be forced) - image is referenced in multiple repositories`);
+        if (children.length > 0) throw new ConflictError(`conflict: unable to delete ${short} (cannot be forced) - image has dependent child images`);
+        if (running) throw new ConflictError(`conflict: unable to delete ${short} (cannot be forced) - image is being used by running container ${running.id.slice(0, 12)}`);
+        if (users.length > 0 && !opts.force) throw new ConflictError(`conflict: unable to delete ${short} (must be forced) - image is being used by stopped container ${users[0].id.slice(0, 12)}`);
       }
-      if (!byName && names.length > 1 && !opts.force) {
-        throw new ConflictError(`conflict: unable to delete ${shortId(img.id)} (must be forced) - image is referenced in multiple repositories`);
-      }
-      for (const n of this.images.names(img.id)) result.untagged.push(familiar(n));
+      for (const n of names) result.untagged.push(familiar(n));
       for (const d of this.images.repoDigests(img.id)) result.untagged.push(d);
       if (!this.images.delete(img.id)) throw new NotFoundError(`No such image: ${ref}`);
       return this.layers.claimUnused([img.topLayer]);
     });
+    if (doomed === false) return result;
     result.deleted.push(img.id);
     for (const chain of await this.layers.removeClaimed(doomed)) result.deleted.push(chain);
     return result;
+  }
+
+  /** The image and the images it was made from (commit's Parent), nearest first, while they are stored. */
+  imageLineage(id: string): string[] {
+    const out: string[] = [];
+    for (let cur: string | null = id; cur && this.images.get(cur) && !out.includes(cur); cur = this.images.parent(cur)) out.push(cur);
+    return out;
   }
 
   async inspectImage(ref: string): Promise<Record<string, unknown>> {
@@ -387,7 +419,7 @@ export class Store {
       Id: img.id,
       RepoTags: this.images.names(img.id).map(familiar),
       RepoDigests: this.images.repoDigests(img.id),
-      Parent: '',
+      Parent: this.images.parent(img.id) ?? '',
       Comment: cfg.history?.length ? (cfg.history[cfg.history.length - 1].comment ?? '') : '',
       Created: cfg.created ?? img.created,
       Container: (cfg as Record<string, unknown>).container ?? '',
@@ -407,7 +439,7 @@ export class Store {
   }
 
   history(ref: string): { id: string; created: string; createdBy: string; size: number; comment: string }[] {
-    const img = this.images.resolve(ref);
+    const img = this.images.lookup(ref);
     const cfg = parseConfig(img);
     const layers = this.imageLayers(img);
     const hist: HistoryEntry[] = cfg.history?.length ? cfg.history : layers.map(() => ({}));
@@ -419,7 +451,10 @@ export class Store {
       rows.push({ id: '<missing>', created: h.created ?? '', createdBy: h.created_by ?? '', size: layer?.contentSize ?? 0, comment: h.comment ?? '' });
     }
     rows.reverse();
-    if (rows.length) rows[0].id = img.id;
+    // docker names one row per image of the lineage, newest first: the image, its parent, …
+    this.imageLineage(img.id).forEach((id, i) => {
+      if (rows[i]) rows[i].id = id;
+    });
     return rows;
   }
 
@@ -470,7 +505,13 @@ export class Store {
   }
 
   /** `import FILE [REF]`: a root filesystem tarball (plain or compressed) as a one-layer image. */
-  async importTarball(file: string, ref?: string, opts: { message?: string } = {}): Promise<string> {
+  async importTarball(file: string, ref?: string, opts: { message?: string; changes?: string[] } = {}): Promise<string> {
+    const runConfig = applyChanges({}, opts.changes ?? []);
+    if (file !== '-') {
+      const st = statSync(file, { throwIfNoEntry: false });
+      if (!st) throw new NotFoundError(`open ${file}: no such file or directory`);
+      if (st.isDirectory()) throw new InvalidInputError(`read ${file}: is a directory`);
+    }
     const created = now();
     const plat = hostPlatform();
     const top = await this.layers.addImageLayer(null, {
@@ -482,7 +523,7 @@ export class Store {
       os: plat.os,
       ...(plat.variant ? { variant: plat.variant } : {}),
       created,
-      config: {},
+      config: runConfig,
       rootfs: { type: 'layers', diff_ids: [top.diffID!] },
       history: [{ created, created_by: '', comment: opts.message ?? `Imported from ${file === '-' ? '-' : resolve(file)}` }],
     };
@@ -672,18 +713,31 @@ export class Store {
     return this.containers.resolve(ref);
   }
 
-  /** Bytes the container's read-write layer holds (`ps -s`). */
-  async containerSize(ref: string): Promise<number> {
+  /**
+   * `ps -s`: the bytes the container's read-write layer holds, and its virtual size (that plus
+   * the image's layers below it, which stay while the container does even when its image is gone).
+   */
+  async containerSize(ref: string): Promise<{ rw: number; rootFs: number }> {
     const c = this.containers.resolve(ref);
-    return this.driver.diffSize(c.layer, c.initLayer);
+    const rw = await this.driver.diffSize(c.layer, c.initLayer);
+    const image = this.layers.ancestry(this.layers.byId(c.initLayer)?.parent ?? null);
+    return { rw, rootFs: rw + image.reduce((n, l) => n + l.contentSize, 0) };
   }
 
   listContainers(): ContainerSummary[] {
     const states = this.states.all();
+    const labels = new Map<string, Record<string, string>>();
+    const labelsOf = (imageId: string) => {
+      if (!labels.has(imageId)) {
+        const img = this.images.get(imageId);
+        labels.set(imageId, (img && parseConfig(img).config?.Labels) || {});
+      }
+      return labels.get(imageId)!;
+    };
     return this.containers
       .list()
       .filter((c) => c.state === 'created')
-      .map((c) => ({ ...c, run: states.get(c.id) ?? this.states.current(c.id) }));
+      .map((c) => ({ ...c, run: states.get(c.id) ?? this.states.current(c.id), labels: labelsOf(c.imageId) }));
   }
 
   /** `rm`: refused while the container runs, unless forced (then it is killed first). */
@@ -719,12 +773,17 @@ export class Store {
     }
   }
 
-  /** Remove a container's layers and record; safe to repeat after a crash part-way through. */
+  /**
+   * Remove a container's layers and record; safe to repeat after a crash part-way through. The
+   * image layers below go too when the container outlived its image (`rmi -f`).
+   */
   private async destroyContainer(c: ContainerRecord): Promise<void> {
     await this.runner.forget(c);
     rmSync(this.runner.containerDir(c.id), { recursive: true, force: true });
+    const image = this.layers.byId(c.initLayer)?.parent ?? null;
     const ids = [c.layer, c.initLayer].filter((id) => this.layers.byId(id));
     await this.layers.destroyContainerLayers(ids, () => this.containers.delete(c.id));
+    if (image && !this.images.get(c.imageId)) await this.layers.release(image);
   }
 
   /** `mount`: the container's root, mounted until `umount`. */
@@ -754,7 +813,16 @@ export class Store {
 
   /** `commit`: a new image whose new top layer is the container's changes. */
   async commit(ref: string, newRef?: string, opts: CommitOptions = {}): Promise<string> {
-    return this.onContainer(ref, (c) => this.commitContainer(c, ref, newRef, opts));
+    return this.onContainer(ref, async (c) => {
+      // Frozen while read, so the layer is one moment's state of a running container.
+      const pause = opts.pause !== false && this.runner.state(c.id).status === 'running';
+      if (pause) await this.runner.pause(c);
+      try {
+        return await this.commitContainer(c, ref, newRef, opts);
+      } finally {
+        if (pause) await this.runner.unpause(c);
+      }
+    });
   }
 
   private async commitContainer(c: ContainerRecord, ref: string, newRef: string | undefined, opts: CommitOptions): Promise<string> {
@@ -762,17 +830,21 @@ export class Store {
     if (!img) throw new StrataError(`image ${c.imageId} of container ${c.name} is gone`);
     const names = newRef ? [storedName(newRef)] : [];
     const cfg = parseConfig(img);
+    const runConfig = applyChanges(cfg.config ?? {}, opts.changes ?? []);
     const parent = img.topLayer ? this.layers.byId(img.topLayer)! : null;
     const layer = await this.layers.addImageLayer(parent, {
       open: () => this.driver.diff(c.layer, c.initLayer),
       label: `commit of ${c.name}`,
     });
+    // No changes: as docker does, the image gets no layer of its own, only a history entry.
+    const empty = layer.diffID === EMPTY_TAR_DIFF_ID;
     const created = now();
     const config: ImageConfig = {
       ...cfg,
       created,
       container: c.id,
-      rootfs: { type: 'layers', diff_ids: [...cfg.rootfs.diff_ids, layer.diffID!] },
+      config: runConfig,
+      rootfs: { type: 'layers', diff_ids: empty ? cfg.rootfs.diff_ids : [...cfg.rootfs.diff_ids, layer.diffID!] },
       history: [
         ...(cfg.history ?? []),
         {
@@ -780,6 +852,7 @@ export class Store {
           ...(opts.author ? { author: opts.author } : {}),
           created_by: [c.config.path, ...c.config.args].join(' '),
           ...(opts.message ? { comment: opts.message } : {}),
+          ...(empty ? { empty_layer: true } : {}),
         },
       ],
     };
@@ -790,13 +863,12 @@ export class Store {
     // a layer never becomes an image.
     const added = writeTx(this.db, () => {
       if (this.containers.get(c.id)?.state !== 'created') return false;
-      this.images.add({ id, config: bytes, topLayer: layer.id, manifest: null }, names);
+      this.images.add({ id, config: bytes, topLayer: empty ? img.topLayer : layer.id, manifest: null }, names);
+      this.images.setParent(id, img.id);
       return true;
     });
-    if (!added) {
-      await this.layers.release(layer.id);
-      throw new NotFoundError(`No such container: ${ref}`);
-    }
+    if (!added || empty) await this.layers.release(layer.id);
+    if (!added) throw new NotFoundError(`No such container: ${ref}`);
     this.layers.adopted();
     return id;
   }
@@ -946,8 +1018,8 @@ export class Store {
 
   /** `system df`: disk used by images (shared layers once) and by containers' own layers. */
   async diskUsage(): Promise<{
-    images: { id: string; names: string[]; size: number; shared: number; unique: number; containers: number }[];
-    containers: { id: string; name: string; image: string; size: number }[];
+    images: { id: string; names: string[]; created: string; size: number; shared: number; unique: number; containers: number }[];
+    containers: (ContainerSummary & { size: number })[];
     imagesSize: number;
     reclaimableImages: number;
   }> {
@@ -956,7 +1028,7 @@ export class Store {
     const containers = [];
     for (const c of du.containers) {
       try {
-        containers.push({ id: c.id, name: c.name, image: c.imageRef, size: await this.driver.diffSize(c.layer, c.initLayer) });
+        containers.push({ ...c, size: await this.driver.diffSize(c.layer, c.initLayer) });
       } catch (err) {
         if (this.containers.get(c.id)?.state === 'created') throw err;
       }
@@ -974,8 +1046,10 @@ export class Store {
       const chain = this.layers.ancestry(img.topLayer);
       const size = chain.reduce((n, l) => n + l.contentSize, 0);
       const shared = chain.filter((l) => (layerUse.get(l.id) ?? 0) > 1).reduce((n, l) => n + l.contentSize, 0);
-      return { id: img.id, names: this.images.names(img.id), size, shared, unique: size - shared, containers: users.get(img.id) ?? 0 };
+      const created = parseConfig(img).created ?? img.created;
+      return { id: img.id, names: this.images.names(img.id), created, size, shared, unique: size - shared, containers: users.get(img.id) ?? 0 };
     });
+    images.sort((a, b) => Date.parse(b.created) - Date.parse(a.created));
     const counted = new Set<string>();
     let imagesSize = 0;
     let inUse = 0;
@@ -992,8 +1066,11 @@ export class Store {
     return { images, containers: this.listContainers(), imagesSize, reclaimableImages: imagesSize - inUse };
   }
 
-  /** `system prune`: every container (none runs), then dangling images (all unused ones with `all`). */
-  async prune(opts: { all?: boolean } = {}): Promise<{ containers: string[]; images: RemovedImage; reclaimed: number }> {
+  /**
+   * `system prune`: every container (none runs), then dangling images (all unused ones with
+   * `all`); `containers: false` or `images: false` leave that kind alone (`image prune`, `container prune`).
+   */
+  async prune(opts: { all?: boolean; containers?: boolean; images?: boolean } = {}): Promise<{ containers: string[]; images: RemovedImage; reclaimed: number }> {
     const used = async () => {
       const du = await this.diskUsage();
       return du.imagesSize + du.containers.reduce((n, c) => n + c.size, 0);
@@ -1009,19 +1086,20 @@ export class Store {
       }
     };
     const containers: string[] = [];
-    for (const c of this.listContainers()) {
+    for (const c of opts.containers === false ? [] : this.listContainers()) {
       const id = await skipGone(() => this.removeContainer(c.id));
       if (id) containers.push(id);
     }
     const images: RemovedImage = { untagged: [], deleted: [] };
     const skipped = new Set<string>();
     // Children before parents, so that shared layers go with the last image using them.
-    let again = true;
+    let again = opts.images !== false;
     while (again) {
       again = false;
       for (const img of this.listImages({ all: true })) {
         if (!opts.all && !img.dangling) continue;
-        if (skipped.has(img.id)) continue;
+        // An image some container uses is not prunable, even though a forced rmi would take it.
+        if (skipped.has(img.id) || this.containers.byImage(img.id).some((c) => c.state === 'created')) continue;
         const top = this.images.get(img.id)?.topLayer;
         if (top && this.layers.hasChildren(top)) continue;
         const r = await skipGone(() => this.removeImage(img.id, { force: true }));

@@ -48,7 +48,7 @@ test('bash completes commands, flags, image and container names from the store',
   const env = prepare(t);
   const c = (line: string) => bashComplete(env, line);
 
-  assert.deepEqual(c('strata i'), ['images', 'import', 'info', 'inspect']);
+  assert.deepEqual(c('strata i'), ['image', 'images', 'import', 'info', 'inspect']);
   assert.ok(c('strata ').includes('completion'));
   assert.ok(!c('strata ').some((w) => w.startsWith('__')), 'the hidden __complete stays hidden');
   assert.deepEqual(c('strata system p'), ['prune']);

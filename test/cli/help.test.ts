@@ -41,10 +41,10 @@ test('a misspelt command or help topic gets the nearest command', (t) => {
     const r = cli.run(args);
     assert.notEqual(r.code, 0);
     assert.equal(r.stdout, '');
-    assert.match(r.stderr, /unknown command 'imags'\n\(Did you mean images\?\)/);
+    assert.equal(r.stderr, "strata: 'imags' is not a strata command.\nSee 'strata --help'\n(Did you mean one of image, images?)\n");
   }
   let r = cli.run(['help', 'system', 'prnue']);
-  assert.match(r.stderr, /unknown command 'prnue'\n\(Did you mean prune\?\)/);
+  assert.match(r.stderr, /'prnue' is not a strata command\.\nSee 'strata --help'\n\(Did you mean prune\?\)/);
   r = cli.run(['help', 'images', 'foo']);
   assert.equal(r.code, 1);
   assert.equal(r.stderr, 'Error: images has no subcommand "foo"\n');

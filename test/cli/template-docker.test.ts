@@ -1,21 +1,14 @@
-// The template engine against a live docker 20.10 (the oracle): a private dockerd (own data
-// root, exec root, pidfile and socket, no bridge, no iptables, vfs) loads corpus/busybox, creates
+// The template engine against a live docker 20.10 (the oracle): a private dockerd
+// (test/helpers/dockerd.ts, on vfs) loads corpus/busybox, creates
 // a labelled container, and every template here is run by docker and by strata on the same data
 // (docker's own JSON of it), byte for byte. Skips, saying why, when docker.io is not installed or
 // dockerd cannot start; always stops dockerd and removes its directories.
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
 import { StrataError } from '../../src/store/errors.js';
 import { formatOne, formatRows, goStruct, HISTORY_TABLE, IMAGES_TABLE, PS_TABLE, SYSTEM_DF_TABLE, type FormatCommand } from '../../src/cli/template/index.js';
+import { startDockerd } from '../helpers/dockerd.js';
 import { corpusImage } from '../helpers/env.js';
-
-const DOCKER = '/usr/bin/docker';
-const DOCKERD = '/usr/sbin/dockerd';
 
 interface Outcome {
   out: string;
@@ -23,59 +16,18 @@ interface Outcome {
   code: number;
 }
 
-/**
- * Start a private dockerd in a new directory; resolves to its socket, or to the reason it cannot
- * run. Its cleanup stops dockerd first (its data root is a mount while it runs), then removes the directory.
- */
-async function startDockerd(t: { after(fn: () => Promise<void> | void): void }): Promise<{ sock: string } | { skip: string }> {
-  if (!existsSync(DOCKER) || !existsSync(DOCKERD)) return { skip: `${DOCKER} or ${DOCKERD} missing (apt-get install docker.io)` };
-  const dir = mkdtempSync(join(tmpdir(), 'strata-tpl-'));
-  const sock = join(dir, 'd.sock');
-  const child: ChildProcess = spawn(
-    DOCKERD,
-    ['--data-root', join(dir, 'data'), '--exec-root', join(dir, 'exec'), '--pidfile', join(dir, 'd.pid'), '-H', `unix://${sock}`,
-      '--bridge=none', '--iptables=false', '--ip6tables=false', '--ip-masq=false', '--storage-driver=vfs'],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
-  );
-  let log = '';
-  child.stderr?.on('data', (b: Buffer) => (log += b.toString()));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  t.after(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      await Promise.race([exited, sleep(20_000)]);
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-      await exited;
-    }
-    // dockerd unmounts what it mounted on a clean stop; anything left under dir is unmounted here.
-    const mounts = readFileSync('/proc/self/mounts', 'utf8').split('\n').map((l) => l.split(' ')[1]).filter((m) => m?.startsWith(dir));
-    for (const m of mounts.reverse()) spawnSync('umount', ['-l', m]);
-    rmSync(dir, { recursive: true, force: true });
-  });
-  for (let i = 0; i < 150; i++) {
-    if (child.exitCode !== null) return { skip: `dockerd exited: ${log.trim().split('\n').slice(-2).join(' | ')}` };
-    if (existsSync(sock) && spawnSync(DOCKER, ['-H', `unix://${sock}`, 'version'], { stdio: 'ignore' }).status === 0) return { sock };
-    await sleep(200);
-  }
-  return { skip: `dockerd did not answer within 30 s: ${log.trim().split('\n').slice(-2).join(' | ')}` };
-}
-
 test('docker 20.10 and strata render the same --format templates on the same data', { timeout: 180_000 }, async (t) => {
-  const started = await startDockerd(t);
+  const started = await startDockerd((fn) => t.after(fn));
   if ('skip' in started) {
     console.warn(`SKIPPED: live docker comparison: ${started.skip}`);
     t.skip(started.skip);
     return;
   }
   const docker = (...args: string[]): Outcome => {
-    const r = spawnSync(DOCKER, ['-H', `unix://${started.sock}`, ...args], { encoding: 'utf8' });
-    return { out: r.stdout, err: r.stderr, code: r.status ?? -1 };
+    const r = started.run(args);
+    return { out: r.stdout, err: r.stderr, code: r.code };
   };
-  const must = (...args: string[]): string => {
-    const r = docker(...args);
-    assert.equal(r.code, 0, `docker ${args.join(' ')}: ${r.err}`);
-    return r.out;
-  };
+  const must = (...args: string[]): string => started.ok(args);
   must('load', '-i', corpusImage('busybox.docker.tar'));
   must('create', '--name', 'tpl-c1', '--label', 'b=2', '--label', 'a=1', '--label', 'com.example.some-key_x=v', 'corpus/busybox:latest');
   must('create', '--name', 'tpl-c2', 'corpus/busybox:latest');

@@ -1,20 +1,16 @@
 // Container commands: create, ps, rm, mount, umount, diff, commit, export.
-import type { Command } from 'commander';
-import { NotFoundError } from '../../errors.js';
+import { Option, type Command } from 'commander';
+import { InvalidInputError, NotFoundError } from '../../errors.js';
 import type { ContainerRecord } from '../../store/containers.js';
-import { eachTarget, toFileOrStdout, type Context, type Output } from '../context.js';
-import { humanDuration, humanSize, since, table, truncate } from '../format.js';
-import type { ContainerSummary } from '../../store/store.js';
+import { checkOutputPath, collect, eachTarget, toFileOrStdout, type Context } from '../context.js';
+import { matchLabels, parseFilters } from '../filters.js';
+import { goTime, humanDuration, humanSize, printRows, shortId, since, truncate } from '../format.js';
+import type { ContainerSummary, Store } from '../../store/store.js';
 import type { RunState } from '../../store/runstate.js';
 import { createOptions, runFlags } from './run.js';
 import { portsText } from '../../runtime/network.js';
-import { formatRows, PS_TABLE } from '../template/index.js';
+import { PS_TABLE } from '../template/index.js';
 import { printCopyUps } from './layers.js';
-
-interface PsRow {
-  c: ContainerSummary;
-  size?: number;
-}
 
 /** docker's STATUS column: Created, Up 3 seconds, Up 2 minutes (Paused), Exited (0) 5 seconds ago. */
 export function psStatus(s: RunState, nowMs = Date.now()): string {
@@ -31,32 +27,67 @@ export function psStatus(s: RunState, nowMs = Date.now()): string {
   }
 }
 
-function psCommand(c: ContainerRecord, trunc: boolean): string {
+export function psCommand(c: ContainerRecord, trunc: boolean): string {
   const cmd = [c.config.path, ...c.config.args].join(' ');
   return `"${trunc ? truncate(cmd, 20) : cmd}"`;
 }
 
-/** `ps --format`: docker's templates (`{{.Names}}`, `table …`), or `json` for one object per line. */
-function printPsFormatted(io: Output, format: string, rows: PsRow[], trunc: boolean): void {
-  const data = rows.map(({ c, size }) => ({
-    Command: psCommand(c, trunc),
-    CreatedAt: c.created,
-    ID: trunc ? c.id.slice(0, 12) : c.id,
-    Image: c.imageRef,
-    Labels: '',
-    LocalVolumes: '0',
-    Mounts: '',
-    Names: c.name,
-    Networks: c.config.host?.network ?? '',
-    Ports: portsText(c.run.ports),
-    RunningFor: since(c.created),
-    Size: size !== undefined ? humanSize(size) : '0B',
-    State: c.run.status,
-    Status: psStatus(c.run),
-  }));
-  if (format === 'json') for (const d of data) io.print(JSON.stringify(d));
-  // Label is a method in docker's row type; strata's containers carry no labels yet.
-  else io.out.write(formatRows(data.map((d) => ({ ...d, Label: () => '' })), format, { command: 'ps', ...PS_TABLE }));
+const PS_FILTERS = ['status', 'name', 'id', 'label', 'ancestor', 'exited', 'before', 'since'] as const;
+const PS_STATES = ['created', 'restarting', 'running', 'removing', 'paused', 'exited', 'dead'];
+
+/** Go's regexp.MatchString as docker's `name=`/`id=` filters use it; a pattern Go rejects matches nothing. */
+function regexSearch(pattern: string, s: string): boolean {
+  try {
+    return new RegExp(pattern).test(s);
+  } catch {
+    return false;
+  }
+}
+
+/** The image docker shows for a container: the name it was made from while that still names its image, else its image ID. */
+export function shownImage(store: Store, c: ContainerSummary, trunc: boolean): string {
+  let current: string | undefined;
+  try {
+    current = store.getImage(c.imageRef).id;
+  } catch (err) {
+    if (!(err instanceof NotFoundError)) throw err;
+  }
+  if (current === c.imageId) return c.imageRef;
+  return trunc ? shortId(c.imageId) : c.imageId;
+}
+
+/** The containers `ps` lists: running ones (every one with -a or a status filter), then docker's filters. */
+function listContainers(store: Store, o: { all?: boolean; filter: string[] }): ContainerSummary[] {
+  const filters = parseFilters(o.filter, PS_FILTERS);
+  for (const st of filters.get('status') ?? []) if (!PS_STATES.includes(st)) throw new InvalidInputError(`Invalid filter 'status=${st}'`);
+  for (const e of filters.get('exited') ?? []) if (!/^-?\d+$/.test(e)) throw new InvalidInputError(`strconv.Atoi: parsing "${e}": invalid syntax`);
+  const all = store.listContainers();
+  // ancestor: the image and every image made from it (commit's Parent), as docker walks its children.
+  const ancestors = new Set<string>();
+  for (const ref of filters.get('ancestor') ?? []) {
+    try {
+      ancestors.add(store.getImage(ref).id);
+    } catch (err) {
+      if (!(err instanceof NotFoundError)) throw err;
+    }
+  }
+  const descends = (imageId: string) => store.imageLineage(imageId).some((id) => ancestors.has(id));
+  const createdOf = (key: 'before' | 'since') => filters.get(key)?.map((ref) => store.getContainer(ref).created);
+  const before = createdOf('before');
+  const since = createdOf('since');
+  const one = (key: string, test: (v: string) => boolean) => !filters.has(key) || filters.get(key)!.some(test);
+  return all.filter(
+    (c) =>
+      (o.all || filters.has('status') || c.run.status === 'running' || c.run.status === 'paused') &&
+      one('status', (v) => v === c.run.status) &&
+      one('name', (v) => regexSearch(v, `/${c.name}`) || regexSearch(v, c.name)) &&
+      one('id', (v) => regexSearch(v, c.id)) &&
+      one('exited', (v) => c.run.status === 'exited' && c.run.exitCode === Number(v)) &&
+      (!filters.has('ancestor') || descends(c.imageId)) &&
+      (!before || before.every((b) => c.created < b)) &&
+      (!since || since.every((b) => c.created > b)) &&
+      matchLabels(filters, c.labels),
+  );
 }
 
 export function addContainerCommands(program: Command, { io, withStore }: Context): void {
@@ -77,33 +108,41 @@ export function addContainerCommands(program: Command, { io, withStore }: Contex
     .option('-q, --quiet', 'only display container IDs')
     .option('--no-trunc', "don't truncate output")
     .option('-s, --size', 'display total file sizes')
-    .option('--format <format>', 'json for one JSON object per container')
-    .action(async (o: { all?: boolean; quiet?: boolean; trunc: boolean; format?: string; size?: boolean }) => {
+    .option('-f, --filter <filter>', 'filter output based on conditions provided (status, name, id, label, ancestor, exited, before, since)', collect, [] as string[])
+    .option('--format <format>', 'pretty-print containers using a Go template (json: one object per line)')
+    .action(async (o: { all?: boolean; quiet?: boolean; trunc: boolean; format?: string; size?: boolean; filter: string[] }) => {
       await withStore(async (store) => {
-        const all = store.listContainers();
-        const list = o.all ? all : all.filter((c) => c.run.status === 'running' || c.run.status === 'paused');
+        const list = listContainers(store, o);
         if (o.quiet) {
           for (const c of list) io.print(o.trunc ? c.id.slice(0, 12) : c.id);
           return;
         }
-        const rows: PsRow[] = [];
-        for (const c of list) rows.push({ c, size: o.size ? await store.containerSize(c.id) : undefined });
-        if (o.format) return printPsFormatted(io, o.format, rows, o.trunc);
-        io.out.write(
-          table(
-            ['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'PORTS', 'NAMES', ...(o.size ? ['SIZE'] : [])],
-            rows.map(({ c, size }) => [
-              o.trunc ? c.id.slice(0, 12) : c.id,
-              c.imageRef,
-              psCommand(c, o.trunc),
-              since(c.created),
-              psStatus(c.run),
-              portsText(c.run.ports),
-              c.name,
-              ...(size !== undefined ? [humanSize(size)] : []),
-            ]),
-          ),
-        );
+        const rows: Record<string, unknown>[] = [];
+        // docker measures when asked, or when the format shows the size.
+        const sized = o.size === true || /\.Size\b/.test(o.format ?? '');
+        for (const c of list) {
+          const size = sized ? await store.containerSize(c.id) : undefined;
+          const labels = Object.entries(c.labels).sort(([a], [b]) => (a < b ? -1 : 1));
+          rows.push({
+            Command: psCommand(c, o.trunc),
+            CreatedAt: goTime(c.created),
+            ID: o.trunc ? c.id.slice(0, 12) : c.id,
+            Image: shownImage(store, c, o.trunc),
+            Labels: labels.map(([k, v]) => `${k}=${v}`).join(','),
+            LocalVolumes: '0',
+            Mounts: '',
+            Names: c.name,
+            Networks: c.config.host?.network ?? '',
+            Ports: portsText(c.run.ports),
+            RunningFor: since(c.created),
+            Size: size ? `${humanSize(size.rw)}${size.rootFs > 0 ? ` (virtual ${humanSize(size.rootFs)})` : ''}` : '0B',
+            State: c.run.status,
+            Status: psStatus(c.run),
+            // A method in docker's row type: {{.Label "key"}}.
+            Label: (name: string) => c.labels[name] ?? '',
+          });
+        }
+        printRows(io, o.format, rows, { command: 'ps', ...PS_TABLE, ...(o.size ? { defaultTable: `${PS_TABLE.defaultTable}\\t{{.Size}}` } : {}) });
       });
     });
 
@@ -118,8 +157,8 @@ export function addContainerCommands(program: Command, { io, withStore }: Contex
           try {
             await store.removeContainer(ref, { force: o.force });
           } catch (err) {
-            // docker rm -f of a missing container succeeds silently.
-            if (o.force && err instanceof NotFoundError) return;
+            // docker rm -f of a missing container says so and still succeeds.
+            if (o.force && err instanceof NotFoundError) return void io.err.write(`Error: ${err.message}\n`);
             throw err;
           }
           io.print(ref);
@@ -163,8 +202,11 @@ export function addContainerCommands(program: Command, { io, withStore }: Contex
     .argument('[reference]')
     .option('-m, --message <message>', 'commit message')
     .option('-a, --author <author>', 'author (e.g., "John Hannibal Smith <hannibal@a-team.com>")')
-    .action(async (ref: string, newRef: string | undefined, o: { message?: string; author?: string }) => {
-      await withStore(async (store) => io.print(await store.commit(ref, newRef, o)));
+    .option('-c, --change <instruction>', 'apply a Dockerfile instruction (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, USER, VOLUME, WORKDIR) to the image', collect, [] as string[])
+    .option('-p, --pause', 'pause a running container during the commit (--pause=false to not)', true)
+    .addOption(new Option('--no-pause').hideHelp())
+    .action(async (ref: string, newRef: string | undefined, o: { message?: string; author?: string; change: string[]; pause: boolean }) => {
+      await withStore(async (store) => io.print(await store.commit(ref, newRef, { message: o.message, author: o.author, changes: o.change, pause: o.pause })));
     });
 
   program
@@ -173,6 +215,7 @@ export function addContainerCommands(program: Command, { io, withStore }: Contex
     .argument('<container>')
     .option('-o, --output <file>', 'write to a file, instead of STDOUT')
     .action(async (ref: string, o: { output?: string }) => {
+      checkOutputPath(o.output, 'export');
       await withStore(async (store) => {
         store.getContainer(ref); // fail before creating the file
         await toFileOrStdout(o.output, 'export', (w) => store.exportContainer(ref, w));

@@ -4,12 +4,13 @@ import { createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { InvalidInputError } from '../../errors.js';
-import { familiar } from '../../store/images.js';
-import type { ImageSummary } from '../../store/store.js';
-import { eachTarget, toFileOrStdout, type Context, type Output } from '../context.js';
-import { humanSize, since, table, truncate } from '../format.js';
+import { familiar, parseConfig } from '../../store/images.js';
+import type { ImageSummary, Store } from '../../store/store.js';
+import { checkOutputPath, collect, eachTarget, toFileOrStdout, type Context } from '../context.js';
+import { boolFilter, globMatch, matchLabels, parseFilters, type Filters } from '../filters.js';
+import { goTime, humanSize, printRows, rfc3339, since, truncate } from '../format.js';
 import { shortId } from '../../reference/digest.js';
-import { formatRows, HISTORY_TABLE, IMAGES_TABLE } from '../template/index.js';
+import { HISTORY_NON_HUMAN_FORMAT, HISTORY_TABLE, IMAGES_DIGESTS_FORMAT, IMAGES_TABLE } from '../template/index.js';
 
 interface ImageRow {
   repo: string;
@@ -20,72 +21,71 @@ interface ImageRow {
   size: number;
 }
 
+const IMAGE_FILTERS = ['dangling', 'label', 'before', 'since', 'reference'] as const;
+
 /** "name@sha256:…" → ["name", "sha256:…"] */
 function splitDigest(ref: string): [string, string] {
   const at = ref.lastIndexOf('@');
   return [ref.slice(0, at), ref.slice(at + 1)];
 }
 
-/** One row per repository:tag as docker lists them; a repository known only by digest shows tag <none>. */
-function imageRows(img: ImageSummary): ImageRow[] {
-  const digests = new Map(img.repoDigests.map(splitDigest));
-  const rows: ImageRow[] = [];
+/** docker's reference filter: the pattern against the familiar name with its tag or digest, or without. */
+function referenceMatches(patterns: string[] | undefined, full: string, repo: string): boolean {
+  return !patterns || patterns.some((p) => globMatch(p, full) || globMatch(p, repo));
+}
+
+/**
+ * The rows docker lists for one image: one per repository:tag (a digest shown per tag with
+ * --digests), a row per repository known only by digest, one <none> row for a dangling image;
+ * none when the filters leave it out (docker's daemon and CLI logic, in one place).
+ */
+function imageRows(img: ImageSummary, filters: Filters, digests: boolean): ImageRow[] {
+  const refs = filters.get('reference');
+  const tags = img.names.map(familiar).filter((n) => referenceMatches(refs, n, n.slice(0, n.lastIndexOf(':'))));
+  const byDigest = img.repoDigests.filter((d) => referenceMatches(refs, d, splitDigest(d)[0])).map(splitDigest);
   const base = { id: img.id, created: img.created, size: img.size };
-  for (const n of img.names.map(familiar)) {
+  const dangling = boolFilter(filters, 'dangling');
+  if (tags.length === 0 && byDigest.length === 0) {
+    if (img.names.length > 0 || img.repoDigests.length > 0 || refs || dangling === false) return [];
+    return [{ ...base, repo: '<none>', tag: '<none>', digest: '<none>' }];
+  }
+  if (dangling === true && tags.length > 0) return [];
+  const rows: ImageRow[] = [];
+  for (const n of tags) {
     const colon = n.lastIndexOf(':');
     const repo = n.slice(0, colon);
-    rows.push({ ...base, repo, tag: n.slice(colon + 1), digest: digests.get(repo) ?? '<none>' });
+    const ds = digests ? byDigest.filter(([r]) => r === repo).map(([, d]) => d) : [];
+    for (const digest of ds.length ? ds : ['<none>']) rows.push({ ...base, repo, tag: n.slice(colon + 1), digest });
   }
-  for (const [repo, digest] of digests) if (!rows.some((r) => r.repo === repo)) rows.push({ ...base, repo, tag: '<none>', digest });
-  if (rows.length === 0) rows.push({ ...base, repo: '<none>', tag: '<none>', digest: '<none>' });
+  for (const [repo, digest] of byDigest) {
+    if (!rows.some((r) => r.repo === repo)) rows.push({ ...base, repo, tag: '<none>', digest: digests ? digest : '' });
+  }
   return rows;
 }
 
-/** `images --format`: docker's templates (`table …`, `{{.Repository}}:{{.Tag}}`), or `json` for one object per line as docker 23+. */
-function printImagesFormatted(io: Output, format: string, rows: ImageRow[], trunc: boolean): void {
-  const data = rows.map((r) => ({
-    Containers: 'N/A',
-    CreatedAt: r.created,
-    CreatedSince: since(r.created),
-    Digest: r.digest,
-    ID: trunc ? shortId(r.id) : r.id,
-    Repository: r.repo,
-    SharedSize: 'N/A',
-    Size: humanSize(r.size),
-    Tag: r.tag,
-    UniqueSize: 'N/A',
-    VirtualSize: humanSize(r.size),
-  }));
-  if (format === 'json') for (const d of data) io.print(JSON.stringify(d));
-  else io.out.write(formatRows(data, format, { command: 'images', ...IMAGES_TABLE }));
+/** `images`: the stored images docker would list for these filters, newest (by config created) first. */
+function listImages(store: Store, o: { all?: boolean; filter: string[]; digests?: boolean }, repo?: string): ImageRow[] {
+  const filters = parseFilters(o.filter, IMAGE_FILTERS);
+  // docker turns the REPOSITORY[:TAG] argument into one more reference filter.
+  if (repo !== undefined) filters.set('reference', [...(filters.get('reference') ?? []), repo]);
+  const createdOf = (key: 'before' | 'since') =>
+    filters.get(key)?.map((ref) => {
+      const img = store.images.lookup(ref);
+      return Date.parse(parseConfig(img).created ?? img.created);
+    });
+  const before = createdOf('before');
+  const since = createdOf('since');
+  return store
+    .listImages({ all: o.all })
+    .filter((img) => {
+      const t = Date.parse(img.created);
+      return (!before || before.every((b) => t < b)) && (!since || since.every((s) => t > s)) && matchLabels(filters, img.labels);
+    })
+    .sort((a, b) => Date.parse(b.created) - Date.parse(a.created))
+    .flatMap((img) => imageRows(img, filters, o.digests === true));
 }
 
-type HistoryRow = { id: string; created: string; createdBy: string; size: number; comment: string };
-
-/** `history --format`: docker's templates, or `json` for one object per line. */
-function printHistoryFormatted(io: Output, format: string, rows: HistoryRow[], human: boolean): void {
-  const data = rows.map((r) => ({
-    ID: r.id,
-    CreatedAt: r.created,
-    CreatedSince: human ? since(r.created) : r.created,
-    CreatedBy: r.createdBy,
-    Size: human ? humanSize(r.size) : String(r.size),
-    Comment: r.comment,
-  }));
-  if (format === 'json') for (const d of data) io.print(JSON.stringify(d));
-  else io.out.write(formatRows(data, format, { command: 'history', ...HISTORY_TABLE }));
-}
-
-/** docker's non-human CREATED column: RFC 3339 with the local offset, seconds precision. */
-function rfc3339(iso: string): string {
-  const t = new Date(iso);
-  if (!Number.isFinite(t.getTime())) return iso;
-  const off = -t.getTimezoneOffset();
-  const local = new Date(t.getTime() + off * 60000).toISOString().slice(0, 19);
-  if (off === 0) return `${local}Z`;
-  const abs = Math.abs(off);
-  return `${local}${off < 0 ? '-' : '+'}${String(Math.floor(abs / 60)).padStart(2, '0')}:${String(abs % 60).padStart(2, '0')}`;
-}
+type HistoryRow = ReturnType<Store['history']>[number];
 
 export function addImageCommands(program: Command, { io, withStore }: Context): void {
   program
@@ -128,6 +128,7 @@ export function addImageCommands(program: Command, { io, withStore }: Context): 
     .addOption(new Option('--format <format>', 'archive format').choices(['docker', 'oci', 'docker-archive', 'oci-archive']).default('docker'))
     .action(async (refs: string[], o: { output?: string; format: string }) => {
       const format = o.format.startsWith('oci') ? 'oci' : 'docker';
+      checkOutputPath(o.output, 'save');
       await withStore(async (store) => {
         for (const r of refs) store.getImage(r); // fail before creating the file
         await toFileOrStdout(o.output, 'save', (w) => store.save(refs, w, format));
@@ -136,29 +137,38 @@ export function addImageCommands(program: Command, { io, withStore }: Context): 
 
   program
     .command('images')
-    .alias('image ls')
     .description('List images')
-    .argument('[repository]')
+    .argument('[repository[:tag]]')
     .option('-a, --all', 'show all images (default hides intermediate images)')
     .option('-q, --quiet', 'only show image IDs')
     .option('--no-trunc', "don't truncate output")
     .option('--digests', 'show digests')
-    .option('--format <format>', 'json for one JSON object per image')
-    .action(async (repo: string | undefined, o: { all?: boolean; quiet?: boolean; trunc: boolean; digests?: boolean; format?: string }) => {
+    .option('-f, --filter <filter>', 'filter output based on conditions provided (dangling, label, before, since, reference)', collect, [] as string[])
+    .option('--format <format>', 'pretty-print images using a Go template (json: one object per line)')
+    .action(async (repo: string | undefined, o: { all?: boolean; quiet?: boolean; trunc: boolean; digests?: boolean; filter: string[]; format?: string }) => {
       await withStore(async (store) => {
-        const wanted = repo === undefined ? undefined : familiar(`${repo}:x`).replace(/:x$/, '');
-        const rows = store
-          .listImages({ all: o.all })
-          .flatMap(imageRows)
-          .filter((r) => repo === undefined || r.repo === repo || r.repo === wanted);
+        // docker fills DIGEST when it is shown: --digests, or a format that names it (and strata's json).
+        const digests = o.digests === true || o.format === 'json' || (o.format ?? '').includes('{{.Digest}}');
+        const rows = listImages(store, { ...o, digests }, repo);
         const id = (r: ImageRow) => (o.trunc ? shortId(r.id) : r.id);
         if (o.quiet) {
-          for (const i of new Set(rows.map(id))) io.print(i);
+          for (const r of rows) io.print(id(r));
           return;
         }
-        if (o.format) return printImagesFormatted(io, o.format, rows, o.trunc);
-        const header = ['REPOSITORY', 'TAG', ...(o.digests ? ['DIGEST'] : []), 'IMAGE ID', 'CREATED', 'SIZE'];
-        io.out.write(table(header, rows.map((r) => [r.repo, r.tag, ...(o.digests ? [r.digest] : []), id(r), since(r.created), humanSize(r.size)])));
+        const data = rows.map((r) => ({
+          Containers: 'N/A',
+          CreatedAt: goTime(r.created),
+          CreatedSince: since(r.created),
+          Digest: r.digest,
+          ID: id(r),
+          Repository: r.repo,
+          SharedSize: 'N/A',
+          Size: humanSize(r.size),
+          Tag: r.tag,
+          UniqueSize: 'N/A',
+          VirtualSize: humanSize(r.size, 4),
+        }));
+        printRows(io, o.format, data, { command: 'images', ...IMAGES_TABLE, ...(o.digests ? { defaultTable: IMAGES_DIGESTS_FORMAT } : {}) });
       });
     });
 
@@ -194,27 +204,24 @@ export function addImageCommands(program: Command, { io, withStore }: Context): 
     .option('-q, --quiet', 'only show image IDs')
     .option('-H, --human', 'print sizes and dates in human readable format (-H=false for bytes and RFC 3339)', true)
     .addOption(new Option('--no-human').hideHelp())
-    .option('--format <format>', 'json for one JSON object per line')
+    .option('--format <format>', 'pretty-print history using a Go template (json: one object per line)')
     .action(async (ref: string, o: { trunc: boolean; quiet?: boolean; human: boolean; format?: string }) => {
       await withStore(async (store) => {
         const rows = store.history(ref);
+        const id = (r: HistoryRow) => (r.id === '<missing>' || !o.trunc ? r.id : shortId(r.id));
         if (o.quiet) {
-          for (const r of rows) io.print(r.id === '<missing>' || !o.trunc ? r.id : shortId(r.id));
+          for (const r of rows) io.print(id(r));
           return;
         }
-        if (o.format) return printHistoryFormatted(io, o.format, rows, o.human);
-        io.out.write(
-          table(
-            ['IMAGE', 'CREATED', 'CREATED BY', 'SIZE', 'COMMENT'],
-            rows.map((r) => [
-              r.id === '<missing>' || !o.trunc ? r.id : shortId(r.id),
-              o.human ? since(r.created) : rfc3339(r.created),
-              o.trunc ? truncate(r.createdBy.replace(/\s+/g, ' '), 45) : r.createdBy,
-              o.human ? humanSize(r.size) : String(r.size),
-              r.comment,
-            ]),
-          ),
-        );
+        const data = rows.map((r) => ({
+          ID: id(r),
+          CreatedAt: rfc3339(r.created),
+          CreatedSince: o.human ? since(r.created) : rfc3339(r.created),
+          CreatedBy: o.trunc ? truncate(r.createdBy.replace(/\t/g, ' '), 45) : r.createdBy.replace(/\t/g, ' '),
+          Size: o.human ? humanSize(r.size) : String(r.size),
+          Comment: r.comment,
+        }));
+        printRows(io, o.format, data, { command: 'history', ...HISTORY_TABLE, ...(o.human ? {} : { defaultTable: HISTORY_NON_HUMAN_FORMAT }) });
       });
     });
 
@@ -224,7 +231,8 @@ export function addImageCommands(program: Command, { io, withStore }: Context): 
     .argument('<file>', 'a tar archive (plain, gzip or zstd), or - for STDIN')
     .argument('[reference]')
     .option('-m, --message <message>', 'set commit message for imported image')
-    .action(async (file: string, ref: string | undefined, o: { message?: string }) => {
-      await withStore(async (store) => io.print(await store.importTarball(file, ref, { message: o.message })));
+    .option('-c, --change <instruction>', 'apply a Dockerfile instruction (CMD, ENTRYPOINT, ENV, …) to the image', collect, [] as string[])
+    .action(async (file: string, ref: string | undefined, o: { message?: string; change: string[] }) => {
+      await withStore(async (store) => io.print(await store.importTarball(file, ref, { message: o.message, changes: o.change })));
     });
 }

@@ -14,7 +14,12 @@ async function readStdin(): Promise<string> {
 
 export function addRegistryCommands(program: Command, { io, withStore }: Context): void {
   program.option('--max-concurrent-downloads <n>', 'layer downloads running at once during a pull', positiveInt);
-  const globalLimit = () => program.opts<{ maxConcurrentDownloads?: number }>().maxConcurrentDownloads;
+  // The program's option, read through the command: `image pull` sits one level deeper.
+  const globalLimit = (cmd: Command) => {
+    let root = cmd;
+    while (root.parent) root = root.parent;
+    return root.opts<{ maxConcurrentDownloads?: number }>().maxConcurrentDownloads;
+  };
 
   program
     .command('pull')
@@ -24,13 +29,13 @@ export function addRegistryCommands(program: Command, { io, withStore }: Context
     .option('-q, --quiet', 'suppress verbose output')
     .option('--insecure-registry <host>', 'allow plain HTTP or unverified TLS to this registry (repeatable)', collect, [] as string[])
     .option('--max-concurrent-downloads <n>', 'layer downloads running at once (default 3)', positiveInt)
-    .action(async (name: string, o: { platform?: string; quiet?: boolean; insecureRegistry: string[]; maxConcurrentDownloads?: number }) => {
+    .action(async (name: string, o: { platform?: string; quiet?: boolean; insecureRegistry: string[]; maxConcurrentDownloads?: number }, cmd: Command) => {
       const progress = new ProgressRenderer(io.out);
       await withStore(async (store) => {
         const r = await store.pull(name, {
           platform: o.platform,
           insecureRegistries: o.insecureRegistry,
-          maxConcurrentDownloads: o.maxConcurrentDownloads ?? globalLimit(),
+          maxConcurrentDownloads: o.maxConcurrentDownloads ?? globalLimit(cmd),
           onProgress: o.quiet ? undefined : progress.listener,
         });
         io.print(r.reference);

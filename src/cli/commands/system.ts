@@ -1,13 +1,14 @@
 // Store-wide commands: inspect, info, version, check, system df, system prune.
 import { Option, type Command } from 'commander';
-import { InvalidInputError, NotFoundError, StrataError } from '../../errors.js';
+import { NotFoundError, StrataError } from '../../errors.js';
 import { familiar } from '../../store/images.js';
-import type { Store } from '../../store/store.js';
+import type { ContainerSummary, Store } from '../../store/store.js';
 import { version } from '../../version.js';
-import { PartialFailure, SilentExit, type Context, type Output } from '../context.js';
-import { humanSize, table } from '../format.js';
+import { confirm, PartialFailure, SilentExit, type Context, type Output } from '../context.js';
+import { humanSize, printRows, since, table } from '../format.js';
 import { shortId } from '../../reference/digest.js';
-import { formatOne, formatRows, SYSTEM_DF_TABLE } from '../template/index.js';
+import { formatOne, SYSTEM_DF_TABLE } from '../template/index.js';
+import { psCommand, psStatus, shownImage } from './containers.js';
 
 /** A container, else an image, named `ref` (as `--type` allows); undefined when neither exists. */
 async function inspectOne(store: Store, ref: string, type?: string): Promise<unknown> {
@@ -61,7 +62,7 @@ export function addSystemCommands(program: Command, { io, withStore }: Context):
         const missing: StrataError[] = [];
         for (const ref of refs) {
           const found = await inspectOne(store, ref, o.type);
-          if (found === undefined) missing.push(new NotFoundError(`No such object: ${ref}`));
+          if (found === undefined) missing.push(new NotFoundError(`No such ${o.type ?? 'object'}: ${ref}`));
           else out.push(found);
         }
         // docker prints what it found, then an error for each name it did not.
@@ -81,60 +82,67 @@ export function addSystemCommands(program: Command, { io, withStore }: Context):
     .command('df')
     .description('Show disk usage')
     .option('-v, --verbose', 'show detailed information on space usage')
-    .option('--format <format>', 'json')
+    .option('--format <format>', 'pretty-print the summary using a Go template (json: one object per line)')
     .action(async (o: { verbose?: boolean; format?: string }) => {
       await withStore(async (store) => {
         const du = await store.diskUsage();
-        const activeImages = du.images.filter((i) => i.containers > 0).length;
+        // docker's figures: go-units' 4 significant digits, whole percentages rounded down, and
+        // images' reclaimable space as the total less the unique size of the images in use.
+        const size = (n: number) => humanSize(n, 4);
+        const reclaimable = (part: number, whole: number) => (whole > 0 ? `${size(part)} (${Math.floor((100 * part) / whole)}%)` : size(part));
+        const inUse = du.images.filter((i) => i.containers > 0);
+        const active = (c: ContainerSummary) => c.run.status === 'running' || c.run.status === 'paused';
         const containersSize = du.containers.reduce((n, c) => n + c.size, 0);
-        const pct = (part: number, whole: number) => (whole > 0 ? ` (${Math.round((100 * part) / whole)}%)` : '');
         const rows = [
-          ['Images', String(du.images.length), String(activeImages), humanSize(du.imagesSize), `${humanSize(du.reclaimableImages)}${pct(du.reclaimableImages, du.imagesSize)}`],
-          ['Containers', String(du.containers.length), '0', humanSize(containersSize), `${humanSize(containersSize)}${pct(containersSize, containersSize)}`],
-          ['Local Volumes', '0', '0', '0B', '0B'],
-          ['Build Cache', '0', '0', '0B', '0B'],
+          { Type: 'Images', TotalCount: String(du.images.length), Active: String(inUse.length), Size: size(du.imagesSize), Reclaimable: reclaimable(du.imagesSize - inUse.reduce((n, i) => n + i.unique, 0), du.imagesSize) },
+          {
+            Type: 'Containers',
+            TotalCount: String(du.containers.length),
+            Active: String(du.containers.filter(active).length),
+            Size: size(containersSize),
+            Reclaimable: reclaimable(du.containers.filter((c) => !active(c)).reduce((n, c) => n + c.size, 0), containersSize),
+          },
+          { Type: 'Local Volumes', TotalCount: '0', Active: '0', Size: '0B', Reclaimable: '0B' },
+          { Type: 'Build Cache', TotalCount: '0', Active: '0', Size: '0B', Reclaimable: '0B' },
         ];
-        if (o.format) {
-          const data = rows.map((r) => ({ Type: r[0], TotalCount: r[1], Active: r[2], Size: r[3], Reclaimable: r[4] }));
-          if (o.format === 'json') for (const d of data) io.print(JSON.stringify(d));
-          else io.out.write(formatRows(data, o.format, { command: 'system df', ...SYSTEM_DF_TABLE }));
-          return;
-        }
-        if (!o.verbose) {
-          io.out.write(table(['TYPE', 'TOTAL', 'ACTIVE', 'SIZE', 'RECLAIMABLE'], rows));
-          return;
-        }
-        io.print(`Images space usage:\n`);
+        if (!o.verbose) return printRows(io, o.format, rows, { command: 'system df', ...SYSTEM_DF_TABLE });
+        // One row per image, under its first name, as docker's verbose view lists them.
+        const images = du.images.map((i) => {
+          const n = i.names.length ? familiar(i.names[0]) : '<none>:<none>';
+          const colon = n.lastIndexOf(':');
+          return [n.slice(0, colon), n.slice(colon + 1), shortId(i.id), since(i.created), size(i.size), size(i.shared), size(i.unique), String(i.containers)];
+        });
+        const containers = du.containers.map((c) => [c.id.slice(0, 12), shownImage(store, c, true), psCommand(c, true), '0', size(c.size), since(c.created), psStatus(c.run), c.name]);
         io.out.write(
-          table(
-            ['REPOSITORY', 'TAG', 'IMAGE ID', 'SIZE', 'SHARED SIZE', 'UNIQUE SIZE', 'CONTAINERS'],
-            du.images.flatMap((i) =>
-              (i.names.length ? i.names.map(familiar) : ['<none>:<none>']).map((n) => {
-                const colon = n.lastIndexOf(':');
-                return [n.slice(0, colon), n.slice(colon + 1), shortId(i.id), humanSize(i.size), humanSize(i.shared), humanSize(i.unique), String(i.containers)];
-              }),
-            ),
-          ),
+          [
+            'Images space usage:\n\n',
+            table(['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE', 'SHARED SIZE', 'UNIQUE SIZE', 'CONTAINERS'], images),
+            '\nContainers space usage:\n\n',
+            table(['CONTAINER ID', 'IMAGE', 'COMMAND', 'LOCAL VOLUMES', 'SIZE', 'CREATED', 'STATUS', 'NAMES'], containers),
+            '\nLocal Volumes space usage:\n\n',
+            table(['VOLUME NAME', 'LINKS', 'SIZE'], []),
+            '\nBuild cache usage: 0B\n\n',
+            table(['CACHE ID', 'CACHE TYPE', 'SIZE', 'CREATED', 'LAST USED', 'USAGE', 'SHARED'], []),
+          ].join(''),
         );
-        io.print(`\nContainers space usage:\n`);
-        io.out.write(table(['CONTAINER ID', 'IMAGE', 'SIZE', 'STATUS', 'NAMES'], du.containers.map((c) => [c.id.slice(0, 12), c.image, humanSize(c.size), 'Created', c.name])));
       });
     });
   system
     .command('prune')
-    .description('Remove all containers (none is running) and dangling images')
+    .description('Remove all stopped containers and dangling images')
     .option('-a, --all', 'remove all unused images, not just dangling ones')
     .option('-f, --force', 'do not prompt for confirmation')
     .action(async (o: { all?: boolean; force?: boolean }) => {
-      if (!o.force) throw new InvalidInputError('system prune removes every container and ' + (o.all ? 'every image' : 'dangling images') + ': run it with -f to confirm');
-      await withStore(async (store) => {
-        const r = await store.prune({ all: o.all });
-        if (r.containers.length) io.print(`Deleted Containers:\n${r.containers.join('\n')}\n`);
-        if (r.images.untagged.length || r.images.deleted.length) {
-          io.print(`Deleted Images:\n${[...r.images.untagged.map((u) => `untagged: ${u}`), ...r.images.deleted.map((d) => `deleted: ${d}`)].join('\n')}\n`);
-        }
-        io.print(`Total reclaimed space: ${humanSize(r.reclaimed)}`);
-      });
+      const warning = [
+        'WARNING! This will remove:',
+        '  - all stopped containers',
+        '  - all networks not used by at least one container',
+        o.all ? '  - all images without at least one container associated to them' : '  - all dangling images',
+        o.all ? '  - all build cache' : '  - all dangling build cache',
+        '',
+      ].join('\n');
+      if (!o.force && !(await confirm(io, warning))) return;
+      await withStore(async (store) => printPruned(io, await store.prune({ all: o.all })));
     });
 
   program
@@ -183,4 +191,29 @@ export function addSystemCommands(program: Command, { io, withStore }: Context):
         io.print(lines.join('\n'));
       });
     });
+}
+
+/** docker's prune report: what went, by kind, then the space it gave back. */
+function printPruned(io: Output, r: Awaited<ReturnType<Store['prune']>>): void {
+  if (r.containers.length) io.out.write(`Deleted Containers:\n${r.containers.join('\n')}\n\n`);
+  if (r.images.untagged.length || r.images.deleted.length) {
+    io.out.write(`Deleted Images:\n${[...r.images.untagged.map((u) => `untagged: ${u}`), ...r.images.deleted.map((d) => `deleted: ${d}`)].join('\n')}\n\n`);
+  }
+  io.print(`Total reclaimed space: ${humanSize(r.reclaimed, 4)}`);
+}
+
+/** `image prune` and `container prune`: docker has them only under their group. */
+export function addPruneCommand(group: Command, kind: 'image' | 'container', { io, withStore }: Context): void {
+  const cmd = group.command('prune').option('-f, --force', 'do not prompt for confirmation');
+  if (kind === 'image') cmd.description('Remove unused images').option('-a, --all', 'remove all unused images, not just dangling ones');
+  else cmd.description('Remove all stopped containers');
+  cmd.action(async (o: { all?: boolean; force?: boolean }) => {
+    const warning =
+      kind === 'container'
+        ? 'WARNING! This will remove all stopped containers.'
+        : `WARNING! This will remove all ${o.all ? 'images without at least one container associated to them' : 'dangling images'}.`;
+    // Declined, docker still reports nothing reclaimed.
+    if (!o.force && !(await confirm(io, warning))) return printPruned(io, { containers: [], images: { untagged: [], deleted: [] }, reclaimed: 0 });
+    await withStore(async (store) => printPruned(io, await store.prune({ all: o.all, containers: kind === 'container', images: kind === 'image' })));
+  });
 }

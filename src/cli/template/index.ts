@@ -27,6 +27,7 @@ import { tabwrite } from './tabwriter.js';
 import { entriesOf, goStruct, toJSON, jsonString } from './values.js';
 
 export { goStruct } from './values.js';
+export { tabwrite } from './tabwriter.js';
 export { TemplateSyntaxError } from './lex.js';
 export { TemplateExecError, compile, execute } from './exec.js';
 export * from './tables.js';

@@ -68,6 +68,9 @@ export const HISTORY_TABLE: DockerTable = {
   typeName: '*image.historyContext',
 };
 
+/** `history -H=false`: the RFC 3339 CREATED AT column instead of CREATED. */
+export const HISTORY_NON_HUMAN_FORMAT = 'table {{.ID}}\\t{{.CreatedAt}}\\t{{.CreatedBy}}\\t{{.Size}}\\t{{.Comment}}';
+
 const DF_TYPES: Record<string, string> = {
   Images: '*formatter.diskUsageImagesContext',
   Containers: '*formatter.diskUsageContainersContext',

@@ -1,5 +1,6 @@
-// The bytes of file content a layer directory holds, counted as applyLayer counts a layer's
-// size: regular files only, each hard-linked inode once (whiteouts and symlinks count 0).
+// The bytes a layer directory holds, counted as Docker's layered drivers count a layer's size
+// (pkg/directory.Size, which applyLayer matches for their layers): every non-directory's length, so a symlink counts its target's length,
+// each inode once (hard links); whiteouts (0/0 devices) count 0.
 import { lstat, readdir } from 'node:fs/promises';
 
 export async function contentSize(dir: string): Promise<number> {
@@ -17,7 +18,7 @@ export async function contentSize(dir: string): Promise<number> {
         stack.push(p);
         continue;
       }
-      if (!st.isFile()) continue;
+      if (st.size === 0n) continue;
       if (st.nlink > 1n) {
         const key = `${st.dev}:${st.ino}`;
         if (seen.has(key)) continue;
