@@ -4,10 +4,16 @@
 // without following it (unlink-then-create, O_EXCL|O_NOFOLLOW, l* calls). Nothing outside the
 // root is ever created, changed or deleted.
 //
-// xattr policy: `trusted.overlay.*` in a layer is refused (it would steer overlayfs: opaque dirs,
-// redirects, metacopy). `security.*` must be set or the apply fails. Other namespaces are skipped
-// when the filesystem does not support them (ENOTSUP), and `user.*` is skipped on symlinks and
-// device nodes, where the kernel never allows it (EPERM). Everything else that fails is an error.
+// xattr policy: overlayfs's own xattrs in a layer (`trusted.overlay.*`, in a user namespace
+// `user.overlay.*`) are refused (they would steer overlayfs: opaque dirs, redirects, metacopy).
+// `security.*` must be set or the apply fails. Other namespaces are skipped when the filesystem
+// does not support them (ENOTSUP), `user.*` is skipped on symlinks and device nodes, where the
+// kernel never allows it (EPERM), and in a user namespace what its root may not set (EPERM:
+// `trusted.*`) is skipped, as Docker and Podman do rootless. Everything else that fails is an error.
+//
+// In a user namespace (rootless strata) device nodes cannot be made: they are left out, as Docker
+// and Podman do rootless. An owner outside the namespace's ids is a one-line error naming the
+// subordinate id files, and the layer is removed like any failed one.
 // Metadata calls, and small files, are synchronous: through libuv's pool each one is a round trip
 // between threads, and on two cores those hand-offs cost the main thread more than the syscalls.
 import { StrataError } from '../errors.js';
@@ -33,6 +39,7 @@ import {
 import { copyFile, lstat, lutimes, open, readdir, readlink, realpath, rm, symlink } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { lsetxattr, makedev, mknod, readXattrs } from '../sys/linux.js';
+import { inUserNamespace, isOverlayXattr, overlayXattr } from '../sys/rootless.js';
 import { resolveInRoot, resolveInRootFrom, type RootWalk } from './rootpath.js';
 import { LayerArchiveError, bytesToName, cPath, fsPath, type TarHeader } from './tar/header.js';
 import { readTar } from './tar/reader.js';
@@ -66,6 +73,8 @@ const S_IFCHR = 0o020000;
 /** Who creates files here. */
 const EUID = process.geteuid?.() ?? -1;
 const EGID = process.getegid?.() ?? -1;
+/** Rootless: root of a user namespace, which maps only some ids and may make no devices. */
+const USERNS = inUserNamespace();
 
 /**
  * The process's umask, from /proc (process.umask() reads it by setting it twice, which races
@@ -301,6 +310,7 @@ class Applier {
         try {
           mknod(cPath(target), kind | 0o600, dev);
         } catch (err) {
+          if (USERNS && h.type !== 'fifo' && (err as { code?: string }).code === 'EPERM') return;
           throw new LayerArchiveError(`cannot create ${h.type} device ${JSON.stringify(h.name)}: ${describe(err)}`);
         }
         this.meta(target, h);
@@ -321,7 +331,7 @@ class Applier {
       } else {
         const st = await lstat(fsPath(dir));
         if (!st.isDirectory()) throw new UnsafeArchiveError(`opaque marker ${JSON.stringify(h.name)} is not inside a directory`);
-        lsetxattr(cPath(dir), 'trusted.overlay.opaque', Buffer.from('y'));
+        lsetxattr(cPath(dir), overlayXattr('opaque'), Buffer.from('y'));
       }
       return;
     }
@@ -382,7 +392,7 @@ class Applier {
       mknod(cPath(target), (st.mode & 0o170000) | 0o600, BigInt(st.rdev));
     }
     for (const [name, value] of readXattrs(cPath(path))) {
-      if (!name.startsWith('trusted.overlay.')) this.setXattr(target, name, value, st);
+      if (!isOverlayXattr(name)) this.setXattr(target, name, value, st);
     }
   }
 
@@ -485,7 +495,7 @@ class Applier {
 
   private checkXattrs(h: TarHeader): void {
     for (const name of h.xattrs?.keys() ?? []) {
-      if (name.startsWith('trusted.overlay.')) {
+      if (isOverlayXattr(name)) {
         throw new UnsafeArchiveError(`layer entry ${JSON.stringify(h.name)} carries overlayfs control xattr ${name}`);
       }
     }
@@ -505,6 +515,7 @@ class Applier {
       const special = st !== null && !st.isFile() && !st.isDirectory();
       if (name.startsWith('user.') && code === 'EPERM' && special) return;
       if ((code === 'ENOTSUP' || code === 'EOPNOTSUPP') && !name.startsWith('security.')) return;
+      if (USERNS && code === 'EPERM' && !name.startsWith('security.')) return;
       throw new LayerArchiveError(`cannot set xattr ${name} on ${JSON.stringify(target.slice(this.root.length + 1))}: ${code ?? describe(err)}`);
     }
   }
@@ -544,6 +555,16 @@ class Applier {
   }
 }
 
+/** In a user namespace, chown to an id it does not map fails with EINVAL: say which and why. */
+function unmappedOwner(err: unknown, h: TarHeader): unknown {
+  const e = err as { code?: string; syscall?: string };
+  if (e.code !== 'EINVAL' || !/chown/.test(e.syscall ?? '')) return err;
+  return new LayerArchiveError(
+    `cannot give ${JSON.stringify(h.name)} its owner ${h.uid}:${h.gid}: the user namespace does not map that id; ` +
+      'give the user a subordinate range that covers it in /etc/subuid and /etc/subgid',
+  );
+}
+
 /**
  * Apply an uncompressed layer tar to root. Returns the bytes of regular-file content, as
  * Docker's ApplyLayer does. The input is read to its end (the caller may be hashing it).
@@ -553,7 +574,11 @@ export async function applyLayer(root: string, tar: Readable, opts: ApplyOptions
   const applier = new Applier(realRoot, opts);
   // Entries are applied one after another: when this fails, nothing is still writing.
   for await (const { header, body } of readTar(tar)) {
-    await applier.entry(header, body);
+    try {
+      await applier.entry(header, body);
+    } catch (err) {
+      throw USERNS ? unmappedOwner(err, header) : err;
+    }
   }
   await applier.finish();
   return { size: applier.size };

@@ -2,6 +2,7 @@
 import { existsSync, type BigIntStats } from 'node:fs';
 import { lstat, readlink } from 'node:fs/promises';
 import { lgetxattr, readXattrs } from '../sys/linux.js';
+import { overlayXattr } from '../sys/rootless.js';
 import { cPath, fsPath } from './tar/header.js';
 import { baseOf, byPathBytes, hostPath, parentOf, walkTree, type TreeStats } from './walk.js';
 
@@ -124,7 +125,7 @@ async function layeredChanges(upper: string, lowers: string[], deleted: Deleted,
 
 /**
  * Changes of an overlay upper dir, as Docker's overlay changes: a 0/0 character device is D, a
- * directory with trusted.overlay.opaque=y is D (its new children follow as A/C), everything else
+ * directory with the overlay opaque xattr (trusted.overlay.opaque=y, user.overlay.* rootless) is D (its new children follow as A/C), everything else
  * is C when some lower has the path, else A.
  */
 export async function overlayChanges(upperDir: string, lowerDirs: string[]): Promise<Change[]> {
@@ -135,7 +136,7 @@ export async function overlayChanges(upperDir: string, lowerDirs: string[]): Pro
     (rel, st, abs) => {
       if (isWhiteout(st)) return rel;
       if (st.isDirectory()) {
-        const v = lgetxattr(cPath(abs), 'trusted.overlay.opaque');
+        const v = lgetxattr(cPath(abs), overlayXattr('opaque'));
         if (v !== null && v.length === 1 && v[0] === 0x79) return rel;
       }
       return null;

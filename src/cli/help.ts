@@ -12,6 +12,7 @@ export const EXAMPLES: Record<string, string> = {
   images: "strata images --format '{{.Repository}}:{{.Tag}}'",
   tag: 'strata tag nginx:latest web:1',
   rmi: 'strata rmi web:1',
+  unshare: 'strata unshare sh -c \'ls "$(strata mount web1)"\'',
   inspect: "strata inspect -f '{{.State.Status}} {{.State.ExitCode}}' web1",
   history: 'strata history --no-trunc nginx:latest',
   import: 'strata import rootfs.tar flat:1',

@@ -4,7 +4,10 @@
 import { Command, CommanderError, Option } from 'commander';
 import { StrataError } from '../errors.js';
 import { isLogLevel, log, logLevels, setLogLevel } from '../log.js';
-import { Store, DEFAULT_ROOT, type StoreOptions } from '../store/store.js';
+import { Store, type StoreOptions } from '../store/store.js';
+import { defaultStoreRoot } from '../sys/rootless.js';
+import { runInUserNamespace } from '../sys/userns.js';
+import { defaultStrataCommand } from '../self.js';
 import { version } from '../version.js';
 import { addContainerCommands } from './commands/containers.js';
 import { addImageCommands } from './commands/images.js';
@@ -12,6 +15,7 @@ import { addRegistryCommands } from './commands/registry.js';
 import { addExecCommands } from './commands/exec.js';
 import { addRunCommands } from './commands/run.js';
 import { addSystemCommands } from './commands/system.js';
+import { addRootlessCommands } from './commands/rootless.js';
 import { collect, Output, parseKeyValues, PartialFailure, SilentExit, type Context } from './context.js';
 import { pflagBooleans } from './pflag.js';
 import { installCompletion } from './completion.js';
@@ -29,7 +33,7 @@ export function buildProgram(io = new Output()): Command {
   program
     .description('Daemonless container image and layer store')
     .version(version)
-    .option('--root <dir>', 'store root directory', process.env.STRATA_ROOT ?? DEFAULT_ROOT)
+    .option('--root <dir>', 'store root directory', process.env.STRATA_ROOT ?? defaultStoreRoot())
     .option('-s, --driver <name>', 'storage driver (default: chosen like Docker)', process.env.STRATA_DRIVER)
     .option('--storage-opt <key=value>', 'storage driver option (repeatable)', collect, [] as string[])
     .addOption(new Option('-l, --log-level <level>', 'logging level (debug prints what strata does on stderr)').choices([...logLevels]).default('info'))
@@ -61,6 +65,7 @@ export function buildProgram(io = new Output()): Command {
   addExecCommands(program, ctx);
   addRegistryCommands(program, ctx);
   addSystemCommands(program, ctx);
+  addRootlessCommands(program, ctx);
   installCompletion(program, io.out);
   installHelp(program);
   return program;
@@ -88,6 +93,14 @@ function parseErrorExit(err: CommanderError): number {
 }
 
 export async function main(argv: string[], io = new Output()): Promise<number> {
+  try {
+    // Without root, strata works as root of a user namespace of the user's subordinate ids
+    // (sys/userns.ts): the same command runs again in there, and this process only waits.
+    if (process.geteuid?.() !== 0) return await runInUserNamespace([...defaultStrataCommand(), ...argv]);
+  } catch (err) {
+    io.err.write(`Error: ${(err as Error).message}\n`);
+    return err instanceof StrataError ? err.exitCode : 1;
+  }
   const program = buildProgram(io);
   try {
     await program.parseAsync(pflagBooleans(program, argv), { from: 'user' });

@@ -25,6 +25,7 @@ import type { Driver } from '../drivers/driver.js';
 import type { ContainerRecord, ContainerStore } from './containers.js';
 import { now } from './db.js';
 import { identityOf } from '../sys/process.js';
+import { defaultRunDir } from '../sys/rootless.js';
 import { ownerAlive, ownerId } from './owner.js';
 import type { RunState, RunStates } from './runstate.js';
 
@@ -166,9 +167,10 @@ export class Runner {
 
   constructor(private readonly d: RunnerDeps) {
     // runc's state and the attach sockets live on /run (gone at reboot, like the containers
-    // that ran), one directory per store root; short enough for a unix socket path.
+    // that ran; a user's runtime dir without root), one directory per store root; short
+    // enough for a unix socket path.
     const tag = createHash('sha256').update(d.root).digest('hex').slice(0, 16);
-    this.execRoot = join(process.env.STRATA_RUN_DIR ?? '/run/strata', tag);
+    this.execRoot = join(defaultRunDir(), tag);
   }
 
   private get netnsDir(): string {

@@ -26,6 +26,7 @@ import { ownerAlive, ownerId } from './owner.js';
 import { pull, push, type PullOptions, type PullResult, type PushOptions, type PushResult } from './transfer.js';
 import { log } from '../log.js';
 import { defaultStrataCommand } from '../self.js';
+import { currentMapping, defaultStoreRoot, isRootless, ROOT_STORE, type IdRange } from '../sys/rootless.js';
 import type { ExitStatus } from '../runtime/attach.js';
 import { top, type TopResult } from '../runtime/top.js';
 import { copy, type CopyEnd } from './cp.js';
@@ -34,10 +35,11 @@ import { Runner, runConfig, type AttachStreams, type RunConfigOptions } from './
 import { RunStates, type RunState } from './runstate.js';
 import { ensureReserve, isNoSpace } from './reserve.js';
 
-export const DEFAULT_ROOT = '/var/lib/strata';
+/** Root's store root; a user without root gets theirs under ~/.local/share (sys/rootless.ts). */
+export const DEFAULT_ROOT = ROOT_STORE;
 
 export interface StoreOptions {
-  /** Store root (default /var/lib/strata). */
+  /** Store root (default /var/lib/strata, or ~/.local/share/strata for a user without root). */
   root?: string;
   /** Storage driver name; chosen like Docker when absent. */
   driver?: string;
@@ -122,8 +124,13 @@ export class Store {
   }
 
   static async open(opts: StoreOptions = {}): Promise<Store> {
-    const root = resolve(opts.root ?? DEFAULT_ROOT);
-    mkdirSync(root, { recursive: true, mode: 0o710 });
+    if (process.geteuid?.() !== 0) {
+      // Layer files need their image owners, which only root (of a user namespace) can give.
+      throw new StrataError('strata needs root or a user namespace: run it through the strata CLI, or under `strata unshare`');
+    }
+    const root = resolve(opts.root ?? defaultStoreRoot());
+    // Docker's 0710 lets container users reach their layers' files; a user's store is theirs alone.
+    mkdirSync(root, { recursive: true, mode: isRootless() ? 0o700 : 0o710 });
     mkdirSync(resolve(root, 'tmp'), { recursive: true, mode: 0o700 });
     const driver = await selectDriver(root, opts.driver, opts.storageOpts ?? {});
     let db: DB;
@@ -932,9 +939,23 @@ export class Store {
     return { containers, images, reclaimed: before - (await used()) };
   }
 
-  async info(): Promise<{ driver: string; status: [string, string][]; root: string; images: number; layers: number; containers: number; running: number; paused: number }> {
+  async info(): Promise<{
+    driver: string;
+    status: [string, string][];
+    root: string;
+    images: number;
+    layers: number;
+    containers: number;
+    running: number;
+    paused: number;
+    rootless: boolean;
+    /** The user namespace's uid and gid maps (rootless), else null. */
+    idMappings: { uids: IdRange[]; gids: IdRange[] } | null;
+  }> {
     const states = [...this.states.all().values()];
     return {
+      rootless: isRootless(),
+      idMappings: currentMapping(),
       running: states.filter((s) => s.status === 'running').length,
       paused: states.filter((s) => s.status === 'paused').length,
       driver: this.driver.name,

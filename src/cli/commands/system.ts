@@ -3,6 +3,7 @@ import { Option, type Command } from 'commander';
 import { InvalidInputError, NotFoundError, StrataError } from '../../errors.js';
 import { familiar } from '../../store/images.js';
 import type { Store } from '../../store/store.js';
+import type { IdRange } from '../../sys/rootless.js';
 import { version } from '../../version.js';
 import { PartialFailure, SilentExit, type Context, type Output } from '../context.js';
 import { humanSize, shortId, table } from '../format.js';
@@ -24,6 +25,11 @@ async function inspectOne(store: Store, ref: string, type?: string): Promise<unk
   return undefined;
 }
 
+/** A user namespace's map as `inside:host:count` ranges. */
+function idRanges(ranges: IdRange[]): string {
+  return ranges.map((r) => `${r.inside}:${r.outside}:${r.count}`).join(', ');
+}
+
 /** `info --format`: the one place a format string is interpreted for this command. */
 function printInfoFormatted(io: Output, format: string, i: Awaited<ReturnType<Store['info']>>): void {
   const info = {
@@ -36,6 +42,8 @@ function printInfoFormatted(io: Output, format: string, i: Awaited<ReturnType<St
     Driver: i.driver,
     DriverStatus: i.status,
     DockerRootDir: i.root,
+    Rootless: i.rootless,
+    IDMappings: i.idMappings && { UIDMap: i.idMappings.uids, GIDMap: i.idMappings.gids },
   };
   if (format === 'json') io.json(info, 0);
   else io.out.write(formatOne(info, format, 'info'));
@@ -168,6 +176,8 @@ export function addSystemCommands(program: Command, { io, withStore }: Context):
           ` Storage Driver: ${i.driver}`,
           ...i.status.map(([k, v]) => `  ${k}: ${v}`),
           ` Docker Root Dir: ${i.root}`,
+          ` Rootless: ${i.rootless}`,
+          ...(i.idMappings ? [' ID Mappings:', `  UID: ${idRanges(i.idMappings.uids)}`, `  GID: ${idRanges(i.idMappings.gids)}`] : []),
         ];
         io.print(lines.join('\n'));
       });
