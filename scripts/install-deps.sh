@@ -17,5 +17,10 @@ fi
 for tool in runc pasta tini-static; do
   command -v "$tool" >/dev/null || { echo "install-deps: $tool missing after installing its package" >&2; exit 1; }
 done
+# Rootless strata (fuse-overlayfs, pasta) opens these as the user. udev makes both 0666; a host
+# without udev leaves them root's alone (0600).
+for dev in /dev/fuse /dev/net/tun; do
+  if [[ -c $dev ]]; then chmod 0666 "$dev"; fi
+done
 npm ci --no-fund --no-audit
 npm run build
