@@ -25,7 +25,7 @@ import type { Driver } from '../drivers/driver.js';
 import type { ContainerRecord, ContainerStore } from './containers.js';
 import { now } from './db.js';
 import { identityOf } from '../sys/process.js';
-import { defaultRunDir } from '../sys/rootless.js';
+import { defaultRunDir, isRootless } from '../sys/rootless.js';
 import { ownerAlive, ownerId } from './owner.js';
 import type { RunState, RunStates } from './runstate.js';
 
@@ -465,6 +465,7 @@ export class Runner {
         binds: host.binds,
         init: host.init ? INIT_BINARY : undefined,
         cgroupsPath: `/strata/${id}`,
+        rootless: isRootless(),
       });
       writeFileSync(join(dir, 'config.json'), JSON.stringify(spec, null, 2));
       // A leftover of an earlier run that nobody deleted (a monitor killed mid-way).

@@ -12,7 +12,7 @@ import { log } from '../log.js';
 import { LOCK_EX, LOCK_UN, flock } from './linux.js';
 import { childExit, identityOf, processAlive } from './process.js';
 import { defaultRunDir, type IdRange } from './rootless.js';
-import { runTool } from './run.js';
+import { runTool, ToolError } from './run.js';
 
 /** The ids the namespace maps: the user to 0, then every subordinate range in file order. */
 export interface PlannedMapping {
@@ -98,7 +98,8 @@ async function startKeeper(plan: PlannedMapping): Promise<number> {
       try {
         await runTool(tool, mapArgs(pid, ranges));
       } catch (err) {
-        const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
+        // A tool that never started (not installed) has no exit code.
+        const missing = err instanceof ToolError && err.exitCode === null;
         throw new StrataError(missing ? `rootless strata needs ${tool} (Debian package uidmap)` : `cannot map ids into the user namespace: ${(err as Error).message}`);
       }
     }
