@@ -65,7 +65,7 @@ export function buildProgram(io = new Output()): Command {
   addExecCommands(program, ctx);
   addRegistryCommands(program, ctx);
   addSystemCommands(program, ctx);
-  addRootlessCommands(program, ctx);
+  addRootlessCommands(program);
   installCompletion(program, io.out);
   installHelp(program);
   return program;

@@ -57,7 +57,8 @@ function mapFrom(own: number, ranges: { start: number; count: number }[]): IdRan
 export function plannedMapping(files = { subuid: '/etc/subuid', subgid: '/etc/subgid' }): PlannedMapping {
   const me = userInfo();
   const subU = subordinateRanges(readOrEmpty(files.subuid), me.username, me.uid);
-  const subG = subordinateRanges(readOrEmpty(files.subgid), me.username, me.gid);
+  // Both files name their owner by login name or uid (never gid).
+  const subG = subordinateRanges(readOrEmpty(files.subgid), me.username, me.uid);
   const single = subU.length === 0 || subG.length === 0;
   // Half a mapping (uids without gids) cannot give files their owners either: both go single.
   return { uids: mapFrom(me.uid, single ? [] : subU), gids: mapFrom(me.gid, single ? [] : subG), single };
@@ -87,7 +88,9 @@ async function waitUnshared(pid: number): Promise<void> {
 
 /** Start the keeper of a new namespace with the planned mapping; returns its pid. */
 async function startKeeper(plan: PlannedMapping): Promise<number> {
-  const keeper = spawn('unshare', ['--user', '--mount', '--', 'sleep', 'infinity'], { cwd: '/', detached: true, stdio: 'ignore' });
+  // Slave propagation: what the host mounts later shows inside too; what strata mounts inside
+  // stays there.
+  const keeper = spawn('unshare', ['--user', '--mount', '--propagation', 'slave', '--', 'sleep', 'infinity'], { cwd: '/', detached: true, stdio: 'ignore' });
   keeper.unref();
   const failed = new Promise<never>((_, reject) => keeper.once('error', (err) => reject(new StrataError(`cannot run unshare: ${err.message}`))));
   const pid = keeper.pid;
@@ -117,6 +120,18 @@ async function startKeeper(plan: PlannedMapping): Promise<number> {
   return pid;
 }
 
+/** The keeper named by identity runs and still holds its namespace (a zombie holds none). */
+function keeperAlive(identity: string): boolean {
+  if (!processAlive(identity)) return false;
+  const pid = identity.split(':')[0];
+  try {
+    readlinkSync(`/proc/${pid}/ns/mnt`); // gone once the process has exited, reaped or not
+    return readlinkSync(`/proc/${pid}/ns/user`) !== readlinkSync('/proc/self/ns/user');
+  } catch {
+    return false;
+  }
+}
+
 /** The pid of the live keeper, starting one when there is none (under a lock: one per user). */
 async function keeperPid(runDir: string): Promise<number> {
   mkdirSync(runDir, { recursive: true, mode: 0o700 });
@@ -125,7 +140,7 @@ async function keeperPid(runDir: string): Promise<number> {
   try {
     await flock(fd, LOCK_EX);
     const known = readOrEmpty(pidFile).trim();
-    if (processAlive(known)) return Number(known.split(':')[0]);
+    if (keeperAlive(known)) return Number(known.split(':')[0]);
     const pid = await startKeeper(plannedMapping());
     writeFileSync(`${pidFile}.tmp`, `${identityOf(pid) ?? pid}\n`, { mode: 0o600 });
     renameSync(`${pidFile}.tmp`, pidFile);

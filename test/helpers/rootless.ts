@@ -41,6 +41,18 @@ function processesOf(uid: number): number[] {
   return out;
 }
 
+/**
+ * useradd and userdel lock /etc/passwd; another test file (or anyone) making or removing a user
+ * at the same moment makes them fail at once ("cannot lock /etc/passwd"): try again a while.
+ */
+function shadowTool(cmd: string, args: string[]): { status: number | null; stderr: string } {
+  for (let attempt = 0; ; attempt++) {
+    const r = spawnSync(cmd, args, { encoding: 'utf8' });
+    if (r.status === 0 || attempt >= 50 || !/cannot lock/.test(r.stderr)) return r;
+    spawnSync('sleep', ['0.2']);
+  }
+}
+
 /** A test tool runs as the user too (the dump-tree script): it must reach the checkout. */
 export const nodeBin = process.execPath;
 
@@ -51,7 +63,8 @@ export const nodeBin = process.execPath;
 export function makeUser(cleanup: Cleanup, subids: number): TestUser {
   // useradd names are at most 32 characters; pid and a counter keep parallel runs apart.
   const name = `strt${process.pid}x${made++}`;
-  runToolSync('useradd', ['--create-home', '--shell', '/bin/sh', '-K', `SUB_UID_COUNT=${subids}`, '-K', `SUB_GID_COUNT=${subids}`, name]);
+  const added = shadowTool('useradd', ['--create-home', '--shell', '/bin/sh', '-K', `SUB_UID_COUNT=${subids}`, '-K', `SUB_GID_COUNT=${subids}`, name]);
+  if (added.status !== 0) throw new Error(`useradd ${name} failed (exit ${added.status}): ${added.stderr.trim()}`);
   const entry = runToolSync('getent', ['passwd', name]).trim().split(':');
   const uid = Number(entry[2]);
   const gid = Number(entry[3]);
@@ -73,7 +86,7 @@ export function makeUser(cleanup: Cleanup, subids: number): TestUser {
       rmSync(dir, { recursive: true, force: true });
     }
     // userdel drops the subuid/subgid lines too; --remove takes the home.
-    spawnSync('userdel', ['--remove', '--force', name]);
+    shadowTool('userdel', ['--remove', '--force', name]);
     rmSync(home, { recursive: true, force: true });
   });
   const run: TestUser['run'] = (argv, opts = {}) => {

@@ -6,9 +6,9 @@ import type { Command } from 'commander';
 import { StrataError } from '../../errors.js';
 import { childExit } from '../../sys/process.js';
 import { isRootless } from '../../sys/rootless.js';
-import { SilentExit, type Context } from '../context.js';
+import { SilentExit } from '../context.js';
 
-export function addRootlessCommands(program: Command, _ctx: Context): void {
+export function addRootlessCommands(program: Command): void {
   program
     .command('unshare')
     .description("Run a command (default: $SHELL) in strata's rootless user namespace")
