@@ -4,11 +4,17 @@
 // without following it (unlink-then-create, O_EXCL|O_NOFOLLOW, l* calls). Nothing outside the
 // root is ever created, changed or deleted.
 //
-// xattr policy: `trusted.overlay.*` in a layer is refused (it would steer overlayfs: opaque dirs,
-// redirects, metacopy). An xattr the filesystem does not support at all (ENOTSUP, e.g. zfs-fuse
-// without -x) is skipped, whatever its namespace, with one warning for the layer: Docker 20.10
-// loads such images the same way. `user.*` is skipped on symlinks and device nodes, where the
-// kernel never allows it (EPERM). Everything else that fails is an error.
+// xattr policy: overlayfs's own xattrs in a layer (`trusted.overlay.*`, in a user namespace
+// `user.overlay.*`) are refused (they would steer overlayfs: opaque dirs, redirects, metacopy).
+// An xattr the filesystem does not support at all (ENOTSUP, e.g. zfs-fuse without -x) is
+// skipped, whatever its namespace, with one warning for the layer: Docker 20.10 loads such
+// images the same way. `user.*` is skipped on symlinks and device nodes, where the kernel never
+// allows it (EPERM), and in a user namespace what its root may not set (EPERM: `trusted.*`) is
+// skipped, as Docker and Podman do rootless. Everything else that fails is an error.
+//
+// In a user namespace (rootless strata) device nodes cannot be made: they are left out, as Docker
+// and Podman do rootless. An owner outside the namespace's ids is a one-line error naming the
+// subordinate id files, and the layer is removed like any failed one.
 // Metadata calls, and small files, are synchronous: through libuv's pool each one is a round trip
 // between threads, and on two cores those hand-offs cost the main thread more than the syscalls.
 import { StrataError } from '../errors.js';
@@ -35,6 +41,7 @@ import {
 import { copyFile, lstat, lutimes, open, readdir, readlink, realpath, rm, symlink } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { lsetxattr, makedev, mknod, readXattrs } from '../sys/linux.js';
+import { inUserNamespace, isOverlayXattr, overlayXattr } from '../sys/rootless.js';
 import { resolveInRoot, resolveInRootFrom, type RootWalk } from './rootpath.js';
 import { LayerArchiveError, bytesToName, cPath, fsPath, nameToBytes, type TarHeader } from './tar/header.js';
 import { readTar } from './tar/reader.js';
@@ -68,6 +75,8 @@ const S_IFCHR = 0o020000;
 /** Who creates files here. */
 const EUID = process.geteuid?.() ?? -1;
 const EGID = process.getegid?.() ?? -1;
+/** Rootless: root of a user namespace, which maps only some ids and may make no devices. */
+const USERNS = inUserNamespace();
 
 /**
  * The process's umask, from /proc (process.umask() reads it by setting it twice, which races
@@ -308,6 +317,7 @@ class Applier {
         try {
           mknod(cPath(target), kind | 0o600, dev);
         } catch (err) {
+          if (USERNS && h.type !== 'fifo' && (err as { code?: string }).code === 'EPERM') return;
           throw new LayerArchiveError(`cannot create ${h.type} device ${JSON.stringify(h.name)}: ${describe(err)}`);
         }
         this.meta(target, h);
@@ -328,7 +338,7 @@ class Applier {
       } else {
         const st = await lstat(fsPath(dir));
         if (!st.isDirectory()) throw new UnsafeArchiveError(`opaque marker ${JSON.stringify(h.name)} is not inside a directory`);
-        lsetxattr(cPath(dir), 'trusted.overlay.opaque', Buffer.from('y'));
+        lsetxattr(cPath(dir), overlayXattr('opaque'), Buffer.from('y'));
       }
       return;
     }
@@ -389,7 +399,7 @@ class Applier {
       mknod(cPath(target), (st.mode & 0o170000) | 0o600, BigInt(st.rdev));
     }
     for (const [name, value] of readXattrs(cPath(path))) {
-      if (!name.startsWith('trusted.overlay.')) this.setXattr(target, name, value, st);
+      if (!isOverlayXattr(name)) this.setXattr(target, name, value, st);
     }
   }
 
@@ -492,7 +502,7 @@ class Applier {
 
   private checkXattrs(h: TarHeader): void {
     for (const name of h.xattrs?.keys() ?? []) {
-      if (name.startsWith('trusted.overlay.')) {
+      if (isOverlayXattr(name)) {
         throw new UnsafeArchiveError(`layer entry ${JSON.stringify(h.name)} carries overlayfs control xattr ${name}`);
       }
     }
@@ -515,6 +525,7 @@ class Applier {
         this.unsupportedXattrs.push(`${name} on /${target.slice(this.root.length + 1)}`);
         return;
       }
+      if (USERNS && code === 'EPERM' && !name.startsWith('security.')) return;
       throw new LayerArchiveError(`cannot set xattr ${name} on ${JSON.stringify(target.slice(this.root.length + 1))}: ${code ?? describe(err)}`);
     }
   }
@@ -559,6 +570,16 @@ class Applier {
   }
 }
 
+/** In a user namespace, chown to an id it does not map fails with EINVAL: say which and why. */
+function unmappedOwner(err: unknown, h: TarHeader): unknown {
+  const e = err as { code?: string; syscall?: string };
+  if (e.code !== 'EINVAL' || !/chown/.test(e.syscall ?? '')) return err;
+  return new LayerArchiveError(
+    `cannot give ${JSON.stringify(h.name)} its owner ${h.uid}:${h.gid}: the user namespace does not map that id; ` +
+      'give the user a subordinate range that covers it in /etc/subuid and /etc/subgid',
+  );
+}
+
 /**
  * Apply an uncompressed layer tar to root. Returns the layer's size as Docker's drivers count it:
  * the bytes of regular-file content (ApplyLayer), plus symlink targets for the layered formats
@@ -569,7 +590,11 @@ export async function applyLayer(root: string, tar: Readable, opts: ApplyOptions
   const applier = new Applier(realRoot, opts);
   // Entries are applied one after another: when this fails, nothing is still writing.
   for await (const { header, body } of readTar(tar)) {
-    await applier.entry(header, body);
+    try {
+      await applier.entry(header, body);
+    } catch (err) {
+      throw USERNS ? unmappedOwner(err, header) : err;
+    }
   }
   await applier.finish();
   return { size: applier.size };

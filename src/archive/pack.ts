@@ -5,6 +5,7 @@ import { createReadStream, type BigIntStats } from 'node:fs';
 import { readlink } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { devMajor, devMinor, lgetxattr, readXattrs } from '../sys/linux.js';
+import { isOverlayXattr, overlayXattr } from '../sys/rootless.js';
 import type { Change } from './changes.js';
 import { bytesToName, cPath, fsPath, type EntryType, type TarHeader } from './tar/header.js';
 import { TarWriter } from './tar/writer.js';
@@ -56,7 +57,7 @@ async function headerFor(abs: string, rel: string, st: BigIntStats, links: Links
   const found = readXattrs(cPath(abs));
   for (const k of [...found.keys()].sort()) {
     // overlayfs bookkeeping is never part of a layer
-    if (!k.startsWith('trusted.overlay.')) xattrs.set(k, found.get(k)!);
+    if (!isOverlayXattr(k)) xattrs.set(k, found.get(k)!);
   }
   if (xattrs.size > 0) h.xattrs = xattrs;
   return h;
@@ -120,7 +121,7 @@ export function exportChanges(root: string, changes: Change[]): Readable {
 
 /**
  * A whole directory as a layer tar (the root entry itself is not included, as Docker). With
- * 'overlay', 0/0 character devices become `.wh.<name>` and trusted.overlay.opaque=y becomes
+ * 'overlay', 0/0 character devices become `.wh.<name>` and the opaque xattr (overlayXattr) =y becomes
  * `<dir>/.wh..wh..opq`; with 'aufs', `.wh.` files pass as they are and AUFS metadata is skipped.
  */
 export function packDirectory(root: string, opts: { whiteouts?: 'overlay' | 'aufs' } = {}): Readable {
@@ -143,7 +144,7 @@ export function packDirectory(root: string, opts: { whiteouts?: 'overlay' | 'auf
       if (!h) continue;
       await addEntry(w, abs, h);
       if (opts.whiteouts === 'overlay' && st.isDirectory()) {
-        const v = lgetxattr(cPath(abs), 'trusted.overlay.opaque');
+        const v = lgetxattr(cPath(abs), overlayXattr('opaque'));
         if (v !== null && v.length === 1 && v[0] === 0x79) {
           await w.add({ name: `${rel}/.wh..wh..opq`, type: 'file', mode: h.mode & 0o777, uid: h.uid, gid: h.gid, size: 0, mtime: h.mtime });
         }

@@ -13,6 +13,7 @@ const COMMAND_EXAMPLES: Record<string, string> = {
   images: "strata images --format '{{.Repository}}:{{.Tag}}'",
   tag: 'strata tag nginx:latest web:1',
   rmi: 'strata rmi web:1',
+  unshare: 'strata unshare sh -c \'ls "$(strata mount web1)"\'',
   inspect: "strata inspect -f '{{.State.Status}} {{.State.ExitCode}}' web1",
   history: 'strata history --no-trunc nginx:latest',
   analyze: 'strata analyze --ci --lowest-efficiency 0.95 --highest-wasted-bytes 20M app:1',

@@ -4,8 +4,10 @@
 import { Command, CommanderError, Option } from 'commander';
 import { StrataError } from '../errors.js';
 import { isLogLevel, log, logLevels, setLogLevel } from '../log.js';
-import { DEFAULT_ROOT } from '../store/root.js';
 import type { StoreOptions } from '../store/store.js';
+import { defaultStoreRoot } from '../sys/rootless.js';
+import { runInUserNamespace } from '../sys/userns.js';
+import { defaultStrataCommand } from '../self.js';
 import { version } from '../version.js';
 import { addContainerCommands } from './commands/containers.js';
 import { addImageCommands } from './commands/images.js';
@@ -16,6 +18,7 @@ import { addRunCommands } from './commands/run.js';
 import { addPruneCommand, addSystemCommands } from './commands/system.js';
 import { addUiCommands } from './commands/ui.js';
 import { addGroups } from './groups.js';
+import { addRootlessCommands } from './commands/rootless.js';
 import { collect, Output, parseKeyValues, PartialFailure, SilentExit, type Context } from './context.js';
 
 // For bin/bundle-loader.cjs, which runs commands into a sink of its own when it makes the code cache.
@@ -38,7 +41,7 @@ export function buildProgram(io = new Output()): Command {
   program
     .description('Daemonless container image and layer store')
     .version(version)
-    .option('--root <dir>', 'store root directory', process.env.STRATA_ROOT ?? DEFAULT_ROOT)
+    .option('--root <dir>', 'store root directory', process.env.STRATA_ROOT ?? defaultStoreRoot())
     .option('-s, --driver <name>', 'storage driver (default: chosen like Docker)', process.env.STRATA_DRIVER)
     .option('--storage-opt <key=value>', 'storage driver option (repeatable)', collect, [] as string[])
     .addOption(new Option('-l, --log-level <level>', 'logging level (debug prints what strata does on stderr)').choices([...logLevels]).default('info'))
@@ -83,6 +86,7 @@ export function buildProgram(io = new Output()): Command {
   addGroups(program, ctx, register, { image: (g) => addPruneCommand(g, 'image', ctx), container: (g) => addPruneCommand(g, 'container', ctx) });
   addLayerCommands(program, ctx);
   addUiCommands(program, ctx);
+  addRootlessCommands(program);
   installCompletion(program, io.out);
   installHelp(program);
   return program;
@@ -143,6 +147,14 @@ function isBrokenPipe(err: unknown): boolean {
 }
 
 export async function main(argv: string[], io = new Output()): Promise<number> {
+  try {
+    // Without root, strata works as root of a user namespace of the user's subordinate ids
+    // (sys/userns.ts): the same command runs again in there, and this process only waits.
+    if (process.geteuid?.() !== 0) return await runInUserNamespace([...defaultStrataCommand(), ...argv]);
+  } catch (err) {
+    io.err.write(`Error: ${(err as Error).message}\n`);
+    return err instanceof StrataError ? err.exitCode : 1;
+  }
   const program = buildProgram(io);
   const args = pflagBooleans(program, argv);
   // docker ends quietly when its reader goes: later writes go nowhere, and an EPIPE that stops

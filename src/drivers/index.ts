@@ -13,9 +13,9 @@ import { DevmapperDriver, devmapperUsable } from './devicemapper/devicemapper.js
 register('overlay2', Overlay2Driver.open, { priority: 30, usable: overlay2Usable });
 register('fuse-overlayfs', FuseOverlayDriver.open, { priority: 40, usable: fuseOverlayUsable });
 register('btrfs', BtrfsDriver.open, { priority: 10, usable: btrfsUsable });
-register('aufs', AufsDriver.open, { priority: 50, usable: aufsUsable, explicitOnly: true });
-register('devicemapper', DevmapperDriver.open, { priority: 70, usable: devmapperUsable, explicitOnly: true });
-register('zfs', ZfsDriver.open, { priority: 20, usable: zfsUsable });
+register('aufs', AufsDriver.open, { priority: 50, usable: aufsUsable, explicitOnly: true, needsRoot: true });
+register('devicemapper', DevmapperDriver.open, { priority: 70, usable: devmapperUsable, explicitOnly: true, needsRoot: true });
+register('zfs', ZfsDriver.open, { priority: 20, usable: zfsUsable, needsRoot: true });
 register('vfs', VfsDriver.open, { priority: 90, usable: async () => true });
 
 export { createDriver, driverNames, driversWithData, register, selectDriver } from './select.js';

@@ -3,6 +3,7 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DriverError, type Driver, type DriverOptions } from './driver.js';
+import { isRootless } from '../sys/rootless.js';
 
 export type DriverFactory = (opts: DriverOptions) => Promise<Driver>;
 
@@ -16,6 +17,8 @@ export interface DriverTraits {
    * data: Docker's last releases treated aufs and devicemapper this way.
    */
   explicitOnly?: boolean;
+  /** Works only for real root (loop devices, dm, zfs-fuse's daemon), never rootless. */
+  needsRoot?: boolean;
 }
 
 interface Entry extends DriverTraits {
@@ -56,7 +59,7 @@ export async function selectDriver(
   const opts: DriverOptions = { root, options };
   if (requested !== undefined && requested !== '') {
     const entry = lookup(requested);
-    const ok = await entry.usable(root);
+    const ok = await usable(entry, root);
     if (ok !== true) throw new DriverError(`storage driver ${requested} is not usable for ${root}: ${ok}`);
     return entry.factory(opts);
   }
@@ -71,7 +74,7 @@ export async function selectDriver(
     const name = prior[0];
     const entry = drivers.get(name);
     if (!entry) throw new DriverError(`${root} holds data of storage driver ${name}, which strata does not support`);
-    const ok = await entry.usable(root);
+    const ok = await usable(entry, root);
     if (ok !== true) throw new DriverError(`${root} holds data of storage driver ${name}, which is not usable here: ${ok}`);
     return entry.factory(opts);
   }
@@ -80,7 +83,7 @@ export async function selectDriver(
   for (const name of driverNames()) {
     const entry = drivers.get(name) as Entry;
     if (entry.explicitOnly) continue;
-    const ok = await entry.usable(root);
+    const ok = await usable(entry, root);
     if (ok === true) return entry.factory(opts);
     refusals.push(`${name}: ${ok}`);
   }
@@ -100,6 +103,11 @@ export async function driversWithData(root: string): Promise<string[]> {
     }
   }
   return found.sort((a, b) => rank(a) - rank(b));
+}
+
+function usable(entry: Entry, root: string): Promise<true | string> {
+  if (entry.needsRoot && isRootless()) return Promise.resolve(`${entry.name} needs root; without root use overlay2, fuse-overlayfs or vfs`);
+  return entry.usable(root);
 }
 
 function rank(name: string): number {

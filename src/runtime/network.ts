@@ -4,12 +4,13 @@
 // touches the host's interfaces, and a published port is an ordinary listening socket of the
 // host (127.0.0.1:8080 answers only there). slirp4netns would do the same more slowly, and the
 // CNI bridge would need iptables and a daemon-like cleanup of its rules.
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { accessSync, closeSync, constants, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { InvalidInputError } from '../errors.js';
+import { InvalidInputError, StrataError } from '../errors.js';
 import { umount2 } from '../sys/linux.js';
 import { runTool } from '../sys/run.js';
+import { isRootless } from '../sys/rootless.js';
 
 export interface PortBinding {
   hostIp: string;
@@ -111,8 +112,24 @@ function readComm(pid: number): string {
   }
 }
 
+/**
+ * Rootless, pasta opens /dev/net/tun as the user: udev makes it 0666, but a host without udev
+ * may leave it root's alone, and pasta's own error ("Failed to open tun socket") says not why.
+ */
+function requireTun(): void {
+  try {
+    accessSync('/dev/net/tun', constants.R_OK | constants.W_OK);
+  } catch {
+    throw new StrataError(
+      'the default network needs /dev/net/tun, which this user may not open (udev makes it 0666; as root: chmod 0666 /dev/net/tun); use --network none or --network host',
+      125,
+    );
+  }
+}
+
 /** Make the container's network namespace and connect it through pasta. */
 export async function openSandbox(dir: string, name: string, bindings: PortBinding[]): Promise<Sandbox> {
+  if (isRootless()) requireTun();
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const netns = join(dir, name);
   const pidFile = join(dir, `${name}.pasta.pid`);

@@ -128,6 +128,12 @@ export interface SpecInput {
   init?: string;
   /** cgroup path (cgroupfs layout), e.g. /strata/<id>. */
   cgroupsPath: string;
+  /**
+   * strata runs rootless (as root of a user namespace): the container gets no cgroup of its
+   * own (and so no device cgroup), since only real root may make one here; runc, which finds
+   * itself in a user namespace, then leaves it in the user's cgroup, as `runc spec --rootless`.
+   */
+  rootless?: boolean;
   /** 64 MiB unless given. */
   shmSize?: number;
   /** cgroup limits beside the device rules (resources.ts: ociResources). */
@@ -147,6 +153,21 @@ function bind(source: string, destination: string, readOnly: boolean): OciMount 
 }
 
 export function buildSpec(input: SpecInput): Record<string, unknown> {
+  const spec = fullSpec(input);
+  if (input.rootless) {
+    const linux = spec.linux as Record<string, unknown>;
+    // Limits would need a cgroup of the container's own: refused rather than dropped.
+    const limits = Object.keys((linux.resources ?? {}) as object).filter((k) => k !== 'devices');
+    if (limits.length > 0) {
+      throw new InvalidInputError(`resource limits (${limits.join(', ')}) need a cgroup of the container's own, which only root can make here`);
+    }
+    delete linux.cgroupsPath;
+    delete linux.resources;
+  }
+  return spec;
+}
+
+function fullSpec(input: SpecInput): Record<string, unknown> {
   const args = input.init ? ['/sbin/docker-init', '--', ...input.process.args] : input.process.args;
   const namespaces: { type: string; path?: string }[] = [{ type: 'mount' }, { type: 'pid' }, { type: 'ipc' }, { type: 'uts' }];
   if (input.network.kind === 'none') namespaces.push({ type: 'network' });

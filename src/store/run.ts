@@ -27,6 +27,7 @@ import type { Driver } from '../drivers/driver.js';
 import type { ContainerRecord, ContainerStore } from './containers.js';
 import { now } from './db.js';
 import { identityOf } from '../sys/process.js';
+import { defaultRunDir, isRootless } from '../sys/rootless.js';
 import { ownerAlive, ownerId } from './owner.js';
 import type { RunState, RunStates } from './runstate.js';
 
@@ -189,9 +190,10 @@ export class Runner {
 
   constructor(private readonly d: RunnerDeps) {
     // runc's state and the attach sockets live on /run (gone at reboot, like the containers
-    // that ran), one directory per store root; short enough for a unix socket path.
+    // that ran; a user's runtime dir without root), one directory per store root; short
+    // enough for a unix socket path.
     const tag = createHash('sha256').update(d.root).digest('hex').slice(0, 16);
-    this.execRoot = join(process.env.STRATA_RUN_DIR ?? '/run/strata', tag);
+    this.execRoot = join(defaultRunDir(), tag);
   }
 
   private get netnsDir(): string {
@@ -550,6 +552,7 @@ export class Runner {
         init: host.init ? INIT_BINARY : undefined,
         cgroupsPath: `/strata/${id}`,
         resources: ociResources(host.resources ?? NO_LIMITS),
+        rootless: isRootless(),
       });
       writeFileSync(join(dir, 'config.json'), JSON.stringify(spec, null, 2));
       // A leftover of an earlier run that nobody deleted (a monitor killed mid-way).

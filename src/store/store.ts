@@ -26,6 +26,7 @@ import { ownerAlive, ownerId } from './owner.js';
 import { imageForRun, pull, push, type ImagePullOptions, type PullOptions, type PullResult, type PushOptions, type PushResult } from './transfer.js';
 import { log } from '../log.js';
 import { defaultStrataCommand } from '../self.js';
+import { currentMapping, defaultStoreRoot, isRootless, type IdRange } from '../sys/rootless.js';
 import type { ExitStatus } from '../runtime/attach.js';
 import { hostConfigResources } from '../runtime/resources.js';
 import { NO_RESTART } from '../runtime/restart.js';
@@ -42,13 +43,12 @@ import { analyzeChain, type ImageAnalysis } from './analysis/analyze.js';
 import { copyUps, type CopyUpReport } from './analysis/copyups.js';
 
 export { DEFAULT_ROOT } from './root.js';
-import { DEFAULT_ROOT } from './root.js';
 
 /** The diffID of a layer tar with no entries (1024 zero bytes): a commit without changes. */
 const EMPTY_TAR_DIFF_ID = 'sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef';
 
 export interface StoreOptions {
-  /** Store root (default /var/lib/strata). */
+  /** Store root (default /var/lib/strata, or ~/.local/share/strata for a user without root). */
   root?: string;
   /** Storage driver name; chosen like Docker when absent. */
   driver?: string;
@@ -149,8 +149,13 @@ export class Store {
   }
 
   static async open(opts: StoreOptions = {}): Promise<Store> {
-    const root = resolve(opts.root ?? DEFAULT_ROOT);
-    mkdirSync(root, { recursive: true, mode: 0o710 });
+    if (process.geteuid?.() !== 0) {
+      // Layer files need their image owners, which only root (of a user namespace) can give.
+      throw new StrataError('strata needs root or a user namespace: run it through the strata CLI, or under `strata unshare`');
+    }
+    const root = resolve(opts.root ?? defaultStoreRoot());
+    // Docker's 0710 lets container users reach their layers' files; a user's store is theirs alone.
+    mkdirSync(root, { recursive: true, mode: isRootless() ? 0o700 : 0o710 });
     mkdirSync(resolve(root, 'tmp'), { recursive: true, mode: 0o700 });
     const driver = await selectDriver(root, opts.driver, opts.storageOpts ?? {});
     let db: DB;
@@ -1115,9 +1120,23 @@ export class Store {
     return { containers, images, reclaimed: before - (await used()) };
   }
 
-  async info(): Promise<{ driver: string; status: [string, string][]; root: string; images: number; layers: number; containers: number; running: number; paused: number }> {
+  async info(): Promise<{
+    driver: string;
+    status: [string, string][];
+    root: string;
+    images: number;
+    layers: number;
+    containers: number;
+    running: number;
+    paused: number;
+    rootless: boolean;
+    /** The user namespace's uid and gid maps (rootless), else null. */
+    idMappings: { uids: IdRange[]; gids: IdRange[] } | null;
+  }> {
     const states = [...this.states.all().values()];
     return {
+      rootless: isRootless(),
+      idMappings: currentMapping(),
       running: states.filter((s) => s.status === 'running').length,
       paused: states.filter((s) => s.status === 'paused').length,
       driver: this.driver.name,

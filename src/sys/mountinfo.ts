@@ -6,6 +6,8 @@ export interface MountEntry {
   mountPoint: string;
   fsType: string;
   source: string;
+  /** The filesystem's own options (`rw,user_subvol_rm_allowed,…`). */
+  superOptions: string[];
 }
 
 // mountinfo escapes space, tab, newline and backslash as \ooo octal.
@@ -20,7 +22,7 @@ export function readMounts(): MountEntry[] {
     const fields = line.split(' ');
     const dash = fields.indexOf('-', 6);
     if (dash < 0 || fields.length < dash + 3) continue;
-    out.push({ mountPoint: unescape(fields[4]), fsType: fields[dash + 1], source: unescape(fields[dash + 2]) });
+    out.push({ mountPoint: unescape(fields[4]), fsType: fields[dash + 1], source: unescape(fields[dash + 2]), superOptions: (fields[dash + 3] ?? '').split(',') });
   }
   return out;
 }
@@ -37,4 +39,15 @@ export function mountsUnder(dir: string): string[] {
     .map((m) => m.mountPoint)
     .filter((p) => p.startsWith(base));
   return [...new Set(found)].sort((a, b) => b.length - a.length);
+}
+
+/** The mount that holds path (the deepest mount point above it). */
+export function mountOf(path: string): MountEntry | undefined {
+  const p = resolve(path);
+  let best: MountEntry | undefined;
+  for (const m of readMounts()) {
+    const under = p === m.mountPoint || m.mountPoint === sep || p.startsWith(m.mountPoint + sep);
+    if (under && (!best || m.mountPoint.length >= best.mountPoint.length)) best = m;
+  }
+  return best;
 }

@@ -1,7 +1,10 @@
 // Process identities that survive pid reuse ("pid:starttime"), so that whoever finds something
 // a process left behind can tell a crashed maker (clean up) from a live one (leave it alone).
 // The store names the writers of its rows with them; drivers name their temp dirs with them.
+import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { constants } from 'node:os';
+import { StrataError } from '../errors.js';
 
 function startTime(pid: number): string | null {
   try {
@@ -35,4 +38,15 @@ export function processAlive(identity: string | null): boolean {
 export function identityOf(pid: number): string | null {
   const start = startTime(pid);
   return start === null ? null : `${pid}:${start}`;
+}
+
+/**
+ * The exit code of a child that runs with our stdio (a shell's: 128 + the signal that ended it);
+ * rejects with `what` when the program cannot start.
+ */
+export function childExit(child: ChildProcess, what: string): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    child.once('error', (err) => reject(new StrataError(`cannot run ${what}: ${err.message}`, 127)));
+    child.once('exit', (code, signal) => resolve(code ?? 128 + (signal ? constants.signals[signal] : 0)));
+  });
 }

@@ -3,6 +3,7 @@ import { Option, type Command } from 'commander';
 import { NotFoundError, StrataError } from '../../errors.js';
 import { familiar } from '../../store/images.js';
 import type { ContainerSummary, Store } from '../../store/store.js';
+import type { IdRange } from '../../sys/rootless.js';
 import { version } from '../../version.js';
 import { confirm, PartialFailure, SilentExit, type Context, type Output } from '../context.js';
 import { humanSize, printRows, since, table } from '../format.js';
@@ -31,6 +32,11 @@ function withSlash(url: string): string {
   return url.endsWith('/') ? url : `${url}/`;
 }
 
+/** A user namespace's map as `inside:host:count` ranges. */
+function idRanges(ranges: IdRange[]): string {
+  return ranges.map((r) => `${r.inside}:${r.outside}:${r.count}`).join(', ');
+}
+
 /** `info --format`: the one place a format string is interpreted for this command. */
 function printInfoFormatted(io: Output, format: string, i: Awaited<ReturnType<Store['info']>>, registry: Store['registry']): void {
   const info = {
@@ -44,6 +50,8 @@ function printInfoFormatted(io: Output, format: string, i: Awaited<ReturnType<St
     DriverStatus: i.status,
     DockerRootDir: i.root,
     RegistryConfig: { InsecureRegistryCIDRs: ['127.0.0.0/8'], InsecureRegistries: registry.insecure, Mirrors: registry.mirrors.map(withSlash) },
+    Rootless: i.rootless,
+    IDMappings: i.idMappings && { UIDMap: i.idMappings.uids, GIDMap: i.idMappings.gids },
   };
   if (format === 'json') io.json(info, 0);
   else io.out.write(formatOne(info, format, 'info'));
@@ -187,6 +195,8 @@ export function addSystemCommands(program: Command, { io, withStore }: Context):
           ' Insecure Registries:',
           ...[...store.registry.insecure, '127.0.0.0/8'].map((h) => `  ${h}`),
           ...(store.registry.mirrors.length ? [' Registry Mirrors:', ...store.registry.mirrors.map((m) => `  ${withSlash(m)}`)] : []),
+          ` Rootless: ${i.rootless}`,
+          ...(i.idMappings ? [' ID Mappings:', `  UID: ${idRanges(i.idMappings.uids)}`, `  GID: ${idRanges(i.idMappings.gids)}`] : []),
         ];
         io.print(lines.join('\n'));
       });

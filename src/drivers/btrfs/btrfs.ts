@@ -14,6 +14,8 @@ import { parseSizeOption } from '../common/size-option.js';
 import { layerSize } from '../common/storage-opt.js';
 import { humanSize as goHumanSize } from '../../sys/units.js';
 import { runTool, toolWorks } from '../../sys/run.js';
+import { mountOf } from '../../sys/mountinfo.js';
+import { isRootless } from '../../sys/rootless.js';
 
 // The root directory of every subvolume has this inode number (BTRFS_FIRST_FREE_OBJECTID).
 const SUBVOLUME_ROOT_INO = 256n;
@@ -24,6 +26,10 @@ export async function btrfsUsable(root: string): Promise<true | string> {
   const at = nearestExisting(join(root, 'btrfs'));
   if (statfsType(at) !== FS_MAGIC.btrfs) return `${at} is on ${backingFsName(at)}, not btrfs`;
   if (!(await toolWorks('btrfs', ['--version']))) return 'the btrfs command (btrfs-progs) is not installed';
+  // A user may make subvolumes, but delete them only where the filesystem allows it.
+  if (isRootless() && !mountOf(at)?.superOptions.includes('user_subvol_rm_allowed')) {
+    return `btrfs without root needs ${at}'s filesystem mounted with user_subvol_rm_allowed`;
+  }
   return true;
 }
 

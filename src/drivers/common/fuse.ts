@@ -30,6 +30,12 @@ export function findProgram(name: string): string | null {
 export function fuseOverlayUnusable(root: string): string | null {
   if (findProgram(FUSE_OVERLAYFS) === null) return `the ${FUSE_OVERLAYFS} program is not installed`;
   if (!existsSync('/dev/fuse')) return '/dev/fuse is missing';
+  try {
+    accessSync('/dev/fuse', constants.R_OK | constants.W_OK);
+  } catch {
+    // Rootless: a host without udev may leave it root's alone.
+    return '/dev/fuse may not be opened by this user (udev makes it 0666; as root: chmod 0666 /dev/fuse)';
+  }
   let fs = '';
   try {
     fs = readFileSync('/proc/filesystems', 'utf8');

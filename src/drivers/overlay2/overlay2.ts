@@ -13,21 +13,12 @@ import { OverlayBase, probeDirPrefix, type DiffFallback } from '../overlay/base.
 import { dTypeSupported, nearestExisting } from '../common/backing.js';
 import { cachedProbe, probeCache } from '../common/probe-cache.js';
 import { isCode } from '../../sys/errno.js';
+import { inUserNamespace, overlayXattr } from '../../sys/rootless.js';
 
 // mount(2) copies its data argument into one page, NUL included.
 const PAGE_SIZE = 4096;
 
 type MountApi = 'auto' | 'mount' | 'fsconfig';
-
-/** True when this process runs in a user namespace other than the initial one. */
-function inUserNamespace(): boolean {
-  try {
-    const map = readFileSync('/proc/self/uid_map', 'utf8').trim().split(/\s+/);
-    return !(map[0] === '0' && map[1] === '0' && map[2] === '4294967295');
-  } catch {
-    return false;
-  }
-}
 
 function kernelHasOverlay(): boolean {
   try {
@@ -48,7 +39,7 @@ function overlayParam(name: string): string | null {
 /** Why overlay2 cannot run with its data under root, or null when it can. */
 export function overlay2Unusable(root: string): string | null {
   if (!kernelHasOverlay()) return 'the kernel has no overlay filesystem (/proc/filesystems)';
-  if (typeof process.getuid === 'function' && process.getuid() !== 0) return 'overlay2 needs root';
+  if (typeof process.getuid === 'function' && process.getuid() !== 0) return 'overlay2 needs root, or root of a user namespace (strata unshare)';
   const at = nearestExisting(join(root, 'overlay2'));
   const magic = statfsType(at);
   if (magic === FS_MAGIC.overlay) return `${at} is itself on overlayfs, which cannot be an overlay2 backing filesystem`;
@@ -200,13 +191,13 @@ export class Overlay2Driver extends OverlayBase {
     try {
       for (const d of ['l1/d', 'l1/d1', 'l2/d', 'l3', 'work', 'merged']) await mkdir(join(td, d), { recursive: true });
       await writeFile(join(td, 'l2/d/f'), '');
-      lsetxattr(join(td, 'l2/d'), 'trusted.overlay.opaque', Buffer.from('y'));
+      lsetxattr(join(td, 'l2/d'), overlayXattr('opaque'), Buffer.from('y'));
       const data = this.classicData(`${join(td, 'l2')}:${join(td, 'l1')}`, join(td, 'l3'), join(td, 'work'));
       mount('overlay', merged, 'overlay', 0, data);
       mounted = true;
       // Writing in d copies the opaque dir up from l2 into l3.
       await writeFile(join(merged, 'd/f'), 'x');
-      if (lgetxattr(join(td, 'l3/d'), 'trusted.overlay.opaque')?.toString() === 'y') return false;
+      if (lgetxattr(join(td, 'l3/d'), overlayXattr('opaque'))?.toString() === 'y') return false;
       try {
         await rename(join(merged, 'd1'), join(merged, 'd2'));
       } catch (err) {
@@ -214,7 +205,7 @@ export class Overlay2Driver extends OverlayBase {
         if (isCode(err, 'EXDEV')) return true;
         throw err;
       }
-      return lgetxattr(join(td, 'l3/d2'), 'trusted.overlay.redirect') === null;
+      return lgetxattr(join(td, 'l3/d2'), overlayXattr('redirect')) === null;
     } catch {
       return false;
     } finally {

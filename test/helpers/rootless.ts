@@ -1,0 +1,111 @@
+// A Linux user of the test's own for rootless runs: made with useradd (with or without a
+// subordinate id range), strata and podman run as that user through setpriv with a clean
+// environment, and everything removed afterwards, even when the test fails: the user's
+// processes (the namespace keepers of strata and podman, fuse-overlayfs daemons), its runtime
+// dirs in /tmp, its home and its /etc/subuid and /etc/subgid lines.
+import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { runToolSync } from '../../src/sys/run.js';
+import { repoRoot, strataBin } from './env.js';
+import type { CliResult } from './cli.js';
+import type { Cleanup } from './registry.js';
+
+export interface TestUser {
+  name: string;
+  uid: number;
+  gid: number;
+  home: string;
+  /** Run a program as the user (clean environment: HOME, PATH, and env). */
+  run(argv: string[], opts?: { env?: Record<string, string>; input?: string }): CliResult;
+  /** Run strata as the user. */
+  strata(args: string[], opts?: { env?: Record<string, string>; input?: string }): CliResult;
+  /** Run strata and insist on exit 0; returns stdout. */
+  ok(args: string[], opts?: { env?: Record<string, string>; input?: string }): string;
+}
+
+let made = 0;
+
+/** Pids of every process the user runs. */
+function processesOf(uid: number): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const m = /^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${name}/status`, 'utf8'));
+      if (m && Number(m[1]) === uid) out.push(Number(name));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+/**
+ * useradd and userdel lock /etc/passwd; another test file (or anyone) making or removing a user
+ * at the same moment makes them fail at once ("cannot lock /etc/passwd"): try again a while.
+ */
+function shadowTool(cmd: string, args: string[]): { status: number | null; stderr: string } {
+  for (let attempt = 0; ; attempt++) {
+    const r = spawnSync(cmd, args, { encoding: 'utf8' });
+    if (r.status === 0 || attempt >= 50 || !/cannot lock/.test(r.stderr)) return r;
+    spawnSync('sleep', ['0.2']);
+  }
+}
+
+/** A test tool runs as the user too (the dump-tree script): it must reach the checkout. */
+export const nodeBin = process.execPath;
+
+/**
+ * Make a user. `subids`: the size of the subordinate range useradd gives it (0: none, so that
+ * strata falls back to a single-id mapping).
+ */
+export function makeUser(cleanup: Cleanup, subids: number): TestUser {
+  // useradd names are at most 32 characters; pid and a counter keep parallel runs apart.
+  const name = `strt${process.pid}x${made++}`;
+  const added = shadowTool('useradd', ['--create-home', '--shell', '/bin/sh', '-K', `SUB_UID_COUNT=${subids}`, '-K', `SUB_GID_COUNT=${subids}`, name]);
+  if (added.status !== 0) throw new Error(`useradd ${name} failed (exit ${added.status}): ${added.stderr.trim()}`);
+  const entry = runToolSync('getent', ['passwd', name]).trim().split(':');
+  const uid = Number(entry[2]);
+  const gid = Number(entry[3]);
+  const home = entry[5]!;
+  cleanup(() => {
+    for (let round = 0; round < 5; round++) {
+      const pids = processesOf(uid);
+      if (pids.length === 0) break;
+      for (const pid of pids) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // ended by itself
+        }
+      }
+      spawnSync('sleep', ['0.2']);
+    }
+    for (const dir of [`/tmp/strata-run-${uid}`, `/tmp/podman-run-${uid}`, `/tmp/containers-user-${uid}`, `/tmp/storage-run-${uid}`, `/dev/shm/libpod_rootless_lock_${uid}`]) {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    // userdel drops the subuid/subgid lines too; --remove takes the home.
+    shadowTool('userdel', ['--remove', '--force', name]);
+    rmSync(home, { recursive: true, force: true });
+  });
+  const run: TestUser['run'] = (argv, opts = {}) => {
+    const env = [`HOME=${home}`, 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', `USER=${name}`, ...Object.entries(opts.env ?? {}).map(([k, v]) => `${k}=${v}`)];
+    const r = spawnSync('setpriv', ['--reuid', String(uid), '--regid', String(gid), '--init-groups', '--', 'env', '-i', ...env, ...argv], {
+      cwd: home,
+      input: opts.input,
+      maxBuffer: 256 * 1024 * 1024,
+    });
+    return { code: r.status ?? 128, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
+  };
+  const strata: TestUser['strata'] = (args, opts) => run([nodeBin, strataBin, ...args], opts);
+  const ok: TestUser['ok'] = (args, opts) => {
+    const r = strata(args, opts);
+    if (r.code !== 0) throw new Error(`strata ${args.join(' ')} as ${name} exited ${r.code}: ${r.stderr}`);
+    return r.stdout;
+  };
+  return { name, uid, gid, home, run, strata, ok };
+}
+
+/** The tree dumper (test/helpers/dump-tree.ts) as a command line. */
+export const dumpTree = [nodeBin, join(repoRoot, 'dist', 'test', 'helpers', 'dump-tree.js')];
