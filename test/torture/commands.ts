@@ -46,8 +46,15 @@ export function pushRef(env: Env, t: Trial): string {
 /** Remove every container and the image (uncut): the state before a load or pull. */
 async function withoutImage(env: Env, image: ImageName): Promise<void> {
   await removeAllContainers(env);
-  const r = await env.strata(['rmi', '-f', env.ids[image]]);
-  if (r.code !== 0 && !/No such image/.test(r.stderr)) throw new Error(`rmi -f ${image}: ${r.stderr.trim()}`);
+  await removeImage(env, env.ids[image]);
+}
+
+/** rmi -f of ref, after the committed image: as in docker, an image's children keep it (even forced). */
+async function removeImage(env: Env, ref: string): Promise<void> {
+  for (const r of [COMMITTED, ref]) {
+    const out = await env.strata(['rmi', '-f', r]);
+    if (out.code !== 0 && !/No such image/.test(out.stderr)) throw new Error(`rmi -f ${r}: ${out.stderr.trim()}`);
+  }
 }
 
 async function removeAllContainers(env: Env): Promise<void> {
@@ -103,6 +110,7 @@ export async function setup(env: Env, t: Trial): Promise<string[]> {
       return ['rm', TORTURE_CONTAINER];
     case 'rmi':
       await removeAllContainers(env);
+      await removeImage(env, COMMITTED);
       await withImage(env, t.image);
       // -f: a push trial may have given the image a second name, which a plain rmi refuses.
       return ['rmi', '-f', env.ids[t.image]];

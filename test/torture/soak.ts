@@ -19,6 +19,9 @@ import { rng } from './trials.js';
 export const DOMAIN_REFUSALS: RegExp[] = [
   /^Error: No such (image|container|object): \S+$/,
   /^Error: conflict: unable to (delete [0-9a-f]{12}|remove repository reference "[^"]+") \(must be forced\) - (container [0-9a-f]{12} is using its referenced image [0-9a-f]{12}|image is referenced in multiple repositories)$/,
+  // docker's rmi rules for what an image still has: its containers, its child images.
+  /^Error: conflict: unable to remove repository reference "[^"]+" \(must force\) - container [0-9a-f]{12} is using its referenced image [0-9a-f]{12}$/,
+  /^Error: conflict: unable to delete [0-9a-f]{12} \((must|cannot) be forced\) - image (has dependent child images|is being used by (running|stopped) container [0-9a-f]{12})$/,
   /^Error: Conflict\. The container name "\/[^"]+" is already in use by container "[0-9a-f]{64}"\. You have to remove \(or rename\) that container to be able to reuse that name\.$/,
   /^Error: An image does not exist locally with the tag: \S+$/,
 ];
