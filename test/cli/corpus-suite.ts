@@ -219,7 +219,7 @@ export function corpusSuite(driver: string, opts: CorpusSuiteOptions = {}): void
     test('rmi refuses an image in use, rm and rmi then remove everything', () => {
       const r = cli.run(['rmi', ids.get('busybox')!]);
       assert.equal(r.code, 1);
-      assert.match(r.stderr, /container [0-9a-f]{12} is using its referenced image/);
+      assert.match(r.stderr, /\(must be forced\) - image is being used by stopped container [0-9a-f]{12}$/m);
       for (const line of cli.ok(['ps', '-a', '-q']).trim().split('\n').filter(Boolean)) cli.ok(['rm', line]);
       for (const line of cli.ok(['images', '-a', '-q']).trim().split('\n').filter(Boolean)) cli.ok(['rmi', '-f', line]);
       const info = JSON.parse(cli.ok(['info', '--format', 'json']));

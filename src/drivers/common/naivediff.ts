@@ -57,8 +57,11 @@ export class NaiveDiff {
     return this.withMount(id, async (layerFs) => (await applyLayer(layerFs, tar, { whiteouts: 'snapshot' })).size);
   }
 
-  /** Bytes of regular files added or changed in id against parent, each hardlinked file once. */
-  async diffSize(id: string, parent: string | null): Promise<number> {
+  /**
+   * Bytes of regular files added or changed in id against parent, each hardlinked file once;
+   * with symlinks, their targets' lengths too (a layered driver's size, as its applyDiff counts).
+   */
+  async diffSize(id: string, parent: string | null, opts: { symlinks?: boolean } = {}): Promise<number> {
     return this.withMount(id, async (layerFs) => {
       const changes = await (parent === null
         ? changesBetween(null, layerFs)
@@ -68,7 +71,7 @@ export class NaiveDiff {
       for (const change of changes) {
         if (change.kind === 'D') continue;
         const st = await lstat(join(layerFs, change.path), { bigint: true });
-        if (!st.isFile()) continue;
+        if (!st.isFile() && !(opts.symlinks && st.isSymbolicLink())) continue;
         if (st.nlink > 1n) {
           if (seen.has(st.ino)) continue;
           seen.add(st.ino);

@@ -29,7 +29,7 @@ export interface DiffFallback {
   diff(id: string, parent: string | null): Promise<Readable>;
   changes(id: string, parent: string | null): Promise<Change[]>;
   applyDiff(id: string, parent: string | null, tar: Readable): Promise<number>;
-  diffSize(id: string, parent: string | null): Promise<number>;
+  diffSize(id: string, parent: string | null, opts?: { symlinks?: boolean }): Promise<number>;
 }
 
 export abstract class OverlayBase implements Driver {
@@ -185,7 +185,8 @@ export abstract class OverlayBase implements Driver {
   }
 
   async diffSize(id: string, parent: string | null): Promise<number> {
-    if (!(await this.useNative(id, parent))) return this.naive.diffSize(id, parent);
+    // Measured through the mounts, but counted as this layered driver's applyDiff counts.
+    if (!(await this.useNative(id, parent))) return this.naive.diffSize(id, parent, { symlinks: true });
     return contentSize(this.layout.diffDir(id));
   }
 
