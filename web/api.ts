@@ -16,4 +16,5 @@ export function follow(onChange: (version: number) => void): () => void {
 }
 
 // Sizes and short IDs as the CLI prints them (one function for both).
-export { humanSize as size, shortId as short } from '../src/cli/format.js';
+export { humanSize as size } from '../src/cli/format.js';
+export { shortId as short } from '../src/reference/digest.js';
