@@ -70,8 +70,10 @@ export async function startParity(cleanup: Cleanup): Promise<Parity | { skip: st
         let lines = normalize(x, p, ids[p], opts.exact).split('\n');
         if (opts.firstLines) lines = lines.slice(0, opts.firstLines);
         if (opts.sortLines && lines.length > 2) {
+          // A table's header stays first; --format and -q output has none.
+          const head = /^[A-Z][A-Z ]*$/.test(lines[0]) ? 1 : 0;
           const end = lines[lines.length - 1] === '' ? [''] : [];
-          lines = [lines[0], ...lines.slice(1, lines.length - end.length).sort(), ...end];
+          lines = [...lines.slice(0, head), ...lines.slice(head, lines.length - end.length).sort(), ...end];
         }
         return lines.join('\n');
       };
