@@ -133,20 +133,10 @@ export class ZfsDriver extends NaiveDiffDriver implements Driver {
     const origin = (await runTool('zfs', ['list', '-H', '-o', 'name', '-t', 'snapshot', '-r', this.dataset]))
       .split('\n')
       .filter((n) => n.endsWith(`@${id}`));
-    try {
-      // -r: the layer's own snapshots (its children's origins) go with it; a child clone
-      // still using one makes this fail, as it must.
-      await runTool('zfs', ['destroy', '-r', name]);
-    } catch (err) {
-      if (!notFound(err)) throw err;
-    }
-    for (const snap of origin) {
-      try {
-        await runTool('zfs', ['destroy', snap]);
-      } catch (err) {
-        if (!notFound(err)) throw err;
-      }
-    }
+    // -r: the layer's own snapshots (its children's origins) go with it; a child clone
+    // still using one makes this fail, as it must.
+    await this.destroy(['-r', name], name, mountPoint);
+    for (const snap of origin) await this.destroy([snap]);
     await rmdir(mountPoint).catch((err: NodeJS.ErrnoException) => {
       if (err.code !== 'ENOENT') throw err;
     });
@@ -244,6 +234,27 @@ export class ZfsDriver extends NaiveDiffDriver implements Driver {
 
   async releaseCrashed(owners: string[]): Promise<void> {
     await this.refs.dropHolders(owners, (mp) => this.unmount(this.datasetOf(mp.slice(this.graph.length + 1))));
+  }
+
+  /**
+   * `zfs destroy` that is done when the dataset is gone. zfs-fuse answers "dataset is busy" for
+   * a while after a dataset was unmounted or cloned by another process, and mounts a new clone
+   * by itself a moment after `zfs clone` returned (seen in CI: a clone made by a killed create
+   * was busy at the next open). So busy unmounts what zfs-fuse mounted meanwhile and is retried
+   * for up to about 10 s before it counts.
+   */
+  private async destroy(args: string[], name?: string, mountPoint?: string): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await runTool('zfs', ['destroy', ...args]);
+        return;
+      } catch (err) {
+        if (notFound(err)) return;
+        if (!(err instanceof ToolError && /busy/i.test(err.stderr)) || attempt >= 40) throw err;
+        if (name && mountPoint && isMountPoint(mountPoint)) await this.unmount(name);
+        else await new Promise((r) => setTimeout(r, 250));
+      }
+    }
   }
 
   private async unmount(name: string): Promise<void> {
