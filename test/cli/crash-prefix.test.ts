@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
 import { strataIn } from '../helpers/cli.js';
+import { unmountAllUnder } from '../helpers/mounts.js';
 import { corpusImage, scratch } from '../helpers/env.js';
 import { makeLoopFs, makeZfsPool } from '../helpers/fsimages.js';
 
@@ -57,6 +58,18 @@ function overlayLink(home: string, id: string): string {
 function parentLower(home: string, parent: string): string {
   return `l/${readFileSync(join(home, parent, 'link'), 'utf8').trim()}`;
 }
+
+/**
+ * What a writer killed between its mount and recording it leaves: the layer mounted (read-only
+ * over its diff and its parent's) at the place get() mounts it, with no mount reference.
+ */
+function mountUnrecorded(target: string, lowers: string[]): void {
+  execFileSync('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lowers.join(':')}`, target], { stdio: 'pipe' });
+  madeMounts.push(target);
+}
+
+/** Mounts the current case's prefixes made (a removal may have renamed their dirs since). */
+const madeMounts: string[] = [];
 
 const overlay2: DriverCase = {
   driver: 'overlay2',
@@ -187,19 +200,7 @@ const aufs: DriverCase = {
   traces: (h, id) => named(h, id, ['diff', 'mnt', 'layers', 'work']),
 };
 
-function runCase(t: { after(fn: () => void): void }, c: DriverCase, root: string): void {
-  const cli = strataIn(root, c.driver);
-  cli.ok(['load', '-i', corpusImage('busybox.docker.tar')]);
-  const dbPath = join(root, 'strata.db');
-  const parent = (() => {
-    const db = new Database(dbPath);
-    try {
-      return (db.prepare(`SELECT id FROM layers WHERE kind = 'image'`).get() as { id: string }).id;
-    } finally {
-      db.close();
-    }
-  })();
-  const home = join(root, c.home);
+function runPrefixes(c: DriverCase, cli: ReturnType<typeof strataIn>, dbPath: string, home: string, parent: string): void {
   for (const p of c.prefixes) {
     const id = randomBytes(32).toString('hex');
     const db = new Database(dbPath);
@@ -226,6 +227,29 @@ function runCase(t: { after(fn: () => void): void }, c: DriverCase, root: string
     assert.deepEqual(c.traces(home, id), [], `${c.driver}, ${p.name}: nothing of the layer is left`);
     cli.ok(['check']);
   }
+}
+
+function runCase(t: { after(fn: () => void): void }, c: DriverCase, root: string): void {
+  const cli = strataIn(root, c.driver);
+  cli.ok(['load', '-i', corpusImage('busybox.docker.tar')]);
+  const dbPath = join(root, 'strata.db');
+  const parent = (() => {
+    const db = new Database(dbPath);
+    try {
+      return (db.prepare(`SELECT id FROM layers WHERE kind = 'image'`).get() as { id: string }).id;
+    } finally {
+      db.close();
+    }
+  })();
+  const home = join(root, c.home);
+  try {
+    runPrefixes(c, cli, dbPath, home, parent);
+  } finally {
+    // Recovery must have taken the mounts the prefixes made; a failed case still leaves none.
+    // Only then: zfs-fuse must unmount its own datasets itself.
+    if (madeMounts.length > 0) unmountAllUnder(home);
+    madeMounts.length = 0;
+  }
   // The parent is whole: a container on it still works.
   cli.ok(['create', '--name', 'after', 'corpus/busybox']);
   const mnt = cli.ok(['mount', 'after']).trim();
@@ -235,7 +259,42 @@ function runCase(t: { after(fn: () => void): void }, c: DriverCase, root: string
   t.after(() => cli.run(['rm', '-f', 'after']));
 }
 
-for (const c of [overlay2, { ...overlay2, driver: 'fuse-overlayfs', home: 'fuse-overlayfs' }, vfs, aufs]) {
+/** overlay2 with kernel mounts: its layer mounted where get() mounts it, no reference recorded. */
+const overlay2Mounted: DriverCase = {
+  ...overlay2,
+  prefixes: [
+    ...overlay2.prefixes,
+    {
+      name: 'whole layout, mounted by a writer killed before it recorded the mount',
+      make: (h, id, parent) => {
+        mkdirSync(join(h, id, 'diff', 'etc'), { recursive: true });
+        writeFileSync(join(h, id, 'link'), overlayLink(h, id));
+        mkdirSync(join(h, id, 'work'));
+        mkdirSync(join(h, id, 'merged'));
+        writeFileSync(join(h, id, 'lower'), parentLower(h, parent));
+        mountUnrecorded(join(h, id, 'merged'), [join(h, id, 'diff'), join(h, parent, 'diff')]);
+      },
+    },
+  ],
+};
+
+const aufsMounted: DriverCase = {
+  ...aufs,
+  prefixes: [
+    ...aufs.prefixes,
+    {
+      name: 'whole layout, mounted by a writer killed before it recorded the mount',
+      make: (h, id, parent) => {
+        mkdirSync(join(h, 'diff', id, 'etc'), { recursive: true });
+        mkdirSync(join(h, 'mnt', id));
+        writeFileSync(join(h, 'layers', id), `${parent}\n`);
+        mountUnrecorded(join(h, 'mnt', id), [join(h, 'diff', id), join(h, 'diff', parent)]);
+      },
+    },
+  ],
+};
+
+for (const c of [overlay2Mounted, { ...overlay2, driver: 'fuse-overlayfs', home: 'fuse-overlayfs' }, vfs, aufsMounted]) {
   test(`${c.driver}: a creation killed after any step leaves a store that opens, with no partial layer`, (t) => {
     runCase(t, c, join(scratch(t), 'root'));
   });

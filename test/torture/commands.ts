@@ -49,9 +49,16 @@ async function withoutImage(env: Env, image: ImageName): Promise<void> {
   await removeImage(env, env.ids[image]);
 }
 
-/** rmi -f of ref, after the committed image: as in docker, an image's children keep it (even forced). */
+/**
+ * rmi -f of ref, after every image that is not a corpus image: as in docker, an image's
+ * children keep it (even forced), and a commit killed between writing its image and tagging it
+ * leaves an untagged child that the name COMMITTED does not find.
+ */
 async function removeImage(env: Env, ref: string): Promise<void> {
-  for (const r of [COMMITTED, ref]) {
+  const corpus = new Set<string>(Object.values(env.ids));
+  const listed = (await ok(env.strata, ['images', '-a', '-q', '--no-trunc'])).split('\n').filter(Boolean);
+  const others = [...new Set(listed)].filter((id) => !corpus.has(id));
+  for (const r of [COMMITTED, ...others, ref]) {
     const out = await env.strata(['rmi', '-f', r]);
     if (out.code !== 0 && !/No such image/.test(out.stderr)) throw new Error(`rmi -f ${r}: ${out.stderr.trim()}`);
   }

@@ -175,7 +175,7 @@ export class AufsDriver implements Driver {
       const kids = await this.children(id);
       if (kids.length > 0) throw new DriverError(`aufs: cannot remove layer ${id}: ${kids.length} layer(s) are built on it (${kids[0]}…)`);
     }
-    await this.refs.forget(id, (mp) => this.unmount(id, mp));
+    await this.refs.forget(id, this.mntDir(id), (mp) => this.unmount(id, mp));
     this.own.delete(id);
     await this.removeDirs(id);
   }

@@ -128,12 +128,16 @@ export class MountRefs {
     }));
   }
 
-  /** Unmount (if mounted) and drop key whatever its count: the layer is going away. */
-  forget(key: string, doUnmount: (mountPoint: string) => Promise<void> | void): Promise<void> {
+  /**
+   * Unmount (if mounted) and drop key whatever its count: the layer is going away. `mountPoint`
+   * is where get() mounts the layer: a process killed between its mount and recording it left a
+   * mount with no entry, and a mount point cannot be renamed or removed (torture: an aufs
+   * `create` killed there left its init layer `removing` until a later open).
+   */
+  forget(key: string, mountPoint: string, doUnmount: (mountPoint: string) => Promise<void> | void): Promise<void> {
     return this.locked(async (state) => {
-      const e = state[key];
-      if (!e) return;
-      if (isMountPoint(e.mountPoint)) await doUnmount(e.mountPoint);
+      const mp = state[key]?.mountPoint ?? mountPoint;
+      if (isMountPoint(mp)) await doUnmount(mp);
       delete state[key];
     });
   }

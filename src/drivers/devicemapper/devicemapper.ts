@@ -279,7 +279,7 @@ export class DevmapperDriver extends NaiveDiffDriver implements Driver {
 
   async remove(id: string): Promise<void> {
     this.checkId(id);
-    await this.refs.forget(id, (mp) => this.unmountDevice(mp));
+    await this.refs.forget(id, this.mnt(id), (mp) => this.unmountDevice(mp));
     this.own.delete(id);
     if (!existsSync(this.metaFile(id))) {
       // A creation cut short: the record is written last, so an image (reflink pool) or a thin

@@ -92,7 +92,7 @@ export abstract class OverlayBase implements Driver {
         throw new DriverError(`cannot remove layer ${id}: ${kids.length} layer(s) are built on it (${kids[0]}…)`);
       }
     }
-    await this.refs.forget(id, (mp) => this.unmountLayer(mp));
+    await this.refs.forget(id, this.layout.mergedDir(id), (mp) => this.unmountLayer(mp));
     this.own.delete(id);
     await this.layout.remove(id);
   }

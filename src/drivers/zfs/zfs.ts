@@ -122,11 +122,10 @@ export class ZfsDriver extends NaiveDiffDriver implements Driver {
   async remove(id: string): Promise<void> {
     const name = this.datasetOf(id);
     const mountPoint = join(this.graph, id);
-    await this.refs.forget(id, () => this.unmount(name));
-    this.own.delete(id);
     // zfs-fuse mounts a new clone by itself: a creation cut short before make() unmounted it
-    // leaves a mount no reference count knows of.
-    if (isMountPoint(mountPoint)) await this.unmount(name);
+    // leaves a mount no reference count knows of, which forget() takes too.
+    await this.refs.forget(id, mountPoint, () => this.unmount(name));
+    this.own.delete(id);
     // The origin snapshot `<parent>@<id>` is made before the clone and destroyed (deferred)
     // after it: a creation cut short between the two leaves it on the parent. Found by name,
     // so nothing of the half-made layer has to be read.
