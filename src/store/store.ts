@@ -730,6 +730,11 @@ export class Store {
   }
 
   listContainers(): ContainerSummary[] {
+    // One read snapshot: a container and its state are listed as they were at one moment.
+    return this.db.transaction(() => this.listContainersIn())();
+  }
+
+  private listContainersIn(): ContainerSummary[] {
     const states = this.states.all();
     const labels = new Map<string, Record<string, string>>();
     const labelsOf = (imageId: string) => {
@@ -742,7 +747,7 @@ export class Store {
     return this.containers
       .list()
       .filter((c) => c.state === 'created')
-      .map((c) => ({ ...c, run: states.get(c.id) ?? this.states.current(c.id), labels: labelsOf(c.imageId) }));
+      .map((c) => ({ ...c, run: states.get(c.id) ?? RunStates.fresh(), labels: labelsOf(c.imageId) }));
   }
 
   /** `rm`: refused while the container runs, unless forced (then it is killed first). */
