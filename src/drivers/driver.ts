@@ -58,7 +58,13 @@ export interface Driver {
   create(id: string, parent: string | null, opts?: CreateOpts): Promise<void>;
   /** Writable (container or init) layer on top of parent. */
   createReadWrite(id: string, parent: string | null, opts?: CreateOpts): Promise<void>;
-  remove(id: string): Promise<void>;
+  /**
+   * Delete a layer; refused while layers are built on it. `leaf`: the caller's records show that
+   * none is (the store checks its database first), so a driver that finds children only by
+   * reading every layer it holds (overlay2, fuse-overlayfs, aufs) skips that scan, whose cost
+   * grew with the store (`rm` in a root of 20,000 layers read 20,000 files).
+   */
+  remove(id: string, opts?: { leaf?: boolean }): Promise<void>;
   /** Mount (reference counted, across processes) and return the root of the merged view. */
   get(id: string): Promise<string>;
   /** Drop one reference taken by get; unmount at zero. */

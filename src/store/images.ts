@@ -87,6 +87,23 @@ export class ImageStore {
     return (this.db.prepare('SELECT name FROM names WHERE image_id = ? ORDER BY name').all(id) as { name: string }[]).map((r) => r.name);
   }
 
+  /** Every image's names, and every image's repo digests, by image ID (sorted as names() and repoDigests()): two queries for a whole listing. */
+  allNames(): { names: Map<string, string[]>; repoDigests: Map<string, string[]> } {
+    const group = (rows: { image_id: string; v: string }[]) => {
+      const out = new Map<string, string[]>();
+      for (const r of rows) {
+        const list = out.get(r.image_id);
+        if (list) list.push(r.v);
+        else out.set(r.image_id, [r.v]);
+      }
+      return out;
+    };
+    return {
+      names: group(this.db.prepare('SELECT image_id, name AS v FROM names ORDER BY name').all() as { image_id: string; v: string }[]),
+      repoDigests: group(this.db.prepare('SELECT image_id, ref AS v FROM repo_digests ORDER BY ref').all() as { image_id: string; v: string }[]),
+    };
+  }
+
   repoDigests(id: string): string[] {
     return (this.db.prepare('SELECT ref FROM repo_digests WHERE image_id = ? ORDER BY ref').all(id) as { ref: string }[]).map((r) => r.ref);
   }

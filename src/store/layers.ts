@@ -572,8 +572,9 @@ export class LayerStore {
     });
     if (!go) return false;
     // Not gated on exists(): a layer whose creation was cut short may have parts without
-    // being whole, and every driver's remove deletes whatever parts there are.
-    await this.driver.remove(id);
+    // being whole, and every driver's remove deletes whatever parts there are. No layer is
+    // built on it (checked above).
+    await this.driver.remove(id, { leaf: true });
     this.removeTarSplit(id);
     writeTx(this.db, () => {
       this.db.prepare('DELETE FROM layers WHERE id = ?').run(id);
@@ -589,9 +590,14 @@ export class LayerStore {
     writeTx(this.db, () => {
       for (const id of ids) this.db.prepare(`UPDATE layers SET state = 'removing', owner = ? WHERE id = ?`).run(ownerId(), id);
     });
+    const above = this.db.prepare('SELECT id FROM layers WHERE parent = ?');
+    const gone = new Set<string>();
     for (const id of ids) {
-      await this.driver.remove(id);
+      // A leaf once the layers removed before it are gone (the read-write layer, then its init).
+      const leaf = (above.all(id) as { id: string }[]).every((c) => gone.has(c.id));
+      await this.driver.remove(id, { leaf });
       this.removeTarSplit(id);
+      gone.add(id);
     }
     writeTx(this.db, () => {
       dropOwner();
@@ -638,7 +644,8 @@ export class LayerStore {
   /** Delete the data, then the rows, of layers claimUnused marked (children first); their chain IDs. */
   async removeClaimed(layers: LayerRecord[]): Promise<string[]> {
     for (const l of layers) {
-      await this.driver.remove(l.id);
+      // claimUnused took only layers with no child left once those before them are gone.
+      await this.driver.remove(l.id, { leaf: true });
       this.removeTarSplit(l.id);
       writeTx(this.db, () => {
         this.db.prepare('DELETE FROM layers WHERE id = ?').run(l.id);

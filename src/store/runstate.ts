@@ -54,35 +54,42 @@ CREATE TABLE IF NOT EXISTS run_state (
 
 const FRESH: RunState = { status: 'created', process: null, monitor: null, exitCode: 0, error: '', startedAt: ZERO_TIME, finishedAt: ZERO_TIME, ports: [] };
 
+function fromRow(r: Row): RunState {
+  return {
+    status: r.status,
+    process: r.process,
+    monitor: r.monitor,
+    exitCode: r.exit_code,
+    error: r.error,
+    startedAt: r.started_at,
+    finishedAt: r.finished_at,
+    ports: JSON.parse(r.ports) as PortBinding[],
+  };
+}
+
+/**
+ * The state as it is now: a running or paused container whose process and monitor are both
+ * gone ended without anyone recording it; Docker reports such a container as exited with 255.
+ */
+function live(s: RunState): RunState {
+  if ((s.status === 'running' || s.status === 'paused') && !ownerAlive(s.process) && !ownerAlive(s.monitor)) {
+    return { ...s, status: 'exited', exitCode: 255, process: null, ports: [], error: s.error || 'the container ended while nothing was watching it' };
+  }
+  return s;
+}
+
 export class RunStates {
   constructor(private readonly db: DB) {}
 
   /** The recorded state, as it was written (see `current` for what is true now). */
   recorded(id: string): RunState {
     const r = this.db.prepare('SELECT * FROM run_state WHERE id = ?').get(id) as Row | undefined;
-    if (!r) return { ...FRESH };
-    return {
-      status: r.status,
-      process: r.process,
-      monitor: r.monitor,
-      exitCode: r.exit_code,
-      error: r.error,
-      startedAt: r.started_at,
-      finishedAt: r.finished_at,
-      ports: JSON.parse(r.ports) as PortBinding[],
-    };
+    return r ? fromRow(r) : { ...FRESH };
   }
 
-  /**
-   * The state as it is now: a running or paused container whose process and monitor are both
-   * gone ended without anyone recording it; Docker reports such a container as exited with 255.
-   */
+  /** The state as it is now (see `live`). */
   current(id: string): RunState {
-    const s = this.recorded(id);
-    if ((s.status === 'running' || s.status === 'paused') && !ownerAlive(s.process) && !ownerAlive(s.monitor)) {
-      return { ...s, status: 'exited', exitCode: 255, process: null, ports: [], error: s.error || 'the container ended while nothing was watching it' };
-    }
-    return s;
+    return live(this.recorded(id));
   }
 
   update(id: string, patch: Partial<RunState>): void {
@@ -100,10 +107,17 @@ export class RunStates {
     });
   }
 
-  /** Every container's current state at once (for `ps`). */
+  /**
+   * Every container's current state in one query (for `ps`); a container that has no row has
+   * never started: its state is `RunStates.fresh()`.
+   */
   all(): Map<string, RunState> {
     const out = new Map<string, RunState>();
-    for (const r of this.db.prepare('SELECT id FROM run_state').all() as { id: string }[]) out.set(r.id, this.current(r.id));
+    for (const r of this.db.prepare('SELECT * FROM run_state').all() as Row[]) out.set(r.id, live(fromRow(r)));
     return out;
+  }
+
+  static fresh(): RunState {
+    return { ...FRESH };
   }
 }

@@ -286,7 +286,7 @@ export class Store {
   /** The image `ref` names (a name, an ID or its prefix); NotFoundError when none. */
   getImage(ref: string): ImageSummary {
     const img = this.images.resolve(ref);
-    return this.summarize(img, this.images.names(img.id));
+    return this.summarize(img, this.images.names(img.id), this.images.repoDigests(img.id));
   }
 
   /** `load -i FILE`: every image of a docker-archive or OCI archive. */
@@ -317,21 +317,22 @@ export class Store {
     // Docker hides untagged images that are only the parent of another image (intermediates).
     const parents = new Set<string>();
     for (const img of images) for (const l of chain(img.topLayer).slice(1)) parents.add(l.id);
+    const all = this.images.allNames();
     const out: ImageSummary[] = [];
     for (const img of images) {
-      const names = this.images.names(img.id);
+      const names = all.names.get(img.id) ?? [];
       if (!opts.all && names.length === 0 && img.topLayer && parents.has(img.topLayer)) continue;
-      out.push(this.summarize(img, names, chain(img.topLayer)));
+      out.push(this.summarize(img, names, all.repoDigests.get(img.id) ?? [], chain(img.topLayer)));
     }
     return out;
   }
 
-  private summarize(img: ImageRecord, names: string[], chain = this.layers.ancestry(img.topLayer)): ImageSummary {
+  private summarize(img: ImageRecord, names: string[], repoDigests: string[], chain = this.layers.ancestry(img.topLayer)): ImageSummary {
     const cfg = parseConfig(img);
     return {
       id: img.id,
       names,
-      repoDigests: this.images.repoDigests(img.id),
+      repoDigests,
       created: cfg.created ?? img.created,
       size: chain.reduce((n, l) => n + l.contentSize, 0),
       dangling: names.length === 0,
@@ -730,6 +731,11 @@ export class Store {
   }
 
   listContainers(): ContainerSummary[] {
+    // One read snapshot: a container and its state are listed as they were at one moment.
+    return this.db.transaction(() => this.listContainersIn())();
+  }
+
+  private listContainersIn(): ContainerSummary[] {
     const states = this.states.all();
     const labels = new Map<string, Record<string, string>>();
     const labelsOf = (imageId: string) => {
@@ -742,7 +748,7 @@ export class Store {
     return this.containers
       .list()
       .filter((c) => c.state === 'created')
-      .map((c) => ({ ...c, run: states.get(c.id) ?? this.states.current(c.id), labels: labelsOf(c.imageId) }));
+      .map((c) => ({ ...c, run: states.get(c.id) ?? RunStates.fresh(), labels: labelsOf(c.imageId) }));
   }
 
   /** `rm`: refused while the container runs, unless forced (then it is killed first). */

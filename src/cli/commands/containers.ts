@@ -45,16 +45,25 @@ function regexSearch(pattern: string, s: string): boolean {
   }
 }
 
-/** The image docker shows for a container: the name it was made from while that still names its image, else its image ID. */
-export function shownImage(store: Store, c: ContainerSummary, trunc: boolean): string {
-  let current: string | undefined;
-  try {
-    current = store.getImage(c.imageRef).id;
-  } catch (err) {
-    if (!(err instanceof NotFoundError)) throw err;
-  }
-  if (current === c.imageId) return c.imageRef;
-  return trunc ? shortId(c.imageId) : c.imageId;
+/**
+ * The image docker shows for a container: the name it was made from while that still names its
+ * image, else its image ID. One lookup per name for a whole listing (many containers share one).
+ */
+export function imageShower(store: Store): (c: ContainerSummary, trunc: boolean) => string {
+  const current = new Map<string, string | undefined>();
+  const lookup = (ref: string): string | undefined => {
+    try {
+      return store.images.resolve(ref).id;
+    } catch (err) {
+      if (!(err instanceof NotFoundError)) throw err;
+      return undefined;
+    }
+  };
+  return (c, trunc) => {
+    if (!current.has(c.imageRef)) current.set(c.imageRef, lookup(c.imageRef));
+    if (current.get(c.imageRef) === c.imageId) return c.imageRef;
+    return trunc ? shortId(c.imageId) : c.imageId;
+  };
 }
 
 /** The containers `ps` lists: running ones (every one with -a or a status filter), then docker's filters. */
@@ -119,6 +128,7 @@ export function addContainerCommands(program: Command, { io, withStore }: Contex
           return;
         }
         const rows: Record<string, unknown>[] = [];
+        const shownImage = imageShower(store);
         // docker measures when asked, or when the format shows the size.
         const sized = o.size === true || /\.Size\b/.test(o.format ?? '');
         for (const c of list) {
@@ -128,7 +138,7 @@ export function addContainerCommands(program: Command, { io, withStore }: Contex
             Command: psCommand(c, o.trunc),
             CreatedAt: goTime(c.created),
             ID: o.trunc ? c.id.slice(0, 12) : c.id,
-            Image: shownImage(store, c, o.trunc),
+            Image: shownImage(c, o.trunc),
             Labels: labels.map(([k, v]) => `${k}=${v}`).join(','),
             LocalVolumes: '0',
             Mounts: '',

@@ -9,7 +9,7 @@ import { confirm, PartialFailure, SilentExit, type Context, type Output } from '
 import { humanSize, printRows, since, table } from '../format.js';
 import { shortId } from '../../reference/digest.js';
 import { formatOne, SYSTEM_DF_TABLE } from '../template/index.js';
-import { psCommand, psStatus, shownImage } from './containers.js';
+import { imageShower, psCommand, psStatus } from './containers.js';
 
 /** A container, else an image, named `ref` (as `--type` allows); undefined when neither exists. */
 async function inspectOne(store: Store, ref: string, type?: string): Promise<unknown> {
@@ -120,7 +120,8 @@ export function addSystemCommands(program: Command, { io, withStore }: Context):
           const colon = n.lastIndexOf(':');
           return [n.slice(0, colon), n.slice(colon + 1), shortId(i.id), since(i.created), size(i.size), size(i.shared), size(i.unique), String(i.containers)];
         });
-        const containers = du.containers.map((c) => [c.id.slice(0, 12), shownImage(store, c, true), psCommand(c, true), '0', size(c.size), since(c.created), psStatus(c.run), c.name]);
+        const shownImage = imageShower(store);
+        const containers = du.containers.map((c) => [c.id.slice(0, 12), shownImage(c, true), psCommand(c, true), '0', size(c.size), since(c.created), psStatus(c.run), c.name]);
         io.out.write(
           [
             'Images space usage:\n\n',

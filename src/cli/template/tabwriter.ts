@@ -3,9 +3,19 @@
 // the text after a line's last tab is not part of any column, and a line with fewer cells
 // ends the blocks of the columns it lacks.
 
+/** Code points, as Go counts runes (a surrogate pair is one); a string iterator costs more per cell. */
 function runeCount(s: string): number {
-  let n = 0;
-  for (const _ of s) n++;
+  let n = s.length;
+  for (let i = 0; i < s.length - 1; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0xd800 && c <= 0xdbff) {
+      const d = s.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        n--;
+        i++;
+      }
+    }
+  }
   return n;
 }
 

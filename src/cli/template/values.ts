@@ -28,21 +28,23 @@ export class GoFloat {
 /** The value of a missing map key: Go's invalid reflect.Value, printed as `<no value>`. */
 export const NO_VALUE: unique symbol = Symbol('no value');
 
-const STRUCT_TYPE = Symbol('strata.template.struct');
-/** A custom JSON encoding, as a Go type's MarshalJSON: returns the JSON text itself. */
-export const MARSHAL_JSON = Symbol('strata.template.marshalJSON');
+/**
+ * What goStruct marked: the type name and any custom JSON encoding (a Go type's MarshalJSON,
+ * returning the JSON text itself). Kept beside the objects rather than as hidden properties on
+ * them: defining two properties per row was most of `ps -a`'s per-row cost.
+ */
+const structs = new WeakMap<object, { typeName: string; marshalJSON?: () => string }>();
 
-export type GoStruct = Record<string, unknown> & { [STRUCT_TYPE]: string; [MARSHAL_JSON]?: () => string };
+export type GoStruct = Record<string, unknown>;
 
 /** Mark `fields` as a Go struct named `typeName` (e.g. `*formatter.imageContext`). */
 export function goStruct<T extends object>(typeName: string, fields: T, marshalJSON?: () => string): T & GoStruct {
-  Object.defineProperty(fields, STRUCT_TYPE, { value: typeName, enumerable: false });
-  if (marshalJSON) Object.defineProperty(fields, MARSHAL_JSON, { value: marshalJSON, enumerable: false });
+  structs.set(fields, { typeName, marshalJSON });
   return fields as T & GoStruct;
 }
 
 export function isStruct(v: unknown): v is GoStruct {
-  return typeof v === 'object' && v !== null && STRUCT_TYPE in v;
+  return typeof v === 'object' && v !== null && structs.has(v);
 }
 
 export function isMap(v: unknown): v is Record<string, unknown> | Map<string, unknown> {
@@ -88,7 +90,8 @@ export function goType(v: unknown): string {
   if (isInt(v)) return 'int';
   if (typeof v === 'number' || v instanceof GoFloat) return 'float64';
   if (Array.isArray(v)) return v.length > 0 && v.every((x) => typeof x === 'string') ? '[]string' : '[]interface {}';
-  if (isStruct(v)) return v[STRUCT_TYPE];
+  const struct = typeof v === 'object' && v !== null ? structs.get(v) : undefined;
+  if (struct) return struct.typeName;
   // docker's inspect reports errors from its pass over decoded JSON, where every map is this type.
   if (isMap(v)) return 'map[string]interface {}';
   return typeof v;
@@ -165,7 +168,8 @@ export function toJSON(v: unknown, escapeHTML: boolean): string {
   if (typeof v === 'number') return Number.isFinite(v) ? JSON.stringify(v) : 'null';
   if (v instanceof GoFloat) return toJSON(v.value, escapeHTML);
   if (Array.isArray(v)) return '[' + v.map((x) => toJSON(x, escapeHTML)).join(',') + ']';
-  if (isStruct(v) && v[MARSHAL_JSON]) return (v[MARSHAL_JSON] as () => string)();
+  const marshalJSON = typeof v === 'object' && v !== null ? structs.get(v)?.marshalJSON : undefined;
+  if (marshalJSON) return marshalJSON();
   if (v instanceof Map) return toJSON(Object.fromEntries(entriesOf(v)), escapeHTML);
   if (typeof v === 'object') {
     const obj = v as Record<string, unknown> & { toJSON?: () => unknown };

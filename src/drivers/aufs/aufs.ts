@@ -169,9 +169,9 @@ export class AufsDriver implements Driver {
     return out;
   }
 
-  async remove(id: string): Promise<void> {
+  async remove(id: string, opts?: { leaf?: boolean }): Promise<void> {
     this.checkId(id);
-    if (await this.exists(id)) {
+    if (!opts?.leaf && (await this.exists(id))) {
       const kids = await this.children(id);
       if (kids.length > 0) throw new DriverError(`aufs: cannot remove layer ${id}: ${kids.length} layer(s) are built on it (${kids[0]}…)`);
     }

@@ -83,10 +83,10 @@ export abstract class OverlayBase implements Driver {
     if (keys.length > 0) throw new DriverError(`Unknown option ${keys[0]}`);
   }
 
-  async remove(id: string): Promise<void> {
+  async remove(id: string, opts?: { leaf?: boolean }): Promise<void> {
     await this.init();
     this.layout.checkId(id);
-    if (await this.layout.exists(id)) {
+    if (!opts?.leaf && (await this.layout.exists(id))) {
       const kids = await this.layout.children(id);
       if (kids.length > 0) {
         throw new DriverError(`cannot remove layer ${id}: ${kids.length} layer(s) are built on it (${kids[0]}…)`);
