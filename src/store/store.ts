@@ -16,7 +16,7 @@ import { hostPlatform } from '../image/platform.js';
 import type { ExportImage, ImageSource } from '../image/source.js';
 import type { HistoryEntry, ImageConfig } from '../image/types.js';
 import { Checker, type CheckResult } from './check.js';
-import { ContainerStore, randomName, type ContainerRecord } from './containers.js';
+import { containerName, ContainerStore, randomName, type ContainerRecord } from './containers.js';
 import { type DB, now, openDatabase, writeTx } from './db.js';
 import { ConflictError, InvalidInputError, NotFoundError, StrataError } from './errors.js';
 import { ImageStore, familiar, storedName, parseConfig, type ImageRecord } from './images.js';
@@ -549,9 +549,10 @@ export class Store {
     const img = opts.pull ? this.images.get(await imageForRun(this, imageRef, opts.pull)) : this.images.resolve(imageRef);
     // Removed by another process since it was found or pulled.
     if (!img) throw new NotFoundError(`No such image: ${imageRef}`);
+    // Docker looks the image up (and pulls it) first, then checks the name: before any layer is made.
+    const name = opts.name === undefined ? this.freeName() : containerName(opts.name);
     const cfg = parseConfig(img);
     const id = randomBytes(32).toString('hex');
-    const name = opts.name ?? this.freeName();
     const hostname = opts.hostname ?? id.slice(0, 12);
     const { process: proc, host } = runConfig(cfg.config, hostname, opts);
     // Docker's naming: the read-write layer has a random id, its init layer that id + "-init".

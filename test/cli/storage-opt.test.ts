@@ -88,17 +88,17 @@ for (const [driver, globals, size] of ENFORCING) {
     const limit = Number.parseInt(size, 10) * 2 ** 20;
 
     test(`create --storage-opt size=${size}: half of it fits, as much again fails with ENOSPC/EDQUOT`, async (t) => {
-      t.after(() => cli(['rm', '-f', 'q']));
-      const made = cli(['create', '--name', 'q', '--storage-opt', `size=${size}`, 'bb']);
+      t.after(() => cli(['rm', '-f', 'qq']));
+      const made = cli(['create', '--name', 'qq', '--storage-opt', `size=${size}`, 'bb']);
       assert.equal(made.code, 0, made.stderr);
-      assert.deepEqual(JSON.parse(cli(['inspect', 'q']).stdout)[0].HostConfig.StorageOpt, { size });
-      const mnt = cli(['mount', 'q']);
+      assert.deepEqual(JSON.parse(cli(['inspect', 'qq']).stdout)[0].HostConfig.StorageOpt, { size });
+      const mnt = cli(['mount', 'qq']);
       assert.equal(mnt.code, 0, mnt.stderr);
       try {
         assert.equal(await fill(join(mnt.stdout.trim(), 'fits'), limit / 2), null);
         assert.match(String(await fill(join(mnt.stdout.trim(), 'too-much'), limit)), /^(ENOSPC|EDQUOT)$/);
       } finally {
-        assert.equal(cli(['umount', 'q']).code, 0);
+        assert.equal(cli(['umount', 'qq']).code, 0);
       }
     });
 
