@@ -836,7 +836,10 @@ export class Store {
     if (!img) throw new StrataError(`image ${c.imageId} of container ${c.name} is gone`);
     const names = newRef ? [storedName(newRef)] : [];
     const cfg = parseConfig(img);
-    const runConfig = applyChanges(cfg.config ?? {}, opts.changes ?? []);
+    // Docker commits the container's Entrypoint and Cmd (`create IMAGE CMD…`), not the image's.
+    const proc = c.config.process;
+    const own = proc?.cmd && proc.entrypoint ? { Entrypoint: proc.entrypoint.length ? proc.entrypoint : null, Cmd: proc.cmd.length ? proc.cmd : null } : {};
+    const runConfig = applyChanges({ ...(cfg.config ?? {}), ...own }, opts.changes ?? []);
     const parent = img.topLayer ? this.layers.byId(img.topLayer)! : null;
     const layer = await this.layers.addImageLayer(parent, {
       open: () => this.driver.diff(c.layer, c.initLayer),

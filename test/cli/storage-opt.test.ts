@@ -12,7 +12,7 @@ import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { runChild } from '../drivers/overlay-fixtures.js';
-import { startDockerd } from '../helpers/dockerd-storage.js';
+import { startDockerd } from '../helpers/dockerd.js';
 import { corpusImage, scratch } from '../helpers/env.js';
 import { tmpdirOn, useBtrfs, useZfsPool, type ScratchFs } from '../helpers/fsimages.js';
 import { unmountAllUnder } from '../helpers/mounts.js';
@@ -152,7 +152,7 @@ describe('drivers that cannot enforce a size refuse as Docker\'s do', () => {
       ['foo=bar', ['run']],
     ];
     for (const driver of ['overlay2', 'vfs']) {
-      const d = await startDockerd(files.add, driver);
+      const d = await startDockerd(files.add, { driver });
       if ('skip' in d) {
         console.warn(`SKIPPED: docker --storage-opt comparison on ${driver}: ${d.skip}`);
         t.skip(d.skip);
