@@ -19,7 +19,7 @@ const ready = parityForFile('images', (p) => {
   p.both(['tag', 'corpus/busybox', 'bb:1']);
   p.both(['tag', 'corpus/edge', 'edge:x']);
   // A small root filesystem with symlinks, for import (whose sizes count them).
-  const dir = scratch(null, 'strata-parity-rootfs-');
+  const dir = scratch(null, 'parity-rootfs-');
   mkdirSync(join(dir, 'root', 'bin'), { recursive: true });
   writeFileSync(join(dir, 'root', 'bin', 'tool'), 'x'.repeat(1000));
   for (let i = 0; i < 20; i++) symlinkSync(`/bin/tool-with-a-long-target-name-${i}`, join(dir, 'root', 'bin', `link${i}`));
@@ -133,12 +133,7 @@ test('no crash: export to a missing directory, import of a directory, output who
   x.alias(d.trim(), s.trim(), 'exp1');
   x.compare(['export', '-o', '/nonexistent-dir/y.tar', 'exp1']);
   x.compare(['rm', 'exp1']);
-  // docker's client names the request it was making ("error during connect: Post …: read DIR: is a
-  // directory"); strata makes none: the same code, and its line ends as docker's does.
-  const [di, si] = [x.docker.run(['import', dirname(rootfs)]), x.strata.run(['import', dirname(rootfs)])];
-  assert.deepEqual([si.code, si.stdout], [di.code, di.stdout]);
-  assert.equal(si.stderr, `Error: read ${dirname(rootfs)}: is a directory\n`);
-  assert.ok(di.stderr.trim().endsWith(`: read ${dirname(rootfs)}: is a directory`), di.stderr);
+  x.compare(['import', dirname(rootfs)]);
   // `… | head`: docker ends quietly when the pipe closes; strata must not print an EPIPE trace.
   const engines: [string, string[]][] = [['docker', [DOCKER, '-H', `unix://${x.docker.sock}`]], ['strata', x.strata.argv]];
   for (const [cut, args] of [['head -n 1', ['images', '--format', 'json']], ['head -c 100', ['save', 'corpus/busybox']]] as const) {
