@@ -944,7 +944,9 @@ export class Store {
               Tty: c.config.process.tty,
               OpenStdin: c.config.process.openStdin,
               Env: c.config.process.env,
-              Cmd: c.config.process.args,
+              // Containers made before create kept Entrypoint and Cmd apart show the whole command.
+              Cmd: c.config.process.cmd ? (c.config.process.cmd.length ? c.config.process.cmd : null) : c.config.process.args,
+              ...(c.config.process.entrypoint ? { Entrypoint: c.config.process.entrypoint.length ? c.config.process.entrypoint : null } : {}),
               WorkingDir: c.config.process.cwd,
               StopSignal: c.config.process.stopSignal,
             }

@@ -79,6 +79,31 @@ test('commit -c, Parent and history; image/container inspect forms', (t) => {
   x.compare(['rmi', 'committed:1']);
 });
 
+test('an image with an Entrypoint: inspect and commit keep the container\'s Entrypoint and Cmd apart', (t) => {
+  const x = ready(t);
+  if (!x) return;
+  const [d, s] = x.both(['commit', '-c', 'ENTRYPOINT ["echo", "e"]', 'c1', 'ep:1']);
+  x.alias(d.trim(), s.trim(), 'ep-image');
+  const made: string[] = [];
+  const create = (name: string, args: string[]) => {
+    const [dc, sc] = x.both(['create', '--name', name, ...args]);
+    x.alias(dc.trim(), sc.trim(), name);
+    made.push(name);
+  };
+  try {
+    create('ep1', ['ep:1', 'x', 'y']);
+    create('ep2', ['ep:1']);
+    create('ep3', ['--entrypoint', 'printf', 'ep:1']);
+    for (const c of made) x.compare(['inspect', '-f', '{{.Path}} {{json .Args}} {{json .Config.Entrypoint}} {{json .Config.Cmd}}', c]);
+    const [dc, sc] = x.both(['commit', 'ep1', 'ep:2']);
+    x.alias(dc.trim(), sc.trim(), 'ep-image-2');
+    x.compare(['image', 'inspect', '-f', '{{json .Config.Entrypoint}} {{json .Config.Cmd}}', 'ep:2']);
+  } finally {
+    x.compare(['rm', ...made]);
+    x.compare(['rmi', 'ep:2', 'ep:1'], { sortLines: true });
+  }
+});
+
 test('commit pauses a running container by default and leaves it running', (t) => {
   const x = ready(t);
   if (!x) return;
