@@ -38,11 +38,12 @@ const sqliteAddon = {
 };
 
 // A dynamic import() in a vm.Script needs vm's experimental importModuleDynamically (which warns
-// on every run); an addon loaded on demand (zstd-napi) becomes a require() that runs on first use.
+// on every run); an addon loaded on demand (zstd-napi) or a node: builtin imported late to spare
+// startup (node:tls) becomes a require() that runs on first use.
 const lazyRequire = {
   name: 'lazy-require',
   setup(b) {
-    const filter = new RegExp(`^(${external.join('|')})$`);
+    const filter = new RegExp(`^(${external.join('|')}|node:.*)$`);
     b.onResolve({ filter }, (a) => (a.kind === 'dynamic-import' ? { path: a.path, namespace: 'lazy-require' } : undefined));
     b.onLoad({ filter: /.*/, namespace: 'lazy-require' }, (a) => ({ contents: `module.exports = require(${JSON.stringify(a.path)});`, loader: 'js' }));
   },

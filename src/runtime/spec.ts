@@ -62,6 +62,9 @@ export interface ProcessOptions {
 
 export interface ResolvedProcess {
   args: string[];
+  /** Docker's Config.Entrypoint and Config.Cmd of the container, apart: `args` is the two joined. */
+  entrypoint: string[];
+  cmd: string[];
   env: string[];
   cwd: string;
   user: string;
@@ -101,7 +104,7 @@ export function resolveProcess(image: ContainerConfig | undefined, opts: Process
   ];
   const cwd = opts.workdir || cfg.WorkingDir || '/';
   if (!cwd.startsWith('/')) throw new InvalidInputError(`the working directory '${cwd}' is invalid, it needs to be an absolute path`);
-  return { args, env: mergeEnv(defaults, imageEnv), cwd, user: opts.user ?? cfg.User ?? '' };
+  return { args, entrypoint, cmd, env: mergeEnv(defaults, imageEnv), cwd, user: opts.user ?? cfg.User ?? '' };
 }
 
 export type NetworkMode = { kind: 'none' } | { kind: 'host' } | { kind: 'netns'; path: string };
@@ -115,7 +118,7 @@ export interface BindMount {
 export interface SpecInput {
   /** The merged root of the container (its read-write layer mounted). */
   rootfs: string;
-  process: ResolvedProcess;
+  process: Omit<ResolvedProcess, 'entrypoint' | 'cmd'>;
   user: ExecUser;
   hostname: string;
   tty: boolean;

@@ -65,7 +65,15 @@ export function randomName(): string {
   return `${a}_${n}${Math.floor(Math.random() * 100)}`;
 }
 
-const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+// Docker's RestrictedNamePattern: two characters at least.
+const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
+
+/** `create --name`: the name without docker's optional leading "/", refused as docker refuses it (spelled as given). */
+export function containerName(given: string): string {
+  const name = given.startsWith('/') ? given.slice(1) : given;
+  if (!NAME_RE.test(name)) throw new StrataError(`Invalid container name (${given}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
+  return name;
+}
 
 export class ContainerStore {
   constructor(private readonly db: DB) {}

@@ -34,6 +34,9 @@ import type { RunState, RunStates } from './runstate.js';
 /** What the container runs, fixed at create (Docker's Config: Path/Args, Env, WorkingDir, User). */
 export interface ProcessConfig {
   args: string[];
+  /** Docker's Config.Entrypoint and Config.Cmd apart, which `commit` records (absent on containers made before). */
+  entrypoint?: string[];
+  cmd?: string[];
   env: string[];
   cwd: string;
   user: string;

@@ -16,7 +16,7 @@ import { hostPlatform } from '../image/platform.js';
 import type { ExportImage, ImageSource } from '../image/source.js';
 import type { HistoryEntry, ImageConfig } from '../image/types.js';
 import { Checker, type CheckResult } from './check.js';
-import { ContainerStore, randomName, type ContainerRecord } from './containers.js';
+import { containerName, ContainerStore, randomName, type ContainerRecord } from './containers.js';
 import { type DB, now, openDatabase, writeTx } from './db.js';
 import { ConflictError, InvalidInputError, NotFoundError, StrataError } from './errors.js';
 import { ImageStore, familiar, storedName, parseConfig, type ImageRecord } from './images.js';
@@ -550,9 +550,10 @@ export class Store {
     const img = opts.pull ? this.images.get(await imageForRun(this, imageRef, opts.pull)) : this.images.resolve(imageRef);
     // Removed by another process since it was found or pulled.
     if (!img) throw new NotFoundError(`No such image: ${imageRef}`);
+    // Docker looks the image up (and pulls it) first, then checks the name: before any layer is made.
+    const name = opts.name === undefined ? this.freeName() : containerName(opts.name);
     const cfg = parseConfig(img);
     const id = randomBytes(32).toString('hex');
-    const name = opts.name ?? this.freeName();
     const hostname = opts.hostname ?? id.slice(0, 12);
     const { process: proc, host } = runConfig(cfg.config, hostname, opts);
     // Docker's naming: the read-write layer has a random id, its init layer that id + "-init".
@@ -841,7 +842,10 @@ export class Store {
     if (!img) throw new StrataError(`image ${c.imageId} of container ${c.name} is gone`);
     const names = newRef ? [storedName(newRef)] : [];
     const cfg = parseConfig(img);
-    const runConfig = applyChanges(cfg.config ?? {}, opts.changes ?? []);
+    // Docker commits the container's Entrypoint and Cmd (`create IMAGE CMD…`), not the image's.
+    const proc = c.config.process;
+    const own = proc?.cmd && proc.entrypoint ? { Entrypoint: proc.entrypoint.length ? proc.entrypoint : null, Cmd: proc.cmd.length ? proc.cmd : null } : {};
+    const runConfig = applyChanges({ ...(cfg.config ?? {}), ...own }, opts.changes ?? []);
     const parent = img.topLayer ? this.layers.byId(img.topLayer)! : null;
     const layer = await this.layers.addImageLayer(parent, {
       open: () => this.driver.diff(c.layer, c.initLayer),
@@ -946,7 +950,9 @@ export class Store {
               Tty: c.config.process.tty,
               OpenStdin: c.config.process.openStdin,
               Env: c.config.process.env,
-              Cmd: c.config.process.args,
+              // Containers made before create kept Entrypoint and Cmd apart show the whole command.
+              Cmd: c.config.process.cmd ? (c.config.process.cmd.length ? c.config.process.cmd : null) : c.config.process.args,
+              ...(c.config.process.entrypoint ? { Entrypoint: c.config.process.entrypoint.length ? c.config.process.entrypoint : null } : {}),
               WorkingDir: c.config.process.cwd,
               StopSignal: c.config.process.stopSignal,
             }

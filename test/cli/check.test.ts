@@ -40,10 +40,10 @@ test('check finds an image whose base layer data is gone; --repair removes the i
   const root = join(scratch(t), 'root');
   const cli = strataIn(root, 'vfs');
   const img = /sha256:[0-9a-f]{64}/.exec(cli.ok(['load', '-i', corpusImage('busybox.oci.tar')]))![0];
-  cli.ok(['create', '--name', 'c', img, 'sh']);
+  cli.ok(['create', '--name', 'cx', img, 'sh']);
   // The container's init layer is a full copy of the image's single layer: its parent dir holds both.
-  const mounted = cli.ok(['mount', 'c']).trim();
-  cli.ok(['rm', 'c']);
+  const mounted = cli.ok(['mount', 'cx']).trim();
+  cli.ok(['rm', 'cx']);
   const dirs = join(mounted, '..');
   for (const d of readdirSync(dirs)) rmSync(join(dirs, d), { recursive: true, force: true });
   const r = cli.run(['check']);

@@ -2,32 +2,59 @@
 // Registry mirrors are tested without the internet: a local docker-registry holds busybox under
 // its Docker Hub path (library/busybox), and `pull docker.io/library/busybox` must come from it;
 // a mirror that is down or lacks the image is passed over, and when every place fails the error
-// names what each mirror answered. Never touches /etc/strata/daemon.json.
+// names what each mirror answered. A mirror is also run as sites run one: docker-registry as a
+// pull-through cache (proxy.remoteurl) in front of that registry. Whenever strata would fall back
+// to Docker Hub, it runs in a private mount namespace whose /etc/hosts names registry-1.docker.io
+// as a loopback address where a third local registry answers (trusted through certs.d there), so
+// nothing leaves 127.0.0.0/8. Never touches /etc/strata/daemon.json.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { corpusImage, scratch, strataBin } from '../helpers/env.js';
-import { fileCleanup, freePort, startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { fileCleanup, freePort, startRegistry, storedBlobs, type TestRegistry } from '../helpers/registry.js';
 import { runToolSync } from '../../src/sys/run.js';
 
 const files = fileCleanup();
 after(files.run);
 let mirror: TestRegistry;
+/** Stands in for Docker Hub: HTTPS on 127.a.b.c:443 with a certificate for registry-1.docker.io. */
+let hub: TestRegistry;
+/** /etc/hosts and /etc/docker for strata's private mount namespace, pointing Docker Hub at `hub`. */
+let pinned: { hosts: string; etcDocker: string };
+
+function holdBusybox(reg: TestRegistry) {
+  runToolSync('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', '--preserve-digests',
+    `oci-archive:${corpusImage('busybox.oci.tar')}:latest`, `docker://${reg.host}/library/busybox:latest`], { ignoreStdout: true });
+}
 
 before(async () => {
   mirror = await startRegistry(files.add);
-  runToolSync('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', '--preserve-digests',
-    `oci-archive:${corpusImage('busybox.oci.tar')}:latest`, `docker://${mirror.host}/library/busybox:latest`], { ignoreStdout: true });
+  holdBusybox(mirror);
+  // A random loopback address of its own: port 443 there is free whatever else runs on this machine.
+  const b = () => 1 + Math.floor(Math.random() * 250);
+  hub = await startRegistry(files.add, { accessLog: true, tls: true, tlsName: 'registry-1.docker.io', listen: { address: `127.${b()}.${b()}.${b()}`, port: 443 } });
+  holdBusybox(hub);
+  const dir = scratch(null, 'strata-pinned-hub-');
+  pinned = { hosts: join(dir, 'hosts'), etcDocker: join(dir, 'etc-docker') };
+  writeFileSync(pinned.hosts, `127.0.0.1 localhost\n${hub.host.split(':')[0]} registry-1.docker.io\n`);
+  mkdirSync(join(pinned.etcDocker, 'certs.d', 'registry-1.docker.io'), { recursive: true });
+  writeFileSync(join(pinned.etcDocker, 'certs.d', 'registry-1.docker.io', 'ca.crt'), readFileSync(join(hub.dir, 'ca.crt')));
 });
 
-function strata(args: string[]) {
+/** strata with only the config file's settings; `pinHub` runs it where Docker Hub is `hub`. */
+function strata(args: string[], pinHub = false) {
   // No STRATA_ROOT / STRATA_DRIVER from the caller: they would win over the file.
   const env = { ...process.env };
   delete env.STRATA_ROOT;
   delete env.STRATA_DRIVER;
-  const r = spawnSync(process.execPath, [strataBin, ...args], { encoding: 'utf8', env });
+  const argv = [process.execPath, strataBin, ...args];
+  const r = pinHub
+    ? spawnSync('unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c',
+        'mount --bind "$1" /etc/hosts && mount --bind "$2" /etc/docker && shift 2 && exec "$@"', 'sh', pinned.hosts, pinned.etcDocker, ...argv],
+      { encoding: 'utf8', env })
+    : spawnSync(argv[0], argv.slice(1), { encoding: 'utf8', env });
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -99,15 +126,55 @@ describe('registry-mirrors', () => {
 
   test('an image no mirror has falls back to Docker Hub, and the error says what each place answered', (t) => {
     const { file } = configIn(t, { 'registry-mirrors': [`http://${mirror.host}`] });
-    const r = strata(['--config', file, '-l', 'error', 'pull', 'docker.io/library/not-on-the-mirror:1']);
+    const r = strata(['--config', file, '-l', 'error', 'pull', 'docker.io/library/not-on-the-mirror:1'], true);
     assert.equal(r.code, 1);
     const lines = r.stderr.split('\n').filter(Boolean);
     assert.equal(lines.length, 1, r.stderr);
-    // Docker Hub is asked (this machine cannot reach it), then the mirror's answer is named.
+    // Docker Hub is asked (the stand-in lacks the image too), then the mirror's answer is named.
     assert.match(lines[0], /registry-1\.docker\.io/);
     assert.match(lines[0], new RegExp(`\\(and mirror ${mirror.host}: .*(manifest unknown|not found)`, 'i'));
     // A reference of another registry never goes to the mirror.
     const other = strata(['--config', file, '-l', 'error', 'pull', `127.0.0.1:${mirror.port}/library/busybox`]);
     assert.equal(other.code, 0, other.stderr);
+  });
+});
+
+describe('a pull-through cache as the mirror (docker-registry with proxy.remoteurl)', () => {
+  /** The blob digests the access log shows GETs of, in `repo`. */
+  const blobGets = (log: string, repo: string) => [...log.matchAll(new RegExp(`"GET /v2/${repo}/blobs/(sha256:[0-9a-f]{64}) `, 'g'))].map((m) => m[1]);
+
+  test('busybox comes through the cache, which keeps its blobs; with the cache down it comes from Docker Hub', async (t) => {
+    const cache = await startRegistry((fn) => t.after(fn), { proxy: `http://${mirror.host}`, accessLog: true });
+    const { file } = configIn(t, { 'registry-mirrors': [`http://${cache.host}`] });
+    const r = strata(['--config', file, 'pull', 'busybox'], true);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /docker\.io\/library\/busybox:latest\n$/);
+    // The logs reach this process once its event loop runs again (spawnSync held it), and the cache
+    // writes what it relays to its own storage as it serves it: wait for both.
+    const settled = async (done: () => boolean) => {
+      for (const end = Date.now() + 10_000; !done() && Date.now() < end; ) await new Promise((res) => setTimeout(res, 100));
+    };
+    const fromCache = () => blobGets(cache.log(), 'library/busybox');
+    const missing = () => fromCache().filter((d) => !storedBlobs(cache.storage).includes(d));
+    await settled(() => fromCache().length >= 2 && missing().length === 0);
+    const asked = fromCache();
+    assert.ok(asked.length >= 2, `strata fetched the config and the layers from the cache:\n${cache.log()}`);
+    assert.deepEqual(missing(), [], 'every blob strata read is in the cache');
+    assert.equal(blobGets(hub.log(), 'library/busybox').length, 0, 'nothing came from Docker Hub');
+    assert.match(strata(['--config', file, 'info']).stdout, new RegExp(` Registry Mirrors:\n  http://${cache.host}/\n`));
+
+    await cache.stop();
+    const again = configIn(t, { 'registry-mirrors': [`http://${cache.host}`] });
+    const fallback = strata(['--config', again.file, 'pull', 'busybox'], true);
+    assert.equal(fallback.code, 0, fallback.stderr);
+    assert.match(fallback.stderr, new RegExp(`mirror ${cache.host} did not serve busybox:latest`));
+    const fromHub = () => blobGets(hub.log(), 'library/busybox');
+    await settled(() => fromHub().length >= asked.length);
+    assert.deepEqual(fromHub().sort(), [...asked].sort(), 'the same blobs came from Docker Hub');
+    assert.equal(
+      strata(['--config', again.file, 'images', '-q', '--no-trunc']).stdout,
+      strata(['--config', file, 'images', '-q', '--no-trunc']).stdout,
+      'the same image either way',
+    );
   });
 });

@@ -56,17 +56,17 @@ test('SIGKILL during commit: no new image or layer, the same commit then succeed
   const root = join(scratch(t), 'root');
   const cli = strataIn(root, 'vfs');
   const id = /sha256:[0-9a-f]{64}/.exec(cli.ok(['load', '-i', corpusImage('busybox.oci.tar')]))![0];
-  cli.ok(['create', '--name', 'c', id, 'sh']);
-  const mnt = cli.ok(['mount', 'c']).trim();
+  cli.ok(['create', '--name', 'cx', id, 'sh']);
+  const mnt = cli.ok(['mount', 'cx']).trim();
   writeFileSync(join(mnt, 'big'), Buffer.alloc(300 * 1024 * 1024, 1));
-  cli.ok(['umount', 'c']);
+  cli.ok(['umount', 'cx']);
   const before = vfsDirs(root).length;
-  await killMidway(root, ['commit', 'c', 'test/committed']);
+  await killMidway(root, ['commit', 'cx', 'test/committed']);
   const info = JSON.parse(cli.ok(['info', '--format', 'json']));
   assert.equal(info.Images, 1);
   assert.equal(info.Layers, 1);
   assert.equal(vfsDirs(root).length, before);
-  assert.match(cli.ok(['commit', 'c', 'test/committed']), /^sha256:/);
+  assert.match(cli.ok(['commit', 'cx', 'test/committed']), /^sha256:/);
   assert.equal(JSON.parse(cli.ok(['info', '--format', 'json'])).Images, 2);
 });
 

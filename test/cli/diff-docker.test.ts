@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { byPathBytes } from '../../src/archive/walk.js';
 import { runChild } from '../drivers/overlay-fixtures.js';
-import { startDockerd } from '../helpers/dockerd-storage.js';
+import { startDockerd } from '../helpers/dockerd.js';
 import { corpusImage } from '../helpers/env.js';
 import { tmpdirOn, useBtrfs, useZfsPool, type ScratchFs } from '../helpers/fsimages.js';
 import { unmountAllUnder } from '../helpers/mounts.js';
@@ -53,7 +53,7 @@ const dockerDiff = new Map<string, string[] | string>();
 
 before(async () => {
   for (const driver of ['overlay2', 'vfs']) {
-    const d = await startDockerd(files.add, driver);
+    const d = await startDockerd(files.add, { driver });
     if ('skip' in d) {
       dockerDiff.set(driver, d.skip);
       continue;

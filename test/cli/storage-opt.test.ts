@@ -12,7 +12,7 @@ import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { runChild } from '../drivers/overlay-fixtures.js';
-import { startDockerd } from '../helpers/dockerd-storage.js';
+import { startDockerd } from '../helpers/dockerd.js';
 import { corpusImage, scratch } from '../helpers/env.js';
 import { tmpdirOn, useBtrfs, useZfsPool, type ScratchFs } from '../helpers/fsimages.js';
 import { unmountAllUnder } from '../helpers/mounts.js';
@@ -88,17 +88,17 @@ for (const [driver, globals, size] of ENFORCING) {
     const limit = Number.parseInt(size, 10) * 2 ** 20;
 
     test(`create --storage-opt size=${size}: half of it fits, as much again fails with ENOSPC/EDQUOT`, async (t) => {
-      t.after(() => cli(['rm', '-f', 'q']));
-      const made = cli(['create', '--name', 'q', '--storage-opt', `size=${size}`, 'bb']);
+      t.after(() => cli(['rm', '-f', 'qq']));
+      const made = cli(['create', '--name', 'qq', '--storage-opt', `size=${size}`, 'bb']);
       assert.equal(made.code, 0, made.stderr);
-      assert.deepEqual(JSON.parse(cli(['inspect', 'q']).stdout)[0].HostConfig.StorageOpt, { size });
-      const mnt = cli(['mount', 'q']);
+      assert.deepEqual(JSON.parse(cli(['inspect', 'qq']).stdout)[0].HostConfig.StorageOpt, { size });
+      const mnt = cli(['mount', 'qq']);
       assert.equal(mnt.code, 0, mnt.stderr);
       try {
         assert.equal(await fill(join(mnt.stdout.trim(), 'fits'), limit / 2), null);
         assert.match(String(await fill(join(mnt.stdout.trim(), 'too-much'), limit)), /^(ENOSPC|EDQUOT)$/);
       } finally {
-        assert.equal(cli(['umount', 'q']).code, 0);
+        assert.equal(cli(['umount', 'qq']).code, 0);
       }
     });
 
@@ -152,7 +152,7 @@ describe('drivers that cannot enforce a size refuse as Docker\'s do', () => {
       ['foo=bar', ['run']],
     ];
     for (const driver of ['overlay2', 'vfs']) {
-      const d = await startDockerd(files.add, driver);
+      const d = await startDockerd(files.add, { driver });
       if ('skip' in d) {
         console.warn(`SKIPPED: docker --storage-opt comparison on ${driver}: ${d.skip}`);
         t.skip(d.skip);

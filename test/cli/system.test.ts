@@ -11,10 +11,10 @@ test('system df and system prune', async (t) => {
   const cli = strataIn(root, 'vfs');
   cli.ok(['load', '-i', corpusImage('busybox.docker.tar')]); // named corpus/busybox:latest
   cli.ok(['load', '-i', corpusImage('edge.oci.tar')]); // untagged: dangling
-  cli.ok(['create', '--name', 'c', 'corpus/busybox']);
-  const mnt = cli.ok(['mount', 'c']).trim();
+  cli.ok(['create', '--name', 'cx', 'corpus/busybox']);
+  const mnt = cli.ok(['mount', 'cx']).trim();
   writeFileSync(join(mnt, 'three-mb'), Buffer.alloc(3_000_000, 1));
-  cli.ok(['umount', 'c']);
+  cli.ok(['umount', 'cx']);
 
   const df = cli.ok(['system', 'df', '--format', 'json']).trim().split('\n').map((l) => JSON.parse(l));
   const images = df.find((r) => r.Type === 'Images');

@@ -32,14 +32,14 @@ test('load of an image with xattrs onto a filesystem without them skips them wit
   assert.match(warnings[0], /level=warn msg="ignored xattrs in archive: underlying filesystem doesn't support them \(.*security\.capability on \//);
   const id = /Loaded image ID: (sha256:[0-9a-f]{64})/.exec(r.stdout)?.[1];
   assert.ok(id, r.stdout);
-  cli.ok(['create', '--name', 'x', id, 'sh']);
-  const root = cli.ok(['mount', 'x']).trim();
+  cli.ok(['create', '--name', 'xx', id, 'sh']);
+  const root = cli.ok(['mount', 'xx']).trim();
   try {
     for (const f of ['both', 'file-capability', 'user-xattrs']) {
       assert.ok(existsSync(join(root, 'xattr', f)), f);
       assert.equal(readXattrs(join(root, 'xattr', f)).size, 0, f);
     }
   } finally {
-    cli.ok(['umount', 'x']);
+    cli.ok(['umount', 'xx']);
   }
 });

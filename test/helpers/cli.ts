@@ -12,8 +12,10 @@ export interface CliResult {
 }
 
 export function strataIn(root: string, driver: string) {
+  /** The command line that runs strata on this store, for callers that spawn it themselves. */
+  const argv = [process.execPath, strataBin, '--root', root, '--driver', driver];
   const run = (args: string[], input?: Buffer | string): CliResult => {
-    const r = spawnSync(process.execPath, [strataBin, '--root', root, '--driver', driver, ...args], {
+    const r = spawnSync(argv[0]!, [...argv.slice(1), ...args], {
       input,
       maxBuffer: 256 * 1024 * 1024,
     });
@@ -25,7 +27,7 @@ export function strataIn(root: string, driver: string) {
     if (r.code !== 0) throw new Error(`strata ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
     return r.stdout;
   };
-  return { run, ok };
+  return { argv, run, ok };
 }
 
 /**

@@ -3,6 +3,7 @@
 // nothing of the host's and several can run at once. It runs under `setpriv --pdeathsig KILL`
 // (it dies with the test process even when that is killed), and the cleanup stops it, undoes
 // whatever it left mounted and removes its directory. Tests call its client through `run`/`ok`.
+// The one helper for every suite that asks Docker: parity, diff, templates, storage options.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -24,11 +25,13 @@ export interface Dockerd {
   run(args: string[], input?: string | Buffer): CliResult;
   /** Run and insist on exit 0; returns stdout. */
   ok(args: string[], input?: string | Buffer): string;
+  /** Stop the daemon and remove its directory now (the cleanup does it too; twice is harmless). */
+  stop(): Promise<void>;
 }
 
 export interface DockerdOptions {
   /** The daemon's storage driver (default vfs, which works on any filesystem). */
-  driver?: 'vfs' | 'overlay2';
+  driver?: string;
 }
 
 /**
@@ -54,7 +57,7 @@ export async function startDockerd(cleanup: Cleanup, opts: DockerdOptions = {}):
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (log = (log + d).slice(-8000)));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const tail = () => log.trim().split('\n').slice(-2).join(' | ');
-  cleanup(async () => {
+  const stop = async () => {
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGTERM');
       await Promise.race([exited, sleep(20_000)]);
@@ -64,7 +67,8 @@ export async function startDockerd(cleanup: Cleanup, opts: DockerdOptions = {}):
     // dockerd unmounts what it mounted on a clean stop; what a killed one left goes here.
     unmountAllUnder(dir);
     rmSync(dir, { recursive: true, force: true });
-  });
+  };
+  cleanup(stop);
 
   const run = (args: string[], input?: string | Buffer): CliResult => {
     const r = spawnSync(DOCKER, ['-H', `unix://${sock}`, ...args], { input, env: { ...process.env, DOCKER_CONFIG: config }, maxBuffer: 256 * 1024 * 1024 });
@@ -77,7 +81,7 @@ export async function startDockerd(cleanup: Cleanup, opts: DockerdOptions = {}):
   };
   for (let i = 0; i < 150; i++) {
     if (child.exitCode !== null) return { skip: `dockerd exited: ${tail()}` };
-    if (existsSync(sock) && run(['version']).code === 0) return { dir, sock, run, ok };
+    if (existsSync(sock) && run(['version']).code === 0) return { dir, sock, run, ok, stop };
     await sleep(200);
   }
   return { skip: `dockerd did not answer within 30 s: ${tail()}` };

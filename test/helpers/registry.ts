@@ -33,6 +33,8 @@ export interface TestRegistry {
   blobPath(digest: string): string;
   /** Requests the token server answered (token auth only). */
   tokenRequests: { scope: string | null; account: string | null; authorized: boolean }[];
+  /** The last 64 KiB of the registry's log (and its access log when kept). */
+  log(): string;
   stop(): Promise<void>;
 }
 
@@ -44,6 +46,14 @@ export interface RegistryOptions {
   anonymousPull?: string[];
   /** Serve HTTPS with a fresh self-signed certificate for 127.0.0.1 (written to `<dir>/ca.crt`). */
   tls?: boolean;
+  /** A DNS name the TLS certificate names too (a registry standing in for a public host). */
+  tlsName?: string;
+  /** Listen here instead of 127.0.0.1 on a free port (any loopback address). */
+  listen?: { address: string; port: number };
+  /** Run as a pull-through cache of this registry URL (distribution's `proxy.remoteurl`). */
+  proxy?: string;
+  /** Keep the access log (one line a request, read with `log()`). */
+  accessLog?: boolean;
 }
 
 /**
@@ -79,7 +89,8 @@ async function waitForRegistry(url: string, child: ChildProcess, log: () => stri
     const u = new URL(url);
     // A TCP accept is enough: the registry listens only once it is ready (and TLS needs no trust here).
     const up = await new Promise<boolean>((resolve) => {
-      const sock = net.connect(Number(u.port), u.hostname, () => (sock.destroy(), resolve(true)));
+      // URL drops a scheme's default port: https on 443 has u.port ''.
+      const sock = net.connect(Number(u.port) || (u.protocol === 'https:' ? 443 : 80), u.hostname, () => (sock.destroy(), resolve(true)));
       sock.on('error', () => resolve(false));
     });
     if (up) return;
@@ -171,7 +182,8 @@ export async function startRegistry(cleanup: Cleanup, opts: RegistryOptions = {}
   const password = opts.password ?? 'correct horse battery';
   const dir = scratch(null, 'strata-registry-');
   const storage = join(dir, 'storage');
-  const port = await freePort();
+  const address = opts.listen?.address ?? '127.0.0.1';
+  const port = opts.listen?.port ?? (await freePort());
   const tokenRequests: TestRegistry['tokenRequests'] = [];
   const toStop: (() => Promise<void>)[] = [];
   let stopped = false;
@@ -199,25 +211,31 @@ export async function startRegistry(cleanup: Cleanup, opts: RegistryOptions = {}
   if (opts.tls) {
     await run('openssl', [
       'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'tls.key'), '-out', join(dir, 'ca.crt'),
-      '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1',
+      '-days', '2', '-subj', `/CN=${address}`, '-addext', `subjectAltName=IP:${address}${opts.tlsName ? `,DNS:${opts.tlsName}` : ''}`,
     ]);
     tlsYaml = `  tls:\n    certificate: ${join(dir, 'ca.crt')}\n    key: ${join(dir, 'tls.key')}\n`;
   }
   const config = join(dir, 'config.yml');
   writeFileSync(
     config,
-    `version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\n` +
+    `version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: ${!opts.accessLog}\n` +
       `storage:\n  filesystem:\n    rootdirectory: ${storage}\n  delete:\n    enabled: true\n` +
-      `http:\n  addr: 127.0.0.1:${port}\n  secret: strata-test-secret\n` +
+      `http:\n  addr: ${address}:${port}\n  secret: strata-test-secret\n` +
       tlsYaml +
-      authYaml,
+      authYaml +
+      (opts.proxy ? `proxy:\n  remoteurl: ${opts.proxy}\n` : ''),
   );
   // Dies with this process even when that is killed (a cancelled test run runs no after-hooks).
-  const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', '/usr/bin/docker-registry', 'serve', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', '/usr/bin/docker-registry', 'serve', config], {
+    stdio: ['ignore', opts.accessLog ? 'pipe' : 'ignore', 'pipe'],
+  });
   let log = '';
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (log = (log + d).slice(-4000)));
+  const keep = (d: string) => (log = (log + d).slice(-65536));
+  child.stderr!.setEncoding('utf8').on('data', keep);
+  // distribution writes its access log to stdout.
+  child.stdout?.setEncoding('utf8').on('data', keep);
   toStop.push(() => stopChild(child));
-  const host = `127.0.0.1:${port}`;
+  const host = `${address}:${port}`;
   try {
     await waitForRegistry(`${opts.tls ? 'https' : 'http'}://${host}/v2/`, child, () => log);
   } catch (err) {
@@ -239,7 +257,7 @@ export async function startRegistry(cleanup: Cleanup, opts: RegistryOptions = {}
     return join(storage, 'docker', 'registry', 'v2', 'blobs', algo, hex.slice(0, 2), hex, 'data');
   };
 
-  return { host, port, storage, dir, load, blobPath, tokenRequests, stop };
+  return { host, port, storage, dir, load, blobPath, tokenRequests, log: () => log, stop };
 }
 
 export interface DroppingProxy {

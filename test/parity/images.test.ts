@@ -1,12 +1,15 @@
 // Parity with Docker 20.10 for the image commands: images (NAME[:TAG], every --filter, -q,
 // --digests, sorted by created), history (-H=false, --no-trunc), rmi (untag, conflicts, -f of
 // an image a stopped container uses), import -c, sizes that count symlinks, the `image …`
-// forms, and the errors a user meets first. Same corpus archives loaded into both.
+// forms, the errors a user meets first (and no crash where output is cut short), and the command
+// `create IMAGE CMD…` keeps. Same corpus archives loaded into both.
 import assert from 'node:assert/strict';
 import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { runToolSync } from '../../src/sys/run.js';
+import { DOCKER } from '../helpers/dockerd.js';
 import { corpusImage, scratch } from '../helpers/env.js';
 import { parityForFile } from './parity.js';
 
@@ -16,7 +19,7 @@ const ready = parityForFile('images', (p) => {
   p.both(['tag', 'corpus/busybox', 'bb:1']);
   p.both(['tag', 'corpus/edge', 'edge:x']);
   // A small root filesystem with symlinks, for import (whose sizes count them).
-  const dir = scratch(null, 'strata-parity-rootfs-');
+  const dir = scratch(null, 'parity-rootfs-');
   mkdirSync(join(dir, 'root', 'bin'), { recursive: true });
   writeFileSync(join(dir, 'root', 'bin', 'tool'), 'x'.repeat(1000));
   for (let i = 0; i < 20; i++) symlinkSync(`/bin/tool-with-a-long-target-name-${i}`, join(dir, 'root', 'bin', `link${i}`));
@@ -104,4 +107,39 @@ test('errors: unknown command, argument count, save/export to a missing director
   for (const args of [['rmi'], ['tag', 'a'], ['history'], ['image', 'inspect']]) x.compare(args, { firstLines: 2 });
   x.compare(['save', '-o', '/nonexistent-dir/x.tar', 'corpus/busybox']);
   x.compare(['image', 'save', '-o', '/nonexistent-dir/x.tar', 'nope'], { firstLines: 1 });
+});
+
+test('create IMAGE CMD keeps the command and commit records it; an image without a command is refused', (t) => {
+  const x = ready(t);
+  if (!x) return;
+  const [d, s] = x.both(['create', '--name', 'cmd1', 'corpus/busybox', 'echo', 'hello', 'world']);
+  x.alias(d.trim(), s.trim(), 'cmd1');
+  x.compare(['inspect', '-f', '{{.Path}} {{json .Args}} {{json .Config.Cmd}}', 'cmd1']);
+  x.compare(['ps', '-a', '--filter', 'name=^/cmd1$', '--no-trunc', '--format', '{{.Names}} {{.Command}}']);
+  const [dc, sc] = x.both(['commit', 'cmd1', 'cmd:1']);
+  x.alias(dc.trim(), sc.trim(), 'cmd-image');
+  x.compare(['image', 'inspect', '-f', '{{json .Config.Cmd}} {{json .Config.Entrypoint}}', 'cmd:1']);
+  const [di, si] = x.both(['import', rootfs, 'nocmd:1']);
+  x.alias(di.trim(), si.trim(), 'nocmd-image');
+  x.compare(['create', 'nocmd:1']);
+  x.compare(['rm', 'cmd1']);
+  x.compare(['rmi', 'cmd:1', 'nocmd:1'], { sortLines: true });
+});
+
+test('no crash: export to a missing directory, import of a directory, output whose reader goes away', (t) => {
+  const x = ready(t);
+  if (!x) return;
+  const [d, s] = x.both(['create', '--name', 'exp1', 'corpus/busybox', 'sh']);
+  x.alias(d.trim(), s.trim(), 'exp1');
+  x.compare(['export', '-o', '/nonexistent-dir/y.tar', 'exp1']);
+  x.compare(['rm', 'exp1']);
+  x.compare(['import', dirname(rootfs)]);
+  // `… | head`: docker ends quietly when the pipe closes; strata must not print an EPIPE trace.
+  const engines: [string, string[]][] = [['docker', [DOCKER, '-H', `unix://${x.docker.sock}`]], ['strata', x.strata.argv]];
+  for (const [cut, args] of [['head -n 1', ['images', '--format', 'json']], ['head -c 100', ['save', 'corpus/busybox']]] as const) {
+    for (const [engine, argv] of engines) {
+      const r = spawnSync('bash', ['-c', `"$@" | ${cut} > /dev/null`, 'bash', ...argv, ...args], { encoding: 'utf8' });
+      assert.deepEqual([r.status, r.stderr], [0, ''], `${engine} ${args.join(' ')} | ${cut}`);
+    }
+  }
 });

@@ -6,7 +6,8 @@
 // The intended differences, each with its reason, are all here, in `normalize`:
 // - the program's name ("docker" / "strata") in messages and usage lines;
 // - an error's prefix: docker's client says "Error response from daemon: " for what its daemon
-//   refused and nothing or "Error: " for its own checks; strata has no daemon and says "Error: ";
+//   refused, "error during connect: Post "<url>": " for what failed while it sent a request, and
+//   nothing or "Error: " for its own checks; strata has no daemon and says "Error: ";
 // - IDs that cannot be equal (containers, and images made by commit or import, whose configs
 //   hold a time): the test maps each engine's own IDs to one placeholder;
 // - "N seconds ago" and the like, which move while the commands run;
@@ -41,7 +42,7 @@ export function normalize(text: string, program: 'docker' | 'strata', ids: [stri
   }
   return t
     .replace(new RegExp(`\\b${program}\\b`, 'g'), 'PROGRAM')
-    .replace(/^(Error response from daemon: |Error: )/gm, '')
+    .replace(/^(Error response from daemon: |error during connect: [A-Za-z]+ "[^"]*": |Error: )/gm, '')
     .replace(SINCE, '<recently>')
     .split('\n')
     // Column widths follow the cells' lengths, which placeholders change; `exact` keeps them.

@@ -13,17 +13,17 @@ export function runScenario(driver: string, cleanup?: (root: string) => void): v
 
     test('run --rm, changes kept across start -a and private, rm -f of a running one', (t) => {
       t.after(() => {
-        for (const n of ['c', 'other', 'bg']) cli.run(['rm', '-f', n]);
+        for (const n of ['cx', 'other', 'bg']) cli.run(['rm', '-f', n]);
       });
       const hi = cli.run(['run', '--rm', 'bb', 'echo', 'hi']);
       assert.equal(hi.code, 0, hi.stderr);
       assert.equal(hi.stdout, 'hi\n');
 
       const line = 'cat /f 2>/dev/null; echo 1 > /f; exit 3';
-      const first = cli.run(['run', '--name', 'c', 'bb', 'sh', '-c', line]);
+      const first = cli.run(['run', '--name', 'cx', 'bb', 'sh', '-c', line]);
       assert.equal(first.code, 3, first.stderr);
       assert.equal(first.stdout, '');
-      const again = cli.run(['start', '-a', 'c']);
+      const again = cli.run(['start', '-a', 'cx']);
       assert.equal(again.code, 3, again.stderr);
       assert.equal(again.stdout, '1\n');
       const other = cli.run(['run', '--name', 'other', 'bb', 'sh', '-c', line]);
@@ -32,7 +32,7 @@ export function runScenario(driver: string, cleanup?: (root: string) => void): v
 
       cli.ok(['run', '-d', '--name', 'bg', 'bb', 'sleep', '60']);
       assert.equal(JSON.parse(cli.ok(['inspect', 'bg']))[0].State.Running, true);
-      cli.ok(['rm', '-f', 'bg', 'c', 'other']);
+      cli.ok(['rm', '-f', 'bg', 'cx', 'other']);
       assert.equal(cli.ok(['ps', '-a', '-q']), '');
       assert.equal(JSON.parse(cli.ok(['info', '--format', 'json'])).Containers, 0);
       assert.deepEqual(leftovers(s.root, s.work), []);

@@ -65,19 +65,19 @@ describe('run (overlay2)', () => {
   });
 
   test('a container keeps its changes across start -a; another of the same image does not see them', (t) => {
-    owns(t, 'c');
+    owns(t, 'cx');
     const line = 'cat /f 2>/dev/null; echo 1 > /f; exit 3';
-    const r = cli.run(['run', '--name', 'c', 'bb', 'sh', '-c', line]);
+    const r = cli.run(['run', '--name', 'cx', 'bb', 'sh', '-c', line]);
     assert.equal(r.code, 3, r.stderr);
     assert.equal(r.stdout, '');
-    const again = cli.run(['start', '-a', 'c']);
+    const again = cli.run(['start', '-a', 'cx']);
     assert.equal(again.code, 3, again.stderr);
     assert.equal(again.stdout, '1\n', 'the second run sees the file of the first');
     const other = cli.run(['run', '--rm', 'bb', 'cat', '/f']);
     assert.equal(other.code, 1);
     assert.match(other.stderr, /can't open '\/f'/);
-    assert.match(psAll().find((c) => c.Names === 'c')!.Status, /^Exited \(3\) /);
-    cli.ok(['rm', 'c']);
+    assert.match(psAll().find((c) => c.Names === 'cx')!.Status, /^Exited \(3\) /);
+    cli.ok(['rm', 'cx']);
     assert.deepEqual(leftovers(s.root, s.work), []);
   });
 
