@@ -53,6 +53,12 @@ function shadowTool(cmd: string, args: string[]): { status: number | null; stder
   }
 }
 
+/** usermod on a test user (e.g. --add-subuids A-B), waiting out another tool's lock on /etc/passwd. */
+export function usermod(user: TestUser, args: string[]): void {
+  const r = shadowTool('usermod', [...args, user.name]);
+  if (r.status !== 0) throw new Error(`usermod ${args.join(' ')} ${user.name} failed (exit ${r.status}): ${r.stderr.trim()}`);
+}
+
 /** A test tool runs as the user too (the dump-tree script): it must reach the checkout. */
 export const nodeBin = process.execPath;
 
