@@ -28,6 +28,9 @@ export interface TestUser {
 
 let made = 0;
 
+/** Longer than any one command takes here (a pull of nginx under load: about a minute). */
+const COMMAND_TIMEOUT_MS = 10 * 60_000;
+
 /** Pids of every process the user runs. */
 function processesOf(uid: number): number[] {
   const out: number[] = [];
@@ -103,8 +106,13 @@ export function makeUser(cleanup: Cleanup, subids: number): TestUser {
       cwd: home,
       input: opts.input,
       maxBuffer: 256 * 1024 * 1024,
+      // A command that hangs (once: a tree dumper's node stuck at exit) fails its test instead
+      // of holding the whole file; the cleanup ends whatever the user still runs.
+      timeout: COMMAND_TIMEOUT_MS,
+      killSignal: 'SIGKILL',
     });
-    return { code: r.status ?? 128, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
+    const timedOut = (r.error as NodeJS.ErrnoException | undefined)?.code === 'ETIMEDOUT' ? `(no answer within ${COMMAND_TIMEOUT_MS / 1000} s: killed)\n` : '';
+    return { code: r.status ?? 128, stdout: r.stdout.toString(), stderr: r.stderr.toString() + timedOut };
   };
   const strata: TestUser['strata'] = (args, opts) => run([nodeBin, strataBin, ...args], opts);
   const ok: TestUser['ok'] = (args, opts) => {
