@@ -1,13 +1,15 @@
 // cgroup limits of a container (`-m`, `--memory-swap`, `--cpus`, `--cpu-shares`, `--pids-limit`,
 // `--cpuset-cpus`): read from the flags with docker's flag errors, checked as docker's daemon
 // checks them at create (its messages), checked against what this host's cgroups can enforce
-// (v1 or v2; a limit the host cannot apply is refused, not dropped), and turned into the
+// (v1 or v2; a limit the host cannot apply is refused, not dropped; without root, where a
+// container gets no cgroup of its own, every limit is refused), and turned into the
 // `linux.resources` runc applies. Docker's HostConfig keeps them in the same units as here.
 import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { parseSizeOption } from '../drivers/common/size-option.js';
 import { InvalidInputError } from '../errors.js';
+import { isRootless } from '../sys/rootless.js';
 
 /** Docker's HostConfig fields for these flags; 0 (or "" / null) means no limit. */
 export interface Resources {
@@ -140,14 +142,29 @@ export function parseCpuList(list: string): Set<number> | null {
 
 const MIN_MEMORY = 6 * 1024 * 1024;
 
+/** The flags that asked for limits in r, as docker names them. */
+function limitFlags(r: Resources): string[] {
+  const out: string[] = [];
+  if (r.memory !== 0) out.push('--memory');
+  if (r.memorySwap !== 0) out.push('--memory-swap');
+  if (r.nanoCpus !== 0) out.push('--cpus');
+  if (r.cpuShares !== 0) out.push('--cpu-shares');
+  if (r.pidsLimit !== null) out.push('--pids-limit');
+  if (r.cpusetCpus !== '') out.push('--cpuset-cpus');
+  return out;
+}
+
 /**
  * The limits a container gets: docker's daemon rules (its messages), then what the host can
  * enforce. Unset fields are no limit; `memorySwap` defaults to twice `memory` where swap is
- * accounted, as docker's does.
+ * accounted, as docker's does. `rootless`: strata runs without root, where runc leaves a
+ * container in the user's own cgroup (runtime/spec.ts), so no limit can be applied.
  */
-export function checkResources(asked: Partial<Resources>, host: HostCgroups = hostCgroups()): Resources {
+export function checkResources(asked: Partial<Resources>, host: HostCgroups = hostCgroups(), rootless = isRootless()): Resources {
   const r: Resources = { ...NO_LIMITS, ...asked };
   if (r.pidsLimit !== null && r.pidsLimit <= 0) r.pidsLimit = null;
+  // Before the swap default below: that one was not asked for.
+  const flags = limitFlags(r);
   const cannot = (what: string) => new InvalidInputError(`this host's cgroups (v${host.version}) cannot limit ${what}`);
   if (r.memory < 0) throw new InvalidInputError(`invalid memory limit ${r.memory}`);
   if (r.memory > 0 && r.memory < MIN_MEMORY) throw new InvalidInputError('Minimum memory limit allowed is 6MB');
@@ -178,6 +195,11 @@ export function checkResources(asked: Partial<Resources>, host: HostCgroups = ho
     if ([...want].some((c) => !have.has(c))) {
       throw new InvalidInputError(`Requested CPUs are not available - requested ${r.cpusetCpus}, available: ${host.cpusAvailable}`);
     }
+  }
+  if (rootless && flags.length > 0) {
+    // cgroup v1 is never delegated to a user; v2 could be, but strata makes no cgroup without root.
+    const why = host.version === 1 ? "this host's cgroups are v1, which cannot be delegated to a user" : 'strata without root gives a container no cgroup of its own';
+    throw new InvalidInputError(`resource limits (${flags.join(', ')}) cannot be applied without root: ${why}; run the container without them`);
   }
   return r;
 }

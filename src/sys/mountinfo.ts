@@ -15,9 +15,10 @@ function unescape(s: string): string {
   return s.replace(/\\([0-7]{3})/g, (_m, oct: string) => String.fromCharCode(parseInt(oct, 8)));
 }
 
-export function readMounts(): MountEntry[] {
+/** The mounts this process sees, or those of the mount namespace of process `pid`. */
+export function readMounts(pid: number | 'self' = 'self'): MountEntry[] {
   const out: MountEntry[] = [];
-  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+  for (const line of readFileSync(`/proc/${pid}/mountinfo`, 'utf8').split('\n')) {
     if (line === '') continue;
     const fields = line.split(' ');
     const dash = fields.indexOf('-', 6);

@@ -4,14 +4,18 @@
 // (`sleep infinity` in a new user + mount namespace, its identity in RUNDIR/userns.pid) holds
 // the namespace between commands, so that a layer one command mounts is still there for the
 // next (and for `strata unshare`); every command re-executes itself inside it with nsenter.
+// When /etc/subuid or /etc/subgid changes while a keeper lives, the next command replaces the
+// keeper if nothing of the user's runs or is mounted in its namespace, and otherwise says what
+// to stop first (Podman asks for `podman system migrate` there).
 import { spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync, readlinkSync, renameSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { StrataError } from '../errors.js';
 import { log } from '../log.js';
 import { LOCK_EX, LOCK_UN, flock } from './linux.js';
+import { readMounts } from './mountinfo.js';
 import { childExit, identityOf, processAlive } from './process.js';
-import { defaultRunDir, type IdRange } from './rootless.js';
+import { defaultRunDir, parseIdMap, type IdRange } from './rootless.js';
 import { runTool, ToolError } from './run.js';
 
 /** The ids the namespace maps: the user to 0, then every subordinate range in file order. */
@@ -114,7 +118,7 @@ async function startKeeper(plan: PlannedMapping): Promise<number> {
     const me = userInfo();
     log.warn(
       `${me.username} has no subordinate ids in /etc/subuid and /etc/subgid: only uid ${me.uid} and gid ${me.gid} are mapped (to root), ` +
-        `so images with files owned by any other id cannot be pulled; add a range (usermod --add-subuids 100000-165535 --add-subgids 100000-165535 ${me.username}) and stop the old namespace (kill the pid in ${defaultRunDir()}/userns.pid)`,
+        `so images with files owned by any other id cannot be pulled; add a range (usermod --add-subuids 100000-165535 --add-subgids 100000-165535 ${me.username}): strata takes it up once none of your containers runs and nothing is mounted`,
     );
   }
   return pid;
@@ -132,6 +136,74 @@ function keeperAlive(identity: string): boolean {
   }
 }
 
+function sameRanges(a: IdRange[], b: IdRange[]): boolean {
+  return a.length === b.length && a.every((r, i) => r.inside === b[i]!.inside && r.outside === b[i]!.outside && r.count === b[i]!.count);
+}
+
+/** The keeper's namespace maps ids otherwise than plan (the subordinate ranges changed since it began). */
+function mappingChanged(pid: number, plan: PlannedMapping): boolean {
+  const map = (kind: string) => parseIdMap(readOrEmpty(`/proc/${pid}/${kind}_map`));
+  return !sameRanges(map('uid'), plan.uids) || !sameRanges(map('gid'), plan.gids);
+}
+
+function ended(pid: number): boolean {
+  const stat = readOrEmpty(`/proc/${pid}/stat`);
+  return /^[ZX]/.test(stat.slice(stat.lastIndexOf(')') + 2));
+}
+
+/**
+ * What of the user's lives in the keeper's namespace, in words ('' for nothing): processes other
+ * than the keeper (containers, their monitors, other strata commands, fuse-overlayfs) and
+ * mounts made inside it (a layer's root, owned by an id the namespace maps; the mounts copied
+ * from the host when it began, and those the host added since, are not the user's).
+ */
+function namespaceInUse(pid: number): string {
+  const ns = readlinkSync(`/proc/${pid}/ns/user`);
+  let processes = 0;
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name) || Number(name) === pid) continue;
+    try {
+      // A zombie (ended, not yet reaped) keeps the link but holds nothing.
+      if (readlinkSync(`/proc/${name}/ns/user`) === ns && !ended(Number(name))) processes++;
+    } catch {
+      // ended meanwhile, or someone else's
+    }
+  }
+  const host = new Set(readMounts().map((m) => `${m.mountPoint}\0${m.fsType}\0${m.source}`));
+  const outside = parseIdMap(readOrEmpty(`/proc/${pid}/uid_map`));
+  let mounts = 0;
+  for (const m of readMounts(pid)) {
+    if (host.has(`${m.mountPoint}\0${m.fsType}\0${m.source}`)) continue;
+    let owner: number;
+    try {
+      owner = statSync(`/proc/${pid}/root${m.mountPoint}`).uid;
+    } catch {
+      continue;
+    }
+    if (outside.some((r) => owner >= r.outside && owner < r.outside + r.count)) mounts++;
+  }
+  const words = [processes ? `${processes} process${processes === 1 ? '' : 'es'}` : '', mounts ? `${mounts} mount${mounts === 1 ? '' : 's'}` : ''];
+  return words.filter(Boolean).join(' and ');
+}
+
+/**
+ * The keeper to use when one lives: itself, unless the subordinate ranges changed since it began
+ * and nothing of the user's is in its namespace (then it is ended, and null says to start anew).
+ */
+function keeperToKeep(pid: number, plan: PlannedMapping): number | null {
+  if (!mappingChanged(pid, plan)) return pid;
+  const busy = namespaceInUse(pid);
+  if (busy !== '') {
+    log.warn(
+      `/etc/subuid or /etc/subgid changed, but strata's user namespace (pid ${pid}) keeps the old mapping while it holds ${busy} of yours: ` +
+        'stop your containers and unmount what is mounted (strata ps, strata stop, strata umount), and the next command takes the new ranges up',
+    );
+    return pid;
+  }
+  process.kill(pid, 'SIGKILL');
+  return null;
+}
+
 /** The pid of the live keeper, starting one when there is none (under a lock: one per user). */
 async function keeperPid(runDir: string): Promise<number> {
   mkdirSync(runDir, { recursive: true, mode: 0o700 });
@@ -140,8 +212,12 @@ async function keeperPid(runDir: string): Promise<number> {
   try {
     await flock(fd, LOCK_EX);
     const known = readOrEmpty(pidFile).trim();
-    if (keeperAlive(known)) return Number(known.split(':')[0]);
-    const pid = await startKeeper(plannedMapping());
+    const plan = plannedMapping();
+    if (keeperAlive(known)) {
+      const kept = keeperToKeep(Number(known.split(':')[0]), plan);
+      if (kept !== null) return kept;
+    }
+    const pid = await startKeeper(plan);
     writeFileSync(`${pidFile}.tmp`, `${identityOf(pid) ?? pid}\n`, { mode: 0o600 });
     renameSync(`${pidFile}.tmp`, pidFile);
     return pid;

@@ -2,14 +2,16 @@
 // subordinate id range), strata and podman run as that user through setpriv with a clean
 // environment, and everything removed afterwards, even when the test fails: the user's
 // processes (the namespace keepers of strata and podman, fuse-overlayfs daemons), its runtime
-// dirs in /tmp, its home and its /etc/subuid and /etc/subgid lines.
+// dirs in /tmp, its home and its /etc/subuid and /etc/subgid lines. Also how a rootless test
+// compares a container's root, seen inside the user's namespace, with `umoci unpack`'s.
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { runToolSync } from '../../src/sys/run.js';
 import { repoRoot, strataBin } from './env.js';
-import type { CliResult } from './cli.js';
+import { INIT_PATHS, umociRootfs, type CliResult } from './cli.js';
 import type { Cleanup } from './registry.js';
+import { snapshotTree, type Node } from './tree.js';
 
 export interface TestUser {
   name: string;
@@ -25,6 +27,9 @@ export interface TestUser {
 }
 
 let made = 0;
+
+/** Longer than any one command takes here (a pull of nginx under load: about a minute). */
+const COMMAND_TIMEOUT_MS = 10 * 60_000;
 
 /** Pids of every process the user runs. */
 function processesOf(uid: number): number[] {
@@ -51,6 +56,12 @@ function shadowTool(cmd: string, args: string[]): { status: number | null; stder
     if (r.status === 0 || attempt >= 50 || !/cannot lock/.test(r.stderr)) return r;
     spawnSync('sleep', ['0.2']);
   }
+}
+
+/** usermod on a test user (e.g. --add-subuids A-B), waiting out another tool's lock on /etc/passwd. */
+export function usermod(user: TestUser, args: string[]): void {
+  const r = shadowTool('usermod', [...args, user.name]);
+  if (r.status !== 0) throw new Error(`usermod ${args.join(' ')} ${user.name} failed (exit ${r.status}): ${r.stderr.trim()}`);
 }
 
 /** A test tool runs as the user too (the dump-tree script): it must reach the checkout. */
@@ -95,8 +106,13 @@ export function makeUser(cleanup: Cleanup, subids: number): TestUser {
       cwd: home,
       input: opts.input,
       maxBuffer: 256 * 1024 * 1024,
+      // A command that hangs (once: a tree dumper's node stuck at exit) fails its test instead
+      // of holding the whole file; the cleanup ends whatever the user still runs.
+      timeout: COMMAND_TIMEOUT_MS,
+      killSignal: 'SIGKILL',
     });
-    return { code: r.status ?? 128, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
+    const timedOut = (r.error as NodeJS.ErrnoException | undefined)?.code === 'ETIMEDOUT' ? `(no answer within ${COMMAND_TIMEOUT_MS / 1000} s: killed)\n` : '';
+    return { code: r.status ?? 128, stdout: r.stdout.toString(), stderr: r.stderr.toString() + timedOut };
   };
   const strata: TestUser['strata'] = (args, opts) => run([nodeBin, strataBin, ...args], opts);
   const ok: TestUser['ok'] = (args, opts) => {
@@ -109,3 +125,42 @@ export function makeUser(cleanup: Cleanup, subids: number): TestUser {
 
 /** The tree dumper (test/helpers/dump-tree.ts) as a command line. */
 export const dumpTree = [nodeBin, join(repoRoot, 'dist', 'test', 'helpers', 'dump-tree.js')];
+
+/** A tree as dump-tree printed it. */
+export function parseTree(json: string): Map<string, Node> {
+  return new Map(JSON.parse(json) as [string, Node][]);
+}
+
+/**
+ * A root made comparable across tools: without the init layer's additions the image lacks,
+ * without directory mtimes, and without device nodes (a user namespace cannot make them, so
+ * rootless Docker and Podman leave them out too: the reference drops them when asked).
+ */
+export function comparable(tree: Map<string, Node>, reference?: Map<string, Node>, dropDevices = false): Map<string, Node> {
+  const out = new Map<string, Node>();
+  for (const [p, n] of tree) {
+    if (reference && INIT_PATHS.includes(`/${p}`) && !reference.has(p)) continue;
+    if (dropDevices && (n.type === 'char' || n.type === 'block')) continue;
+    out.set(p, n.type === 'dir' ? { ...n, mtime: 0 } : n);
+  }
+  return out;
+}
+
+/** A container's root as seen inside the user's namespace: mounted, walked and unmounted in one `strata unshare`. */
+export function strataRoot(user: TestUser, globals: string[], container: string): Map<string, Node> {
+  const strata = [nodeBin, strataBin, ...globals].join(' ');
+  return parseTree(user.ok([...globals, 'unshare', 'sh', '-c', `m=$(${strata} mount ${container}) && ${dumpTree.join(' ')} "$m" && ${strata} umount ${container} >/dev/null`]));
+}
+
+const references = new Map<string, Promise<Map<string, Node>>>();
+
+/** `umoci unpack`'s root of a corpus image, comparable, walked once per test file (busybox-zstd unpacks as busybox). */
+export function umociReference(work: string, name: string): Promise<Map<string, Node>> {
+  const key = `${work}\0${name}`;
+  let tree = references.get(key);
+  if (!tree) {
+    tree = snapshotTree(umociRootfs(work, name === 'busybox-zstd' ? 'busybox.oci.tar' : `${name}.oci.tar`)).then((t) => comparable(t, undefined, true));
+    references.set(key, tree);
+  }
+  return tree;
+}

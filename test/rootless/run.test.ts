@@ -1,11 +1,13 @@
 // Containers run by a user without root: runc inside strata's user namespace (no cgroup of
 // their own), the default network through pasta with -p on 127.0.0.1, root in the container
-// being the user on the host.
+// being the user on the host; cgroup limits, which a container without a cgroup of its own
+// cannot have, refused in one line.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { fileCleanup, freePort, startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { makeUser, type TestUser } from '../helpers/rootless.js';
+import { hostCgroups } from '../../src/runtime/resources.js';
 
 const files = fileCleanup();
 after(files.run);
@@ -40,6 +42,27 @@ describe('rootless containers', () => {
     nginx = `${reg.host}/corpus/nginx:latest`;
     user.ok(['pull', '-q', busybox]);
     user.ok(['pull', '-q', nginx]);
+  });
+
+  test('cgroup limits are refused in one line, before anything is made, never dropped', () => {
+    const why = hostCgroups().version === 1 ? "this host's cgroups are v1, which cannot be delegated to a user" : 'strata without root gives a container no cgroup of its own';
+    for (const [flags, named] of [
+      [['-m', '64m'], '--memory'],
+      [['--cpus', '0.5', '--pids-limit', '10'], '--cpus, --pids-limit'],
+    ] as const) {
+      const message = `Error: resource limits (${named}) cannot be applied without root: ${why}; run the container without them\n`;
+      const run = user.strata(['run', '--rm', '--network', 'none', ...flags, busybox, 'true']);
+      assert.equal(run.code, 125, run.stderr);
+      assert.equal(run.stderr, message);
+      const create = user.strata(['create', '--network', 'none', ...flags, busybox, 'true']);
+      assert.equal(create.code, 1, create.stderr);
+      assert.equal(create.stderr, message);
+    }
+    // docker's own value checks come first, as for root.
+    assert.equal(user.strata(['create', '-m', '1m', busybox]).stderr, 'Error: Minimum memory limit allowed is 6MB\n');
+    // --pids-limit 0 is docker's "unlimited": not a limit, so it runs.
+    assert.equal(user.strata(['run', '--rm', '--network', 'none', '--pids-limit', '0', busybox, 'true']).code, 0);
+    assert.equal(user.ok(['ps', '-aq']).trim(), '');
   });
 
   /** pasta opens /dev/net/tun as the user: scripts/install-deps.sh makes it 0666, as udev does. */

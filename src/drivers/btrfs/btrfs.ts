@@ -1,7 +1,9 @@
 // Docker's btrfs driver: every layer is a btrfs subvolume under btrfs/subvolumes/<id>, and a
 // child starts as a snapshot of its parent's subvolume, so it shares every block until written.
 // Nothing is mounted: the subvolume directory is the layer's view. A size on a layer is a
-// qgroup limit on what the subvolume references.
+// qgroup limit on what the subvolume references. Without root it works where the filesystem is
+// mounted with user_subvol_rm_allowed (a user may always make and snapshot subvolumes in dirs
+// of theirs, but delete them only there); sizes, which need quotas, stay root's.
 import { lstat, mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../sys/fileio.js';
@@ -99,6 +101,8 @@ export class BtrfsDriver extends DirectoryLayerDriver implements Driver {
   private parseLayerOptions(opts?: CreateOpts): number | null {
     const size = layerSize(opts);
     if (size === 0) throw new DriverError('btrfs: invalid storage size: 0B');
+    // Enabling quotas and setting a qgroup limit take CAP_SYS_ADMIN of the host, not of a user namespace.
+    if (size !== null && isRootless()) throw new DriverError('btrfs: a layer size (size=) is a qgroup limit, which needs root');
     if (size !== null && size < this.minSpace) {
       throw new DriverError(`btrfs: storage size cannot be less than ${goHumanSize(this.minSpace, 4)}`);
     }
