@@ -34,7 +34,7 @@ import { top, type TopResult } from '../runtime/top.js';
 import { applyChanges } from '../image/changes.js';
 import { copy, type CopyEnd } from './cp.js';
 import { execIn, type ExecOptions, type ExecStreams } from './exec.js';
-import { Runner, runConfig, type AttachStreams, type RunConfigOptions } from './run.js';
+import { dockerStatus, Runner, runConfig, type AttachStreams, type RunConfigOptions } from './run.js';
 import { RunStates, type RunState } from './runstate.js';
 import { ensureReserve, isNoSpace } from './reserve.js';
 import { shortId } from '../reference/digest.js';
@@ -901,11 +901,11 @@ export class Store {
       Path: c.config.path,
       Args: c.config.args,
       State: {
-        Status: st.status,
+        Status: dockerStatus(st),
         Running: st.status === 'running' || st.status === 'paused',
         Paused: st.status === 'paused',
-        Restarting: false,
-        OOMKilled: false,
+        Restarting: dockerStatus(st) === 'restarting',
+        OOMKilled: this.runner.oomKilled(c.id),
         Dead: false,
         Pid: st.process ? Number(st.process.split(':')[0]) : 0,
         ExitCode: st.exitCode,
