@@ -3,9 +3,11 @@
 // the status filter, inspect's State, exec's refusal), and a run whose process the OOM killer
 // killed has State.OOMKilled true (exit 137), false again after a run without. Each is compared
 // with Docker 20.10 (a private dockerd) where it can run here; strata's side runs regardless.
+// And a root opened with another driver than its layers' is refused in one line.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { CliResult } from '../helpers/cli.js';
+import { readdirSync } from 'node:fs';
+import { strataIn, type CliResult } from '../helpers/cli.js';
 import { startDockerd } from '../helpers/dockerd.js';
 import { corpusImage } from '../helpers/env.js';
 import { fileCleanup } from '../helpers/registry.js';
@@ -81,5 +83,21 @@ describe('container state as docker shows it (overlay2)', () => {
       e.ok(['rm', 'st-oom', 'st-fit']);
     }
     assert.deepEqual(leftovers(s.root, s.work), []);
+  });
+
+  test('a root whose layers are overlay2\'s, opened with -s vfs: one line naming overlay2, exit 125, nothing made', () => {
+    // Docker keeps an image store per driver and would list no images; strata has one store per
+    // root, so it refuses rather than fail deep inside ("parent layer … does not exist").
+    const vfs = strataIn(s.root, 'vfs');
+    const before = readdirSync(s.root).sort();
+    for (const args of [['create', 'bb'], ['run', '--rm', '--network', 'none', 'bb', 'true'], ['images']]) {
+      const r = vfs.run(args);
+      assert.equal(r.code, 125, args.join(' '));
+      assert.equal(r.stderr, `Error: storage driver vfs cannot open ${s.root}: its images and containers are stored with overlay2 (use -s overlay2, or another --root)\n`, args.join(' '));
+    }
+    assert.deepEqual(readdirSync(s.root).sort(), before);
+    assert.equal(s.cli.ok(['ps', '-a', '-q']), '');
+    // -s naming the root's own driver still opens it.
+    assert.match(strataIn(s.root, 'overlay2').ok(['images']), /^bb +latest /m);
   });
 });
