@@ -184,12 +184,15 @@ export interface RunnerDeps {
 /**
  * The state as docker names it (inspect's State.Status, `ps`'s `.State` and `status=` filter):
  * between the exit of a process and its restart by the `--restart` policy, the monitor keeps the
- * container "running" with no process (so that stop, rm -f and wait reach it), which docker calls
- * restarting. (Here, not in runstate.ts: that module and db.ts import each other, and the CLI
- * importing a value from runstate.ts first would load it before db.ts's schema list.)
+ * container "running" with no process and its finish recorded (so that stop, rm -f and wait
+ * reach it), which docker calls restarting. Here, not in runstate.ts: that module and db.ts
+ * import each other, and the CLI importing a value from runstate.ts first would load it before
+ * db.ts's schema list.
  */
 export function dockerStatus(s: RunState): RunState['status'] | 'restarting' {
-  return s.status === 'running' && s.process === null ? 'restarting' : s.status;
+  // A process that ended before the monitor read its identity has none either, for a moment; it
+  // started after the last finish (ISO times compare as text), a restarting one did not.
+  return s.status === 'running' && s.process === null && s.finishedAt >= s.startedAt ? 'restarting' : s.status;
 }
 
 /** Docker's refusal of exec and pause while the restart policy waits to start the process again. */
