@@ -13,7 +13,7 @@ import { Runc, StartError, startErrorCode } from '../runtime/runc.js';
 import { DEFAULT_DETACH_KEYS, DetachWatcher, onResize, parseDetachKeys, rawMode, windowSize } from '../runtime/terminal.js';
 import { resolveUser } from '../runtime/user.js';
 import type { ContainerRecord } from './containers.js';
-import type { Runner } from './run.js';
+import { dockerStatus, restartingError, type Runner } from './run.js';
 
 /** `exec`'s flags. */
 export interface ExecOptions {
@@ -43,7 +43,8 @@ export interface ExecStreams {
 
 /** Run a process in the running container `c`; its exit status, or null with -d. */
 export async function execIn(runner: Runner, c: ContainerRecord, o: ExecOptions, io?: ExecStreams): Promise<ExitStatus | null> {
-  const st = runner.state(c.id).status;
+  const st = dockerStatus(runner.state(c.id));
+  if (st === 'restarting') throw restartingError(c.id);
   if (st === 'paused') throw new ConflictError(`Container ${c.id} is paused, unpause the container before exec`);
   if (st !== 'running') throw new ConflictError(`container ${c.id} is not running`);
   const bundle = join(runner.containerDir(c.id), 'config.json');

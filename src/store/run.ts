@@ -16,6 +16,7 @@ import type { ContainerConfig as ImageRunConfig } from '../image/types.js';
 import { Frame, frame, readFrames, type ExitStatus } from '../runtime/attach.js';
 import { readLog, readLogFrom, type LogEntry } from '../runtime/jsonlog.js';
 import { runMonitor } from '../runtime/monitor.js';
+import { OomWatch } from '../runtime/oom.js';
 import { relayInput } from '../runtime/terminal.js';
 import { Runc, StartError } from '../runtime/runc.js';
 import { buildSpec, resolveProcess, type BindMount, type NetworkMode, type ProcessOptions } from '../runtime/spec.js';
@@ -181,6 +182,25 @@ export interface RunnerDeps {
   monitorCommand: string[];
   /** Remove a container's layers and record (after an --rm container exits). */
   removeContainer(id: string): Promise<void>;
+}
+
+/**
+ * The state as docker names it (inspect's State.Status, `ps`'s `.State` and `status=` filter):
+ * between the exit of a process and its restart by the `--restart` policy, the monitor keeps the
+ * container "running" with no process and its finish recorded (so that stop, rm -f and wait
+ * reach it), which docker calls restarting. Here, not in runstate.ts: that module and db.ts
+ * import each other, and the CLI importing a value from runstate.ts first would load it before
+ * db.ts's schema list.
+ */
+export function dockerStatus(s: RunState): RunState['status'] | 'restarting' {
+  // A process that ended before the monitor read its identity has none either, for a moment; it
+  // started after the last finish (ISO times compare as text), a restarting one did not.
+  return s.status === 'running' && s.process === null && s.finishedAt >= s.startedAt ? 'restarting' : s.status;
+}
+
+/** Docker's refusal of exec and pause while the restart policy waits to start the process again. */
+export function restartingError(id: string): ConflictError {
+  return new ConflictError(`Container ${id} is restarting, wait until the container is running`);
 }
 
 const POLL_MS = 10;
@@ -419,6 +439,16 @@ export class Runner {
     }
   }
 
+  /** Written by the monitor when the OOM killer killed a process of the container's last run. */
+  private oomFile(id: string): string {
+    return join(this.containerDir(id), 'oom-killed');
+  }
+
+  /** inspect's State.OOMKilled. */
+  oomKilled(id: string): boolean {
+    return existsSync(this.oomFile(id));
+  }
+
   async stop(c: ContainerRecord, timeoutSec?: number, signal?: string): Promise<void> {
     if (!this.isRunning(c.id)) return;
     this.markStopped(c.id);
@@ -453,6 +483,7 @@ export class Runner {
   }
 
   async pause(c: ContainerRecord): Promise<void> {
+    if (dockerStatus(this.state(c.id)) === 'restarting') throw restartingError(c.id);
     if (this.state(c.id).status !== 'running') throw new ConflictError(`Container ${c.id} is not running`);
     await this.runc(c).pause(c.id);
     this.d.states.update(c.id, { status: 'paused' });
@@ -542,6 +573,7 @@ export class Runner {
       if (host.network === 'default') sandbox = await openSandbox(this.netnsDir, id.slice(0, 32), host.ports);
       const network: NetworkMode = host.network === 'host' ? { kind: 'host' } : sandbox ? { kind: 'netns', path: sandbox.netns } : { kind: 'none' };
       const ports = sandbox?.ports ?? [];
+      const cgroupsPath = `/strata/${id}`;
       const spec = buildSpec({
         rootfs,
         process: proc,
@@ -553,7 +585,7 @@ export class Runner {
         files,
         binds: host.binds,
         init: host.init ? INIT_BINARY : undefined,
-        cgroupsPath: `/strata/${id}`,
+        cgroupsPath,
         resources: ociResources(host.resources ?? NO_LIMITS),
         rootless: isRootless(),
       });
@@ -567,6 +599,8 @@ export class Runner {
       for (;;) {
         let again = false;
         let startedAt = Date.now();
+        rmSync(this.oomFile(id), { force: true });
+        const oom = OomWatch.open(cgroupsPath);
         await runMonitor({
           runc,
           id,
@@ -584,6 +618,7 @@ export class Runner {
             this.d.states.update(id, { status: 'running', process: identityOf(pid), startedAt: now(), exitCode: 0, error: '', ports });
           },
           onExited: (status) => {
+            if (oom?.finish()) writeFileSync(this.oomFile(id), '');
             again = !status.error && shouldRestart(policy, status.exitCode, count, existsSync(stopFile));
             if (status.error) failStart(status.error, status.exitCode);
             // Restarting: still "running" to every command (stop, rm -f and wait reach it), with no process.

@@ -8,7 +8,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Change } from '../archive/changes.js';
 import { packDirectory } from '../archive/pack.js';
 import { assembleLayer } from '../archive/tarsplit.js';
-import { DriverError, selectDriver } from '../drivers/index.js';
+import { DriverError, driverNames, driversWithData, selectDriver } from '../drivers/index.js';
 import type { Driver } from '../drivers/driver.js';
 import { openImageArchive } from '../image/archive-read.js';
 import { writeImageArchive, type ArchiveFormat } from '../image/archive-write.js';
@@ -34,7 +34,7 @@ import { top, type TopResult } from '../runtime/top.js';
 import { applyChanges } from '../image/changes.js';
 import { copy, type CopyEnd } from './cp.js';
 import { execIn, type ExecOptions, type ExecStreams } from './exec.js';
-import { Runner, runConfig, type AttachStreams, type RunConfigOptions } from './run.js';
+import { dockerStatus, Runner, runConfig, type AttachStreams, type RunConfigOptions } from './run.js';
 import { RunStates, type RunState } from './runstate.js';
 import { ensureReserve, isNoSpace } from './reserve.js';
 import { shortId } from '../reference/digest.js';
@@ -113,6 +113,20 @@ export interface CommitOptions {
   pause?: boolean;
 }
 
+/**
+ * One root, one driver: the layer records name driver ids without saying whose, so a root whose
+ * layers another driver holds, opened with `requested`, would fail deep inside a command
+ * ("parent layer … does not exist") after making that driver's directories. Docker keeps an
+ * image store per driver and shows such a root empty; strata has one, so it refuses in one line
+ * naming the driver the root uses.
+ */
+function refuseOtherDriversRoot(db: DB, root: string, requested: string, prior: string[]): void {
+  if (!driverNames().includes(requested) || prior.includes(requested)) return;
+  const others = prior.filter((n) => driverNames().includes(n));
+  if (others.length === 0 || db.prepare('SELECT 1 FROM layers LIMIT 1').get() === undefined) return;
+  throw new StrataError(`storage driver ${requested} cannot open ${root}: its images and containers are stored with ${others.join(', ')} (use -s ${others[0]}, or another --root)`, 125);
+}
+
 export class Store {
   readonly layers: LayerStore;
   readonly images: ImageStore;
@@ -157,13 +171,22 @@ export class Store {
     // Docker's 0710 lets container users reach their layers' files; a user's store is theirs alone.
     mkdirSync(root, { recursive: true, mode: isRootless() ? 0o700 : 0o710 });
     mkdirSync(resolve(root, 'tmp'), { recursive: true, mode: 0o700 });
-    const driver = await selectDriver(root, opts.driver, opts.storageOpts ?? {});
+    // Looked at before the driver makes its directories.
+    const prior = opts.driver ? await driversWithData(root) : [];
     let db: DB;
     try {
       db = openDatabase(root);
     } catch (err) {
       if (!isNoSpace(err)) throw err;
       throw new StrataError(`no space left on device under ${root}: cannot open strata.db; free some space on that filesystem`);
+    }
+    let driver: Driver;
+    try {
+      if (opts.driver) refuseOtherDriversRoot(db, root, opts.driver, prior);
+      driver = await selectDriver(root, opts.driver, opts.storageOpts ?? {});
+    } catch (err) {
+      db.close();
+      throw err;
     }
     const storeFlags = ['--root', root, '--driver', driver.name, ...Object.entries(opts.storageOpts ?? {}).flatMap(([k, v]) => ['--storage-opt', `${k}=${v}`])];
     const store = new Store(root, driver, db, opts.parallelExtract ?? 3, [...(opts.strataCommand ?? defaultStrataCommand()), ...storeFlags]);
@@ -911,11 +934,11 @@ export class Store {
       Path: c.config.path,
       Args: c.config.args,
       State: {
-        Status: st.status,
+        Status: dockerStatus(st),
         Running: st.status === 'running' || st.status === 'paused',
         Paused: st.status === 'paused',
-        Restarting: false,
-        OOMKilled: false,
+        Restarting: dockerStatus(st) === 'restarting',
+        OOMKilled: this.runner.oomKilled(c.id),
         Dead: false,
         Pid: st.process ? Number(st.process.split(':')[0]) : 0,
         ExitCode: st.exitCode,

@@ -8,15 +8,21 @@ import { goTime, humanDuration, humanSize, printRows, since, truncate } from '..
 import { shortId } from '../../reference/digest.js';
 import type { ContainerSummary, Store } from '../../store/store.js';
 import type { RunState } from '../../store/runstate.js';
+import { dockerStatus } from '../../store/run.js';
 import { createOptions, runFlags } from './run.js';
 import { portsText } from '../../runtime/network.js';
 import { PS_TABLE } from '../template/index.js';
 import { printCopyUps } from './layers.js';
 
-/** docker's STATUS column: Created, Up 3 seconds, Up 2 minutes (Paused), Exited (0) 5 seconds ago. */
+/**
+ * docker's STATUS column: Created, Up 3 seconds, Up 2 minutes (Paused), Restarting (1) 2 seconds
+ * ago, Exited (0) 5 seconds ago.
+ */
 export function psStatus(s: RunState, nowMs = Date.now()): string {
   const age = (iso: string) => humanDuration(Math.max(0, nowMs - Date.parse(iso)));
-  switch (s.status) {
+  switch (dockerStatus(s)) {
+    case 'restarting':
+      return `Restarting (${s.exitCode}) ${age(s.finishedAt)} ago`;
     case 'created':
       return 'Created';
     case 'running':
@@ -89,7 +95,7 @@ function listContainers(store: Store, o: { all?: boolean; filter: string[] }): C
   return all.filter(
     (c) =>
       (o.all || filters.has('status') || c.run.status === 'running' || c.run.status === 'paused') &&
-      one('status', (v) => v === c.run.status) &&
+      one('status', (v) => v === dockerStatus(c.run)) &&
       one('name', (v) => regexSearch(v, `/${c.name}`) || regexSearch(v, c.name)) &&
       one('id', (v) => regexSearch(v, c.id)) &&
       one('exited', (v) => c.run.status === 'exited' && c.run.exitCode === Number(v)) &&
@@ -147,7 +153,7 @@ export function addContainerCommands(program: Command, { io, withStore }: Contex
             Ports: portsText(c.run.ports),
             RunningFor: since(c.created),
             Size: size ? `${humanSize(size.rw)}${size.rootFs > 0 ? ` (virtual ${humanSize(size.rootFs)})` : ''}` : '0B',
-            State: c.run.status,
+            State: dockerStatus(c.run),
             Status: psStatus(c.run),
             // A method in docker's row type: {{.Label "key"}}.
             Label: (name: string) => c.labels[name] ?? '',
