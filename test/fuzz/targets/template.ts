@@ -9,6 +9,7 @@ import fc from 'fast-check';
 import { compile, execute, goStruct, TemplateExecError, TemplateSyntaxError } from '../../../src/cli/template/index.js';
 import { HEADER_FUNCS } from '../../../src/cli/template/funcs.js';
 import { GoFloat } from '../../../src/cli/template/values.js';
+import { editedString } from '../mutate.js';
 import { FuzzViolation, type FuzzTarget } from '../target.js';
 
 export interface TemplateInput {
@@ -95,29 +96,10 @@ const { nodes } = fc.letrec<{ nodes: string; node: string }>((tie) => ({
 }));
 
 const CHARS = ['{{', '}}', '{', '}', '(', ')', '|', '.', '$', ':=', '=', '"', '`', "'", '-', ' ', '\n', '\\', '/*', '*/', ',', '%', '\0', '\u00e9', '\ud800', '('.repeat(200), '{{if 1}}'.repeat(50)];
-type CharEdit = { at: number; op: 'insert' | 'delete' | 'replace' | 'repeat'; c: string; n: number };
-const charEdit = fc.record({
-  at: fc.nat(),
-  op: fc.constantFrom('insert' as const, 'delete' as const, 'replace' as const, 'repeat' as const),
-  c: fc.oneof(fc.constantFrom(...CHARS), fc.string({ maxLength: 3 })),
-  n: fc.integer({ min: 2, max: 2000 }),
-});
-
-function applyEdits(s: string, edits: CharEdit[]): string {
-  for (const e of edits) {
-    const at = s.length === 0 ? 0 : e.at % (s.length + 1);
-    if (e.op === 'insert') s = s.slice(0, at) + e.c + s.slice(at);
-    else if (e.op === 'delete') s = s.slice(0, at) + s.slice(at + 1);
-    else if (e.op === 'replace') s = s.slice(0, at) + e.c + s.slice(at + 1);
-    // A stretch repeated many times: deep nesting, long pipelines, backtracking patterns.
-    else s = s.slice(0, at) + s.slice(at, at + 3).repeat(e.n) + s.slice(at + 3);
-  }
-  return s;
-}
 
 const template = fc.oneof(
   { weight: 4, arbitrary: nodes },
-  { weight: 4, arbitrary: fc.tuple(nodes, fc.array(charEdit, { minLength: 1, maxLength: 3 })).map(([s, es]) => applyEdits(s, es)) },
+  { weight: 4, arbitrary: editedString(nodes, CHARS) },
   { weight: 1, arbitrary: fc.string({ maxLength: 40, unit: 'binary' }) },
 );
 
