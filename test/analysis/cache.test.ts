@@ -2,13 +2,15 @@
 // afterwards: a kept image analysis follows a new name and is not reused for an image loaded
 // again after removal; a container's kept change list is reused only while its layer is
 // untouched (the driver's changes are counted), and every write, copy-up and deletion shows
-// in the next report. vfs, whose layers are full copies, reads its changes afresh every time.
+// in the next report. vfs, whose layers are full copies, reads its changes afresh every time; the layered drivers
+// (overlay2, fuse-overlayfs, aufs) keep them.
 import assert from 'node:assert/strict';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
 import { Store } from '../../src/index.js';
+import { runChild } from '../drivers/overlay-fixtures.js';
 import { scratch } from '../helpers/env.js';
 import { unmountAllUnder } from '../helpers/mounts.js';
 import { overlay2Available } from '../helpers/registry.js';
@@ -17,11 +19,14 @@ import { importBase } from './build.js';
 /** Longer than the cache's "racy" window (100 ms): a layer written this long ago may be kept. */
 const SETTLE_MS = 300;
 
-for (const driver of ['overlay2', 'vfs']) {
+for (const driver of ['overlay2', 'fuse-overlayfs', 'aufs', 'vfs']) {
   test(`${driver}: kept analyses and change lists follow the store`, async (t) => {
     if (driver === 'overlay2' && !(await overlay2Available())) return t.skip('overlay2 does not mount here');
     const work = scratch(t, `strata-acache-${driver}-`);
-    t.after(() => unmountAllUnder(work));
+    t.after(() => {
+      if (driver === 'aufs') runChild('src/drivers/aufs/aufs.js', 'await (await mod.AufsDriver.open({ root: args[0], options: {} })).cleanup();', [join(work, 'store')]);
+      unmountAllUnder(work);
+    });
     const store = await Store.open({ root: join(work, 'store'), driver });
     try {
       await importBase(store, work, 'kc:1', { data: 1000, keep: 10 });
