@@ -39,7 +39,8 @@ import { RunStates, type RunState } from './runstate.js';
 import { ensureReserve, isNoSpace } from './reserve.js';
 import { shortId } from '../reference/digest.js';
 import { buildLayerTree, type LayerTree } from './analysis/tree.js';
-import { analyzeChain, type ImageAnalysis } from './analysis/analyze.js';
+import type { ImageAnalysis } from './analysis/analyze.js';
+import { AnalysisCache } from './analysis/cache.js';
 import { copyUps, type CopyUpReport } from './analysis/copyups.js';
 
 export { DEFAULT_ROOT } from './root.js';
@@ -137,6 +138,8 @@ export class Store {
   registry: { mirrors: string[]; insecure: string[] } = { mirrors: [], insecure: [] };
   private readonly runner: Runner;
   private readonly states: RunStates;
+  /** Analyses kept between calls of a long-lived reader (`strata ui`); see analysis/cache.ts. */
+  private readonly analyses: AnalysisCache;
 
   private constructor(
     readonly root: string,
@@ -149,6 +152,7 @@ export class Store {
     this.images = new ImageStore(db);
     this.containers = new ContainerStore(db);
     this.states = new RunStates(db);
+    this.analyses = new AnalysisCache({ hasImage: (id) => this.images.get(id) !== undefined, hasLayer: (id) => this.layers.byId(id) !== undefined });
     this.runner = new Runner({
       root,
       driver,
@@ -1011,7 +1015,7 @@ export class Store {
       const found = this.images.resolve(ref);
       return { img: found, names: this.images.names(found.id), layers: this.imageLayers(found) };
     })();
-    return (await analyzeChain(img, layers, (l) => tarSplitPath(this.root, l.id))).result(img.id, names);
+    return this.analyses.analysis(img, names, layers, (l) => tarSplitPath(this.root, l.id));
   }
 
   /**
@@ -1023,8 +1027,9 @@ export class Store {
     return this.onContainer(ref, async (c) => {
       const img = this.images.get(c.imageId);
       if (!img) throw new StrataError(`image ${c.imageId} of container ${c.name} is gone`);
-      const chain = await analyzeChain(img, this.imageLayers(img), (l) => tarSplitPath(this.root, l.id));
-      return copyUps({ driver: this.driver, container: c, imageTop: img.topLayer, chain });
+      const chain = await this.analyses.chain(img, this.imageLayers(img), (l) => tarSplitPath(this.root, l.id));
+      const changes = (id: string, parent: string | null) => this.analyses.changes(this.driver, id, parent, parent === c.initLayer);
+      return copyUps({ driver: this.driver, container: c, imageTop: img.topLayer, chain, changes });
     });
   }
 

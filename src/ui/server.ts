@@ -12,7 +12,6 @@ import { StrataError } from '../errors.js';
 import { log } from '../log.js';
 import type { Store } from '../store/store.js';
 import { loadAssets, type PageAssets } from './assets.js';
-import type { ImageAnalysis } from '../store/analysis/analyze.js';
 import { containerDetail, imageDetail, layerDetail, storeState, type UiContainerDetail, type UiState } from './views.js';
 
 export interface UiOptions {
@@ -31,7 +30,6 @@ export interface UiServer {
 }
 
 const HOST = '127.0.0.1';
-const MAX_ANALYSES = 256;
 
 /** Sent with every answer: the token stays out of Referer headers, and nothing loads from elsewhere. */
 const HEADERS = {
@@ -68,20 +66,9 @@ export async function serveUi(store: Store, opts: UiOptions = {}): Promise<UiSer
     if (!state || state.version !== store.changeCounter()) state = await storeState(store);
     return state;
   };
-  // Analyses are kept per image (an image never changes); a bounded number, oldest dropped.
-  const analyses = new Map<string, Promise<ImageAnalysis>>();
-  const analysisOf = (imageId: string): Promise<ImageAnalysis> => {
-    let a = analyses.get(imageId);
-    if (!a) {
-      a = store.analyze(imageId);
-      a.catch(() => analyses.delete(imageId));
-      analyses.set(imageId, a);
-      if (analyses.size > MAX_ANALYSES) analyses.delete(analyses.keys().next().value!);
-    }
-    return a;
-  };
-  // A container changes while it runs, so its report is made afresh for each request; clients
-  // asking at the same moment share the one being made.
+  // Images' analyses and containers' change lists are kept by the Store (store/analysis/cache.ts);
+  // a container's report is still made for each request (its files' sizes and allocation are
+  // read afresh), and clients asking at the same moment share the one being made.
   const making = new Map<string, Promise<UiContainerDetail | undefined>>();
   const container = async (id: string): Promise<UiContainerDetail | undefined> => {
     let p = making.get(id);
@@ -99,8 +86,8 @@ export async function serveUi(store: Store, opts: UiOptions = {}): Promise<UiSer
     [/^\/app\.js$/, () => ({ status: 200, type: 'text/javascript; charset=utf-8', body: assets['app.js'] })],
     [/^\/app\.css$/, () => ({ status: 200, type: 'text/css; charset=utf-8', body: assets['app.css'] })],
     [/^\/api\/state$/, async () => json(await current())],
-    [/^\/api\/layers\/([0-9a-f]{64}(?:-init)?)$/, async (m) => found(await layerDetail(store, await current(), m[1], analysisOf), 'layer')],
-    [/^\/api\/images\/(sha256:[0-9a-f]{64})$/, async (m) => found(await imageDetail(store, await current(), m[1], analysisOf), 'image')],
+    [/^\/api\/layers\/([0-9a-f]{64}(?:-init)?)$/, async (m) => found(await layerDetail(store, await current(), m[1]), 'layer')],
+    [/^\/api\/images\/(sha256:[0-9a-f]{64})$/, async (m) => found(await imageDetail(store, await current(), m[1]), 'image')],
     [/^\/api\/containers\/([0-9a-f]{64})$/, async (m) => found(await container(m[1]), 'container')],
   ];
 

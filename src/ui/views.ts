@@ -89,9 +89,6 @@ function copyUpChanges(r: CopyUpReport): UiChange[] {
   return r.files.map((f) => ({ path: f.path, kind: f.kind, size: f.kind === 'D' ? f.lowerBytes : f.bytes }));
 }
 
-/** Store.analyze of an image, kept by whoever calls (an image never changes once stored). */
-export type AnalysisOf = (imageId: string) => Promise<ImageAnalysis>;
-
 /** The whole store: the image layers as Store.layerTree() has them, and each container's own two layers on top. */
 export async function storeState(store: Store): Promise<UiState> {
   const version = store.changeCounter();
@@ -128,11 +125,11 @@ export async function storeState(store: Store): Promise<UiState> {
  * read-write layer as its copy-up report has it; its init layer through the driver, sized from
  * the mounted stack.
  */
-export async function layerDetail(store: Store, state: UiState, id: string, analysisOf: AnalysisOf): Promise<UiLayerDetail | undefined> {
+export async function layerDetail(store: Store, state: UiState, id: string): Promise<UiLayerDetail | undefined> {
   const layer = state.layers.find((l) => l.id === id);
   if (!layer) return undefined;
   if (layer.kind === 'image') {
-    const files = (await analysisOf(layer.images[0])).layers.find((l) => l.id === id)?.files ?? [];
+    const files = (await store.analyze(layer.images[0])).layers.find((l) => l.id === id)?.files ?? [];
     return { layer, changes: files.map((f) => ({ path: f.path, kind: f.kind, size: f.bytes, hidden: f.hidden })) };
   }
   if (layer.kind === 'container') {
@@ -152,10 +149,10 @@ async function fileSize(path: string): Promise<number> {
   return st?.isFile() ? st.size : 0;
 }
 
-export async function imageDetail(store: Store, state: UiState, id: string, analysisOf: AnalysisOf): Promise<UiImageDetail | undefined> {
+export async function imageDetail(store: Store, state: UiState, id: string): Promise<UiImageDetail | undefined> {
   const image = state.images.find((i) => i.id === id);
   if (!image) return undefined;
-  const { layers, ...whole } = await analysisOf(image.id);
+  const { layers, ...whole } = await store.analyze(image.id);
   return { image, history: store.history(image.id), analysis: { ...whole, layers: layers.map(({ files: _files, ...l }) => l) } };
 }
 

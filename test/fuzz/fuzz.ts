@@ -4,6 +4,7 @@
 // but a fresh tmpfs on /tmp (their scratch root): a write outside the root fails with EROFS
 // instead of landing on this machine, and the mounts go away with the namespace.
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -111,7 +112,9 @@ async function runTarget(name: string, opts: FuzzOptions): Promise<TargetResult>
 function save(target: string, m: FindingMessage, outDir: string | undefined): FindingMessage & { saved?: string } {
   if (outDir === undefined) return m;
   mkdirSync(outDir, { recursive: true });
-  const base = join(outDir, `${target}-${m.seed}-${m.path.replace(/:/g, '_') || 'x'}`);
+  // A long shrink's path does not fit a file name (255 bytes): it is in the file, the name takes its hash.
+  const path = m.path.length > 150 ? createHash('sha256').update(m.path).digest('hex').slice(0, 16) : m.path.replace(/:/g, '_') || 'x';
+  const base = join(outDir, `${target}-${m.seed}-${path}`);
   writeFileSync(`${base}.txt`, `${m.kind}\nseed ${m.seed} path ${m.path}\n\n${m.error}\n\ninput: ${m.input ?? '(unknown)'}\n`);
   if (m.bytes !== undefined) writeFileSync(`${base}.bin`, Buffer.from(m.bytes, 'base64'));
   return { ...m, saved: `${base}.txt` };

@@ -87,3 +87,31 @@ export function mutatedBytes(pool: Buffer[], maxEdits = 6): fc.Arbitrary<Buffer>
     .tuple(fc.nat(pool.length - 1), fc.array(editArb, { minLength: 1, maxLength: maxEdits }))
     .map(([i, edits]) => apply(pool[i]!, edits, pool));
 }
+
+type CharEdit = { at: number; op: 'insert' | 'delete' | 'replace' | 'repeat'; c: string; n: number };
+
+function applyEdits(s: string, edits: CharEdit[]): string {
+  for (const e of edits) {
+    const at = s.length === 0 ? 0 : e.at % (s.length + 1);
+    if (e.op === 'insert') s = s.slice(0, at) + e.c + s.slice(at);
+    else if (e.op === 'delete') s = s.slice(0, at) + s.slice(at + 1);
+    else if (e.op === 'replace') s = s.slice(0, at) + e.c + s.slice(at + 1);
+    // A stretch repeated many times: where backtracking regular expressions and deep nesting blow up.
+    else s = s.slice(0, at) + s.slice(at, at + 3).repeat(e.n) + s.slice(at + 3);
+  }
+  return s;
+}
+
+/**
+ * Strings of a grammar with one to three character edits: an insertion, deletion or
+ * replacement from `chars` (or any three characters), or a short stretch repeated 2..2000 times.
+ */
+export function editedString(grammar: fc.Arbitrary<string>, chars: string[]): fc.Arbitrary<string> {
+  const edit = fc.record({
+    at: fc.nat(),
+    op: fc.constantFrom('insert' as const, 'delete' as const, 'replace' as const, 'repeat' as const),
+    c: fc.oneof(fc.constantFrom(...chars), fc.string({ maxLength: 3 })),
+    n: fc.integer({ min: 2, max: 2000 }),
+  });
+  return fc.tuple(grammar, fc.array(edit, { minLength: 1, maxLength: 3 })).map(([s, es]) => applyEdits(s, es));
+}

@@ -2,6 +2,8 @@
 // with `{{-`/`-}}` trimming and comments, fields, variables, literals, keywords. It keeps each
 // token's byte offset, because Go's error messages name the line and the byte column.
 
+import { goQuote } from './printf.js';
+
 export type TokenType =
   | 'text'
   | 'left' // {{
@@ -230,7 +232,7 @@ export function lex(src: string): Token[] {
         const m = NUMBER.exec(src);
         const text = m ? m[0] : '';
         if (!text || !/[0-9]/.test(text) || (p + text.length < src.length && isAlnum(src[p + text.length]))) {
-          throw new TemplateSyntaxError(line, `bad number syntax: "${src.slice(p, p + Math.max(text.length, 1) + 1).replace(/}.*/, '')}"`);
+          throw new TemplateSyntaxError(line, `bad number syntax: ${goQuote(src.slice(p, p + Math.max(text.length, 1) + 1).replace(/}.*/, ''))}`);
         }
         push('number', text, text, p);
         p += text.length;

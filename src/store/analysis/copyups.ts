@@ -14,7 +14,7 @@
 // the container's init layer through the driver's change list.
 import type { BigIntStats } from 'node:fs';
 import { lstat } from 'node:fs/promises';
-import type { ChangeKind } from '../../archive/changes.js';
+import type { Change, ChangeKind } from '../../archive/changes.js';
 import { fsPath } from '../../archive/tar/header.js';
 import type { Driver } from '../../drivers/driver.js';
 import type { ContainerRecord } from '../containers.js';
@@ -89,6 +89,8 @@ export interface CopyUpInput {
   imageTop: string | null;
   /** The image's layers, analysed from their tar-split records. */
   chain: ChainAnalyzer;
+  /** driver.changes, or a cache of it (AnalysisCache.changes). */
+  changes: (id: string, parent: string | null) => Promise<Change[]>;
 }
 
 function typeOf(st: BigIntStats | null): CopyUp['type'] {
@@ -107,8 +109,8 @@ async function lstatOrNull(path: string): Promise<BigIntStats | null> {
 export async function copyUps(input: CopyUpInput): Promise<CopyUpReport> {
   const { driver, container: c, chain } = input;
   let method = METHODS[driver.name] ?? 'file-bytes';
-  const changes = await driver.changes(c.layer, c.initLayer);
-  const initChanged = new Set((await driver.changes(c.initLayer, input.imageTop)).filter((x) => x.kind !== 'D').map((x) => x.path));
+  const changes = await input.changes(c.layer, c.initLayer);
+  const initChanged = new Set((await input.changes(c.initLayer, input.imageTop)).filter((x) => x.kind !== 'D').map((x) => x.path));
   const root = await driver.get(c.layer);
   let initRoot: string | null = null;
   try {

@@ -13,6 +13,7 @@ import {
   withTag,
   type Reference,
 } from '../../../src/reference/reference.js';
+import { editedString } from '../mutate.js';
 import { FuzzViolation, type FuzzTarget } from '../target.js';
 
 export interface RefInput {
@@ -46,24 +47,10 @@ const grammar = fc
   .map(([d, path, t, dg]) => `${d ? `${d[0]}${d[1]}/` : ''}${path.join('/')}${t !== undefined ? `:${t}` : ''}${dg !== undefined ? `@${dg}` : ''}`);
 
 const CHARS = ['/', ':', '@', '.', '_', '-', 'A', 'a', '0', '[', ']', '%', ' ', '\n', '\0', '\u00e9', '\ud800', 'sha256:', '/'.repeat(3), 'a'.repeat(300), '-'.repeat(64), '_'.repeat(64), '.'.repeat(64)];
-type CharEdit = { at: number; op: 'insert' | 'delete' | 'replace' | 'repeat'; c: string; n: number };
-const charEdit = fc.record({ at: fc.nat(), op: fc.constantFrom('insert' as const, 'delete' as const, 'replace' as const, 'repeat' as const), c: fc.oneof(fc.constantFrom(...CHARS), fc.string({ maxLength: 3 })), n: fc.integer({ min: 2, max: 2000 }) });
-
-function applyEdits(s: string, edits: CharEdit[]): string {
-  for (const e of edits) {
-    const at = s.length === 0 ? 0 : e.at % (s.length + 1);
-    if (e.op === 'insert') s = s.slice(0, at) + e.c + s.slice(at);
-    else if (e.op === 'delete') s = s.slice(0, at) + s.slice(at + 1);
-    else if (e.op === 'replace') s = s.slice(0, at) + e.c + s.slice(at + 1);
-    // A stretch repeated many times: where backtracking regular expressions blow up.
-    else s = s.slice(0, at) + s.slice(at, at + 3).repeat(e.n) + s.slice(at + 3);
-  }
-  return s;
-}
 
 const refString = fc.oneof(
   { weight: 3, arbitrary: grammar },
-  { weight: 4, arbitrary: fc.tuple(grammar, fc.array(charEdit, { minLength: 1, maxLength: 3 })).map(([s, es]) => applyEdits(s, es)) },
+  { weight: 4, arbitrary: editedString(grammar, CHARS) },
   { weight: 1, arbitrary: fc.string({ maxLength: 40, unit: 'binary' }) },
 );
 
