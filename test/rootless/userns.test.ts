@@ -66,14 +66,14 @@ describe('subordinate ranges changed while the namespace lives', () => {
     writeFileSync(join(src, 'hello'), 'hi\n');
     runToolSync('tar', ['-C', src, '-cf', join(user.home, 'tiny.tar'), '.']);
     user.ok(['import', join(user.home, 'tiny.tar'), 'local/tiny:1']);
-    user.ok(['create', '--name', 'c', 'local/tiny:1', 'sh']);
-    user.ok(['mount', 'c']);
+    user.ok(['create', '--name', 'c1', 'local/tiny:1', 'sh']);
+    user.ok(['mount', 'c1']);
     addRange(user, 1);
     const mounted = look(user);
     assert.match(mounted.stderr, busyWarning('1 mount'));
     assert.equal(mounted.keeper, grown.keeper);
     assert.deepEqual(mounted.uids, grown.uids);
-    user.ok(['umount', 'c']);
+    user.ok(['umount', 'c1']);
     const unmounted = look(user);
     assert.equal(unmounted.stderr, '');
     assert.notEqual(unmounted.keeper, grown.keeper);
@@ -92,8 +92,8 @@ describe('subordinate ranges changed while the namespace lives', () => {
     assert.notEqual(freed.keeper, running.keeper);
     assert.deepEqual(freed.uids, [...unmounted.uids, extraMap(2, 1 + 65536 + 2000)]);
     // The container made under the first mapping is still the user's, in the new namespace.
-    assert.equal(user.ok(['ps', '-a', '--format', '{{.Names}}']).trim(), 'c');
-    assert.match(user.ok(['unshare', 'sh', '-c', `cat "$(${nodeBin} ${strataBin} mount c)/hello"`]), /^hi$/m);
+    assert.equal(user.ok(['ps', '-a', '--format', '{{.Names}}']).trim(), 'c1');
+    assert.match(user.ok(['unshare', 'sh', '-c', `cat "$(${nodeBin} ${strataBin} mount c1)/hello"`]), /^hi$/m);
   });
 
   test('a user given a first range leaves the single-id mapping at the next command', () => {
