@@ -22,8 +22,20 @@ if (unknown.length > 0) {
   console.error(`unknown benchmark: ${unknown.join(', ')} (have: ${benches.map((b) => b.name).join(', ')})`);
   process.exit(2);
 }
+// One benchmark that fails (a peer tool missing a feature, a full disk) must not hide the rows of
+// the others: its error is printed, the rest run, and the exit code says something failed.
+const failed: string[] = [];
 for (const b of benches) {
   if (wanted.length > 0 && !wanted.includes(b.name)) continue;
   console.log(`== ${b.name}`);
-  await b.run();
+  try {
+    await b.run();
+  } catch (err) {
+    failed.push(b.name);
+    console.log(`${b.name}: failed: ${(err as Error).stack ?? String(err)}`);
+  }
+}
+if (failed.length > 0) {
+  console.log(`\nfailed: ${failed.join(', ')}`);
+  process.exitCode = 1;
 }

@@ -4,7 +4,7 @@
 // dockerd has no bridge), so the numbers compare starting a container, not setting up networks.
 // A tool that is not installed gets a line saying so instead of a number.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { MNT_DETACH, umount2 } from '../src/sys/linux.js';
 import { mountsUnder } from '../src/sys/mountinfo.js';
@@ -23,6 +23,23 @@ function timed(cmd: string, args: string[]): number {
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status}: ${r.stderr}`);
   return ms;
+}
+
+/**
+ * podman asks runc for open files and processes above the hard limits this process inherits
+ * (1048576 and 4194304), which runc cannot set without CAP_SYS_RESOURCE over them here, so every
+ * podman run fails with "error setting rlimit type 7". docker and strata leave a container the
+ * limits they run with: ask podman for the same.
+ */
+function hostUlimits(): string[] {
+  const limits = readFileSync('/proc/self/limits', 'utf8');
+  const hard = (label: string) => new RegExp(`^${label}\\s+\\S+\\s+(\\S+)`, 'm').exec(limits)?.[1];
+  const out: string[] = [];
+  for (const [name, label] of [['nofile', 'Max open files'], ['nproc', 'Max processes']] as const) {
+    const h = hard(label);
+    if (h !== undefined && h !== 'unlimited') out.push('--ulimit', `${name}=${h}:${h}`);
+  }
+  return out;
 }
 
 interface Contender {
@@ -71,8 +88,10 @@ export async function run(): Promise<void> {
       console.log(`docker: skipped (${(err as Error).message})`);
     }
     if (spawnSync('podman', ['--version']).status === 0) {
-      execFileSync('podman', ['load', '-q', '-i', corpusImage('busybox.docker.tar')]);
-      contenders.push({ name: 'podman', argv: ['podman', ['run', '--rm', '--network', 'none', 'corpus/busybox', 'true']] });
+      // A store of its own under base, removed with it, like the other two.
+      const podman = ['--root', join(base, 'podman'), '--runroot', join(base, 'podman-run'), '--storage-driver', 'overlay', '--cgroup-manager', 'cgroupfs', '--events-backend', 'file'];
+      execFileSync('podman', [...podman, 'load', '-q', '-i', corpusImage('busybox.docker.tar')]);
+      contenders.push({ name: 'podman', argv: ['podman', [...podman, 'run', '--rm', '--network', 'none', ...hostUlimits(), 'corpus/busybox', 'true']] });
     } else console.log('podman: not installed on this machine');
 
     const times = new Map<string, number[]>(contenders.map((c) => [c.name, []]));
