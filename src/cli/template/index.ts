@@ -97,8 +97,9 @@ function compileFor(spec: CommandSpec, text: string): Template {
 
 /** A row as docker's formatter contexts are: a struct whose JSON is its fields sorted, HTML-escaped (json.Marshal of a map). */
 function rowStruct(typeName: string, row: Record<string, unknown>): Record<string, unknown> {
-  const fields = { ...row };
-  return goStruct(typeName, fields, () => '{' + entriesOf(Object.assign({}, fields)).map(([k, v]) => `${jsonString(k, true)}:${toJSON(v, true)}`).join(',') + '}');
+  // The row itself, not a copy: a copy would read every field, and list commands give fields
+  // as getters so that a template computes only those it names (`ps -a` over 10,000 rows).
+  return goStruct(typeName, row, () => '{' + entriesOf(Object.assign({}, row)).map(([k, v]) => `${jsonString(k, true)}:${toJSON(v, true)}`).join(',') + '}');
 }
 
 /**
