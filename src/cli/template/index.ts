@@ -20,7 +20,7 @@
 //   part: this module returns the text or throws).
 
 import { StrataError } from '../../errors.js';
-import { compile, execute, TemplateExecError, type Template } from './exec.js';
+import { compile, execute, plainParts, runPlain, TemplateExecError, type Template } from './exec.js';
 import { HEADER_FUNCS } from './funcs.js';
 import { TemplateSyntaxError } from './lex.js';
 import { tabwrite } from './tabwriter.js';
@@ -112,8 +112,14 @@ export function formatRows(rows: Record<string, unknown>[], format: string, opts
   const chosen = format === '' || format === 'table' ? opts.defaultTable : format;
   const { text, table } = preformat(chosen, spec);
   const t = compileFor(spec, text);
+  const plain = plainParts(t);
   let body = '';
   for (const row of rows) {
+    const fast = plain && runPlain(plain, row);
+    if (typeof fast === 'string') {
+      body += fast + '\n';
+      continue;
+    }
     try {
       const typeName = typeof opts.typeName === 'string' ? opts.typeName : opts.typeName(row);
       body += execute(t, rowStruct(typeName, row), { missingKey: spec.missingKey }) + '\n';
