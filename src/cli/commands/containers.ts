@@ -66,6 +66,9 @@ export function imageShower(store: Store): (c: ContainerSummary, trunc: boolean)
     }
   };
   return (c, trunc) => {
+    // Made from its image's ID (`create IMAGE-ID`, the library's usual way): shown while that
+    // image is stored, with one probe instead of a whole lookup per image.
+    if (c.imageRef === c.imageId && !current.has(c.imageRef)) current.set(c.imageRef, store.images.has(c.imageId) ? c.imageId : undefined);
     if (!current.has(c.imageRef)) current.set(c.imageRef, lookup(c.imageRef));
     if (current.get(c.imageRef) === c.imageId) return c.imageRef;
     return trunc ? shortId(c.imageId) : c.imageId;
