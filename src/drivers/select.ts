@@ -1,6 +1,6 @@
 // Storage drivers by name, and the choice of one for a store root the way Docker makes it:
 // data already in the root decides; else the first usable driver in priority order.
-import { readdir } from 'node:fs/promises';
+import { opendir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DriverError, type Driver, type DriverOptions } from './driver.js';
 import { isRootless } from '../sys/rootless.js';
@@ -96,7 +96,14 @@ export async function driversWithData(root: string): Promise<string[]> {
   const found: string[] = [];
   for (const name of names) {
     try {
-      if ((await readdir(join(root, name))).length > 0) found.push(name);
+      // One entry is enough: a store's driver directory holds an entry per layer, and this runs
+      // at every open.
+      const dir = await opendir(join(root, name), { bufferSize: 1 });
+      try {
+        if ((await dir.read()) !== null) found.push(name);
+      } finally {
+        await dir.close();
+      }
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code !== 'ENOENT' && code !== 'ENOTDIR') throw err;

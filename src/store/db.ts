@@ -126,8 +126,14 @@ INSERT INTO run_state SELECT * FROM temp.run_state_kept;
 DROP TABLE temp.run_state_kept;
 ${CONTAINER_INDEXES}`;
 
+// Every open looks for image layers that nothing uses (LayerStore.dropUnused): without this
+// index that read every layer row, two per container, so each command paid for every container.
+const IMAGE_LAYERS_INDEX = `
+CREATE INDEX IF NOT EXISTS layers_image ON layers(state) WHERE kind = 'image';
+`;
+
 /** Migration N (1-based) takes a database from user_version N-1 to N; each may run twice safely. */
-const MIGRATIONS = [SCHEMA, BLOB_SOURCES, RUN_STATE_SCHEMA, GROWTH_INDEXES, IMAGE_PARENTS];
+const MIGRATIONS = [SCHEMA, BLOB_SOURCES, RUN_STATE_SCHEMA, GROWTH_INDEXES, IMAGE_PARENTS, IMAGE_LAYERS_INDEX];
 const SCHEMA_VERSION = MIGRATIONS.length;
 
 /**

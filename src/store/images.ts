@@ -75,6 +75,11 @@ export class ImageStore {
     return r && fromRow(r);
   }
 
+  /** Whether the image is stored (no config read, no transaction: one index probe). */
+  has(id: string): boolean {
+    return this.db.prepare('SELECT 1 FROM images WHERE id = ?').get(id) !== undefined;
+  }
+
   list(): ImageRecord[] {
     return (this.db.prepare('SELECT * FROM images ORDER BY created DESC').all() as ImageRow[]).map(fromRow);
   }

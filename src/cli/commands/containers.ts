@@ -66,6 +66,9 @@ export function imageShower(store: Store): (c: ContainerSummary, trunc: boolean)
     }
   };
   return (c, trunc) => {
+    // Made from its image's ID (`create IMAGE-ID`, the library's usual way): shown while that
+    // image is stored, with one probe instead of a whole lookup per image.
+    if (c.imageRef === c.imageId && !current.has(c.imageRef)) current.set(c.imageRef, store.images.has(c.imageId) ? c.imageId : undefined);
     if (!current.has(c.imageRef)) current.set(c.imageRef, lookup(c.imageRef));
     if (current.get(c.imageRef) === c.imageId) return c.imageRef;
     return trunc ? shortId(c.imageId) : c.imageId;
@@ -139,22 +142,42 @@ export function addContainerCommands(program: Command, { io, withStore }: Contex
         const sized = o.size === true || /\.Size\b/.test(o.format ?? '');
         for (const c of list) {
           const size = sized ? await store.containerSize(c.id) : undefined;
-          const labels = Object.entries(c.labels).sort(([a], [b]) => (a < b ? -1 : 1));
+          // Getters: a table computes only the columns it prints (ps -a over 10,000 rows);
+          // json output still has every field, in this order.
           rows.push({
-            Command: psCommand(c, o.trunc),
-            CreatedAt: goTime(c.created),
+            get Command() {
+              return psCommand(c, o.trunc);
+            },
+            get CreatedAt() {
+              return goTime(c.created);
+            },
             ID: o.trunc ? c.id.slice(0, 12) : c.id,
-            Image: shownImage(c, o.trunc),
-            Labels: labels.map(([k, v]) => `${k}=${v}`).join(','),
+            get Image() {
+              return shownImage(c, o.trunc);
+            },
+            get Labels() {
+              const labels = Object.entries(c.labels).sort(([a], [b]) => (a < b ? -1 : 1));
+              return labels.map(([k, v]) => `${k}=${v}`).join(',');
+            },
             LocalVolumes: '0',
             Mounts: '',
             Names: c.name,
-            Networks: c.config.host?.network ?? '',
-            Ports: portsText(c.run.ports),
-            RunningFor: since(c.created),
+            get Networks() {
+              return c.config.host?.network ?? '';
+            },
+            get Ports() {
+              return portsText(c.run.ports);
+            },
+            get RunningFor() {
+              return since(c.created);
+            },
             Size: size ? `${humanSize(size.rw)}${size.rootFs > 0 ? ` (virtual ${humanSize(size.rootFs)})` : ''}` : '0B',
-            State: dockerStatus(c.run),
-            Status: psStatus(c.run),
+            get State() {
+              return dockerStatus(c.run);
+            },
+            get Status() {
+              return psStatus(c.run);
+            },
             // A method in docker's row type: {{.Label "key"}}.
             Label: (name: string) => c.labels[name] ?? '',
           });

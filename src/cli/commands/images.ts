@@ -75,14 +75,13 @@ function listImages(store: Store, o: { all?: boolean; filter: string[]; digests?
     });
   const before = createdOf('before');
   const since = createdOf('since');
+  // Each date parsed once, not at every comparison of the sort.
   return store
     .listImages({ all: o.all })
-    .filter((img) => {
-      const t = Date.parse(img.created);
-      return (!before || before.every((b) => t < b)) && (!since || since.every((s) => t > s)) && matchLabels(filters, img.labels);
-    })
-    .sort((a, b) => Date.parse(b.created) - Date.parse(a.created))
-    .flatMap((img) => imageRows(img, filters, o.digests === true));
+    .map((img) => ({ img, t: Date.parse(img.created) }))
+    .filter(({ img, t }) => (!before || before.every((b) => t < b)) && (!since || since.every((s) => t > s)) && matchLabels(filters, img.labels))
+    .sort((a, b) => b.t - a.t)
+    .flatMap(({ img }) => imageRows(img, filters, o.digests === true));
 }
 
 type HistoryRow = ReturnType<Store['history']>[number];
@@ -155,18 +154,27 @@ export function addImageCommands(program: Command, { io, withStore }: Context): 
           for (const r of rows) io.print(id(r));
           return;
         }
+        // Getters: a table computes only the columns it prints; json output still has every field.
         const data = rows.map((r) => ({
           Containers: 'N/A',
-          CreatedAt: goTime(r.created),
-          CreatedSince: since(r.created),
+          get CreatedAt() {
+            return goTime(r.created);
+          },
+          get CreatedSince() {
+            return since(r.created);
+          },
           Digest: r.digest,
           ID: id(r),
           Repository: r.repo,
           SharedSize: 'N/A',
-          Size: humanSize(r.size),
+          get Size() {
+            return humanSize(r.size);
+          },
           Tag: r.tag,
           UniqueSize: 'N/A',
-          VirtualSize: humanSize(r.size, 4),
+          get VirtualSize() {
+            return humanSize(r.size, 4);
+          },
         }));
         printRows(io, o.format, data, { command: 'images', ...IMAGES_TABLE, ...(o.digests ? { defaultTable: IMAGES_DIGESTS_FORMAT } : {}) });
       });

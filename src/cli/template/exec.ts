@@ -392,6 +392,47 @@ class State {
 }
 
 /** Run a compiled template against `data`; throws TemplateExecError with Go's message. */
+/** A part of a plain template: literal text, or the name of a field of dot. */
+export type PlainPart = string | { field: string };
+
+/**
+ * The parts of a template made only of text and `{{.Field}}` actions (every list command's
+ * default table), else null. Such a template prints a string field as it is, so a list of
+ * thousands of rows need not go through the evaluator for each (see runPlain).
+ */
+export function plainParts(t: Template): PlainPart[] | null {
+  const parts: PlainPart[] = [];
+  for (const n of t.nodes) {
+    if (n.kind === 'text') parts.push(n.text);
+    else if (n.kind !== 'action' || n.pipe.decl.length > 0 || n.pipe.cmds.length !== 1 || n.pipe.cmds[0].args.length !== 1) return null;
+    else {
+      const arg = n.pipe.cmds[0].args[0];
+      if (arg.kind !== 'field' || arg.names.length !== 1) return null;
+      parts.push({ field: arg.names[0] });
+    }
+  }
+  return parts;
+}
+
+/**
+ * What execute prints for plain parts over a struct whose named fields are all own strings;
+ * null for any other row (a missing field, a method, another type), which then goes through
+ * execute for its exact output or error.
+ */
+export function runPlain(parts: PlainPart[], row: Record<string, unknown>): string | null {
+  let out = '';
+  for (const p of parts) {
+    if (typeof p === 'string') out += p;
+    else {
+      if (!Object.prototype.hasOwnProperty.call(row, p.field)) return null;
+      const v = row[p.field];
+      if (typeof v !== 'string') return null;
+      out += v;
+    }
+  }
+  return out;
+}
+
 export function execute(t: Template, data: unknown, opts: ExecOptions = {}): string {
   try {
     return new State(t.src, opts).run(t.nodes, data);

@@ -20,7 +20,7 @@
 //   part: this module returns the text or throws).
 
 import { StrataError } from '../../errors.js';
-import { compile, execute, TemplateExecError, type Template } from './exec.js';
+import { compile, execute, plainParts, runPlain, TemplateExecError, type Template } from './exec.js';
 import { HEADER_FUNCS } from './funcs.js';
 import { TemplateSyntaxError } from './lex.js';
 import { tabwrite } from './tabwriter.js';
@@ -97,8 +97,9 @@ function compileFor(spec: CommandSpec, text: string): Template {
 
 /** A row as docker's formatter contexts are: a struct whose JSON is its fields sorted, HTML-escaped (json.Marshal of a map). */
 function rowStruct(typeName: string, row: Record<string, unknown>): Record<string, unknown> {
-  const fields = { ...row };
-  return goStruct(typeName, fields, () => '{' + entriesOf(Object.assign({}, fields)).map(([k, v]) => `${jsonString(k, true)}:${toJSON(v, true)}`).join(',') + '}');
+  // The row itself, not a copy: a copy would read every field, and list commands give fields
+  // as getters so that a template computes only those it names (`ps -a` over 10,000 rows).
+  return goStruct(typeName, row, () => '{' + entriesOf(Object.assign({}, row)).map(([k, v]) => `${jsonString(k, true)}:${toJSON(v, true)}`).join(',') + '}');
 }
 
 /**
@@ -111,8 +112,14 @@ export function formatRows(rows: Record<string, unknown>[], format: string, opts
   const chosen = format === '' || format === 'table' ? opts.defaultTable : format;
   const { text, table } = preformat(chosen, spec);
   const t = compileFor(spec, text);
+  const plain = plainParts(t);
   let body = '';
   for (const row of rows) {
+    const fast = plain && runPlain(plain, row);
+    if (typeof fast === 'string') {
+      body += fast + '\n';
+      continue;
+    }
     try {
       const typeName = typeof opts.typeName === 'string' ? opts.typeName : opts.typeName(row);
       body += execute(t, rowStruct(typeName, row), { missingKey: spec.missingKey }) + '\n';

@@ -58,7 +58,10 @@ export abstract class OverlayBase implements Driver {
   abstract status(): Promise<[string, string][]>;
 
   protected init(): Promise<void> {
-    this.ready ??= this.layout.init().then(() => this.layout.finishRemovals());
+    // No scan of the home here: it holds two entries per container, and this runs for every
+    // command. A removal a crash cut short is finished by the next remove() of that layer (the
+    // store's recovery) or by the sweep after a crash (inventory() lists `.removing` dirs).
+    this.ready ??= this.layout.init();
     return this.ready;
   }
 

@@ -240,17 +240,10 @@ export class OverlayLayout {
       await rename(dir, doomed);
       fault('rename');
     } catch (err) {
-      if (isENOENT(err)) return;
-      throw err;
+      // Renamed already by a removal that was cut short: finish it.
+      if (!isENOENT(err)) throw err;
     }
     await rm(doomed, { recursive: true, force: true });
-  }
-
-  /** Delete what removals cut short by a crash left renamed (cheap: one readdir of the home). */
-  async finishRemovals(): Promise<void> {
-    for (const name of await readdir(this.home)) {
-      if (name.endsWith('.removing')) await rm(join(this.home, name), { recursive: true, force: true });
-    }
   }
 
   /** Finish removals a crash interrupted and drop links whose layer is gone. */
