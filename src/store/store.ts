@@ -8,7 +8,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Change } from '../archive/changes.js';
 import { packDirectory } from '../archive/pack.js';
 import { assembleLayer } from '../archive/tarsplit.js';
-import { chooseDriver, type ChosenDriver, DriverError, driverNames, driversWithData, hasDriverData, probeCache } from '../drivers/index.js';
+import { chooseDriver, DriverError, driverNames, driversWithData, hasDriverData, probeCache } from '../drivers/index.js';
 import type { Driver } from '../drivers/driver.js';
 import { openImageArchive } from '../image/archive-read.js';
 import { writeImageArchive, type ArchiveFormat } from '../image/archive-write.js';
@@ -127,16 +127,25 @@ function refuseOtherDriversRoot(db: DB, root: string, requested: string, others:
   throw new StrataError(`storage driver ${requested} cannot open ${root}: its images and containers are stored with ${known.join(', ')} (use -s ${known[0]}, or another --root)`, 125);
 }
 
+/** openDatabase, with a full disk said in one line. */
+function openStoreDatabase(root: string): DB {
+  try {
+    return openDatabase(root);
+  } catch (err) {
+    if (!isNoSpace(err)) throw err;
+    throw new StrataError(`no space left on device under ${root}: cannot open strata.db; free some space on that filesystem`);
+  }
+}
+
 /**
  * Making the store root (and any missing parents) and its tmp/ for an open, and undoing it when
  * the driver refuses the root (unusable, a bad storage option, another driver's root): the
- * directories it made, a strata.db it created, the probe cache that the driver's probes wrote.
- * What was there before it looked stays; directories go only when empty, so nothing another
- * process put there meanwhile is lost.
+ * directories it made and the probe cache that the driver's probes wrote. What was there before
+ * stays; directories go only when empty, so nothing another process put there meanwhile is lost.
  */
 function rootMaking(root: string): { make(): void; undo(): void } {
   const tmp = join(root, 'tmp');
-  const files = [join(root, 'strata.db'), probeCache(root)].filter((f) => !existsSync(f));
+  const cache = existsSync(probeCache(root)) ? null : probeCache(root);
   const dirs = existsSync(tmp) ? [] : [tmp];
   return {
     make() {
@@ -146,7 +155,7 @@ function rootMaking(root: string): { make(): void; undo(): void } {
       mkdirSync(tmp, { recursive: true, mode: 0o700 });
     },
     undo() {
-      for (const f of files) for (const suffix of ['', '-wal', '-shm', '-journal']) rmSync(f + suffix, { force: true });
+      if (cache) rmSync(cache, { force: true });
       for (const d of dirs) {
         try {
           rmdirSync(d);
@@ -204,27 +213,25 @@ export class Store {
     const root = resolve(opts.root ?? defaultStoreRoot());
     const requested = opts.driver || undefined;
     const making = rootMaking(root);
-    let chosen: ChosenDriver;
-    let others: string[];
-    let db: DB;
-    try {
-      // Nothing is made under the root before the driver is accepted: a refusal changes nothing.
-      chosen = await chooseDriver(root, requested);
-      // Whether other drivers' data is here matters only to a root without the requested one's.
-      others = requested && !(await hasDriverData(root, chosen.name)) ? await driversWithData(root) : [];
-      making.make();
-      db = openDatabase(root);
-    } catch (err) {
-      making.undo();
-      if (!isNoSpace(err)) throw err;
-      throw new StrataError(`no space left on device under ${root}: cannot open strata.db; free some space on that filesystem`);
-    }
+    let db: DB | undefined;
     let driver: Driver;
     try {
-      refuseOtherDriversRoot(db, root, chosen.name, others);
+      // Nothing is made under the root before the driver is accepted: a refusal changes nothing.
+      const chosen = await chooseDriver(root, requested);
+      // Whether other drivers' data is here matters only to a root without the requested one's.
+      const others = requested && !(await hasDriverData(root, chosen.name)) ? await driversWithData(root) : [];
+      making.make();
+      // Layers another driver holds can only be recorded in a strata.db that exists already;
+      // a new one is made only once the driver took the root, so no refusal has one to undo
+      // (one that another process opening the same new root might be using).
+      if (others.length > 0 && existsSync(join(root, 'strata.db'))) {
+        db = openStoreDatabase(root);
+        refuseOtherDriversRoot(db, root, chosen.name, others);
+      }
       driver = await chosen.open(opts.storageOpts ?? {});
+      db ??= openStoreDatabase(root);
     } catch (err) {
-      db.close();
+      db?.close();
       making.undo();
       throw err;
     }
