@@ -5,7 +5,7 @@ cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 pkgs=(tar gzip zstd attr libcap2-bin skopeo umoci fuse-overlayfs fuse3 docker-registry apache2-utils openssl
       util-linux xfsprogs e2fsprogs btrfs-progs libbtrfs-dev zfs-fuse
-      runc passt tini docker.io chromium uidmap podman)
+      runc passt tini docker.io chromium uidmap podman strace)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then

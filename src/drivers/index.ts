@@ -18,7 +18,8 @@ register('devicemapper', DevmapperDriver.open, { priority: 70, usable: devmapper
 register('zfs', ZfsDriver.open, { priority: 20, usable: zfsUsable, needsRoot: true });
 register('vfs', VfsDriver.open, { priority: 90, usable: async () => true });
 
-export { createDriver, driverNames, driversWithData, register, selectDriver } from './select.js';
-export type { DriverFactory, DriverTraits } from './select.js';
+export { chooseDriver, createDriver, driverNames, driversWithData, hasDriverData, register, selectDriver } from './select.js';
+export type { ChosenDriver, DriverFactory, DriverTraits } from './select.js';
 export { DriverError } from './driver.js';
+export { probeCache } from './common/probe-cache.js';
 export type { CreateOpts, Driver, DriverOptions } from './driver.js';

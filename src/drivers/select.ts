@@ -47,21 +47,24 @@ export async function createDriver(name: string, opts: DriverOptions): Promise<D
   return lookup(name).factory(opts);
 }
 
+/** A driver accepted for a root (known, usable) and not opened yet: nothing is made under the root until open. */
+export interface ChosenDriver {
+  name: string;
+  open(options: Record<string, string>): Promise<Driver>;
+}
+
 /**
  * The driver for a store root: the requested one (which must be known and usable), else the
- * one whose data the root already holds, else the first usable one by priority.
+ * one whose data the root already holds, else the first usable one by priority. Choosing only
+ * looks, so that a refusal leaves the root as it was.
  */
-export async function selectDriver(
-  root: string,
-  requested: string | undefined,
-  options: Record<string, string>,
-): Promise<Driver> {
-  const opts: DriverOptions = { root, options };
+export async function chooseDriver(root: string, requested: string | undefined): Promise<ChosenDriver> {
+  const chosen = (entry: Entry): ChosenDriver => ({ name: entry.name, open: (options) => entry.factory({ root, options }) });
   if (requested !== undefined && requested !== '') {
     const entry = lookup(requested);
     const ok = await usable(entry, root);
     if (ok !== true) throw new DriverError(`storage driver ${requested} is not usable for ${root}: ${ok}`);
-    return entry.factory(opts);
+    return chosen(entry);
   }
 
   const prior = await driversWithData(root);
@@ -76,7 +79,7 @@ export async function selectDriver(
     if (!entry) throw new DriverError(`${root} holds data of storage driver ${name}, which strata does not support`);
     const ok = await usable(entry, root);
     if (ok !== true) throw new DriverError(`${root} holds data of storage driver ${name}, which is not usable here: ${ok}`);
-    return entry.factory(opts);
+    return chosen(entry);
   }
 
   const refusals: string[] = [];
@@ -84,17 +87,25 @@ export async function selectDriver(
     const entry = drivers.get(name) as Entry;
     if (entry.explicitOnly) continue;
     const ok = await usable(entry, root);
-    if (ok === true) return entry.factory(opts);
+    if (ok === true) return chosen(entry);
     refusals.push(`${name}: ${ok}`);
   }
   throw new DriverError(`no usable storage driver for ${root} (${refusals.join('; ') || 'none registered'})`);
 }
 
-/** Driver names whose data directory under root exists and is not empty. */
+/** chooseDriver, then open the driver with options. */
+export async function selectDriver(root: string, requested: string | undefined, options: Record<string, string>): Promise<Driver> {
+  return (await chooseDriver(root, requested)).open(options);
+}
+
+/**
+ * Driver names whose data directory under root exists and is not empty. The root is listed
+ * first, so only the data directories it holds are read (none on a root that does not exist).
+ */
 export async function driversWithData(root: string): Promise<string[]> {
   const names = new Set([...KNOWN_DATA_DIRS, ...drivers.keys()]);
   const found: string[] = [];
-  for (const name of names) {
+  for (const name of (await listDir(root)).filter((n) => names.has(n))) {
     try {
       // One entry is enough: a store's driver directory holds an entry per layer, and this runs
       // at every open.
@@ -110,6 +121,22 @@ export async function driversWithData(root: string): Promise<string[]> {
     }
   }
   return found.sort((a, b) => rank(a) - rank(b));
+}
+
+/** Whether the data directory of driver name under root holds anything. */
+export async function hasDriverData(root: string, name: string): Promise<boolean> {
+  return (await listDir(join(root, name))).length > 0;
+}
+
+/** A directory's names; none when it does not exist or is not a directory. */
+async function listDir(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT' && code !== 'ENOTDIR') throw err;
+    return [];
+  }
 }
 
 function usable(entry: Entry, root: string): Promise<true | string> {

@@ -4,10 +4,11 @@
 // the cgroup the moment the process ends, before the monitor hears of the exit. The kernel log
 // keeps the fact: every OOM kill writes one record naming the victim's memory cgroup
 // ("oom-kill:…,task_memcg=/strata/<id>,…"). A watch opens /dev/kmsg before the process starts
-// and reads past what is already there, so only records of this run count, however quickly the
-// process outgrows its limit. Where /dev/kmsg cannot be read (no root, dmesg_restrict), there is
+// and seeks past what is already there (without reading the backlog, which can hold thousands of
+// records), so only records of this run count, however quickly the process outgrows its limit. Where /dev/kmsg cannot be read (no root, dmesg_restrict), there is
 // no watch and the container reads as not OOM-killed.
 import { closeSync, constants, openSync, readSync } from 'node:fs';
+import { seekEnd } from '../sys/fileio.js';
 
 /** A kmsg record is at most a few KiB; a read into a smaller buffer fails (EINVAL). */
 const RECORD_MAX = 16 * 1024;
@@ -19,11 +20,7 @@ export class OomWatch {
   private constructor(
     private readonly fd: number,
     private readonly marker: string,
-  ) {
-    // What the log holds already is of earlier runs.
-    this.drain();
-    this.killed = false;
-  }
+  ) {}
 
   /** Watch the memory cgroup at `cgroupsPath` (as the OCI spec gives it); null without /dev/kmsg. */
   static open(cgroupsPath: string): OomWatch | null {
@@ -33,7 +30,16 @@ export class OomWatch {
     } catch {
       return null;
     }
-    return new OomWatch(fd, `task_memcg=${cgroupsPath}`);
+    const watch = new OomWatch(fd, `task_memcg=${cgroupsPath}`);
+    // What the log holds already is of earlier runs: skipped, or (where the seek fails: kernels
+    // before 3.5) read and forgotten.
+    try {
+      seekEnd(fd);
+    } catch {
+      watch.drain();
+      watch.killed = false;
+    }
+    return watch;
   }
 
   /** Read the records written since the last look; true once one killed a process of the cgroup. */

@@ -96,6 +96,8 @@ export class Checker {
     const orphans = inv.layers.filter((id) => !layers.byId(id));
     if (orphans.length > 0) {
       // Several orphans may stand on one another: remove what can go, again while that helps.
+      // Nothing else can: a recorded layer's parent is recorded (a foreign key). So an orphan
+      // is a leaf once every other orphan is gone, and the driver need not look for children.
       let pending: Promise<Set<string>> | null = null;
       const removeOrphans = () =>
         (pending ??= (async () => {
@@ -105,8 +107,9 @@ export class Checker {
           while (todo.length > 0) {
             const next: string[] = [];
             for (const id of todo) {
+              const leaf = orphans.every((o) => o === id || done.has(o));
               try {
-                if (!layers.byId(id)) await driver.remove(id);
+                if (!layers.byId(id)) await driver.remove(id, { leaf });
                 done.add(id);
               } catch (err) {
                 failure = err;

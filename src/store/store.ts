@@ -1,14 +1,14 @@
 // The store: what every command and every library user talks to. It ties the metadata
 // database, the layer/image/container records and the storage driver together.
 import { randomBytes } from 'node:crypto';
-import { createReadStream, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { createReadStream, existsSync, mkdirSync, readdirSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Change } from '../archive/changes.js';
 import { packDirectory } from '../archive/pack.js';
 import { assembleLayer } from '../archive/tarsplit.js';
-import { DriverError, driverNames, driversWithData, selectDriver } from '../drivers/index.js';
+import { chooseDriver, DriverError, driverNames, driversWithData, hasDriverData, probeCache } from '../drivers/index.js';
 import type { Driver } from '../drivers/driver.js';
 import { openImageArchive } from '../image/archive-read.js';
 import { writeImageArchive, type ArchiveFormat } from '../image/archive-write.js';
@@ -121,11 +121,50 @@ export interface CommitOptions {
  * image store per driver and shows such a root empty; strata has one, so it refuses in one line
  * naming the driver the root uses.
  */
-function refuseOtherDriversRoot(db: DB, root: string, requested: string, prior: string[]): void {
-  if (!driverNames().includes(requested) || prior.includes(requested)) return;
-  const others = prior.filter((n) => driverNames().includes(n));
-  if (others.length === 0 || db.prepare('SELECT 1 FROM layers LIMIT 1').get() === undefined) return;
-  throw new StrataError(`storage driver ${requested} cannot open ${root}: its images and containers are stored with ${others.join(', ')} (use -s ${others[0]}, or another --root)`, 125);
+function refuseOtherDriversRoot(db: DB, root: string, requested: string, others: string[]): void {
+  const known = others.filter((n) => n !== requested && driverNames().includes(n));
+  if (known.length === 0 || db.prepare('SELECT 1 FROM layers LIMIT 1').get() === undefined) return;
+  throw new StrataError(`storage driver ${requested} cannot open ${root}: its images and containers are stored with ${known.join(', ')} (use -s ${known[0]}, or another --root)`, 125);
+}
+
+/** openDatabase, with a full disk said in one line. */
+function openStoreDatabase(root: string): DB {
+  try {
+    return openDatabase(root);
+  } catch (err) {
+    if (!isNoSpace(err)) throw err;
+    throw new StrataError(`no space left on device under ${root}: cannot open strata.db; free some space on that filesystem`);
+  }
+}
+
+/**
+ * Making the store root (and any missing parents) and its tmp/ for an open, and undoing it when
+ * the driver refuses the root (unusable, a bad storage option, another driver's root): the
+ * directories it made and the probe cache that the driver's probes wrote. What was there before
+ * stays; directories go only when empty, so nothing another process put there meanwhile is lost.
+ */
+function rootMaking(root: string): { make(): void; undo(): void } {
+  const tmp = join(root, 'tmp');
+  const cache = existsSync(probeCache(root)) ? null : probeCache(root);
+  const dirs = existsSync(tmp) ? [] : [tmp];
+  return {
+    make() {
+      // Docker's 0710 lets container users reach their layers' files; a user's store is theirs alone.
+      const first = mkdirSync(root, { recursive: true, mode: isRootless() ? 0o700 : 0o710 });
+      for (let d = root; first !== undefined && d.length >= first.length; d = dirname(d)) dirs.push(d);
+      mkdirSync(tmp, { recursive: true, mode: 0o700 });
+    },
+    undo() {
+      if (cache) rmSync(cache, { force: true });
+      for (const d of dirs) {
+        try {
+          rmdirSync(d);
+        } catch {
+          return; // missing, or not empty: someone else's now
+        }
+      }
+    },
+  };
 }
 
 export class Store {
@@ -172,24 +211,28 @@ export class Store {
       throw new StrataError('strata needs root or a user namespace: run it through the strata CLI, or under `strata unshare`');
     }
     const root = resolve(opts.root ?? defaultStoreRoot());
-    // Docker's 0710 lets container users reach their layers' files; a user's store is theirs alone.
-    mkdirSync(root, { recursive: true, mode: isRootless() ? 0o700 : 0o710 });
-    mkdirSync(resolve(root, 'tmp'), { recursive: true, mode: 0o700 });
-    // Looked at before the driver makes its directories.
-    const prior = opts.driver ? await driversWithData(root) : [];
-    let db: DB;
-    try {
-      db = openDatabase(root);
-    } catch (err) {
-      if (!isNoSpace(err)) throw err;
-      throw new StrataError(`no space left on device under ${root}: cannot open strata.db; free some space on that filesystem`);
-    }
+    const requested = opts.driver || undefined;
+    const making = rootMaking(root);
+    let db: DB | undefined;
     let driver: Driver;
     try {
-      if (opts.driver) refuseOtherDriversRoot(db, root, opts.driver, prior);
-      driver = await selectDriver(root, opts.driver, opts.storageOpts ?? {});
+      // Nothing is made under the root before the driver is accepted: a refusal changes nothing.
+      const chosen = await chooseDriver(root, requested);
+      // Whether other drivers' data is here matters only to a root without the requested one's.
+      const others = requested && !(await hasDriverData(root, chosen.name)) ? await driversWithData(root) : [];
+      making.make();
+      // Layers another driver holds can only be recorded in a strata.db that exists already;
+      // a new one is made only once the driver took the root, so no refusal has one to undo
+      // (one that another process opening the same new root might be using).
+      if (others.length > 0 && existsSync(join(root, 'strata.db'))) {
+        db = openStoreDatabase(root);
+        refuseOtherDriversRoot(db, root, chosen.name, others);
+      }
+      driver = await chosen.open(opts.storageOpts ?? {});
+      db ??= openStoreDatabase(root);
     } catch (err) {
-      db.close();
+      db?.close();
+      making.undo();
       throw err;
     }
     const storeFlags = ['--root', root, '--driver', driver.name, ...Object.entries(opts.storageOpts ?? {}).flatMap(([k, v]) => ['--storage-opt', `${k}=${v}`])];

@@ -1,6 +1,7 @@
 // File calls node:fs lacks that an exact tree copy needs: SEEK_DATA/SEEK_HOLE to keep a
 // sparse file's holes, and utimensat(AT_SYMLINK_NOFOLLOW) to set times to the nanosecond
-// on any file type (node's lutimes goes through a double and loses the last digits).
+// on any file type (node's lutimes goes through a double and loses the last digits); and
+// SEEK_END, which skips a log device's (/dev/kmsg's) backlog without reading it.
 // Also the crash-safe way to write a small metadata file: a reader (or a process that opens
 // the store after a kill or a power cut) sees the old file or the whole new one, never a part.
 import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
@@ -15,6 +16,7 @@ const c = libcDeclarations((libc) => ({
   utimensat: libc.func('int utimensat(int dirfd, const char *path, const void *times, int flags)'),
 }));
 
+const SEEK_END = 2;
 const SEEK_DATA = 3;
 const SEEK_HOLE = 4;
 const AT_FDCWD = -100;
@@ -37,6 +39,11 @@ export function seekHole(fd: number, offset: number): number {
   const r = Number(c().lseek(fd, offset, SEEK_HOLE));
   if (r >= 0) return r;
   throw sysError('lseek(SEEK_HOLE)', koffi().errno());
+}
+
+/** Move fd to its end: on /dev/kmsg, past every record already logged (node's fs cannot seek). */
+export function seekEnd(fd: number): void {
+  if (Number(c().lseek(fd, 0, SEEK_END)) < 0) throw sysError('lseek(SEEK_END)', koffi().errno());
 }
 
 /** Set atime and mtime (nanoseconds since the epoch) without following a final symlink. */

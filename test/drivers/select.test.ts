@@ -3,7 +3,7 @@ import { lstat, mkdir, writeFile } from 'node:fs/promises';
 import type { Driver } from '../../src/drivers/driver.js';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { createDriver, driverNames, driversWithData, register, selectDriver } from '../../src/drivers/index.js';
+import { chooseDriver, createDriver, driverNames, driversWithData, hasDriverData, register, selectDriver } from '../../src/drivers/index.js';
 import { VfsDriver } from '../../src/drivers/vfs/vfs.js';
 import { scratch } from '../helpers/env.js';
 
@@ -61,6 +61,21 @@ describe('driver selection', () => {
     await mkdir(join(root, 'vfs'));
     assert.deepEqual(await driversWithData(root), []);
     assert.equal((await selectDriver(root, undefined, {})).name, 'vfs-test-preferred');
+  });
+
+  it('chooses without making anything, on a root that does not exist or is a file', async (t) => {
+    const missing = join(scratch(t), 'missing');
+    assert.deepEqual(await driversWithData(missing), []);
+    assert.equal(await hasDriverData(missing, 'vfs'), false);
+    const chosen = await chooseDriver(missing, 'vfs');
+    assert.equal(chosen.name, 'vfs');
+    assert.equal(await exists(missing), false);
+    const file = join(scratch(t), 'file');
+    await writeFile(file, '');
+    assert.deepEqual(await driversWithData(file), []);
+    assert.equal(await hasDriverData(file, 'vfs'), false);
+    assert.equal((await chosen.open({})).name, 'vfs');
+    assert.equal(await exists(join(missing, 'vfs')), true);
   });
 
   it('refuses a root holding the data of two drivers, naming both', async (t) => {

@@ -57,6 +57,8 @@ describe('container state as docker shows it (overlay2)', () => {
       assert.equal(v.inspect, 'restarting true true 0 3', e.name);
       assert.equal(e.ok(['ps', '-a', '--filter', 'status=restarting', '--format', '{{.Names}}']).trim(), 'st-rs', e.name);
       assert.equal(e.ok(['ps', '-a', '--filter', 'status=running', '--format', '{{.Names}}']).trim(), '', e.name);
+      // Docker counts a restarting container as running for the exit-code filter: not listed.
+      assert.equal(e.ok(['ps', '-a', '--filter', 'exited=3', '--format', '{{.Names}}']).trim(), '', e.name);
       const id = e.ok(['inspect', '-f', '{{.Id}}', 'st-rs']).trim();
       // A restart may come between the two looks; a refusal names the state it met.
       const exec = e.run(['exec', 'st-rs', 'true']);
