@@ -17,7 +17,7 @@ import { Overlay2Driver } from '../../src/drivers/overlay2/overlay2.js';
 import { MAX_DEPTH, MAX_LOWERS } from '../../src/drivers/overlay/layout.js';
 import { VfsDriver } from '../../src/drivers/vfs/vfs.js';
 import { FAULT_ENV } from '../../src/sys/fault.js';
-import { lsetxattr, makedev, mknod } from '../../src/sys/linux.js';
+import { lsetxattr, makedev, mknod, MNT_DETACH, umount2 } from '../../src/sys/linux.js';
 import { isMountPoint, mountsUnder } from '../../src/sys/mountinfo.js';
 import { overlay2Available } from '../helpers/registry.js';
 import { gnuTar } from './fixtures.js';
@@ -128,6 +128,22 @@ describe('overlay2: chains deeper than the kernel takes', { skip: !(await overla
     assert.equal(isMountPoint(stack), true, 'c2 still stands on the stack');
     await d.put(c2);
     assert.deepEqual(mountsUnder(d.home), [], 'the last view to go takes the stack with it');
+    await d.remove(c1);
+    await d.remove(c2);
+  });
+
+  it('a view mounted again after its mount vanished still lets the stack go with the last view', async () => {
+    const [c1, c2] = [newId(), newId()];
+    await d.createReadWrite(c1, ids[998]!);
+    await d.createReadWrite(c2, ids[998]!);
+    const v1 = await d.get(c1);
+    await d.get(c2);
+    umount2(v1, MNT_DETACH); // someone else's umount: c1's count is now taken as 0
+    assert.equal(await d.get(c1), v1);
+    await d.put(c1);
+    assert.equal(isMountPoint(stackOf(MAX_LOWERS - 1)), true, 'c2 still holds the stack');
+    await d.put(c2);
+    assert.deepEqual(mountsUnder(d.home), [], 'nothing held for c1 outlives its put');
     await d.remove(c1);
     await d.remove(c2);
   });
