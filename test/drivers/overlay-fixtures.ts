@@ -21,9 +21,12 @@ process.on('exit', () => {
   }
 });
 
-/** A scratch store root; its mounts are detached and it is removed after the test (or at exit). */
-export function driverRoot(t: { after(fn: () => void): void } | null, prefix = 'strata-ovl-'): string {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
+/**
+ * A scratch store root (in parent, the temp dir unless told); its mounts are detached and it
+ * is removed after the test (or at exit).
+ */
+export function driverRoot(t: { after(fn: () => void): void } | null, prefix = 'strata-ovl-', parent = tmpdir()): string {
+  const dir = mkdtempSync(join(parent, prefix));
   liveRoots.add(dir);
   const clean = () => {
     unmountAllUnder(dir);

@@ -50,6 +50,41 @@ export class MountRefs {
   }
 
   /**
+   * Record holder (not a process: e.g. the layer mounted on this one) as a user of the mount,
+   * mounting first when it is not there. A holder counts once however often it holds, so a
+   * user that mounts again after its own mount vanished is not counted twice.
+   */
+  hold(key: string, mountPoint: string, holder: string, doMount: () => Promise<void> | void): Promise<number> {
+    return this.locked(async (state) => {
+      const e = state[key];
+      const mounted = isMountPoint(mountPoint);
+      const holders = e && e.mountPoint === mountPoint && mounted ? { ...e.holders } : {};
+      if (!mounted) await doMount();
+      holders[holder] = 1;
+      const count = Object.keys(holders).length;
+      state[key] = { mountPoint, count, holders };
+      return count;
+    });
+  }
+
+  /**
+   * Drop every holder that keep() refuses (users that are gone: a crash between holding and
+   * mounting the user); a mount left with none is unmounted. Returns the mount points unmounted.
+   */
+  prune(keep: (holder: string) => boolean, doUnmount: (mountPoint: string) => Promise<void> | void): Promise<string[]> {
+    return this.locked((state) => {
+      const gone = new Set<string>();
+      for (const e of Object.values(state)) for (const h of Object.keys(e.holders ?? {})) if (!keep(h)) gone.add(h);
+      return gone.size === 0 ? [] : this.dropFrom(state, [...gone], doUnmount);
+    });
+  }
+
+  /** Run fn while holding this state's lock: mounts it counts cannot change meanwhile. */
+  exclusive<T>(fn: () => Promise<T> | T): Promise<T> {
+    return this.locked(() => fn());
+  }
+
+  /**
    * Drop one reference; runs doUnmount when none remain and the mount is there.
    * Returns the remaining count (0 also when nothing was held).
    */
@@ -78,26 +113,28 @@ export class MountRefs {
    * Returns the mount points unmounted.
    */
   dropHolders(owners: string[], doUnmount: (mountPoint: string) => Promise<void> | void): Promise<string[]> {
-    return this.locked(async (state) => {
-      const done: string[] = [];
-      for (const [key, e] of Object.entries(state)) {
-        const held = owners.reduce((n, o) => n + (e.holders?.[o] ?? 0), 0);
-        if (held === 0) continue;
-        const holders = { ...e.holders };
-        for (const o of owners) delete holders[o];
-        const count = e.count - held;
-        if (count > 0) {
-          state[key] = { ...e, count, holders };
-          continue;
-        }
-        if (isMountPoint(e.mountPoint)) {
-          await doUnmount(e.mountPoint);
-          done.push(e.mountPoint);
-        }
-        delete state[key];
+    return this.locked((state) => this.dropFrom(state, owners, doUnmount));
+  }
+
+  private async dropFrom(state: State, owners: string[], doUnmount: (mountPoint: string) => Promise<void> | void): Promise<string[]> {
+    const done: string[] = [];
+    for (const [key, e] of Object.entries(state)) {
+      const held = owners.reduce((n, o) => n + (e.holders?.[o] ?? 0), 0);
+      if (held === 0) continue;
+      const holders = { ...e.holders };
+      for (const o of owners) delete holders[o];
+      const count = e.count - held;
+      if (count > 0) {
+        state[key] = { ...e, count, holders };
+        continue;
       }
-      return done;
-    });
+      if (isMountPoint(e.mountPoint)) {
+        await doUnmount(e.mountPoint);
+        done.push(e.mountPoint);
+      }
+      delete state[key];
+    }
+    return done;
   }
 
   /** The live count for key (0 when its mount is gone). */

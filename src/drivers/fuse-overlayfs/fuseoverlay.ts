@@ -45,10 +45,10 @@ export class FuseOverlayDriver extends OverlayBase {
     refuseStorageOpt(opts, '--storage-opt is not supported');
   }
 
-  protected async mountLayer(id: string, lowerLinks: string[]): Promise<void> {
+  protected async mountLayer(id: string, lowers: string[]): Promise<void> {
     // Paths relative to the home keep the option short; fuse-overlayfs resolves them against
     // its working directory once, at mount time.
-    const data = `lowerdir=${lowerLinks.join(':')},upperdir=${join(id, 'diff')},workdir=${join(id, 'work')}`;
+    const data = `lowerdir=${lowers.join(':')},upperdir=${join(id, 'diff')},workdir=${join(id, 'work')}`;
     await mountFuseOverlay(this.program, data, this.layout.mergedDir(id), this.home);
   }
 

@@ -1,9 +1,11 @@
 // What overlay2 and fuse-overlayfs have in common: the layout, ref-counted mounts of
 // `<id>/merged`, applying layers straight into `diff/` with overlay whiteouts, and the native
-// diff that reads an upper dir. The two differ only in how a mount is made and undone, and in
-// whether the native diff can be trusted.
+// diff that reads an upper dir. The two differ only in how a mount is made and undone, in
+// whether the native diff can be trusted, and in whether chains deeper than one mount takes
+// are mounted with a read-only stack of their deepest layers (kernel overlay) or directly.
+import { existsSync } from 'node:fs';
 import { lstat, mkdir, readdir, rm } from 'node:fs/promises';
-import { join, sep } from 'node:path';
+import { basename, dirname, join, relative, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { applyLayer } from '../../archive/apply.js';
 import type { Change } from '../../archive/changes.js';
@@ -11,7 +13,7 @@ import { packDirectory } from '../../archive/pack.js';
 import { mountsUnder } from '../../sys/mountinfo.js';
 import { DriverError, type CreateOpts, type Driver, type DriverOptions, type Inventory } from '../driver.js';
 import { MountRefs } from '../common/mountref.js';
-import { LINK_DIR, OverlayLayout } from './layout.js';
+import { LINK_DIR, MAX_LOWERS, OverlayLayout } from './layout.js';
 import { isLayerId } from '../common/layer-id.js';
 import { processIdentity } from '../../sys/process.js';
 import { contentSize } from '../common/content-size.js';
@@ -38,6 +40,12 @@ export abstract class OverlayBase implements Driver {
   readonly independentLayers = true;
   protected readonly layout: OverlayLayout;
   protected readonly refs: MountRefs;
+  /**
+   * Stack mounts (`<ancestor>/stack`), held by the layers mounted on them rather than by
+   * processes: a stack goes when the last layer view using it is unmounted. Always taken
+   * inside `refs`' lock (a layer's mount or unmount), never the other way round.
+   */
+  private readonly stacks: MountRefs;
   protected abstract readonly naive: DiffFallback;
   private ready: Promise<void> | null = null;
   /** References this process took with get() and has not put() (cleanup() drops them). */
@@ -48,10 +56,19 @@ export abstract class OverlayBase implements Driver {
     this.layout = new OverlayLayout(this.home);
     // A leading dot keeps the state files out of the id namespace.
     this.refs = new MountRefs(this.home, '.mountrefs');
+    this.stacks = new MountRefs(this.home, '.stackrefs');
   }
 
-  /** Mount id's stack at its merged dir (lowers are `l/<link>` relative to home, parent first). */
-  protected abstract mountLayer(id: string, lowerLinks: string[]): Promise<void>;
+  /**
+   * Mount id's view at its merged dir; lowers are relative to home, parent first: `l/<link>`,
+   * and last `<ancestor>/stack` when the chain is deeper than one overlay takes.
+   */
+  protected abstract mountLayer(id: string, lowers: string[]): Promise<void>;
+  /**
+   * Mount these lowers (`l/<link>`, parent first) as one read-only overlay at mountPoint. A
+   * driver without it mounts every chain in one mount, however deep.
+   */
+  protected mountStack?(mountPoint: string, lowers: string[]): Promise<void>;
   protected abstract unmountLayer(mountPoint: string): Promise<void>;
   /** Whether id's upper dir alone can be read as its changeset. */
   protected abstract nativeDiff(): Promise<boolean>;
@@ -95,7 +112,10 @@ export abstract class OverlayBase implements Driver {
         throw new DriverError(`cannot remove layer ${id}: ${kids.length} layer(s) are built on it (${kids[0]}…)`);
       }
     }
-    await this.refs.forget(id, this.layout.mergedDir(id), (mp) => this.unmountLayer(mp));
+    await this.refs.forget(id, this.layout.mergedDir(id), this.unmountView);
+    if (this.mountStack && existsSync(this.layout.stackDir(id))) {
+      await this.stacks.forget(id, this.layout.stackDir(id), (mp) => this.unmountLayer(mp));
+    }
     this.own.delete(id);
     await this.layout.remove(id);
   }
@@ -107,13 +127,56 @@ export abstract class OverlayBase implements Driver {
     // A base layer has nothing to merge: its diff dir is the whole view, as in Docker.
     if (lowers.length === 0) return this.layout.diffDir(id);
     const merged = this.layout.mergedDir(id);
-    await mkdir(merged, { mode: 0o700 }).catch((err: NodeJS.ErrnoException) => {
-      if (err.code !== 'EEXIST') throw err;
-    });
-    const count = await this.refs.acquire(id, merged, () => this.mountLayer(id, lowers));
+    await mountPointDir(merged);
+    const count = await this.refs.acquire(id, merged, () => this.mountView(id, lowers));
     // A count that restarted (the mount had vanished) voids what this process held before.
     this.own.set(id, Math.min((this.own.get(id) ?? 0) + 1, count));
     return merged;
+  }
+
+  /** Mount id, through its ancestor's stack mount when the chain is deeper than one overlay. */
+  private async mountView(id: string, lowers: string[]): Promise<void> {
+    const plan = this.mountStack ? await this.layout.stackPlan(id, lowers) : null;
+    if (plan === null) return this.mountLayer(id, lowers);
+    const at = this.layout.stackDir(plan.ancestor);
+    await this.stacks.hold(plan.ancestor, at, id, async () => {
+      await mountPointDir(at);
+      await this.mountStack!(at, await this.layout.lowerFor(plan.ancestor));
+    });
+    try {
+      await this.mountLayer(id, [...plan.direct, relative(this.home, at)]);
+    } catch (err) {
+      await this.stacks.dropHolders([id], (mp) => this.unmountLayer(mp));
+      throw err;
+    }
+  }
+
+  /** Unmount a layer's view (`<id>/merged`) and let go of the stack it was mounted on. */
+  private readonly unmountView = async (mountPoint: string): Promise<void> => {
+    await this.unmountLayer(mountPoint);
+    if (!this.mountStack) return;
+    const id = basename(dirname(mountPoint));
+    const lowers = await this.layout.lowerLinks(id).catch(() => null);
+    // A shallow layer never holds a stack; one whose lower file is gone may (pruneStacks).
+    if (lowers === null || lowers.length > MAX_LOWERS) await this.stacks.dropHolders([id], (mp) => this.unmountLayer(mp));
+  };
+
+  /**
+   * Drop stack holders whose layer view is not mounted (a process killed between mounting the
+   * stack and its layer, or a view someone else unmounted) and stack mounts nobody holds.
+   * Under the views' lock, so no view is half way through being mounted meanwhile.
+   */
+  private async pruneStacks(): Promise<void> {
+    if (!this.mountStack) return;
+    await this.refs.exclusive(async () => {
+      const mounts = mountsUnder(this.home);
+      const stackMounts = mounts.filter((mp) => mp.endsWith(`${sep}stack`));
+      if (stackMounts.length === 0) return;
+      const live = new Set(mounts.filter((mp) => mp.endsWith(`${sep}merged`)).map((mp) => basename(dirname(mp))));
+      const unmount = (mp: string) => this.unmountLayer(mp);
+      await this.stacks.prune((holder) => live.has(holder), unmount);
+      await this.stacks.sweep(unmount, stackMounts);
+    });
   }
 
   async put(id: string): Promise<void> {
@@ -122,11 +185,12 @@ export abstract class OverlayBase implements Driver {
     const mine = this.own.get(id) ?? 0;
     if (mine > 1) this.own.set(id, mine - 1);
     else this.own.delete(id);
-    await this.refs.release(id, (mp) => this.unmountLayer(mp));
+    await this.refs.release(id, this.unmountView);
   }
 
   async releaseCrashed(owners: string[]): Promise<void> {
-    await this.refs.dropHolders(owners, (mp) => this.unmountLayer(mp));
+    await this.refs.dropHolders(owners, this.unmountView);
+    await this.pruneStacks();
   }
 
   /**
@@ -208,8 +272,12 @@ export abstract class OverlayBase implements Driver {
         out.layers.push(name);
       }
     }
-    const strays = mountsUnder(this.home).filter((mp) => mp.endsWith(`${sep}merged`));
-    out.leftovers.push(...(await this.refs.strays(strays, (p) => this.unmountLayer(p))));
+    const mounts = mountsUnder(this.home);
+    const strays = mounts.filter((mp) => mp.endsWith(`${sep}merged`));
+    out.leftovers.push(...(await this.refs.strays(strays, this.unmountView)));
+    // A stack mount no entry holds has no view on it (views hold before they mount).
+    const stackStrays = mounts.filter((mp) => mp.endsWith(`${sep}stack`));
+    out.leftovers.push(...(await this.stacks.strays(stackStrays, (p) => this.unmountLayer(p))));
     return out;
   }
 
@@ -222,12 +290,20 @@ export abstract class OverlayBase implements Driver {
     await this.init();
     for (const [id, n] of [...this.own]) {
       for (let i = 0; i < n; i++) {
-        if ((await this.refs.release(id, (mp) => this.unmountLayer(mp))) === 0) break;
+        if ((await this.refs.release(id, this.unmountView)) === 0) break;
       }
       this.own.delete(id);
     }
     const strays = mountsUnder(this.home).filter((mp) => mp.endsWith(`${sep}merged`));
-    await this.refs.sweep((mp) => this.unmountLayer(mp), strays);
+    await this.refs.sweep(this.unmountView, strays);
+    await this.pruneStacks();
     await this.layout.sweep();
   }
+}
+
+/** Make a mount point directory unless it is there. */
+async function mountPointDir(path: string): Promise<void> {
+  await mkdir(path, { mode: 0o700 }).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EEXIST') throw err;
+  });
 }

@@ -4,6 +4,8 @@
 //   <home>/<id>/lower    l/<parent link>:l/<grandparent link>:…  (absent for a base layer)
 //   <home>/<id>/work     overlay's work dir (layers with a parent only)
 //   <home>/<id>/merged   the mount point, made on first mount
+//   <home>/<id>/stack    where a chain deeper than the kernel's limit mounts id and the layers
+//                        below it as one read-only overlay (see stackPlan), made on first use
 // Short links keep mount data small; the lower file lets a layer be mounted without walking
 // its ancestors one by one.
 import { randomBytes } from 'node:crypto';
@@ -19,6 +21,12 @@ export const LINK_DIR = 'l';
 const LINK_LEN = 26;
 /** The kernel's OVL_MAX_STACK: overlay refuses more lower layers than this. */
 export const MAX_LOWERS = 500;
+/**
+ * The most lower layers a layer may have: its deepest MAX_LOWERS layers mounted as one
+ * read-only overlay (overlay on overlay: the kernel allows one level of that), which takes one
+ * of the MAX_LOWERS places of the layer's own mount.
+ */
+export const MAX_DEPTH = 2 * MAX_LOWERS - 1;
 const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
 
 /** 26 random base32 characters, like Docker's overlayutils.GenerateID. */
@@ -58,6 +66,10 @@ export class OverlayLayout {
   mergedDir(id: string): string {
     return join(this.dir(id), 'merged');
   }
+  /** Where id and the layers below it are mounted as one read-only lower for deeper chains. */
+  stackDir(id: string): string {
+    return join(this.dir(id), 'stack');
+  }
 
   async exists(id: string): Promise<boolean> {
     try {
@@ -77,9 +89,9 @@ export class OverlayLayout {
     const dir = this.dir(id);
     if (parent !== null) await this.require(parent);
     const lower = parent === null ? null : await this.lowerFor(parent);
-    if (lower !== null && lower.length > MAX_LOWERS) {
+    if (lower !== null && lower.length > MAX_DEPTH) {
       throw new DriverError(
-        `max depth exceeded: layer ${id} would have ${lower.length} lower layers, overlay allows ${MAX_LOWERS}`,
+        `max depth exceeded: layer ${id} would have ${lower.length} lower layers, at most ${MAX_DEPTH} can be mounted (${MAX_LOWERS} per overlay, one overlay stacked on another)`,
       );
     }
     try {
@@ -133,22 +145,51 @@ export class OverlayLayout {
     return parts;
   }
 
-  /** What a child of parent writes in its lower file. */
-  private async lowerFor(parent: string): Promise<string[]> {
+  /** What a child of parent writes in its lower file: parent's link, then its lowers. */
+  async lowerFor(parent: string): Promise<string[]> {
     return [`${LINK_DIR}/${await this.link(parent)}`, ...(await this.lowerLinks(parent))];
   }
 
   /** Host paths of the lower diff dirs, parent first (what Docker shows as LowerDir). */
   async lowerDirs(id: string): Promise<string[]> {
+    return this.resolve(id, await this.lowerLinks(id));
+  }
+
+  /** Host paths of lowers named relative to the home (`l/<link>` resolved to the diff dir). */
+  async resolve(id: string, lowers: string[]): Promise<string[]> {
     const out: string[] = [];
-    for (const l of await this.lowerLinks(id)) {
-      const target = await readlink(join(this.home, l)).catch((err: unknown) => {
-        if (isENOENT(err)) throw new DriverError(`layer ${id}: lower link ${l} is missing`);
-        throw err;
-      });
-      out.push(join(this.home, LINK_DIR, target));
+    for (const l of lowers) {
+      if (!l.startsWith(`${LINK_DIR}/`)) {
+        out.push(join(this.home, l));
+        continue;
+      }
+      out.push(join(this.home, LINK_DIR, await this.linkTarget(id, l)));
     }
     return out;
+  }
+
+  /** Where lower link l of layer id points (`../<layer>/diff`). */
+  private linkTarget(id: string, l: string): Promise<string> {
+    return readlink(join(this.home, l)).catch((err: unknown) => {
+      if (isENOENT(err)) throw new DriverError(`layer ${id}: lower link ${l} is missing`);
+      throw err;
+    });
+  }
+
+  /**
+   * How to mount a layer whose lowers (`l/<link>`, parent first) are more than one overlay
+   * takes: the deepest MAX_LOWERS of them (an ancestor and everything below it) as the
+   * ancestor's read-only stack, the rest directly. The cut is counted from the base, so every
+   * layer and container above one image shares the same stack. Null when one overlay suffices.
+   */
+  async stackPlan(id: string, lowers: string[]): Promise<{ ancestor: string; direct: string[] } | null> {
+    if (lowers.length <= MAX_LOWERS) return null;
+    const cut = lowers.length - MAX_LOWERS;
+    const link = lowers[cut]!;
+    const target = await this.linkTarget(id, link);
+    const m = /^\.\.\/([^/]+)\/diff$/.exec(target);
+    if (!m || !isLayerId(m[1]!)) throw new DriverError(`layer ${id}: lower link ${link} points at ${target}, not a layer`);
+    return { ancestor: m[1]!, direct: lowers.slice(0, cut) };
   }
 
   /** True when parent is id's direct parent (null: id is a base layer). */

@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { backingFsName, FS_MAGIC, supportsDType } from '../../sys/fsprobe.js';
 import { lgetxattr, lsetxattr, MNT_DETACH, mount, statfsType, umount2 } from '../../sys/linux.js';
 import { mountWithFsConfig, overlaySupportsLowerdirPlus, type FsOption } from '../../sys/mountapi.js';
@@ -99,42 +99,55 @@ export class Overlay2Driver extends OverlayBase {
     return out;
   }
 
-  private classicData(lowers: string, upper: string, work: string): string {
+  private classicData(lowers: string, rw: { upper: string; work: string } | null): string {
     const extra = this.extraOptions().map(([k, v]) => (v === true ? k : `${k}=${v}`));
-    return [`lowerdir=${lowers}`, `upperdir=${upper}`, `workdir=${work}`, ...extra].join(',');
+    const upper = rw === null ? [] : [`upperdir=${rw.upper}`, `workdir=${rw.work}`];
+    return [`lowerdir=${lowers}`, ...upper, ...extra].join(',');
   }
 
-  protected async mountLayer(id: string, lowerLinks: string[]): Promise<void> {
-    const upper = this.layout.diffDir(id);
-    const work = this.layout.workDir(id);
-    const merged = this.layout.mergedDir(id);
-    const lowers = await this.layout.lowerDirs(id);
-    const absolute = this.classicData(lowers.join(':'), upper, work);
+  protected mountLayer(id: string, lowers: string[]): Promise<void> {
+    return this.mountOverlay(id, lowers, { upper: join(id, 'diff'), work: join(id, 'work') }, this.layout.mergedDir(id));
+  }
+
+  /** A read-only overlay (no upper dir) of a deep chain's lowest layers, for a view to stack on. */
+  protected override mountStack(mountPoint: string, lowers: string[]): Promise<void> {
+    return this.mountOverlay(basename(dirname(mountPoint)), lowers, null, mountPoint);
+  }
+
+  /**
+   * Mount an overlay of lowers (relative to the home, parent first) with rw's upper and work
+   * dirs (relative to the home), or read-only without them, at target.
+   */
+  private async mountOverlay(id: string, lowers: string[], rw: { upper: string; work: string } | null, target: string): Promise<void> {
+    const abs = rw === null ? null : { upper: join(this.home, rw.upper), work: join(this.home, rw.work) };
+    const lowerDirs = await this.layout.resolve(id, lowers);
+    const absolute = this.classicData(lowerDirs.join(':'), abs);
     const fitsPage = Buffer.byteLength(absolute) + 1 <= PAGE_SIZE;
 
     if (this.mountApi === 'fsconfig' || (this.mountApi === 'auto' && !fitsPage && overlaySupportsLowerdirPlus())) {
-      const options: FsOption[] = lowers.map((l): FsOption => ['lowerdir+', l]);
-      options.push(['upperdir', upper], ['workdir', work], ...this.extraOptions());
-      mountWithFsConfig('overlay', 'overlay', options, merged);
+      const options: FsOption[] = lowerDirs.map((l): FsOption => ['lowerdir+', l]);
+      if (abs !== null) options.push(['upperdir', abs.upper], ['workdir', abs.work]);
+      options.push(...this.extraOptions());
+      mountWithFsConfig('overlay', 'overlay', options, target);
       return;
     }
     if (fitsPage) {
-      mount('overlay', merged, 'overlay', 0, absolute);
+      mount('overlay', target, 'overlay', 0, absolute);
       return;
     }
     // Too long with host paths: name everything relative to the home, where the short
     // `l/` links live, and mount from there. koffi calls run on the main thread, so nothing
     // else of ours runs between the two chdirs.
-    const relative = this.classicData(lowerLinks.join(':'), join(id, 'diff'), join(id, 'work'));
-    if (Buffer.byteLength(relative) + 1 > PAGE_SIZE) {
+    const relativeData = this.classicData(lowers.join(':'), rw);
+    if (Buffer.byteLength(relativeData) + 1 > PAGE_SIZE) {
       throw new DriverError(
-        `cannot mount layer ${id}: ${lowerLinks.length} lower layers do not fit mount(2)'s page and this kernel has no lowerdir+ (Linux 6.8)`,
+        `cannot mount layer ${id}: ${lowers.length} lower layers do not fit mount(2)'s page and this kernel has no lowerdir+ (Linux 6.8)`,
       );
     }
     const cwd = process.cwd();
     process.chdir(this.home);
     try {
-      mount('overlay', merged, 'overlay', 0, relative);
+      mount('overlay', target, 'overlay', 0, relativeData);
     } finally {
       process.chdir(cwd);
     }
@@ -192,7 +205,7 @@ export class Overlay2Driver extends OverlayBase {
       for (const d of ['l1/d', 'l1/d1', 'l2/d', 'l3', 'work', 'merged']) await mkdir(join(td, d), { recursive: true });
       await writeFile(join(td, 'l2/d/f'), '');
       lsetxattr(join(td, 'l2/d'), overlayXattr('opaque'), Buffer.from('y'));
-      const data = this.classicData(`${join(td, 'l2')}:${join(td, 'l1')}`, join(td, 'l3'), join(td, 'work'));
+      const data = this.classicData(`${join(td, 'l2')}:${join(td, 'l1')}`, { upper: join(td, 'l3'), work: join(td, 'work') });
       mount('overlay', merged, 'overlay', 0, data);
       mounted = true;
       // Writing in d copies the opaque dir up from l2 into l3.
