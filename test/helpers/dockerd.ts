@@ -21,6 +21,8 @@ export interface Dockerd {
   /** The daemon's directory (data root, exec root, socket, client config). */
   dir: string;
   sock: string;
+  /** dockerd's process id (it does the client's work: benchmarks count its CPU time and memory). */
+  pid: number;
   /** Run the docker client against this daemon. */
   run(args: string[], input?: string | Buffer): CliResult;
   /** Run and insist on exit 0; returns stdout. */
@@ -32,6 +34,8 @@ export interface Dockerd {
 export interface DockerdOptions {
   /** The daemon's storage driver (default vfs, which works on any filesystem). */
   driver?: string;
+  /** Where the daemon keeps images and containers (default `<dir>/data`): a benchmark's own filesystem. */
+  dataRoot?: string;
 }
 
 /**
@@ -49,7 +53,7 @@ export async function startDockerd(cleanup: Cleanup, opts: DockerdOptions = {}):
   const child: ChildProcess = spawn(
     'setpriv',
     ['--pdeathsig', 'KILL', '--', DOCKERD,
-      '--data-root', join(dir, 'data'), '--exec-root', join(dir, 'exec'), '--pidfile', join(dir, 'd.pid'), '-H', `unix://${sock}`,
+      '--data-root', opts.dataRoot ?? join(dir, 'data'), '--exec-root', join(dir, 'exec'), '--pidfile', join(dir, 'd.pid'), '-H', `unix://${sock}`,
       '--bridge=none', '--iptables=false', '--ip6tables=false', '--ip-masq=false', `--storage-driver=${opts.driver ?? 'vfs'}`],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
@@ -81,7 +85,7 @@ export async function startDockerd(cleanup: Cleanup, opts: DockerdOptions = {}):
   };
   for (let i = 0; i < 150; i++) {
     if (child.exitCode !== null) return { skip: `dockerd exited: ${tail()}` };
-    if (existsSync(sock) && run(['version']).code === 0) return { dir, sock, run, ok, stop };
+    if (existsSync(sock) && run(['version']).code === 0) return { dir, sock, pid: child.pid!, run, ok, stop };
     await sleep(200);
   }
   return { skip: `dockerd did not answer within 30 s: ${tail()}` };

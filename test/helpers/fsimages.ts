@@ -74,10 +74,12 @@ export function makeBtrfs(sizeMiB: number): LoopFs {
 /**
  * A sparse image of a fresh filesystem on a loop device, mounted. ext4 is made as mkfs.ext4's
  * defaults make it (with a journal, unlike this machine's root filesystem) and with its inode
- * tables written up front, so no background initialisation runs while it is measured.
+ * tables written up front, so no background initialisation runs while it is measured. The image
+ * file lives in `under` (default os.tmpdir()): a tmpfs there keeps the root disk's own state
+ * (free-space fragments, recently deleted inodes) out of what is measured.
  */
-export function makeLoopFs(type: 'btrfs' | 'ext4' | 'xfs', sizeMiB: number): LoopFs {
-  const base = mkdtempSync(join(tmpdir(), `strata-${type}-`));
+export function makeLoopFs(type: 'btrfs' | 'ext4' | 'xfs', sizeMiB: number, under = tmpdir()): LoopFs {
+  const base = mkdtempSync(join(under, `strata-${type}-`));
   const image = join(base, `${type}.img`);
   const mountPoint = join(base, 'mnt');
   let device = '';
@@ -108,6 +110,28 @@ export function makeLoopFs(type: 'btrfs' | 'ext4' | 'xfs', sizeMiB: number): Loo
     throw err;
   }
   return { mountPoint, device, teardown };
+}
+
+/** A tmpfs of at most sizeMiB (it holds only what is written to it), mounted on a directory of its own. */
+export function makeTmpfs(sizeMiB: number): ScratchFs {
+  // A short name: podman refuses a run root path over 50 characters, and a bench's sits on a loop fs below this.
+  const mountPoint = mkdtempSync(join(tmpdir(), 'strata-tm-'));
+  let done = false;
+  const teardown = () => {
+    if (done) return;
+    done = true;
+    const errors: string[] = [];
+    attempt(errors, () => unmountAllUnder(mountPoint));
+    attempt(errors, () => rmSync(mountPoint, { recursive: true, force: true }));
+    if (errors.length > 0) throw new Error(`tmpfs teardown: ${errors.join('; ')}`);
+  };
+  try {
+    runToolSync('mount', ['-t', 'tmpfs', '-o', `size=${sizeMiB}M,mode=0700`, 'tmpfs', mountPoint]);
+  } catch (err) {
+    teardown();
+    throw err;
+  }
+  return { mountPoint, teardown };
 }
 
 export function makeZfsPool(sizeMiB: number): ZfsPool {
