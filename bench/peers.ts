@@ -56,6 +56,11 @@ export interface Scope {
   cleanup: Cleanup;
   /** The tmpfs that holds every fresh filesystem's image file. */
   tmpfs: string;
+  /**
+   * Call between measurements: they run synchronously, so a signal's handler runs only here;
+   * throws once SIGINT or SIGTERM came, so nothing new starts while the cleanup runs.
+   */
+  checkpoint(): Promise<void>;
 }
 
 export async function withScope<T>(fn: (scope: Scope) => Promise<T>): Promise<T> {
@@ -72,13 +77,21 @@ export async function withScope<T>(fn: (scope: Scope) => Promise<T>): Promise<T>
         }
       }
     })());
-  const onSignal = (sig: NodeJS.Signals) => void close().then(() => process.exit(sig === 'SIGINT' ? 130 : 143));
+  let interrupted: NodeJS.Signals | undefined;
+  const onSignal = (sig: NodeJS.Signals) => {
+    interrupted = sig;
+    void close().then(() => process.exit(sig === 'SIGINT' ? 130 : 143));
+  };
+  const checkpoint = async () => {
+    await new Promise((r) => setImmediate(r));
+    if (interrupted) throw new Error(`${interrupted}: stopping`);
+  };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
     const tmpfs = makeTmpfs(TMPFS_MIB);
     undo.push(() => tmpfs.teardown());
-    return await fn({ cleanup: (step) => void undo.push(step), tmpfs: tmpfs.mountPoint });
+    return await fn({ cleanup: (step) => void undo.push(step), tmpfs: tmpfs.mountPoint, checkpoint });
   } finally {
     await close();
     process.off('SIGINT', onSignal);
@@ -107,6 +120,7 @@ function version(bin: string): string {
 
 /** One tool on a journaled ext4 made just now, its empty store set up (outside any timing, as dockerd does its own when it starts). */
 export async function freshPeer(scope: Scope, which: PeerName): Promise<Peer> {
+  await scope.checkpoint();
   const fs = makeLoopFs('ext4', FS_MIB, scope.tmpfs);
   let dockerd: Dockerd | undefined;
   const dispose = async () => {
@@ -176,13 +190,17 @@ export async function run(): Promise<void> {
     // No network: dockerd runs without its bridge, and a container's network is set up at start, not create.
     const create = (p: Peer) => p.cli('create', '--network', 'none', ref);
     for (const p of peers) {
+      await scope.checkpoint();
       runCommand(p.pull(ref), `${p.label} pull`);
       // The first container of a store sets up what all later ones share: made before the counting starts.
       runCommand(create(p), `${p.label} first create`);
     }
     const before = peers.map(usage);
     const runs: Measured[][] = peers.map(() => []);
-    for (let i = 0; i < CREATES; i++) peers.forEach((p, j) => runs[j]!.push(measure(create(p), `${p.label} create`, { daemon: p.daemon })));
+    for (let i = 0; i < CREATES; i++) {
+      await scope.checkpoint();
+      peers.forEach((p, j) => runs[j]!.push(measure(create(p), `${p.label} create`, { daemon: p.daemon })));
+    }
     const added = peers.map((p, j) => {
       const after = usage(p);
       return { du: (after.du - before[j]!.du) / CREATES, df: (after.df - before[j]!.df) / CREATES };

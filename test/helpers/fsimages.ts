@@ -83,16 +83,11 @@ export function makeLoopFs(type: 'btrfs' | 'ext4' | 'xfs', sizeMiB: number, unde
   const image = join(base, `${type}.img`);
   const mountPoint = join(base, 'mnt');
   let device = '';
-  let done = false;
-  const teardown = () => {
-    if (done) return;
-    done = true;
-    const errors: string[] = [];
-    attempt(errors, () => unmountAllUnder(mountPoint));
-    if (device) attempt(errors, () => runToolSync('losetup', ['-d', device]));
-    attempt(errors, () => rmSync(base, { recursive: true, force: true }));
-    if (errors.length > 0) throw new Error(`${type} teardown: ${errors.join('; ')}`);
-  };
+  const teardown = teardownOnce(type, () => [
+    () => unmountAllUnder(mountPoint),
+    () => device && runToolSync('losetup', ['-d', device]),
+    () => rmSync(base, { recursive: true, force: true }),
+  ]);
   const mkfs: Record<typeof type, string[]> = {
     btrfs: ['mkfs.btrfs', '-q', image],
     ext4: ['mkfs.ext4', '-q', '-E', 'lazy_itable_init=0,lazy_journal_init=0', image],
@@ -116,15 +111,7 @@ export function makeLoopFs(type: 'btrfs' | 'ext4' | 'xfs', sizeMiB: number, unde
 export function makeTmpfs(sizeMiB: number): ScratchFs {
   // A short name: podman refuses a run root path over 50 characters, and a bench's sits on a loop fs below this.
   const mountPoint = mkdtempSync(join(tmpdir(), 'strata-tm-'));
-  let done = false;
-  const teardown = () => {
-    if (done) return;
-    done = true;
-    const errors: string[] = [];
-    attempt(errors, () => unmountAllUnder(mountPoint));
-    attempt(errors, () => rmSync(mountPoint, { recursive: true, force: true }));
-    if (errors.length > 0) throw new Error(`tmpfs teardown: ${errors.join('; ')}`);
-  };
+  const teardown = teardownOnce('tmpfs', () => [() => unmountAllUnder(mountPoint), () => rmSync(mountPoint, { recursive: true, force: true })]);
   try {
     runToolSync('mount', ['-t', 'tmpfs', '-o', `size=${sizeMiB}M,mode=0700`, 'tmpfs', mountPoint]);
   } catch (err) {
@@ -319,7 +306,19 @@ function withMutex(fn: () => void): void {
 
 // ---- shared --------------------------------------------------------------------------
 
-function attempt(errors: string[], fn: () => void): void {
+/** A teardown that acts once: every step (listed when it runs), even past one that fails, then one error naming what failed. */
+function teardownOnce(what: string, steps: () => (() => unknown)[]): () => void {
+  let done = false;
+  return () => {
+    if (done) return;
+    done = true;
+    const errors: string[] = [];
+    for (const step of steps()) attempt(errors, step);
+    if (errors.length > 0) throw new Error(`${what} teardown: ${errors.join('; ')}`);
+  };
+}
+
+function attempt(errors: string[], fn: () => unknown): void {
   try {
     fn();
   } catch (err) {
