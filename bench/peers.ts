@@ -21,7 +21,7 @@ export const name = 'peers';
 const PODMAN = '/usr/bin/podman';
 /** Each tool's filesystem: room for the corpus images several times over (sparse: the tmpfs holds what is written). */
 const FS_MIB = 8192;
-/** The tmpfs under every filesystem's image file; at most three filesystems live at once, ~300 MiB each. */
+/** The tmpfs under every filesystem's image file: it held under 400 MiB at its fullest in a whole run (three live at once, or four images in one). */
 const TMPFS_MIB = 4096;
 const CREATES = Math.max(5, Number(process.env.BENCH_CREATES ?? 30));
 
