@@ -114,8 +114,14 @@ export interface Peer {
   dispose(): Promise<void>;
 }
 
+/** Asked once: each probe mounts an overlay (and leaves an exit hook behind). */
+let strataDriver: Promise<string> | undefined;
+
+const versions = new Map<string, string>();
+
 function version(bin: string): string {
-  return /\d+\.\d+(\.\d+)?/.exec(runCommand([bin, '--version'], `${bin} --version`))?.[0] ?? '?';
+  if (!versions.has(bin)) versions.set(bin, /\d+\.\d+(\.\d+)?/.exec(runCommand([bin, '--version'], `${bin} --version`))?.[0] ?? '?');
+  return versions.get(bin)!;
 }
 
 /** One tool on a journaled ext4 made just now, its empty store set up (outside any timing, as dockerd does its own when it starts). */
@@ -154,7 +160,7 @@ export async function freshPeer(scope: Scope, which: PeerName): Promise<Peer> {
       ];
       made = { ...peer, label: `podman ${version(PODMAN)}`, cli, pull: (ref) => cli('pull', '-q', '--tls-verify=false', ref) };
     } else {
-      const driver = (await overlay2Available()) ? 'overlay2' : 'vfs';
+      const driver = await (strataDriver ??= overlay2Available().then((ok) => (ok ? 'overlay2' : 'vfs')));
       const cli = (...args: string[]) => [process.execPath, strataBin, '--root', root, '--driver', driver, ...args];
       made = { ...peer, label: `strata (${driver})`, cli, pull: (ref) => cli('pull', '-q', ref) };
     }
