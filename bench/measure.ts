@@ -66,3 +66,13 @@ export function printTable(rows: string[][]): void {
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
   for (const r of rows) console.log(r.map((v, c) => v.padEnd(widths[c]!)).join('   ').trimEnd());
 }
+
+/**
+ * The highest resident set a running process has reached (VmHWM), in bytes: a daemon started
+ * afresh for one measured command (dockerd) reports there what that command made it hold.
+ */
+export function peakRssOf(pid: number): number {
+  const m = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (!m) throw new Error(`no VmHWM in /proc/${pid}/status`);
+  return Number(m[1]) * 1024;
+}

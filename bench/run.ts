@@ -4,6 +4,7 @@ import * as apply from './apply.js';
 import * as containers from './containers.js';
 import * as deep from './deep.js';
 import * as growth from './growth.js';
+import * as peers from './peers.js';
 import * as pull from './pull.js';
 import * as runtime from './runtime.js';
 import * as startup from './startup.js';
@@ -14,7 +15,7 @@ interface Bench {
   run(): Promise<void>;
 }
 
-const benches: Bench[] = [startup, growth, deep, apply, containers, pull, runtime, ui];
+const benches: Bench[] = [startup, growth, deep, apply, containers, pull, peers, runtime, ui];
 
 const wanted = process.argv.slice(2);
 const unknown = wanted.filter((w) => !benches.some((b) => b.name === w));

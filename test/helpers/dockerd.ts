@@ -5,11 +5,11 @@
 // whatever it left mounted and removes its directory. Tests call its client through `run`/`ok`.
 // The one helper for every suite that asks Docker: parity, diff, templates, storage options.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { CliResult } from './cli.js';
-import { scratch } from './env.js';
 import { unmountAllUnder } from './mounts.js';
 import type { Cleanup } from './registry.js';
 
@@ -21,6 +21,8 @@ export interface Dockerd {
   /** The daemon's directory (data root, exec root, socket, client config). */
   dir: string;
   sock: string;
+  /** dockerd's process id (it does the client's work: benchmarks count its CPU time and memory). */
+  pid: number;
   /** Run the docker client against this daemon. */
   run(args: string[], input?: string | Buffer): CliResult;
   /** Run and insist on exit 0; returns stdout. */
@@ -32,6 +34,11 @@ export interface Dockerd {
 export interface DockerdOptions {
   /** The daemon's storage driver (default vfs, which works on any filesystem). */
   driver?: string;
+  /**
+   * Where the daemon keeps images and containers (default `<dir>/data`), e.g. a benchmark's own
+   * filesystem; what a killed daemon left mounted there is the caller's to unmount.
+   */
+  dataRoot?: string;
 }
 
 /**
@@ -41,7 +48,11 @@ export interface DockerdOptions {
  */
 export async function startDockerd(cleanup: Cleanup, opts: DockerdOptions = {}): Promise<Dockerd | { skip: string }> {
   if (!existsSync(DOCKER) || !existsSync(DOCKERD)) return { skip: `${DOCKER} or ${DOCKERD} missing (apt-get install docker.io)` };
-  const dir = scratch(null, 'strata-dockerd-');
+  const dir = mkdtempSync(join(tmpdir(), 'strata-dockerd-'));
+  // Removed by stop, or at exit when nobody stopped it; the exit hook goes with the stop, so a
+  // bench that starts a dockerd per measurement does not pile them up.
+  const removeDir = () => rmSync(dir, { recursive: true, force: true });
+  process.on('exit', removeDir);
   const sock = join(dir, 'd.sock');
   // The client's own config (auths, credential helpers) stays out of the comparison.
   const config = join(dir, 'client');
@@ -49,7 +60,7 @@ export async function startDockerd(cleanup: Cleanup, opts: DockerdOptions = {}):
   const child: ChildProcess = spawn(
     'setpriv',
     ['--pdeathsig', 'KILL', '--', DOCKERD,
-      '--data-root', join(dir, 'data'), '--exec-root', join(dir, 'exec'), '--pidfile', join(dir, 'd.pid'), '-H', `unix://${sock}`,
+      '--data-root', opts.dataRoot ?? join(dir, 'data'), '--exec-root', join(dir, 'exec'), '--pidfile', join(dir, 'd.pid'), '-H', `unix://${sock}`,
       '--bridge=none', '--iptables=false', '--ip6tables=false', '--ip-masq=false', `--storage-driver=${opts.driver ?? 'vfs'}`],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
@@ -66,7 +77,8 @@ export async function startDockerd(cleanup: Cleanup, opts: DockerdOptions = {}):
     }
     // dockerd unmounts what it mounted on a clean stop; what a killed one left goes here.
     unmountAllUnder(dir);
-    rmSync(dir, { recursive: true, force: true });
+    removeDir();
+    process.off('exit', removeDir);
   };
   cleanup(stop);
 
@@ -81,7 +93,7 @@ export async function startDockerd(cleanup: Cleanup, opts: DockerdOptions = {}):
   };
   for (let i = 0; i < 150; i++) {
     if (child.exitCode !== null) return { skip: `dockerd exited: ${tail()}` };
-    if (existsSync(sock) && run(['version']).code === 0) return { dir, sock, run, ok, stop };
+    if (existsSync(sock) && run(['version']).code === 0) return { dir, sock, pid: child.pid!, run, ok, stop };
     await sleep(200);
   }
   return { skip: `dockerd did not answer within 30 s: ${tail()}` };

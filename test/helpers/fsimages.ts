@@ -74,23 +74,20 @@ export function makeBtrfs(sizeMiB: number): LoopFs {
 /**
  * A sparse image of a fresh filesystem on a loop device, mounted. ext4 is made as mkfs.ext4's
  * defaults make it (with a journal, unlike this machine's root filesystem) and with its inode
- * tables written up front, so no background initialisation runs while it is measured.
+ * tables written up front, so no background initialisation runs while it is measured. The image
+ * file lives in `under` (default os.tmpdir()): a tmpfs there keeps the root disk's own state
+ * (free-space fragments, recently deleted inodes) out of what is measured.
  */
-export function makeLoopFs(type: 'btrfs' | 'ext4' | 'xfs', sizeMiB: number): LoopFs {
-  const base = mkdtempSync(join(tmpdir(), `strata-${type}-`));
+export function makeLoopFs(type: 'btrfs' | 'ext4' | 'xfs', sizeMiB: number, under = tmpdir()): LoopFs {
+  const base = mkdtempSync(join(under, `strata-${type}-`));
   const image = join(base, `${type}.img`);
   const mountPoint = join(base, 'mnt');
   let device = '';
-  let done = false;
-  const teardown = () => {
-    if (done) return;
-    done = true;
-    const errors: string[] = [];
-    attempt(errors, () => unmountAllUnder(mountPoint));
-    if (device) attempt(errors, () => runToolSync('losetup', ['-d', device]));
-    attempt(errors, () => rmSync(base, { recursive: true, force: true }));
-    if (errors.length > 0) throw new Error(`${type} teardown: ${errors.join('; ')}`);
-  };
+  const teardown = teardownOnce(type, () => [
+    () => unmountAllUnder(mountPoint),
+    () => device && runToolSync('losetup', ['-d', device]),
+    () => rmSync(base, { recursive: true, force: true }),
+  ]);
   const mkfs: Record<typeof type, string[]> = {
     btrfs: ['mkfs.btrfs', '-q', image],
     ext4: ['mkfs.ext4', '-q', '-E', 'lazy_itable_init=0,lazy_journal_init=0', image],
@@ -108,6 +105,20 @@ export function makeLoopFs(type: 'btrfs' | 'ext4' | 'xfs', sizeMiB: number): Loo
     throw err;
   }
   return { mountPoint, device, teardown };
+}
+
+/** A tmpfs of at most sizeMiB (it holds only what is written to it), mounted on a directory of its own. */
+export function makeTmpfs(sizeMiB: number): ScratchFs {
+  // A short name: podman refuses a run root path over 50 characters, and a bench's sits on a loop fs below this.
+  const mountPoint = mkdtempSync(join(tmpdir(), 'strata-tm-'));
+  const teardown = teardownOnce('tmpfs', () => [() => unmountAllUnder(mountPoint), () => rmSync(mountPoint, { recursive: true, force: true })]);
+  try {
+    runToolSync('mount', ['-t', 'tmpfs', '-o', `size=${sizeMiB}M,mode=0700`, 'tmpfs', mountPoint]);
+  } catch (err) {
+    teardown();
+    throw err;
+  }
+  return { mountPoint, teardown };
 }
 
 export function makeZfsPool(sizeMiB: number): ZfsPool {
@@ -295,7 +306,19 @@ function withMutex(fn: () => void): void {
 
 // ---- shared --------------------------------------------------------------------------
 
-function attempt(errors: string[], fn: () => void): void {
+/** A teardown that acts once: every step (listed when it runs), even past one that fails, then one error naming what failed. */
+function teardownOnce(what: string, steps: () => (() => unknown)[]): () => void {
+  let done = false;
+  return () => {
+    if (done) return;
+    done = true;
+    const errors: string[] = [];
+    for (const step of steps()) attempt(errors, step);
+    if (errors.length > 0) throw new Error(`${what} teardown: ${errors.join('; ')}`);
+  };
+}
+
+function attempt(errors: string[], fn: () => unknown): void {
   try {
     fn();
   } catch (err) {
