@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 'use strict';
+const argv = process.argv.slice(2);
 require('./bundle-loader.cjs')
-  .loadCli()
-  .main(process.argv.slice(2))
+  .loadCli(argv)
+  .main(argv)
   .then((code) => {
     process.exitCode = code;
   });

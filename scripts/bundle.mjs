@@ -86,4 +86,6 @@ await build({
 // Made by a fresh node running the bundle's top level and a few commands, as bin/strata.cjs does;
 // V8 checks the cache against its version, flags and the source, and compiles afresh when it does
 // not fit (so a node started with other V8 flags than the build's gets no use of it).
-execFileSync(process.execPath, ['-e', "require('./bin/bundle-loader.cjs').writeCodeCache()"], { stdio: 'inherit' });
+for (const kind of ['read', 'layers']) {
+  execFileSync(process.execPath, ['-e', `require('./bin/bundle-loader.cjs').writeCodeCache('${kind}')`], { stdio: 'inherit' });
+}

@@ -5,6 +5,7 @@
 // Also the crash-safe way to write a small metadata file: a reader (or a process that opens
 // the store after a kill or a power cut) sees the old file or the whole new one, never a part.
 import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { open, rename, rm } from 'node:fs/promises';
 import { fault } from './fault.js';
 import { constants as osConstants } from 'node:os';
 import { dirname } from 'node:path';
@@ -107,4 +108,42 @@ export function writeFileAtomic(path: string, data: string | Buffer, mode = 0o64
     throw err;
   }
   fsyncDir(dirname(path));
+}
+
+// The same two through libuv's pool, for a caller with other work to do meanwhile: an fsync
+// on a journaled filesystem waits for a journal commit (and the data it orders), and a pull
+// that made each new layer's metadata durable synchronously stalled the extraction of the
+// layers already streaming for those waits (nginx: 54 fsyncs, ~0.25 s of the main thread).
+
+export async function fsyncDirAsync(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+    fault('fsync');
+  } finally {
+    await fh.close();
+  }
+}
+
+export async function writeFileAtomicAsync(path: string, data: string | Buffer, mode = 0o644): Promise<void> {
+  const tmp = `${path}.tmp`;
+  const fh = await open(tmp, 'w', mode);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+    fault('fsync');
+  } catch (err) {
+    await fh.close();
+    await rm(tmp, { force: true });
+    throw err;
+  }
+  await fh.close();
+  try {
+    await rename(tmp, path);
+    fault('rename');
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+  await fsyncDirAsync(dirname(path));
 }

@@ -2,7 +2,7 @@
 // cache that `npm run build` leaves beside it, and loads what a command needs when it runs.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -11,11 +11,15 @@ import { commandPaths } from '../../src/cli/help.js';
 import { buildProgram } from '../../src/cli/main.js';
 import { repoRoot, scratch, strataBin } from '../helpers/env.js';
 
-const loader = createRequire(import.meta.url)(join(repoRoot, 'bin', 'bundle-loader.cjs')) as { compileBundle(): Script };
+const loader = createRequire(import.meta.url)(join(repoRoot, 'bin', 'bundle-loader.cjs')) as { compileBundle(argv?: string[]): Script };
 
-test('the code cache made by the build fits the bundle and this node', () => {
+test('both code caches made by the build fit the bundle and this node', () => {
   // A rejected cache still runs (V8 compiles afresh), just slower: only this check sees it.
-  assert.equal(loader.compileBundle().cachedDataRejected, false);
+  assert.equal(loader.compileBundle(['images']).cachedDataRejected, false);
+  assert.equal(loader.compileBundle(['--root', '/r', 'pull', 'x']).cachedDataRejected, false);
+  // The layers cache is the one made after a pull: the bigger of the two.
+  const size = (f: string) => statSync(join(repoRoot, 'dist', f)).size;
+  assert.ok(size('strata.cjs.layers.codecache') > size('strata.cjs.codecache'));
 });
 
 /** What the CLI loaded through require (node's built-ins and addons), running `args`. */

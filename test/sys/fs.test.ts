@@ -6,20 +6,22 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSy
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { isCode, lstatOrNull } from '../../src/sys/errno.js';
-import { writeFileAtomic } from '../../src/sys/fileio.js';
+import { writeFileAtomic, writeFileAtomicAsync } from '../../src/sys/fileio.js';
 import { mount, umount2, MNT_DETACH } from '../../src/sys/linux.js';
 import { isMountPoint, mountsUnder, readMounts } from '../../src/sys/mountinfo.js';
 import { scratch } from '../helpers/env.js';
 
-test('writeFileAtomic replaces a file whole, with its mode, and leaves no temp file', (t) => {
-  const dir = scratch(t);
-  const file = join(dir, 'link');
-  writeFileSync(`${file}.tmp`, 'stale half-written temp');
-  writeFileAtomic(file, 'first', 0o600);
-  writeFileAtomic(file, Buffer.from('second'), 0o600);
-  assert.equal(readFileSync(file, 'utf8'), 'second');
-  assert.equal(statSync(file).mode & 0o777, 0o600);
-  assert.deepEqual(readdirSync(dir), ['link']);
+test('writeFileAtomic (and its async twin) replaces a file whole, with its mode, and leaves no temp file', async (t) => {
+  for (const write of [writeFileAtomic, writeFileAtomicAsync]) {
+    const dir = scratch(t);
+    const file = join(dir, 'link');
+    writeFileSync(`${file}.tmp`, 'stale half-written temp');
+    await write(file, 'first', 0o600);
+    await write(file, Buffer.from('second'), 0o600);
+    assert.equal(readFileSync(file, 'utf8'), 'second', write.name);
+    assert.equal(statSync(file).mode & 0o777, 0o600, write.name);
+    assert.deepEqual(readdirSync(dir), ['link'], write.name);
+  }
 });
 
 test('isCode reads errno codes; lstatOrNull says null for a missing path or a file used as a directory', (t) => {

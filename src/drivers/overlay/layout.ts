@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, readSync } from 'node:fs';
 import { lstat, mkdir, readFile, readdir, readlink, rename, rm, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fsyncDir, writeFileAtomic } from '../../sys/fileio.js';
+import { fsyncDirAsync, writeFileAtomicAsync } from '../../sys/fileio.js';
 import { checkLayerId, isLayerId } from '../common/layer-id.js';
 import { DriverError } from '../driver.js';
 import { fault } from '../../sys/fault.js';
@@ -107,14 +107,14 @@ export class OverlayLayout {
       await mkdir(join(dir, 'diff'), { mode: 0o755 });
       const link = generateLinkId();
       await symlink(join('..', id, 'diff'), join(this.home, LINK_DIR, link));
-      fsyncDir(join(this.home, LINK_DIR));
-      writeFileAtomic(join(dir, 'link'), link);
+      await fsyncDirAsync(join(this.home, LINK_DIR));
+      await writeFileAtomicAsync(join(dir, 'link'), link);
       if (lower !== null) {
         await mkdir(join(dir, 'work'), { mode: 0o700 });
         await mkdir(join(dir, 'merged'), { mode: 0o700 });
-        writeFileAtomic(join(dir, 'lower'), lower.join(':'));
+        await writeFileAtomicAsync(join(dir, 'lower'), lower.join(':'));
       }
-      fsyncDir(this.home);
+      await fsyncDirAsync(this.home);
     } catch (err) {
       await this.remove(id).catch(() => undefined);
       throw err;
