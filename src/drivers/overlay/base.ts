@@ -138,6 +138,16 @@ export abstract class OverlayBase implements Driver {
     return this.layout.exists(id);
   }
 
+  async ownDir(id: string): Promise<string | null> {
+    await this.layout.require(id);
+    return this.upperHoldsEntries() ? this.layout.diffDir(id) : null;
+  }
+
+  /** Whether an upper dir holds each of its entries as itself (see Driver.ownDir). */
+  protected upperHoldsEntries(): boolean {
+    return true;
+  }
+
   async metadata(id: string): Promise<Record<string, string>> {
     await this.layout.require(id);
     const lowers = await this.layout.lowerDirs(id);

@@ -11,8 +11,8 @@
 //   the image below never changes, so the same fingerprint means the same changes. A layer
 //   with an entry touched in the last 100 ms is not kept (a write in the same coarse clock
 //   tick could leave the same times, as git's "racy" index entries). Drivers
-//   whose layers have no directory of their own (vfs, btrfs, zfs, devicemapper hold full copies)
-//   are not fingerprinted: their changes are read afresh every time.
+//   whose layers have no directory of their own (Driver.ownDir: vfs, btrfs, zfs, devicemapper
+//   hold full copies) are not fingerprinted: their changes are read afresh every time.
 import { createHash } from 'node:crypto';
 import { lstat, readdir } from 'node:fs/promises';
 import type { Change } from '../../archive/changes.js';
@@ -118,15 +118,10 @@ export class AnalysisCache {
   }
 }
 
-/** The directory that holds exactly what a layered driver's layer adds (its upper or branch dir), or null. */
+/** The directory that holds exactly what a layered driver's layer adds (Driver.ownDir), or null. */
 async function ownDir(driver: Driver, id: string): Promise<string | null> {
-  if (!LAYERED.has(driver.name)) return null;
-  const meta = await driver.metadata(id);
-  return meta.UpperDir ?? meta.DiffDir ?? null;
+  return (await driver.ownDir?.(id)) ?? null;
 }
-
-/** Drivers whose layer directory holds only the layer's own entries (the others hold full copies). */
-const LAYERED = new Set(['overlay2', 'fuse-overlayfs', 'aufs']);
 
 /**
  * Timestamps nearer than this to now may still be shared by a write to come: the kernel stamps

@@ -11,7 +11,8 @@
 //   them per file: the lower version's bytes stand as an upper bound, and the layer's own
 //   allocation is given where the tool reports it (zfs `used` of the container's clone).
 // The lower version is found in the image's layers through their tar-split records, and in
-// the container's init layer through the driver's change list.
+// the container's init layer through the driver's change list. Files are sized in the layers'
+// own directories where the driver has them (Driver.ownDir), so a report mounts nothing there.
 import type { BigIntStats } from 'node:fs';
 import { lstat } from 'node:fs/promises';
 import type { Change, ChangeKind } from '../../archive/changes.js';
@@ -106,25 +107,61 @@ async function lstatOrNull(path: string): Promise<BigIntStats | null> {
   }
 }
 
+/**
+ * A layer's own files, read for their type, size and blocks: in the driver's own directory of
+ * the layer when it has one (nothing mounted, nothing written to the store: a read-only caller
+ * such as `strata ui` answers from it), else through the layer's mounted view, taken on the
+ * first read and dropped by close.
+ */
+export class LayerFiles {
+  private constructor(
+    private readonly driver: Driver,
+    private readonly id: string,
+    private readonly own: string | null,
+    private mounted: string | null,
+  ) {}
+
+  /** `mounted`: the caller needs the layer held mounted and paths in that view (Driver.blockUsage). */
+  static async open(driver: Driver, id: string, opts: { mounted?: boolean } = {}): Promise<LayerFiles> {
+    if (opts.mounted) return new LayerFiles(driver, id, null, await driver.get(id));
+    return new LayerFiles(driver, id, (await driver.ownDir?.(id)) ?? null, null);
+  }
+
+  /** The host path of path (absolute in the layer's view). */
+  async host(path: string): Promise<string> {
+    if (this.own !== null) return `${this.own}${path}`;
+    this.mounted ??= await this.driver.get(this.id);
+    return `${this.mounted}${path}`;
+  }
+
+  async lstat(path: string): Promise<BigIntStats | null> {
+    return lstatOrNull(await this.host(path));
+  }
+
+  async close(): Promise<void> {
+    if (this.mounted === null) return;
+    this.mounted = null;
+    await this.driver.put(this.id);
+  }
+}
+
 export async function copyUps(input: CopyUpInput): Promise<CopyUpReport> {
   const { driver, container: c, chain } = input;
   let method = METHODS[driver.name] ?? 'file-bytes';
   const changes = await input.changes(c.layer, c.initLayer);
   const initChanged = new Set((await input.changes(c.initLayer, input.imageTop)).filter((x) => x.kind !== 'D').map((x) => x.path));
-  const root = await driver.get(c.layer);
-  let initRoot: string | null = null;
+  const layer = await LayerFiles.open(driver, c.layer, { mounted: driver.blockUsage !== undefined });
+  const init = await LayerFiles.open(driver, c.initLayer);
   try {
     const files: CopyUp[] = [];
     for (const ch of changes) {
-      const host = `${root}${ch.path}`;
-      const st = ch.kind === 'D' ? null : await lstatOrNull(host);
+      const st = ch.kind === 'D' ? null : await layer.lstat(ch.path);
       let from: CopyUpSource | null = null;
       let lowerBytes = 0;
       let lowerType: CopyUp['type'] = 'other';
       if (ch.kind !== 'A') {
         if (initChanged.has(ch.path)) {
-          initRoot ??= await driver.get(c.initLayer);
-          const lst = await lstatOrNull(`${initRoot}${ch.path}`);
+          const lst = await init.lstat(ch.path);
           from = { layer: c.initLayer, chainId: null, init: true };
           lowerBytes = lst?.isFile() ? Number(lst.size) : 0;
           lowerType = typeOf(lst);
@@ -153,12 +190,14 @@ export async function copyUps(input: CopyUpInput): Promise<CopyUpReport> {
     let layerAllocated: CopyUpReport['layerAllocated'] = null;
     if (driver.blockUsage) {
       const measured = files.filter((f) => f.kind !== 'D' && f.type === 'file');
-      const usage = await driver.blockUsage(c.layer, measured.map((f) => `${root}${f.path}`));
+      const hosts = new Map<CopyUp, string>();
+      for (const f of measured) hosts.set(f, await layer.host(f.path));
+      const usage = await driver.blockUsage(c.layer, [...hosts.values()]);
       if (usage) layerAllocated = { bytes: usage.layer, source: usage.source };
-      const told = measured.filter((f) => usage?.files.has(`${root}${f.path}`));
+      const told = measured.filter((f) => usage?.files.has(hosts.get(f)!));
       if (!usage || (measured.length > 0 && told.length === 0)) method = 'file-bytes';
       for (const f of told) {
-        const own = usage!.files.get(`${root}${f.path}`)!;
+        const own = usage!.files.get(hosts.get(f)!)!;
         f.allocatedBytes = own;
         if (f.copiedBytes > 0) f.copiedBytes = own;
       }
@@ -174,7 +213,7 @@ export async function copyUps(input: CopyUpInput): Promise<CopyUpReport> {
       layerAllocated,
     };
   } finally {
-    if (initRoot !== null) await driver.put(c.initLayer);
-    await driver.put(c.layer);
+    await init.close();
+    await layer.close();
   }
 }
