@@ -10,6 +10,7 @@ import type { CopyUpReport } from '../store/analysis/copyups.js';
 import type { LayerNode } from '../store/analysis/tree.js';
 import { familiar } from '../store/images.js';
 import type { LayerKind } from '../store/layers.js';
+import { dockerStatus } from '../store/run.js';
 import type { Store } from '../store/store.js';
 
 export interface UiLayer {
@@ -41,7 +42,8 @@ export interface UiContainer {
   name: string;
   imageId: string;
   imageRef: string;
-  status: string;
+  /** As `ps`'s State column and inspect's State.Status: a process waiting for its restart policy is restarting. */
+  status: ReturnType<typeof dockerStatus>;
   layer: string;
   initLayer: string;
 }
@@ -113,7 +115,7 @@ export async function storeState(store: Store): Promise<UiState> {
   const containers: UiContainer[] = store.listContainers().map((c) => {
     const own = { chainId: null, bytes: 0, createdBy: '', shared: false, images: [], containers: [c.id] };
     layers.push({ ...own, id: c.initLayer, parent: tops.get(c.imageId) ?? null, kind: 'init' }, { ...own, id: c.layer, parent: c.initLayer, kind: 'container' });
-    return { id: c.id, name: c.name, imageId: c.imageId, imageRef: c.imageRef, status: c.run.status, layer: c.layer, initLayer: c.initLayer };
+    return { id: c.id, name: c.name, imageId: c.imageId, imageRef: c.imageRef, status: dockerStatus(c.run), layer: c.layer, initLayer: c.initLayer };
   });
   const images: UiImage[] = store.listImages({ all: true }).map((i) => ({ id: i.id, names: i.names.map(familiar), created: i.created, size: i.size, topLayer: tops.get(i.id) ?? null }));
   return { version, driver: store.driver.name, root: store.root, layers, images, containers };
