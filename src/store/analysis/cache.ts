@@ -14,7 +14,8 @@
 //   whose layers have no directory of their own (Driver.ownDir: vfs, btrfs, zfs, devicemapper
 //   hold full copies) are not fingerprinted: their changes are read afresh every time.
 import { createHash } from 'node:crypto';
-import { lstat, readdir } from 'node:fs/promises';
+import { lstatSync, readdirSync, type BigIntStats } from 'node:fs';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { Change } from '../../archive/changes.js';
 import type { Driver } from '../../drivers/driver.js';
 import type { ImageRecord } from '../images.js';
@@ -129,21 +130,38 @@ async function ownDir(driver: Driver, id: string): Promise<string | null> {
  */
 const RACY_NS = 100_000_000n;
 
+/** Entries a fingerprint reads between two turns of the event loop (see fingerprintOf). */
+const ENTRIES_PER_TURN = 256;
+
 /**
  * A hash of every entry under dir: path, inode, mode, size, mtime and ctime (ns); null when an
  * entry vanished while it was read or was touched so recently that a write in the same clock
  * tick would leave it the same timestamps (git's "racy" entries): such a layer is not kept.
+ * The entries are read with the synchronous calls, a few hundred at a time: a container's own
+ * directory is mostly a handful of entries, and each asynchronous call is a round trip through
+ * libuv's thread pool that, on a busy machine, cost the ui's answers more than the calls.
  */
 async function fingerprintOf(dir: string): Promise<string | null> {
   const hash = createHash('sha256');
   const recent = BigInt(Date.now()) * 1_000_000n - RACY_NS;
+  let read = 0;
   const walk = async (path: Buffer): Promise<boolean> => {
-    const st = await lstat(path, { bigint: true }).catch(() => null);
-    if (st === null || st.mtimeNs >= recent || st.ctimeNs >= recent) return false;
+    if (++read % ENTRIES_PER_TURN === 0) await yieldToLoop();
+    let st: BigIntStats | undefined;
+    try {
+      st = lstatSync(path, { bigint: true, throwIfNoEntry: false });
+    } catch {
+      return false;
+    }
+    if (st === undefined || st.mtimeNs >= recent || st.ctimeNs >= recent) return false;
     hash.update(path).update(`\0${st.ino}\0${st.mode}\0${st.size}\0${st.mtimeNs}\0${st.ctimeNs}\n`);
     if (!st.isDirectory()) return true;
-    const names = await readdir(path, { encoding: 'buffer' }).catch(() => null);
-    if (names === null) return false;
+    let names: Buffer[];
+    try {
+      names = readdirSync(path, { encoding: 'buffer' });
+    } catch {
+      return false;
+    }
     for (const name of names.sort(Buffer.compare)) {
       if (!(await walk(Buffer.concat([path, SLASH, name])))) return false;
     }
