@@ -6,13 +6,14 @@
 //   are dropped whenever a new one is made, and the oldest go past a bound.
 // - a container layer's change list (the driver compares two mounted trees: it reads the whole
 //   image twice), keyed by a fingerprint of the layer's own directory and of its parent's when
-//   that is the container's init layer: every entry's inode, mode, size, mtime and ctime. A write
-//   anywhere in the layer changes the ctime of what it wrote or of the directory it changed, and
-//   the image below never changes, so the same fingerprint means the same changes. A layer
-//   with an entry touched in the last 100 ms is not kept (a write in the same coarse clock
-//   tick could leave the same times, as git's "racy" index entries). Drivers
-//   whose layers have no directory of their own (Driver.ownDir: vfs, btrfs, zfs, devicemapper
-//   hold full copies) are not fingerprinted: their changes are read afresh every time.
+//   that is the container's init layer: every entry's inode, mode, size, mtime and ctime (the
+//   directory's own ctime aside, see fingerprintOf). A write anywhere in the layer changes the
+//   ctime of what it wrote or of the directory it changed, and the image below never changes,
+//   so the same fingerprint means the same changes. A layer with an entry touched in the last
+//   100 ms is not kept (a write in the same coarse clock tick could leave the same times, as
+//   git's "racy" index entries). Drivers whose layers have no directory of their own
+//   (Driver.ownDir: vfs, btrfs, zfs, devicemapper hold full copies) are not fingerprinted:
+//   their changes are read afresh every time.
 import { createHash } from 'node:crypto';
 import { lstatSync, readdirSync, type BigIntStats } from 'node:fs';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
@@ -134,9 +135,10 @@ const RACY_NS = 100_000_000n;
 const ENTRIES_PER_TURN = 256;
 
 /**
- * A hash of every entry under dir: path, inode, mode, size, mtime and ctime (ns); null when an
- * entry vanished while it was read or was touched so recently that a write in the same clock
- * tick would leave it the same timestamps (git's "racy" entries): such a layer is not kept.
+ * A hash of every entry under dir: path, inode, mode, size, mtime and ctime (ns; dir's own
+ * ctime aside); null when an entry vanished while it was read or was touched so recently that
+ * a write in the same clock tick would leave it the same timestamps (git's "racy" entries):
+ * such a layer is not kept.
  * The entries are read with the synchronous calls, a few hundred at a time: a container's own
  * directory is mostly a handful of entries, and each asynchronous call is a round trip through
  * libuv's thread pool that, on a busy machine, cost the ui's answers more than the calls.
@@ -153,8 +155,13 @@ async function fingerprintOf(dir: string): Promise<string | null> {
     } catch {
       return false;
     }
-    if (st === undefined || st.mtimeNs >= recent || st.ctimeNs >= recent) return false;
-    hash.update(path).update(`\0${st.ino}\0${st.mode}\0${st.size}\0${st.mtimeNs}\0${st.ctimeNs}\n`);
+    // The top's own metadata is never a change (changes list paths under it); only what it
+    // holds is, which its mtime follows. Its ctime also moves when kernel overlay marks a
+    // fresh upper dir on its first mount (the trusted.overlay.uuid xattr), as the change list's
+    // own mount of an init layer does: counting it made the next answer read the list again.
+    const ctime = read === 1 ? 0n : st?.ctimeNs ?? 0n;
+    if (st === undefined || st.mtimeNs >= recent || ctime >= recent) return false;
+    hash.update(path).update(`\0${st.ino}\0${st.mode}\0${st.size}\0${st.mtimeNs}\0${ctime}\n`);
     if (!st.isDirectory()) return true;
     let names: Buffer[];
     try {
