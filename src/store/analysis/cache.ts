@@ -22,6 +22,7 @@ import type { Driver } from '../../drivers/driver.js';
 import type { ImageRecord } from '../images.js';
 import type { LayerRecord } from '../layers.js';
 import { analyzeChain, type ChainAnalyzer, type ImageAnalysis } from './analyze.js';
+import { READS_PER_TURN } from './copyups.js';
 
 /** Chains kept at most (one image's chain holds a node per path of the image). */
 const MAX_CHAINS = 128;
@@ -131,24 +132,18 @@ async function ownDir(driver: Driver, id: string): Promise<string | null> {
  */
 const RACY_NS = 100_000_000n;
 
-/** Entries a fingerprint reads between two turns of the event loop (see fingerprintOf). */
-const ENTRIES_PER_TURN = 256;
-
 /**
  * A hash of every entry under dir: path, inode, mode, size, mtime and ctime (ns; dir's own
  * ctime aside); null when an entry vanished while it was read or was touched so recently that
  * a write in the same clock tick would leave it the same timestamps (git's "racy" entries):
- * such a layer is not kept.
- * The entries are read with the synchronous calls, a few hundred at a time: a container's own
- * directory is mostly a handful of entries, and each asynchronous call is a round trip through
- * libuv's thread pool that, on a busy machine, cost the ui's answers more than the calls.
+ * such a layer is not kept. Read with the synchronous calls (see READS_PER_TURN).
  */
 async function fingerprintOf(dir: string): Promise<string | null> {
   const hash = createHash('sha256');
   const recent = BigInt(Date.now()) * 1_000_000n - RACY_NS;
   let read = 0;
   const walk = async (path: Buffer): Promise<boolean> => {
-    if (++read % ENTRIES_PER_TURN === 0) await yieldToLoop();
+    if (++read % READS_PER_TURN === 0) await yieldToLoop();
     let st: BigIntStats | undefined;
     try {
       st = lstatSync(path, { bigint: true, throwIfNoEntry: false });

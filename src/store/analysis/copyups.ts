@@ -13,8 +13,8 @@
 // The lower version is found in the image's layers through their tar-split records, and in
 // the container's init layer through the driver's change list. Files are sized in the layers'
 // own directories where the driver has them (Driver.ownDir), so a report mounts nothing there.
-import type { BigIntStats } from 'node:fs';
-import { lstat } from 'node:fs/promises';
+import { lstatSync, type BigIntStats } from 'node:fs';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { Change, ChangeKind } from '../../archive/changes.js';
 import { fsPath } from '../../archive/tar/header.js';
 import type { Driver } from '../../drivers/driver.js';
@@ -99,13 +99,21 @@ function typeOf(st: BigIntStats | null): CopyUp['type'] {
   return st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'other';
 }
 
-async function lstatOrNull(path: string): Promise<BigIntStats | null> {
+function lstatOrNull(path: string): BigIntStats | null {
   try {
-    return await lstat(fsPath(path), { bigint: true });
+    return lstatSync(fsPath(path), { bigint: true, throwIfNoEntry: false }) ?? null;
   } catch {
     return null;
   }
 }
+
+/**
+ * Entries read with the synchronous calls between two turns of the event loop. A report or a
+ * fingerprint reads mostly a handful of entries, and each asynchronous call is a round trip
+ * through libuv's thread pool that, on a busy machine, cost the ui's answers more than the
+ * call; a long walk still lets a server's other answers through every so many.
+ */
+export const READS_PER_TURN = 256;
 
 /**
  * A layer's own files, read for their type, size and blocks: in the driver's own directory of
@@ -114,6 +122,8 @@ async function lstatOrNull(path: string): Promise<BigIntStats | null> {
  * first read and dropped by close.
  */
 export class LayerFiles {
+  private reads = 0;
+
   private constructor(
     private readonly driver: Driver,
     private readonly id: string,
@@ -135,6 +145,7 @@ export class LayerFiles {
   }
 
   async lstat(path: string): Promise<BigIntStats | null> {
+    if (++this.reads % READS_PER_TURN === 0) await yieldToLoop();
     return lstatOrNull(await this.host(path));
   }
 
