@@ -72,6 +72,15 @@ export interface Driver {
   exists(id: string): Promise<boolean>;
   /** Rows printed under "Storage Driver" by `strata info`. */
   status(): Promise<[string, string][]>;
+  /**
+   * The directory that holds exactly what layer id adds or changes, each entry as itself, plus
+   * its deletion markers (overlay's upper dir, aufs's branch): every write to the layer lands in
+   * it, and an entry read there has the size and blocks the layer's mounted view shows, so it
+   * is read without mounting. Absent where a layer's directory is a full copy of its view
+   * (vfs, btrfs, zfs, devicemapper); null when this setup keeps some entries in another form
+   * (overlay's metadata-only copy-up or redirected directories).
+   */
+  ownDir?(id: string): Promise<string | null>;
   /** Driver data for inspect's GraphDriver.Data (LowerDir/UpperDir/… for overlay2). */
   metadata(id: string): Promise<Record<string, string>>;
   /** The changeset of id against parent as a layer tar stream. */

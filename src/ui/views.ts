@@ -2,14 +2,13 @@
 // (layers, images, containers: the page draws the graph and the disk view from it) and the
 // detail of one layer, image or container. The page's code imports these types, so the two ends
 // cannot drift apart.
-import { lstat } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Change } from '../archive/changes.js';
 import type { ImageAnalysis, LayerAnalysis } from '../store/analysis/analyze.js';
-import type { CopyUpReport } from '../store/analysis/copyups.js';
+import { LayerFiles, type CopyUpReport } from '../store/analysis/copyups.js';
 import type { LayerNode } from '../store/analysis/tree.js';
 import { familiar } from '../store/images.js';
 import type { LayerKind } from '../store/layers.js';
+import { dockerStatus } from '../store/run.js';
 import type { Store } from '../store/store.js';
 
 export interface UiLayer {
@@ -41,7 +40,8 @@ export interface UiContainer {
   name: string;
   imageId: string;
   imageRef: string;
-  status: string;
+  /** As `ps`'s State column and inspect's State.Status: a process waiting for its restart policy is restarting. */
+  status: ReturnType<typeof dockerStatus>;
   layer: string;
   initLayer: string;
 }
@@ -113,7 +113,7 @@ export async function storeState(store: Store): Promise<UiState> {
   const containers: UiContainer[] = store.listContainers().map((c) => {
     const own = { chainId: null, bytes: 0, createdBy: '', shared: false, images: [], containers: [c.id] };
     layers.push({ ...own, id: c.initLayer, parent: tops.get(c.imageId) ?? null, kind: 'init' }, { ...own, id: c.layer, parent: c.initLayer, kind: 'container' });
-    return { id: c.id, name: c.name, imageId: c.imageId, imageRef: c.imageRef, status: c.run.status, layer: c.layer, initLayer: c.initLayer };
+    return { id: c.id, name: c.name, imageId: c.imageId, imageRef: c.imageRef, status: dockerStatus(c.run), layer: c.layer, initLayer: c.initLayer };
   });
   const images: UiImage[] = store.listImages({ all: true }).map((i) => ({ id: i.id, names: i.names.map(familiar), created: i.created, size: i.size, topLayer: tops.get(i.id) ?? null }));
   return { version, driver: store.driver.name, root: store.root, layers, images, containers };
@@ -123,7 +123,7 @@ export async function storeState(store: Store): Promise<UiState> {
  * What one layer changed against the layers below it, each file with its bytes: an image layer
  * as the analysis of an image standing on it read it from the tar-split; a container's
  * read-write layer as its copy-up report has it; its init layer through the driver, sized from
- * the mounted stack.
+ * the layer's own directory (or its mounted stack where the driver has none).
  */
 export async function layerDetail(store: Store, state: UiState, id: string): Promise<UiLayerDetail | undefined> {
   const layer = state.layers.find((l) => l.id === id);
@@ -136,17 +136,17 @@ export async function layerDetail(store: Store, state: UiState, id: string): Pro
     return { layer, changes: copyUpChanges(await store.copyUps(layer.containers[0])) };
   }
   const changes = await store.driver.changes(layer.id, layer.parent);
-  const root = await store.driver.get(layer.id);
+  const files = await LayerFiles.open(store.driver, layer.id);
   try {
-    return { layer, changes: await Promise.all(changes.map(async (c) => ({ ...c, size: c.kind === 'D' ? 0 : await fileSize(join(root, c.path)) }))) };
+    const sized: UiChange[] = [];
+    for (const c of changes) {
+      const st = c.kind === 'D' ? null : await files.lstat(c.path);
+      sized.push({ ...c, size: st?.isFile() ? Number(st.size) : 0 });
+    }
+    return { layer, changes: sized };
   } finally {
-    await store.driver.put(layer.id);
+    await files.close();
   }
-}
-
-async function fileSize(path: string): Promise<number> {
-  const st = await lstat(path).catch(() => undefined);
-  return st?.isFile() ? st.size : 0;
 }
 
 export async function imageDetail(store: Store, state: UiState, id: string): Promise<UiImageDetail | undefined> {

@@ -2,10 +2,13 @@
 // conformance suite does): an image whose base holds a 1 MiB file, a container that appends
 // 64 KiB to it, writes a new 12 KiB file, deletes a 1000-byte file and appends to the init
 // layer's /etc/hosts. Whole-file drivers must report the 1 MiB copy-up; btrfs the appended
-// extents only; every driver the layer each previous version came from.
+// extents only; every driver the layer each previous version came from. Drivers whose layers
+// have a directory of their own (Driver.ownDir) must give the same report from it, unmounted,
+// as through the mounted view, and take no mount and write no mount reference for it.
 import assert from 'node:assert/strict';
-import { appendFileSync, rmSync } from 'node:fs';
+import { appendFileSync, chmodSync, mkdirSync, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { after, test } from 'node:test';
 import { Store, type CopyUpReport } from '../../src/index.js';
 import { strataIn } from '../helpers/cli.js';
@@ -128,4 +131,80 @@ export function copyUpSuite(driver: string, opts: CopyUpSuiteOptions = {}): void
     if (['btrfs', 'zfs', 'devicemapper'].includes(driver)) assert.ok(r.layerAllocated && r.layerAllocated.bytes >= M, JSON.stringify(r.layerAllocated));
     else assert.equal(r.layerAllocated, null);
   });
+
+  test(`${driver}: a report read from the layers' own directories equals the mounted one, and mounts nothing`, async (t) => {
+    const why = (await opts.available?.()) ?? null;
+    if (why) return t.skip(why);
+    const store = await Store.open({ root, driver });
+    try {
+      if (!store.driver.ownDir) return t.skip(`${driver} layers have no directory of their own`);
+      await importBase(store, work, 'own:1', { data: N, gone: GONE, keep: 10, 'deep/er/file': 300, 'mode/file': 5 });
+      const c = await store.createContainer('own:1', { name: 'own', cmd: ['sh'] });
+      const mnt = await store.mount(c.id);
+      try {
+        appendFileSync(join(mnt, 'data'), Buffer.alloc(M, 0x62));
+        writeBytes(join(mnt, 'deep/er/new'), FRESH, 0x63);
+        appendFileSync(join(mnt, 'deep/er/file'), 'more');
+        mkdirSync(join(mnt, 'empty'));
+        symlinkSync('data', join(mnt, 'link'));
+        chmodSync(join(mnt, 'mode/file'), 0o600);
+        rmSync(join(mnt, 'gone'));
+        rmSync(join(mnt, 'keep'));
+        appendFileSync(join(mnt, 'etc', 'hosts'), '127.0.0.1 own\n');
+      } finally {
+        await store.unmount(c.id);
+      }
+      // The change lists come from the driver's own comparison of mounted trees, kept by the
+      // Store once the layers are past the cache's racy window; a report once they are kept
+      // must mount nothing and write no mount reference.
+      const refs = (): string[] => mountRefs(store.driver.home);
+      const gets: string[] = [];
+      const listed: string[] = [];
+      const get = store.driver.get.bind(store.driver);
+      store.driver.get = (id) => {
+        gets.push(id);
+        return get(id);
+      };
+      const changes = store.driver.changes.bind(store.driver);
+      store.driver.changes = (id, parent) => {
+        listed.push(id);
+        return changes(id, parent);
+      };
+      const own = await store.copyUps('own');
+      let again: CopyUpReport | undefined;
+      let before: string[] = [];
+      for (let i = 0; i < 5 && (again === undefined || listed.length > 0); i++) {
+        await sleep(300);
+        [gets.length, listed.length, before] = [0, 0, refs()];
+        again = await store.copyUps('own');
+        if (listed.length === 0) t.diagnostic(`change lists kept from report ${i + 2}`);
+      }
+      assert.equal(listed.length, 0, 'the change lists are kept');
+      assert.equal(gets.length, 0, `a report from own directories takes no mount (took ${gets.join(', ')})`);
+      assert.deepEqual(refs(), before, 'and writes no mount reference');
+      assert.deepEqual(again, own);
+      // The same report through the mounted views.
+      Object.assign(store.driver, { ownDir: undefined });
+      const mounted = await store.copyUps('own');
+      assert.ok(gets.includes(c.layer), 'without own directories the layer is mounted');
+      assert.deepEqual(own, mounted);
+      assert.ok(own.files.some((f) => f.path === '/deep/er/new' && f.kind === 'A' && f.bytes === FRESH));
+      assert.ok(own.files.some((f) => f.path === '/link' && f.type === 'symlink'));
+      assert.ok(own.files.some((f) => f.path === '/etc/hosts' && f.from?.init === true));
+    } finally {
+      await store.driver.cleanup();
+      await store.close();
+    }
+  });
+}
+
+/** The mount reference files in a driver's home, with their size and mtime (what a reference written changes). */
+function mountRefs(home: string): string[] {
+  return readdirSync(home)
+    .filter((n) => n.includes('mountrefs'))
+    .map((n) => {
+      const st = statSync(join(home, n), { throwIfNoEntry: false });
+      return `${n} ${st?.size} ${st?.mtimeMs}`;
+    })
+    .sort();
 }

@@ -5,7 +5,7 @@
 // process appears within 2 s, and nothing answers without the token.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { appendFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, lstatSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { shortId } from '../../src/reference/digest.js';
@@ -121,6 +121,12 @@ test('strata ui: the page shows the store, a layer lists its files, a create els
     // a file written into the container and one appended to show in its diff (as `strata diff`
     // has it), the appended one as a copy-up of the whole file from the busybox layer
     const mnt = cli.ok(['mount', 'first']).trim();
+    // the init layer's files (Docker's /etc/hosts, …) with the sizes the container sees
+    const first = (await ui.api<UiState>('/api/state')).containers.find((c) => c.name === 'first')!;
+    const init = await ui.api<{ changes: { path: string; kind: string; size: number }[] }>(`/api/layers/${first.initLayer}`);
+    const files = init.changes.filter((c) => c.kind !== 'D' && lstatSync(join(mnt, c.path)).isFile());
+    assert.ok(files.some((c) => c.path === '/etc/hosts'), init.changes.map((c) => c.path).join(' '));
+    for (const c of files) assert.equal(c.size, lstatSync(join(mnt, c.path)).size, c.path);
     writeFileSync(join(mnt, 'written-by-test'), 'x'.repeat(1234));
     appendFileSync(join(mnt, 'bin', 'busybox'), 'appended');
     cli.ok(['umount', 'first']);

@@ -301,6 +301,11 @@ export class AufsDriver implements Driver {
     ];
   }
 
+  async ownDir(id: string): Promise<string> {
+    await this.require(id);
+    return this.diffDir(id);
+  }
+
   async metadata(id: string): Promise<Record<string, string>> {
     await this.require(id);
     const out: Record<string, string> = { DiffDir: this.diffDir(id), LayersFile: this.layersFile(id) };

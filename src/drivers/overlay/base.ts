@@ -205,6 +205,17 @@ export abstract class OverlayBase implements Driver {
     return this.layout.exists(id);
   }
 
+  /** Checked with a synchronous call: `strata ui` asks for it in every container answer. */
+  ownDir(id: string): Promise<string | null> {
+    if (!this.layout.existsNow(id)) return Promise.reject(new DriverError(`layer ${id} does not exist`));
+    return Promise.resolve(this.upperHoldsEntries() ? this.layout.diffDir(id) : null);
+  }
+
+  /** Whether an upper dir holds each of its entries as itself (see Driver.ownDir). */
+  protected upperHoldsEntries(): boolean {
+    return true;
+  }
+
   async metadata(id: string): Promise<Record<string, string>> {
     await this.layout.require(id);
     const lowers = await this.layout.lowerDirs(id);

@@ -9,7 +9,7 @@
 // Short links keep mount data small; the lower file lets a layer be mounted without walking
 // its ancestors one by one.
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, lstatSync, openSync, readSync } from 'node:fs';
 import { lstat, mkdir, readFile, readdir, readlink, rename, rm, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fsyncDirAsync, writeFileAtomicAsync } from '../../sys/fileio.js';
@@ -76,6 +76,16 @@ export class OverlayLayout {
       return (await lstat(this.diffDir(id))).isDirectory();
     } catch (err) {
       if (isENOENT(err) || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return false;
+      throw err;
+    }
+  }
+
+  /** exists, without a round trip through the thread pool. */
+  existsNow(id: string): boolean {
+    try {
+      return lstatSync(this.diffDir(id), { throwIfNoEntry: false })?.isDirectory() ?? false;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOTDIR') return false;
       throw err;
     }
   }

@@ -58,6 +58,7 @@ export class Overlay2Driver extends OverlayBase {
   private readonly mountApi: MountApi;
   private readonly userxattr = inUserNamespace();
   private readonly indexOff = overlayParam('index') !== null;
+  private upperExact: boolean | undefined;
   private native: Promise<boolean> | null = null;
   /** The native diff check could not run (no space for its probe dirs). */
   private nativeUnknown = false;
@@ -161,6 +162,15 @@ export class Overlay2Driver extends OverlayBase {
       if (!isCode(err, 'EINVAL') && !isCode(err, 'ENOENT')) throw err;
     }
     return Promise.resolve();
+  }
+
+  /**
+   * With metacopy a copied-up file's upper holds no data (its blocks are the lower's); with
+   * redirect_dir a renamed directory's children stay in the lower dirs.
+   */
+  protected override upperHoldsEntries(): boolean {
+    this.upperExact ??= overlayParam('metacopy') !== 'Y' && overlayParam('redirect_dir') !== 'Y';
+    return this.upperExact;
   }
 
   protected nativeDiff(): Promise<boolean> {

@@ -6,20 +6,23 @@
 //   are dropped whenever a new one is made, and the oldest go past a bound.
 // - a container layer's change list (the driver compares two mounted trees: it reads the whole
 //   image twice), keyed by a fingerprint of the layer's own directory and of its parent's when
-//   that is the container's init layer: every entry's inode, mode, size, mtime and ctime. A write
-//   anywhere in the layer changes the ctime of what it wrote or of the directory it changed, and
-//   the image below never changes, so the same fingerprint means the same changes. A layer
-//   with an entry touched in the last 100 ms is not kept (a write in the same coarse clock
-//   tick could leave the same times, as git's "racy" index entries). Drivers
-//   whose layers have no directory of their own (vfs, btrfs, zfs, devicemapper hold full copies)
-//   are not fingerprinted: their changes are read afresh every time.
+//   that is the container's init layer: every entry's inode, mode, size, mtime and ctime (the
+//   directory's own ctime aside, see fingerprintOf). A write anywhere in the layer changes the
+//   ctime of what it wrote or of the directory it changed, and the image below never changes,
+//   so the same fingerprint means the same changes. A layer with an entry touched in the last
+//   100 ms is not kept (a write in the same coarse clock tick could leave the same times, as
+//   git's "racy" index entries). Drivers whose layers have no directory of their own
+//   (Driver.ownDir: vfs, btrfs, zfs, devicemapper hold full copies) are not fingerprinted:
+//   their changes are read afresh every time.
 import { createHash } from 'node:crypto';
-import { lstat, readdir } from 'node:fs/promises';
+import { lstatSync, readdirSync, type BigIntStats } from 'node:fs';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { Change } from '../../archive/changes.js';
 import type { Driver } from '../../drivers/driver.js';
 import type { ImageRecord } from '../images.js';
 import type { LayerRecord } from '../layers.js';
 import { analyzeChain, type ChainAnalyzer, type ImageAnalysis } from './analyze.js';
+import { READS_PER_TURN } from './copyups.js';
 
 /** Chains kept at most (one image's chain holds a node per path of the image). */
 const MAX_CHAINS = 128;
@@ -118,15 +121,10 @@ export class AnalysisCache {
   }
 }
 
-/** The directory that holds exactly what a layered driver's layer adds (its upper or branch dir), or null. */
+/** The directory that holds exactly what a layered driver's layer adds (Driver.ownDir), or null. */
 async function ownDir(driver: Driver, id: string): Promise<string | null> {
-  if (!LAYERED.has(driver.name)) return null;
-  const meta = await driver.metadata(id);
-  return meta.UpperDir ?? meta.DiffDir ?? null;
+  return (await driver.ownDir?.(id)) ?? null;
 }
-
-/** Drivers whose layer directory holds only the layer's own entries (the others hold full copies). */
-const LAYERED = new Set(['overlay2', 'fuse-overlayfs', 'aufs']);
 
 /**
  * Timestamps nearer than this to now may still be shared by a write to come: the kernel stamps
@@ -135,20 +133,37 @@ const LAYERED = new Set(['overlay2', 'fuse-overlayfs', 'aufs']);
 const RACY_NS = 100_000_000n;
 
 /**
- * A hash of every entry under dir: path, inode, mode, size, mtime and ctime (ns); null when an
- * entry vanished while it was read or was touched so recently that a write in the same clock
- * tick would leave it the same timestamps (git's "racy" entries): such a layer is not kept.
+ * A hash of every entry under dir: path, inode, mode, size, mtime and ctime (ns; dir's own
+ * ctime aside); null when an entry vanished while it was read or was touched so recently that
+ * a write in the same clock tick would leave it the same timestamps (git's "racy" entries):
+ * such a layer is not kept. Read with the synchronous calls (see READS_PER_TURN).
  */
 async function fingerprintOf(dir: string): Promise<string | null> {
   const hash = createHash('sha256');
   const recent = BigInt(Date.now()) * 1_000_000n - RACY_NS;
+  let read = 0;
   const walk = async (path: Buffer): Promise<boolean> => {
-    const st = await lstat(path, { bigint: true }).catch(() => null);
-    if (st === null || st.mtimeNs >= recent || st.ctimeNs >= recent) return false;
-    hash.update(path).update(`\0${st.ino}\0${st.mode}\0${st.size}\0${st.mtimeNs}\0${st.ctimeNs}\n`);
+    if (++read % READS_PER_TURN === 0) await yieldToLoop();
+    let st: BigIntStats | undefined;
+    try {
+      st = lstatSync(path, { bigint: true, throwIfNoEntry: false });
+    } catch {
+      return false;
+    }
+    // The top's own metadata is never a change (changes list paths under it); only what it
+    // holds is, which its mtime follows. Its ctime also moves when kernel overlay marks a
+    // fresh upper dir on its first mount (the trusted.overlay.uuid xattr), as the change list's
+    // own mount of an init layer does: counting it made the next answer read the list again.
+    const ctime = read === 1 ? 0n : st?.ctimeNs ?? 0n;
+    if (st === undefined || st.mtimeNs >= recent || ctime >= recent) return false;
+    hash.update(path).update(`\0${st.ino}\0${st.mode}\0${st.size}\0${st.mtimeNs}\0${ctime}\n`);
     if (!st.isDirectory()) return true;
-    const names = await readdir(path, { encoding: 'buffer' }).catch(() => null);
-    if (names === null) return false;
+    let names: Buffer[];
+    try {
+      names = readdirSync(path, { encoding: 'buffer' });
+    } catch {
+      return false;
+    }
     for (const name of names.sort(Buffer.compare)) {
       if (!(await walk(Buffer.concat([path, SLASH, name])))) return false;
     }

@@ -11,9 +11,10 @@
 //   them per file: the lower version's bytes stand as an upper bound, and the layer's own
 //   allocation is given where the tool reports it (zfs `used` of the container's clone).
 // The lower version is found in the image's layers through their tar-split records, and in
-// the container's init layer through the driver's change list.
-import type { BigIntStats } from 'node:fs';
-import { lstat } from 'node:fs/promises';
+// the container's init layer through the driver's change list. Files are sized in the layers'
+// own directories where the driver has them (Driver.ownDir), so a report mounts nothing there.
+import { lstatSync, type BigIntStats } from 'node:fs';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { Change, ChangeKind } from '../../archive/changes.js';
 import { fsPath } from '../../archive/tar/header.js';
 import type { Driver } from '../../drivers/driver.js';
@@ -98,11 +99,60 @@ function typeOf(st: BigIntStats | null): CopyUp['type'] {
   return st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'other';
 }
 
-async function lstatOrNull(path: string): Promise<BigIntStats | null> {
+function lstatOrNull(path: string): BigIntStats | null {
   try {
-    return await lstat(fsPath(path), { bigint: true });
+    return lstatSync(fsPath(path), { bigint: true, throwIfNoEntry: false }) ?? null;
   } catch {
     return null;
+  }
+}
+
+/**
+ * Entries read with the synchronous calls between two turns of the event loop. A report or a
+ * fingerprint reads mostly a handful of entries, and each asynchronous call is a round trip
+ * through libuv's thread pool that, on a busy machine, cost the ui's answers more than the
+ * call; a long walk still lets a server's other answers through every so many.
+ */
+export const READS_PER_TURN = 256;
+
+/**
+ * A layer's own files, read for their type, size and blocks: in the driver's own directory of
+ * the layer when it has one (nothing mounted, nothing written to the store: a read-only caller
+ * such as `strata ui` answers from it), else through the layer's mounted view, taken on the
+ * first read and dropped by close.
+ */
+export class LayerFiles {
+  private reads = 0;
+
+  private constructor(
+    private readonly driver: Driver,
+    private readonly id: string,
+    private readonly own: string | null,
+    private mounted: string | null,
+  ) {}
+
+  /** `mounted`: the caller needs the layer held mounted and paths in that view (Driver.blockUsage). */
+  static async open(driver: Driver, id: string, opts: { mounted?: boolean } = {}): Promise<LayerFiles> {
+    if (opts.mounted) return new LayerFiles(driver, id, null, await driver.get(id));
+    return new LayerFiles(driver, id, (await driver.ownDir?.(id)) ?? null, null);
+  }
+
+  /** The host path of path (absolute in the layer's view). */
+  async host(path: string): Promise<string> {
+    if (this.own !== null) return `${this.own}${path}`;
+    this.mounted ??= await this.driver.get(this.id);
+    return `${this.mounted}${path}`;
+  }
+
+  async lstat(path: string): Promise<BigIntStats | null> {
+    if (++this.reads % READS_PER_TURN === 0) await yieldToLoop();
+    return lstatOrNull(await this.host(path));
+  }
+
+  async close(): Promise<void> {
+    if (this.mounted === null) return;
+    this.mounted = null;
+    await this.driver.put(this.id);
   }
 }
 
@@ -111,20 +161,18 @@ export async function copyUps(input: CopyUpInput): Promise<CopyUpReport> {
   let method = METHODS[driver.name] ?? 'file-bytes';
   const changes = await input.changes(c.layer, c.initLayer);
   const initChanged = new Set((await input.changes(c.initLayer, input.imageTop)).filter((x) => x.kind !== 'D').map((x) => x.path));
-  const root = await driver.get(c.layer);
-  let initRoot: string | null = null;
+  const layer = await LayerFiles.open(driver, c.layer, { mounted: driver.blockUsage !== undefined });
+  const init = await LayerFiles.open(driver, c.initLayer);
   try {
     const files: CopyUp[] = [];
     for (const ch of changes) {
-      const host = `${root}${ch.path}`;
-      const st = ch.kind === 'D' ? null : await lstatOrNull(host);
+      const st = ch.kind === 'D' ? null : await layer.lstat(ch.path);
       let from: CopyUpSource | null = null;
       let lowerBytes = 0;
       let lowerType: CopyUp['type'] = 'other';
       if (ch.kind !== 'A') {
         if (initChanged.has(ch.path)) {
-          initRoot ??= await driver.get(c.initLayer);
-          const lst = await lstatOrNull(`${initRoot}${ch.path}`);
+          const lst = await init.lstat(ch.path);
           from = { layer: c.initLayer, chainId: null, init: true };
           lowerBytes = lst?.isFile() ? Number(lst.size) : 0;
           lowerType = typeOf(lst);
@@ -153,12 +201,14 @@ export async function copyUps(input: CopyUpInput): Promise<CopyUpReport> {
     let layerAllocated: CopyUpReport['layerAllocated'] = null;
     if (driver.blockUsage) {
       const measured = files.filter((f) => f.kind !== 'D' && f.type === 'file');
-      const usage = await driver.blockUsage(c.layer, measured.map((f) => `${root}${f.path}`));
+      const hosts = new Map<CopyUp, string>();
+      for (const f of measured) hosts.set(f, await layer.host(f.path));
+      const usage = await driver.blockUsage(c.layer, [...hosts.values()]);
       if (usage) layerAllocated = { bytes: usage.layer, source: usage.source };
-      const told = measured.filter((f) => usage?.files.has(`${root}${f.path}`));
+      const told = measured.filter((f) => usage?.files.has(hosts.get(f)!));
       if (!usage || (measured.length > 0 && told.length === 0)) method = 'file-bytes';
       for (const f of told) {
-        const own = usage!.files.get(`${root}${f.path}`)!;
+        const own = usage!.files.get(hosts.get(f)!)!;
         f.allocatedBytes = own;
         if (f.copiedBytes > 0) f.copiedBytes = own;
       }
@@ -174,7 +224,7 @@ export async function copyUps(input: CopyUpInput): Promise<CopyUpReport> {
       layerAllocated,
     };
   } finally {
-    if (initRoot !== null) await driver.put(c.initLayer);
-    await driver.put(c.layer);
+    await init.close();
+    await layer.close();
   }
 }
