@@ -15,6 +15,7 @@ import { LINK_DIR, OverlayLayout } from './layout.js';
 import { isLayerId } from '../common/layer-id.js';
 import { processIdentity } from '../../sys/process.js';
 import { contentSize } from '../common/content-size.js';
+import { UnreadableUpper, upperChanges } from './upper-changes.js';
 
 const PROBE = 'native-diff-check-';
 const PROBE_OWNER = /^native-diff-check-(\d+)-(\d+)-/;
@@ -39,6 +40,8 @@ export abstract class OverlayBase implements Driver {
   protected readonly layout: OverlayLayout;
   protected readonly refs: MountRefs;
   protected abstract readonly naive: DiffFallback;
+  /** Whether changes() may walk the upper dir: its whiteouts and opaque marks are the kernel's. */
+  protected readonly readsUpperForChanges: boolean = false;
   private ready: Promise<void> | null = null;
   /** References this process took with get() and has not put() (cleanup() drops them). */
   private readonly own = new Map<string, number>();
@@ -163,11 +166,20 @@ export abstract class OverlayBase implements Driver {
   }
 
   /**
-   * Always the naive comparison of the two mounted trees: Docker 20.10's `docker diff` on overlay2
-   * prints exactly that (measured: parents of every change as C, a recreated directory as C with
-   * D/A of its children, a copied-up file with the same metadata not at all), not its upper-dir walk.
+   * What the naive comparison of the two mounted trees gives: Docker 20.10's `docker diff` on
+   * overlay2 prints exactly that (measured: parents of every change as C, a recreated directory
+   * as C with D/A of its children, a copied-up file with the same metadata not at all), not its
+   * upper-dir walk. Where the upper dir can be read as the layer's changeset, the same list
+   * comes from it without a mount (upper-changes.ts).
    */
   async changes(id: string, parent: string | null): Promise<Change[]> {
+    if (this.readsUpperForChanges && (await this.useNative(id, parent))) {
+      try {
+        return await upperChanges(this.layout.diffDir(id), await this.layout.lowerDirs(id));
+      } catch (err) {
+        if (!(err instanceof UnreadableUpper)) throw err;
+      }
+    }
     await this.layout.require(id);
     return this.naive.changes(id, parent);
   }
