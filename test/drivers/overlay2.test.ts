@@ -259,8 +259,8 @@ describe('overlay2 changes without mounting', () => {
     const [base, mid, init, rw] = [newId(), newId(), `${newId()}-init`, newId()];
     await d.create(base, null);
     const b = await d.get(base);
-    for (const dir of ['etc/deep/er', 'gone', 'opq/sub', 'todir', 'keep', 'usr/bin']) mkdirSync(join(b, dir), { recursive: true });
-    for (const f of ['etc/passwd', 'etc/deep/er/f', 'gone/x', 'opq/a', 'opq/sub/b', 'keep/k', 'usr/bin/sh', 'tofile']) writeFileSync(join(b, f), f);
+    for (const dir of ['etc/deep/er', 'nest/in', 'gone', 'opq/sub', 'todir', 'keep', 'usr/bin']) mkdirSync(join(b, dir), { recursive: true });
+    for (const f of ['etc/passwd', 'etc/deep/er/f', 'gone/x', 'opq/a', 'opq/sub/b', 'keep/k', 'usr/bin/sh', 'nest/in/f', 'tofile']) writeFileSync(join(b, f), f);
     symlinkSync('passwd', join(b, 'etc/link'));
     await d.put(base);
     await d.createReadWrite(mid, base);
@@ -294,6 +294,9 @@ describe('overlay2 changes without mounting', () => {
       mkdirSync(join(r, 'fresh/a/b'), { recursive: true });
       writeFileSync(join(r, 'fresh/a/b/c'), 'c');
       mkdirSync(join(r, 'gone'));
+      // Below an opaque dir, a dir the upper dir has shows nothing of the lower one.
+      rmSync(join(r, 'nest'), { recursive: true });
+      mkdirSync(join(r, 'nest/in'), { recursive: true });
       lsetxattr(join(r, 'keep'), 'user.note', Buffer.from('x'));
       rmSync(join(r, 'usr'), { recursive: true });
     } finally {
@@ -321,6 +324,9 @@ describe('overlay2 changes without mounting', () => {
       'A /fresh/a/b/c',
       'A /gone',
       'C /keep',
+      'C /nest',
+      'C /nest/in',
+      'D /nest/in/f',
       'C /opq',
       'A /opq/a',
       'D /opq/new',

@@ -71,7 +71,9 @@ export async function upperChanges(upper: string, lowers: string[]): Promise<Cha
   // Whether the kernel honours an opaque mark on a layer's root is not something to guess.
   for (const dir of lowers) if (isOpaque(dir)) throw new UnreadableUpper(`${dir}: opaque layer root`);
   const kinds = new Map<string, ChangeKind>();
-  const visit = async (rel: string, oldStack: string[] | null, opaque: boolean): Promise<void> => {
+  // cut: the new view of this dir has no lower dirs (it, or a dir above it, is opaque), so what
+  // the old view has there and the upper dir lacks is gone.
+  const visit = async (rel: string, oldStack: string[] | null, cut: boolean): Promise<void> => {
     const dir = hostPath(upper, rel);
     const present = new Set<string>();
     for (const name of names(dir)) {
@@ -86,10 +88,9 @@ export async function upperChanges(upper: string, lowers: string[]): Promise<Cha
       present.add(name);
       if (old === undefined) kinds.set(child, 'A');
       else if (await differs(old.st, st, old.path, newPath, isOverlayXattr)) kinds.set(child, 'C');
-      if (st.isDirectory()) await visit(child, old?.st.isDirectory() ? old.stack : null, isOpaque(newPath));
+      if (st.isDirectory()) await visit(child, old?.st.isDirectory() ? old.stack : null, cut || isOpaque(newPath));
     }
-    // An opaque dir hides every entry the lower view had there but the upper dir lacks.
-    if (!opaque || oldStack === null) return;
+    if (!cut || oldStack === null) return;
     const below = new Set(oldStack.flatMap(names));
     for (const name of below) {
       if (present.has(name) || lookup(oldStack, name) === undefined) continue;
