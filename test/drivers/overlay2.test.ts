@@ -7,6 +7,9 @@ import { Overlay2Driver } from '../../src/drivers/overlay2/overlay2.js';
 import { lsetxattr, makedev, mknod, mount, umount2 } from '../../src/sys/linux.js';
 import { NaiveDiff } from '../../src/drivers/common/naivediff.js';
 import { upperChanges } from '../../src/drivers/overlay/upper-changes.js';
+import { filesAt, setupInitLayer } from '../../src/store/initlayer.js';
+import { isOverlayXattr } from '../../src/sys/rootless.js';
+import { diffTrees, snapshotTree } from '../helpers/tree.js';
 import { isMountPoint, readMounts } from '../../src/sys/mountinfo.js';
 import { conformance } from './conformance.js';
 import { chain, driverRoot, hashTree, stackCorpusLayers, runChild } from './overlay-fixtures.js';
@@ -338,5 +341,57 @@ describe('overlay2 changes without mounting', () => {
     // The same-metadata copy-up is in the upper dir, and listed by neither.
     assert.equal(existsSync(join(root, 'overlay2', rw, 'diff/etc/deep/er/f')), true);
     assert.equal(isMountPoint(join(root, 'overlay2', rw, 'merged')), false);
+  });
+});
+
+describe('overlay2 -init layer without mounting', () => {
+  it('writes the same view and upper dir as writing through the mounted layer', async (t) => {
+    const root = driverRoot(t);
+    const d = await open(root);
+    const [base, mid, viaMount, direct] = [newId(), newId(), `${newId()}-init`, `${newId()}-init`];
+    await d.create(base, null);
+    const b = await d.get(base);
+    mkdirSync(join(b, 'etc'), { mode: 0o750 });
+    chownSync(join(b, 'etc'), 1, 2);
+    lsetxattr(join(b, 'etc'), 'user.k', Buffer.from('v'));
+    mkdirSync(join(b, 'proc'));
+    writeFileSync(join(b, 'etc/hosts'), 'image hosts');
+    symlinkSync('/elsewhere', join(b, 'sys'));
+    await d.put(base);
+    await d.createReadWrite(mid, base);
+    const m = await d.get(mid);
+    try {
+      rmSync(join(m, 'proc'), { recursive: true }); // a whiteout the init layer must see through
+    } finally {
+      await d.put(mid);
+    }
+    for (const id of [viaMount, direct]) await d.createReadWrite(id, mid);
+    const mounted = await d.get(viaMount);
+    try {
+      await setupInitLayer(filesAt(mounted));
+    } finally {
+      await d.put(viaMount);
+    }
+    const files = await d.unmountedFiles(direct);
+    assert.ok(files);
+    await setupInitLayer(files);
+    assert.equal(isMountPoint(join(root, 'overlay2', direct, 'merged')), false);
+
+    const upper = async (id: string) => snapshotTree((await d.metadata(id)).UpperDir!, { times: 'none', ignoreXattr: isOverlayXattr });
+    assert.deepEqual(diffTrees(await upper(viaMount), await upper(direct)), []);
+    const view = async (id: string) => {
+      try {
+        return await snapshotTree(await d.get(id), { times: 'none' });
+      } finally {
+        await d.put(id);
+      }
+    };
+    const [a, c] = [await view(viaMount), await view(direct)];
+    assert.deepEqual(diffTrees(a, c), []);
+    assert.equal(c.get('etc')?.mode, 0o750);
+    assert.equal(c.get('etc')?.xattrs['user.k'], Buffer.from('v').toString('hex'));
+    assert.equal(c.get('proc')?.type, 'dir');
+    assert.equal(c.get('etc/hosts')?.size, 'image hosts'.length);
+    assert.equal(c.get('sys')?.type, 'symlink');
   });
 });

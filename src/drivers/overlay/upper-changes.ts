@@ -13,17 +13,17 @@ import { lgetxattr } from '../../sys/linux.js';
 import { isOverlayXattr, overlayXattr } from '../../sys/rootless.js';
 
 /** A path as the lower stack shows it: its topmost entry and, for a directory, every dir merged into it (top first). */
-interface Found {
+export interface Found {
   path: string;
   st: BigIntStats;
   stack: string[];
 }
 
-function lstatIfAny(path: string): BigIntStats | undefined {
+export function lstatIfAny(path: string): BigIntStats | undefined {
   return lstatSync(fsPath(path), { bigint: true, throwIfNoEntry: false });
 }
 
-function isWhiteout(st: BigIntStats): boolean {
+export function isWhiteout(st: BigIntStats): boolean {
   return st.isCharacterDevice() && st.rdev === 0n;
 }
 
@@ -31,7 +31,7 @@ function isWhiteout(st: BigIntStats): boolean {
  * The opaque mark of a directory. Any value but "y" (newer kernels' "x", for whiteouts kept as
  * xattrs) is a layout this walk does not read: the caller falls back to mounting.
  */
-function isOpaque(dir: string): boolean {
+export function isOpaque(dir: string): boolean {
   const v = lgetxattr(cPath(dir), overlayXattr('opaque'));
   if (v === null) return false;
   if (v.toString() === 'y') return true;
@@ -42,7 +42,7 @@ function isOpaque(dir: string): boolean {
 export class UnreadableUpper extends Error {}
 
 /** name in the directory merged from stack, as overlay resolves it; undefined when the view has no such entry. */
-function lookup(stack: string[], name: string): Found | undefined {
+export function lookup(stack: string[], name: string): Found | undefined {
   let found: Found | undefined;
   for (const dir of stack) {
     const path = hostPath(dir, name);
