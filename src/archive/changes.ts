@@ -19,16 +19,25 @@ function sortChanges(changes: Change[]): Change[] {
   return changes.sort((a, b) => byPathBytes(a.path, b.path));
 }
 
-async function sameXattrs(a: string, b: string): Promise<boolean> {
-  const x = readXattrs(cPath(a));
-  const y = readXattrs(cPath(b));
+/** An xattr the compared trees do not show (overlay's own, when a layer's dirs are read unmounted). */
+export type HiddenXattr = (name: string) => boolean;
+
+function visibleXattrs(path: string, hidden?: HiddenXattr): Map<string, Buffer> {
+  const all = readXattrs(cPath(path));
+  if (hidden) for (const k of all.keys()) if (hidden(k)) all.delete(k);
+  return all;
+}
+
+async function sameXattrs(a: string, b: string, hidden?: HiddenXattr): Promise<boolean> {
+  const x = visibleXattrs(a, hidden);
+  const y = visibleXattrs(b, hidden);
   if (x.size !== y.size) return false;
   for (const [k, v] of x) if (!y.get(k)?.equals(v)) return false;
   return true;
 }
 
 /** Whether one path differs between two trees (Docker's ChangesDirs rules plus link targets and xattrs). */
-async function differs(oldSt: BigIntStats, newSt: BigIntStats, oldPath: string, newPath: string): Promise<boolean> {
+export async function differs(oldSt: BigIntStats, newSt: BigIntStats, oldPath: string, newPath: string, hidden?: HiddenXattr): Promise<boolean> {
   if ((oldSt.mode & S_IFMT) !== (newSt.mode & S_IFMT)) return true;
   if (oldSt.mode !== newSt.mode || oldSt.uid !== newSt.uid || oldSt.gid !== newSt.gid || oldSt.rdev !== newSt.rdev) return true;
   if (!newSt.isDirectory()) {
@@ -39,7 +48,7 @@ async function differs(oldSt: BigIntStats, newSt: BigIntStats, oldPath: string, 
     const [a, b] = await Promise.all([readlink(fsPath(oldPath), { encoding: 'buffer' }), readlink(fsPath(newPath), { encoding: 'buffer' })]);
     if (!a.equals(b)) return true;
   }
-  return !(await sameXattrs(oldPath, newPath));
+  return !(await sameXattrs(oldPath, newPath, hidden));
 }
 
 /**
@@ -63,7 +72,14 @@ export async function changesBetween(lower: string | null, upper: string): Promi
     // that as one C and does not look inside what is gone).
     if (newT.get(parentOf(rel))?.isDirectory()) kinds.set(rel, 'D');
   }
-  // Parents of every change are reported changed ("to save and restore permissions").
+  return withParents(kinds);
+}
+
+/**
+ * The change list from what changed at each path (relative, no leading slash): parents of every
+ * change are reported changed ("to save and restore permissions"), sorted by path bytes.
+ */
+export function withParents(kinds: Map<string, ChangeKind>): Change[] {
   for (const rel of [...kinds.keys()]) {
     for (let p = parentOf(rel); p !== ''; p = parentOf(p)) {
       if (kinds.has(p)) break;

@@ -109,6 +109,27 @@ export interface Driver {
    * devicemapper); null when this instance's storage cannot tell.
    */
   blockUsage?(id: string, files: string[]): Promise<BlockUsage | null>;
+  /**
+   * Layer id's files as its merged view shows them, read and written without mounting it (a
+   * container's -init layer is made this way); null when this layer's view needs a mount.
+   */
+  unmountedFiles?(id: string): Promise<LayerFiles | null>;
+}
+
+/** What the init layer asks of an entry of a view. */
+export interface ViewEntry {
+  isDirectory(): boolean;
+}
+
+/** A layer's view, paths relative to its root ("etc/hosts"). Modes are masked by the umask, as mkdir(2) masks them. */
+export interface LayerFiles {
+  lstat(rel: string): Promise<ViewEntry | undefined>;
+  /** rel's parent is a directory in the view. */
+  mkdir(rel: string, mode: number): Promise<void>;
+  /** An empty file that must not exist yet. */
+  createFile(rel: string, mode: number): Promise<void>;
+  chmod(rel: string, mode: number): Promise<void>;
+  symlink(target: string, rel: string): Promise<void>;
 }
 
 export class DriverError extends Error {

@@ -1,7 +1,10 @@
 // The files Docker puts in a container's `-init` layer (daemon/initlayer): mount points and
-// files that the runtime bind-mounts over, so they exist whatever the image holds.
+// files that the runtime bind-mounts over, so they exist whatever the image holds. They are
+// written through the layer's view: its mounted root, or, where the driver can write a layer
+// without mounting it (overlay2), its own directory.
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
+import type { LayerFiles } from '../drivers/driver.js';
 
 const INIT_ENTRIES: [path: string, kind: 'dir' | 'file' | { symlink: string }][] = [
   ['/dev/pts', 'dir'],
@@ -16,32 +19,31 @@ const INIT_ENTRIES: [path: string, kind: 'dir' | 'file' | { symlink: string }][]
   ['/etc/mtab', { symlink: '/proc/mounts' }],
 ];
 
-async function exists(p: string): Promise<boolean> {
-  try {
-    await fsp.lstat(p);
-    return true;
-  } catch {
-    return false;
-  }
+/** The view of a mounted layer rooted at `root`. */
+export function filesAt(root: string): LayerFiles {
+  return {
+    lstat: (rel) => fsp.lstat(join(root, rel)).catch(() => undefined),
+    mkdir: (rel, mode) => fsp.mkdir(join(root, rel), { mode }).then(() => undefined),
+    createFile: async (rel, mode) => (await fsp.open(join(root, rel), 'wx', mode)).close(),
+    chmod: (rel, mode) => fsp.chmod(join(root, rel), mode),
+    symlink: (target, rel) => fsp.symlink(target, join(root, rel)),
+  };
 }
 
 /**
- * Create the init entries under `root` (the mounted init layer) where the image lacks them,
- * as Docker does: parents 0755, files and dirs 0755, owned by root. A parent that exists as a
- * symlink in the image is left alone (the entry is skipped) so nothing is written through it.
+ * Create the init entries in the layer where the image lacks them, as Docker does: parents
+ * 0755, files and dirs 0755, owned by root. A parent that exists as a symlink in the image is
+ * left alone (the entry is skipped) so nothing is written through it.
  */
-export async function setupInitLayer(root: string): Promise<void> {
+export async function setupInitLayer(files: LayerFiles): Promise<void> {
   for (const [path, kind] of INIT_ENTRIES) {
     const parts = path.split('/').filter(Boolean);
-    let cur = root;
     let blocked = false;
-    for (const part of parts.slice(0, -1)) {
-      cur = join(cur, part);
-      let st;
-      try {
-        st = await fsp.lstat(cur);
-      } catch {
-        await fsp.mkdir(cur, { mode: 0o755 });
+    for (let i = 1; i < parts.length; i++) {
+      const rel = parts.slice(0, i).join('/');
+      const st = await files.lstat(rel);
+      if (st === undefined) {
+        await files.mkdir(rel, 0o755);
         continue;
       }
       if (!st.isDirectory()) {
@@ -50,17 +52,16 @@ export async function setupInitLayer(root: string): Promise<void> {
       }
     }
     if (blocked) continue;
-    const target = join(root, ...parts);
-    if (await exists(target)) continue;
+    const rel = parts.join('/');
+    if ((await files.lstat(rel)) !== undefined) continue;
     if (kind === 'dir') {
-      await fsp.mkdir(target, { mode: 0o755 });
-      await fsp.chmod(target, 0o755);
+      await files.mkdir(rel, 0o755);
+      await files.chmod(rel, 0o755);
     } else if (kind === 'file') {
-      const fh = await fsp.open(target, 'wx', 0o755);
-      await fh.close();
-      await fsp.chmod(target, 0o755);
+      await files.createFile(rel, 0o755);
+      await files.chmod(rel, 0o755);
     } else {
-      await fsp.symlink(kind.symlink, target);
+      await files.symlink(kind.symlink, rel);
     }
   }
 }

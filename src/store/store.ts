@@ -20,7 +20,7 @@ import { containerName, ContainerStore, randomName, type ContainerRecord } from 
 import { type DB, now, openDatabase, writeTx } from './db.js';
 import { ConflictError, InvalidInputError, NotFoundError, StrataError } from './errors.js';
 import { ImageStore, familiar, storedName, parseConfig, type ImageRecord } from './images.js';
-import { setupInitLayer } from './initlayer.js';
+import { filesAt, setupInitLayer } from './initlayer.js';
 import { LayerStore, newId, ParentGoneError, sha256, tarSplitPath, type LayerEvents, type LayerRecord } from './layers.js';
 import { ownerAlive, ownerId } from './owner.js';
 import { imageForRun, pull, push, type ImagePullOptions, type PullOptions, type PullResult, type PushOptions, type PushResult } from './transfer.js';
@@ -638,11 +638,16 @@ export class Store {
     }
     let rw: LayerRecord | null = null;
     try {
-      const initRoot = await this.driver.get(init.id);
-      try {
-        await setupInitLayer(initRoot);
-      } finally {
-        await this.driver.put(init.id);
+      const unmounted = await this.driver.unmountedFiles?.(init.id);
+      if (unmounted) {
+        await setupInitLayer(unmounted);
+      } else {
+        const initRoot = await this.driver.get(init.id);
+        try {
+          await setupInitLayer(filesAt(initRoot));
+        } finally {
+          await this.driver.put(init.id);
+        }
       }
       const rwLayer = await this.layers
         .createReadWrite(init.id, 'container', opts.storageOpt ? { storageOpt: opts.storageOpt } : undefined, rwId)

@@ -1,10 +1,15 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Overlay2Driver } from '../../src/drivers/overlay2/overlay2.js';
-import { makedev, mknod, mount, umount2 } from '../../src/sys/linux.js';
+import { lsetxattr, makedev, mknod, mount, umount2 } from '../../src/sys/linux.js';
+import { NaiveDiff } from '../../src/drivers/common/naivediff.js';
+import { upperChanges } from '../../src/drivers/overlay/upper-changes.js';
+import { filesAt, setupInitLayer } from '../../src/store/initlayer.js';
+import { isOverlayXattr } from '../../src/sys/rootless.js';
+import { diffTrees, snapshotTree } from '../helpers/tree.js';
 import { isMountPoint, readMounts } from '../../src/sys/mountinfo.js';
 import { conformance } from './conformance.js';
 import { chain, driverRoot, hashTree, stackCorpusLayers, runChild } from './overlay-fixtures.js';
@@ -252,5 +257,147 @@ describe('overlay2 copy-on-write', () => {
       ['C /etc', 'C /etc/nginx', 'C /etc/nginx/nginx.conf', 'A /new-file'],
     );
     assert.ok(conf.length > 0);
+  });
+});
+
+describe('overlay2 changes without mounting', () => {
+  it('the upper-dir walk lists exactly what comparing the mounted trees lists', async (t) => {
+    const root = driverRoot(t);
+    const d = await open(root);
+    const naive = new NaiveDiff(d);
+    const [base, mid, init, rw] = [newId(), newId(), `${newId()}-init`, newId()];
+    await d.create(base, null);
+    const b = await d.get(base);
+    for (const dir of ['etc/deep/er', 'nest/in', 'gone', 'opq/sub', 'todir', 'keep', 'usr/bin']) mkdirSync(join(b, dir), { recursive: true });
+    for (const f of ['etc/passwd', 'etc/deep/er/f', 'gone/x', 'opq/a', 'opq/sub/b', 'keep/k', 'usr/bin/sh', 'nest/in/f', 'tofile']) writeFileSync(join(b, f), f);
+    symlinkSync('passwd', join(b, 'etc/link'));
+    await d.put(base);
+    await d.createReadWrite(mid, base);
+    // The kernel writes mid's whiteouts and opaque dir.
+    const m = await d.get(mid);
+    try {
+      rmSync(join(m, 'gone'), { recursive: true });
+      rmSync(join(m, 'opq'), { recursive: true });
+      mkdirSync(join(m, 'opq'));
+      writeFileSync(join(m, 'opq/new'), 'n');
+      rmSync(join(m, 'keep/k'));
+    } finally {
+      await d.put(mid);
+    }
+    await d.createReadWrite(init, mid);
+    await d.createReadWrite(rw, init);
+    const r = await d.get(rw);
+    try {
+      writeFileSync(join(r, 'etc/passwd'), 'changed');
+      chmodSync(join(r, 'usr/bin/sh'), 0o755);
+      chownSync(join(r, 'etc/deep/er/f'), 0, 0); // a copy-up with the same metadata
+      rmSync(join(r, 'etc/link'));
+      symlinkSync('elsewhere', join(r, 'etc/link'));
+      rmSync(join(r, 'todir'), { recursive: true });
+      writeFileSync(join(r, 'todir'), 'now a file');
+      rmSync(join(r, 'tofile'));
+      mkdirSync(join(r, 'tofile/inside'), { recursive: true });
+      rmSync(join(r, 'opq'), { recursive: true });
+      mkdirSync(join(r, 'opq'));
+      writeFileSync(join(r, 'opq/a'), 'again');
+      mkdirSync(join(r, 'fresh/a/b'), { recursive: true });
+      writeFileSync(join(r, 'fresh/a/b/c'), 'c');
+      mkdirSync(join(r, 'gone'));
+      // Below an opaque dir, a dir the upper dir has shows nothing of the lower one.
+      rmSync(join(r, 'nest'), { recursive: true });
+      mkdirSync(join(r, 'nest/in'), { recursive: true });
+      lsetxattr(join(r, 'keep'), 'user.note', Buffer.from('x'));
+      rmSync(join(r, 'usr'), { recursive: true });
+    } finally {
+      await d.put(rw);
+    }
+    const text = (cs: { kind: string; path: string }[]) => cs.map((c) => `${c.kind} ${c.path}`);
+    for (const [id, parent] of [
+      [rw, init],
+      [mid, base],
+      [base, null],
+    ] as const) {
+      const meta = await d.metadata(id);
+      const walked = text(await upperChanges(meta.UpperDir!, meta.LowerDir?.split(':') ?? []));
+      assert.deepEqual(walked, text(await naive.changes(id, parent)));
+      assert.deepEqual(text(await d.changes(id, parent)), walked);
+      assert.ok(walked.length > 0);
+    }
+    assert.deepEqual(text(await d.changes(rw, init)), [
+      'C /etc',
+      'C /etc/link',
+      'C /etc/passwd',
+      'A /fresh',
+      'A /fresh/a',
+      'A /fresh/a/b',
+      'A /fresh/a/b/c',
+      'A /gone',
+      'C /keep',
+      'C /nest',
+      'C /nest/in',
+      'D /nest/in/f',
+      'C /opq',
+      'A /opq/a',
+      'D /opq/new',
+      'C /todir',
+      'C /tofile',
+      'A /tofile/inside',
+      'D /usr',
+    ]);
+    // The same-metadata copy-up is in the upper dir, and listed by neither.
+    assert.equal(existsSync(join(root, 'overlay2', rw, 'diff/etc/deep/er/f')), true);
+    assert.equal(isMountPoint(join(root, 'overlay2', rw, 'merged')), false);
+  });
+});
+
+describe('overlay2 -init layer without mounting', () => {
+  it('writes the same view and upper dir as writing through the mounted layer', async (t) => {
+    const root = driverRoot(t);
+    const d = await open(root);
+    const [base, mid, viaMount, direct] = [newId(), newId(), `${newId()}-init`, `${newId()}-init`];
+    await d.create(base, null);
+    const b = await d.get(base);
+    mkdirSync(join(b, 'etc'), { mode: 0o750 });
+    chownSync(join(b, 'etc'), 1, 2);
+    lsetxattr(join(b, 'etc'), 'user.k', Buffer.from('v'));
+    mkdirSync(join(b, 'proc'));
+    writeFileSync(join(b, 'etc/hosts'), 'image hosts');
+    symlinkSync('/elsewhere', join(b, 'sys'));
+    await d.put(base);
+    await d.createReadWrite(mid, base);
+    const m = await d.get(mid);
+    try {
+      rmSync(join(m, 'proc'), { recursive: true }); // a whiteout the init layer must see through
+    } finally {
+      await d.put(mid);
+    }
+    for (const id of [viaMount, direct]) await d.createReadWrite(id, mid);
+    const mounted = await d.get(viaMount);
+    try {
+      await setupInitLayer(filesAt(mounted));
+    } finally {
+      await d.put(viaMount);
+    }
+    const files = await d.unmountedFiles(direct);
+    assert.ok(files);
+    await setupInitLayer(files);
+    assert.equal(isMountPoint(join(root, 'overlay2', direct, 'merged')), false);
+
+    const upper = async (id: string) => snapshotTree((await d.metadata(id)).UpperDir!, { times: 'none', ignoreXattr: isOverlayXattr });
+    assert.deepEqual(diffTrees(await upper(viaMount), await upper(direct)), []);
+    const view = async (id: string) => {
+      try {
+        return await snapshotTree(await d.get(id), { times: 'none' });
+      } finally {
+        await d.put(id);
+      }
+    };
+    const [a, c] = [await view(viaMount), await view(direct)];
+    assert.deepEqual(diffTrees(a, c), []);
+    assert.equal(c.get('etc')?.mode, 0o750);
+    assert.equal(c.get('etc')?.xattrs['user.k'], Buffer.from('v').toString('hex'));
+    assert.equal(c.get('proc')?.type, 'dir');
+    assert.equal(c.get('etc/hosts')?.size, 'image hosts'.length);
+    assert.equal(c.get('sys')?.type, 'symlink');
   });
 });

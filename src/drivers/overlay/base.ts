@@ -11,12 +11,14 @@ import { applyLayer } from '../../archive/apply.js';
 import type { Change } from '../../archive/changes.js';
 import { packDirectory } from '../../archive/pack.js';
 import { mountsUnder } from '../../sys/mountinfo.js';
-import { DriverError, type CreateOpts, type Driver, type DriverOptions, type Inventory } from '../driver.js';
+import { DriverError, type CreateOpts, type Driver, type DriverOptions, type Inventory, type LayerFiles } from '../driver.js';
 import { MountRefs } from '../common/mountref.js';
 import { LINK_DIR, MAX_LOWERS, OverlayLayout } from './layout.js';
 import { isLayerId } from '../common/layer-id.js';
 import { processIdentity } from '../../sys/process.js';
 import { contentSize } from '../common/content-size.js';
+import { UnreadableUpper, upperChanges } from './upper-changes.js';
+import { UpperFiles } from './upper-files.js';
 
 const PROBE = 'native-diff-check-';
 const PROBE_OWNER = /^native-diff-check-(\d+)-(\d+)-/;
@@ -47,6 +49,11 @@ export abstract class OverlayBase implements Driver {
    */
   private readonly stacks: MountRefs;
   protected abstract readonly naive: DiffFallback;
+  /**
+   * Whether changes() and unmountedFiles() may read the layer dirs as the kernel's overlay does
+   * (its whiteouts and opaque marks are those the dirs hold).
+   */
+  protected readonly readsLayerDirs: boolean = false;
   private ready: Promise<void> | null = null;
   /** References this process took with get() and has not put() (cleanup() drops them). */
   private readonly own = new Map<string, number>();
@@ -241,13 +248,28 @@ export abstract class OverlayBase implements Driver {
   }
 
   /**
-   * Always the naive comparison of the two mounted trees: Docker 20.10's `docker diff` on overlay2
-   * prints exactly that (measured: parents of every change as C, a recreated directory as C with
-   * D/A of its children, a copied-up file with the same metadata not at all), not its upper-dir walk.
+   * What the naive comparison of the two mounted trees gives: Docker 20.10's `docker diff` on
+   * overlay2 prints exactly that (measured: parents of every change as C, a recreated directory
+   * as C with D/A of its children, a copied-up file with the same metadata not at all), not its
+   * upper-dir walk. Where the upper dir can be read as the layer's changeset, the same list
+   * comes from it without a mount (upper-changes.ts).
    */
   async changes(id: string, parent: string | null): Promise<Change[]> {
+    if (this.readsLayerDirs && (await this.useNative(id, parent))) {
+      try {
+        return await upperChanges(this.layout.diffDir(id), await this.layout.lowerDirs(id));
+      } catch (err) {
+        if (!(err instanceof UnreadableUpper)) throw err;
+      }
+    }
     await this.layout.require(id);
     return this.naive.changes(id, parent);
+  }
+
+  async unmountedFiles(id: string): Promise<LayerFiles | null> {
+    if (!this.readsLayerDirs) return null;
+    await this.layout.require(id);
+    return new UpperFiles(this.layout.diffDir(id), await this.layout.lowerDirs(id));
   }
 
   async applyDiff(id: string, parent: string | null, tar: Readable): Promise<number> {

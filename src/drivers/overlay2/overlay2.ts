@@ -55,6 +55,7 @@ export function overlay2Usable(root: string): Promise<true | string> {
 export class Overlay2Driver extends OverlayBase {
   readonly name = 'overlay2';
   protected readonly naive: DiffFallback = new NaiveDiff(this);
+  protected override readonly readsLayerDirs = true;
   private readonly mountApi: MountApi;
   private readonly userxattr = inUserNamespace();
   private readonly indexOff = overlayParam('index') !== null;
