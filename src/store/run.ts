@@ -30,6 +30,7 @@ import { now } from './db.js';
 import { identityOf } from '../sys/process.js';
 import { defaultRunDir, isRootless } from '../sys/rootless.js';
 import { ownerAlive, ownerId } from './owner.js';
+import { log } from '../log.js';
 import type { RunState, RunStates } from './runstate.js';
 
 /** What the container runs, fixed at create (Docker's Config: Path/Args, Env, WorkingDir, User). */
@@ -254,22 +255,28 @@ export class Runner {
       if (attach) return this.attach(c, attach, false);
       return null;
     }
+    log.debug(`run ${c.id.slice(0, 12)}: created, starting`);
     mkdirSync(this.containerDir(c.id), { recursive: true, mode: 0o710 });
     rmSync(this.stoppedFile(c.id), { force: true });
     rmSync(join(this.containerDir(c.id), 'restart-count'), { force: true });
     const errLog = openSync(join(this.containerDir(c.id), 'monitor.log'), 'a', 0o600);
     const [cmd, ...args] = this.d.monitorCommand;
-    const mon = spawn(cmd!, [...args, '__monitor', c.id, ...(attach ? ['--attach'] : [])], { detached: true, stdio: ['ignore', 'ignore', errLog] });
+    // The monitor's debug lines go to its monitor.log.
+    const level = log.enabled('debug') ? ['--log-level', 'debug'] : [];
+    const mon = spawn(cmd!, [...args, ...level, '__monitor', c.id, ...(attach ? ['--attach'] : [])], { detached: true, stdio: ['ignore', 'ignore', errLog] });
     closeSync(errLog);
     const monitorExited = new Promise<void>((r) => mon.once('exit', () => r()));
     mon.unref();
+    log.debug(`run ${c.id.slice(0, 12)}: monitor spawned`);
     let gone = false;
     void monitorExited.then(() => (gone = true));
     if (attach) {
       const status = await this.attach(c, attach, true, monitorExited);
+      log.debug(`run ${c.id.slice(0, 12)}: exit status received`);
       // `run --rm` returns once the container is gone, as docker's does: the monitor removes it
       // after it has sent the exit status. (A sleep loop: it keeps this process alive.)
       while (c.config.host?.autoRemove && !status.detached && !gone) await sleep(POLL_MS);
+      log.debug(`run ${c.id.slice(0, 12)}: monitor gone`);
       return status;
     }
     // Wait until the monitor says the process runs, or the monitor is gone (it failed to start,
@@ -400,7 +407,7 @@ export class Runner {
    * socket, the network namespace) goes with it, and the exec root too when nothing is left.
    */
   async forget(c: ContainerRecord): Promise<void> {
-    if (existsSync(join(this.execRoot, 'runc', c.id))) await this.runc(c).delete(c.id).catch(() => undefined);
+    await this.runc(c).delete(c.id).catch(() => undefined);
     rmSync(this.socketPath(c.id), { force: true });
     closeSandbox(this.netnsDir, c.id.slice(0, 32));
     this.pruneExecRoot();
@@ -539,6 +546,7 @@ export class Runner {
     const host = c.config.host;
     const dir = this.containerDir(id);
     const runc = this.runc(c);
+    log.debug(`monitor ${id.slice(0, 12)}: begins`);
     this.d.states.update(id, { monitor: ownerId(), error: '' });
     // Recorded first: from now on no other monitor prunes the exec root (pruneExecRoot).
     mkdirSync(this.execRoot, { recursive: true, mode: 0o700 });
@@ -552,6 +560,7 @@ export class Runner {
       throw err;
     }
     try {
+      log.debug(`monitor ${id.slice(0, 12)}: root mounted`);
       const hostname = host.network === 'host' ? hostHostname() : c.config.hostname;
       const files = { hostname: join(dir, 'hostname'), hosts: join(dir, 'hosts'), resolvConf: join(dir, 'resolv.conf') };
       writeFileSync(files.hostname, `${hostname}\n`);
@@ -592,6 +601,7 @@ export class Runner {
       writeFileSync(join(dir, 'config.json'), JSON.stringify(spec, null, 2));
       // A leftover of an earlier run that nobody deleted (a monitor killed mid-way).
       await runc.delete(id).catch(() => undefined);
+      log.debug(`monitor ${id.slice(0, 12)}: bundle written`);
       const policy = host.restart ?? NO_RESTART;
       const stopFile = this.stoppedFile(id);
       let count = 0;
@@ -644,8 +654,10 @@ export class Runner {
       await sandbox?.close();
       rmSync(this.socketPath(id), { force: true });
       await this.d.driver.put(c.layer).catch(() => undefined);
+      log.debug(`monitor ${id.slice(0, 12)}: root unmounted`);
     }
     if (host.autoRemove) await this.d.removeContainer(id);
+    log.debug(`monitor ${id.slice(0, 12)}: done`);
     this.pruneExecRoot();
   }
 }
