@@ -204,6 +204,20 @@ export function restartingError(id: string): ConflictError {
   return new ConflictError(`Container ${id} is restarting, wait until the container is running`);
 }
 
+/** A monitor started by `launchMonitor`; `go` or `cancel` it once. */
+export interface LaunchedMonitor {
+  exited: Promise<void>;
+  /** Wait for its exit, keeping this process alive meanwhile (exited alone does not). */
+  gone(): Promise<void>;
+  /** The container exists: start it. */
+  go(): void;
+  /** Not to be started: the monitor is ended, and the directory of a container not made goes. */
+  cancel(): Promise<void>;
+}
+
+/** What a monitor started before its container waits for on stdin (end of input alone: cancelled). */
+export const MONITOR_GO = 'go';
+
 const POLL_MS = 10;
 /** How long a container that runc failed to signal may take to show it was ending anyway. */
 const SIGNAL_RACE_MS = 5_000;
@@ -249,33 +263,30 @@ export class Runner {
    * `start`: a monitor of its own starts the container. With streams, this process attaches
    * first and returns the exit status; without, it returns once the process runs (or failed).
    */
-  async start(c: ContainerRecord, attach?: AttachStreams): Promise<ExitStatus | null> {
-    if (!c.config.process) throw new InvalidInputError(`container ${c.name} was created by a strata without a runtime; create it again`);
+  async start(c: ContainerRecord, attach?: AttachStreams, launched?: LaunchedMonitor): Promise<ExitStatus | null> {
+    if (!c.config.process) {
+      await launched?.cancel();
+      throw new InvalidInputError(`container ${c.name} was created by a strata without a runtime; create it again`);
+    }
     if (this.isRunning(c.id)) {
+      await launched?.cancel();
       if (attach) return this.attach(c, attach, false);
       return null;
     }
     log.debug(`run ${c.id.slice(0, 12)}: created, starting`);
-    mkdirSync(this.containerDir(c.id), { recursive: true, mode: 0o710 });
     rmSync(this.stoppedFile(c.id), { force: true });
     rmSync(join(this.containerDir(c.id), 'restart-count'), { force: true });
-    const errLog = openSync(join(this.containerDir(c.id), 'monitor.log'), 'a', 0o600);
-    const [cmd, ...args] = this.d.monitorCommand;
-    // The monitor's debug lines go to its monitor.log.
-    const level = log.enabled('debug') ? ['--log-level', 'debug'] : [];
-    const mon = spawn(cmd!, [...args, ...level, '__monitor', c.id, ...(attach ? ['--attach'] : [])], { detached: true, stdio: ['ignore', 'ignore', errLog] });
-    closeSync(errLog);
-    const monitorExited = new Promise<void>((r) => mon.once('exit', () => r()));
-    mon.unref();
-    log.debug(`run ${c.id.slice(0, 12)}: monitor spawned`);
+    const mon = launched ?? this.launchMonitor(c.id, attach !== undefined, false);
+    mon.go();
+    const monitorExited = mon.exited;
     let gone = false;
     void monitorExited.then(() => (gone = true));
     if (attach) {
       const status = await this.attach(c, attach, true, monitorExited);
       log.debug(`run ${c.id.slice(0, 12)}: exit status received`);
       // `run --rm` returns once the container is gone, as docker's does: the monitor removes it
-      // after it has sent the exit status. (A sleep loop: it keeps this process alive.)
-      while (c.config.host?.autoRemove && !status.detached && !gone) await sleep(POLL_MS);
+      // after it has sent the exit status.
+      if (c.config.host?.autoRemove && !status.detached) await mon.gone();
       log.debug(`run ${c.id.slice(0, 12)}: monitor gone`);
       return status;
     }
@@ -289,6 +300,42 @@ export class Runner {
     }
     this.throwIfStartFailed(c);
     return null;
+  }
+
+  /**
+   * Start the monitor process of container `id`. With `whenCreated`, before the container exists
+   * (`run` overlaps the monitor's start-up, a node process opening the store, with the create):
+   * it waits until `go` says the container is made, and exits untouched on `cancel`.
+   */
+  launchMonitor(id: string, attach: boolean, whenCreated: boolean): LaunchedMonitor {
+    mkdirSync(this.containerDir(id), { recursive: true, mode: 0o710 });
+    const errLog = openSync(join(this.containerDir(id), 'monitor.log'), 'a', 0o600);
+    const [cmd, ...args] = this.d.monitorCommand;
+    // The monitor's debug lines go to its monitor.log.
+    const level = log.enabled('debug') ? ['--log-level', 'debug'] : [];
+    const flags = [...(attach ? ['--attach'] : []), ...(whenCreated ? ['--when-created'] : [])];
+    const mon = spawn(cmd!, [...args, ...level, '__monitor', id, ...flags], { detached: true, stdio: [whenCreated ? 'pipe' : 'ignore', 'ignore', errLog] });
+    closeSync(errLog);
+    const exited = new Promise<void>((r) => mon.once('exit', () => r()));
+    mon.unref();
+    log.debug(`run ${id.slice(0, 12)}: monitor spawned`);
+    const gone = () => {
+      mon.ref();
+      return exited;
+    };
+    return {
+      exited,
+      gone,
+      go: () => mon.stdin?.end(MONITOR_GO),
+      cancel: async () => {
+        // Its input ends without the word: it closes the store it opened and exits, before we
+        // return (a failed `run` leaves nothing running; a killed one would leave its store
+        // mark behind, and the next open would scan for leftovers).
+        mon.stdin?.end();
+        await gone();
+        if (!this.d.containers.get(id)) rmSync(this.containerDir(id), { recursive: true, force: true });
+      },
+    };
   }
 
   private throwIfStartFailed(c: ContainerRecord): void {
