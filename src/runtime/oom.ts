@@ -8,6 +8,7 @@
 // process outgrows its limit. Where /dev/kmsg cannot be read (no root, dmesg_restrict), there is
 // no watch and the container reads as not OOM-killed.
 import { closeSync, constants, openSync, readSync } from 'node:fs';
+import { seekEnd } from '../sys/fileio.js';
 
 /** A kmsg record is at most a few KiB; a read into a smaller buffer fails (EINVAL). */
 const RECORD_MAX = 16 * 1024;
@@ -20,9 +21,14 @@ export class OomWatch {
     private readonly fd: number,
     private readonly marker: string,
   ) {
-    // What the log holds already is of earlier runs.
-    this.drain();
-    this.killed = false;
+    // What the log holds already is of earlier runs: skipped, not read (thousands of records
+    // on a host that has been up a while), unless the seek fails.
+    try {
+      seekEnd(fd);
+    } catch {
+      this.drain();
+      this.killed = false;
+    }
   }
 
   /** Watch the memory cgroup at `cgroupsPath` (as the OCI spec gives it); null without /dev/kmsg. */

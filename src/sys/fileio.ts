@@ -15,6 +15,7 @@ const c = libcDeclarations((libc) => ({
   utimensat: libc.func('int utimensat(int dirfd, const char *path, const void *times, int flags)'),
 }));
 
+const SEEK_END = 2;
 const SEEK_DATA = 3;
 const SEEK_HOLE = 4;
 const AT_FDCWD = -100;
@@ -30,6 +31,14 @@ export function seekData(fd: number, offset: number): number | null {
   const e = koffi().errno();
   if (e === osConstants.errno.ENXIO) return null;
   throw sysError('lseek(SEEK_DATA)', e);
+}
+
+/**
+ * Move to the end of what fd reads. On /dev/kmsg: past the last record, so the next read returns
+ * the next record logged, without reading through the whole ring buffer first.
+ */
+export function seekEnd(fd: number): void {
+  if (Number(c().lseek(fd, 0, SEEK_END)) < 0) throw sysError('lseek(SEEK_END)', koffi().errno());
 }
 
 /** Start of the next hole at or after offset (the file size when there is none). */
