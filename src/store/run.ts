@@ -211,7 +211,7 @@ export interface LaunchedMonitor {
   gone(): Promise<void>;
   /** The container exists: start it. */
   go(): void;
-  /** Not to be started: the monitor is ended, and the directory of a container not made goes. */
+  /** Not to be started: the monitor removes the directory of a container not made, and exits. */
   cancel(): Promise<void>;
 }
 
@@ -328,12 +328,12 @@ export class Runner {
       gone,
       go: () => mon.stdin?.end(MONITOR_GO),
       cancel: async () => {
-        // Its input ends without the word: it closes the store it opened and exits, before we
-        // return (a failed `run` leaves nothing running; a killed one would leave its store
-        // mark behind, and the next open would scan for leftovers).
+        // Its input ends without the word: it removes the container's directory, closes the
+        // store it opened and exits, before we return (a failed `run` leaves nothing running;
+        // a killed monitor would leave its store mark behind, and the next open would scan for
+        // leftovers). A `run` killed meanwhile ends its input all the same.
         mon.stdin?.end();
         await gone();
-        if (!this.d.containers.get(id)) rmSync(this.containerDir(id), { recursive: true, force: true });
       },
     };
   }
@@ -586,7 +586,13 @@ export class Runner {
   }
 
   /** Run inside the monitor process: mount, write the bundle, run, record, clean up. */
-  async monitor(id: string, waitForAttach: boolean): Promise<void> {
+  async monitor(id: string, waitForAttach: boolean, made?: Promise<boolean>): Promise<void> {
+    if (made && !(await made)) {
+      // Its `run` failed before the container was made, or died making it: the directory it
+      // made for our log goes, unless the container exists after all.
+      if (!this.d.containers.get(id)) rmSync(this.containerDir(id), { recursive: true, force: true });
+      return;
+    }
     const c = this.d.containers.get(id);
     if (!c || !c.config.process || !c.config.host) throw new StrataError(`No such container: ${id}`);
     const proc = c.config.process;

@@ -735,9 +735,12 @@ export class Store {
     return this.runner.state(this.containers.resolve(ref).id);
   }
 
-  /** The body of `strata __monitor ID`: the process that watches one running container. */
-  monitorContainer(id: string, waitForAttach: boolean): Promise<void> {
-    return this.runner.monitor(id, waitForAttach);
+  /**
+   * The body of `strata __monitor ID`: the process that watches one running container. `made`:
+   * for a monitor started before its container (`run`), whether it was made after all.
+   */
+  monitorContainer(id: string, waitForAttach: boolean, made?: Promise<boolean>): Promise<void> {
+    return this.runner.monitor(id, waitForAttach, made);
   }
 
   private freeName(): string {

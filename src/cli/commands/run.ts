@@ -372,9 +372,6 @@ export function addRunCommands(program: Command, { io, withStore }: Context): vo
       // A process of its own: no terminal to die with, nothing to answer on.
       process.on('SIGHUP', () => undefined);
       process.on('SIGINT', () => undefined);
-      await withStore(async (store) => {
-        if (o.whenCreated && !(await containerMade())) return;
-        await store.monitorContainer(id, o.attach ?? false);
-      });
+      await withStore((store) => store.monitorContainer(id, o.attach ?? false, o.whenCreated ? containerMade() : undefined));
     });
 }
