@@ -13,6 +13,7 @@ import { JsonLogWriter } from './jsonlog.js';
 import { PtyChild, spawnRunInPty } from './ptyrun.js';
 import { Runc, startErrorCode } from './runc.js';
 import type { WinSize } from './terminal.js';
+import { log as debugLog } from '../log.js';
 
 export interface MonitorOptions {
   runc: Runc;
@@ -106,6 +107,7 @@ export async function runMonitor(opts: MonitorOptions): Promise<ExitStatus> {
     await listen();
   }
 
+  debugLog.debug(`monitor ${opts.id.slice(0, 12)}: listening`);
   if (opts.waitForAttach) await Promise.race([attached, new Promise((r) => setTimeout(r, ATTACH_WAIT_MS).unref())]);
 
   const log = new JsonLogWriter(opts.logPath);
@@ -114,6 +116,7 @@ export async function runMonitor(opts: MonitorOptions): Promise<ExitStatus> {
     ? await spawnRunInPty(opts.runc, opts.id, opts.bundle, opts.pidFile, opts.runcLog, size)
     : opts.runc.spawnRun(opts.id, opts.bundle, opts.pidFile, opts.runcLog, [opts.openStdin ? 'pipe' : 'ignore', 'pipe', 'pipe']);
   const c = child;
+  debugLog.debug(`monitor ${opts.id.slice(0, 12)}: runtime spawned`);
   // A client that hangs up while we write to stdin must not end the monitor.
   c.stdin?.on('error', () => undefined);
   for (const d of early.splice(0)) c.stdin?.write(d);
@@ -154,6 +157,7 @@ export async function runMonitor(opts: MonitorOptions): Promise<ExitStatus> {
     const pid = readPid(opts.pidFile);
     if (pid !== null) {
       started = true;
+      debugLog.debug(`monitor ${opts.id.slice(0, 12)}: process started`);
       releaseEarlyErr();
       await opts.onStarted(pid);
       break;
@@ -161,6 +165,7 @@ export async function runMonitor(opts: MonitorOptions): Promise<ExitStatus> {
     await new Promise((r) => setTimeout(r, 5));
   }
   const { code, signal } = await exited;
+  debugLog.debug(`monitor ${opts.id.slice(0, 12)}: runtime exited`);
   await Promise.all([stdoutDone, stderrDone]);
   let status: ExitStatus;
   if (!started && readPid(opts.pidFile) === null) {
@@ -176,6 +181,7 @@ export async function runMonitor(opts: MonitorOptions): Promise<ExitStatus> {
   }
   log.close();
   await opts.runc.delete(opts.id).catch(() => undefined);
+  debugLog.debug(`monitor ${opts.id.slice(0, 12)}: runtime deleted`);
   await opts.onExited(status);
   const last = frame(Frame.Exit, JSON.stringify(status));
   await Promise.all([...clients].map((s) => new Promise<void>((r) => s.end(last, () => r()))));

@@ -3,7 +3,8 @@
 // code without being a subreaper), and `kill`/`state`/`delete`/`pause`/`resume` from any process.
 // runc keeps its state under a directory of ours, so other runc users on the host never see it.
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { runTool, toolEnv } from '../sys/run.js';
 import { StrataError } from '../errors.js';
 
@@ -66,7 +67,14 @@ export class Runc {
     }
   }
 
+  /**
+   * Forget a container runc knows (killing what is left of it). runc keeps a container's state in
+   * a directory of its own under its root from before it makes the cgroup until it deletes the
+   * container, and `runc run` deletes it on its way out: without that directory there is nothing
+   * to delete, and starting runc only to hear so costs a process start at every run and exit.
+   */
   async delete(id: string): Promise<void> {
+    if (!existsSync(join(this.stateDir, id))) return;
     await runTool(this.bin, [...this.global(), 'delete', '--force', id], { who: 'runtime', timeoutMs: 30_000, okCodes: [0, 1] });
   }
 

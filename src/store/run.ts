@@ -30,6 +30,7 @@ import { now } from './db.js';
 import { identityOf } from '../sys/process.js';
 import { defaultRunDir, isRootless } from '../sys/rootless.js';
 import { ownerAlive, ownerId } from './owner.js';
+import { log } from '../log.js';
 import type { RunState, RunStates } from './runstate.js';
 
 /** What the container runs, fixed at create (Docker's Config: Path/Args, Env, WorkingDir, User). */
@@ -203,6 +204,20 @@ export function restartingError(id: string): ConflictError {
   return new ConflictError(`Container ${id} is restarting, wait until the container is running`);
 }
 
+/** A monitor started by `launchMonitor`; `go` or `cancel` it once. */
+export interface LaunchedMonitor {
+  exited: Promise<void>;
+  /** Wait for its exit, keeping this process alive meanwhile (exited alone does not). */
+  gone(): Promise<void>;
+  /** The container exists: start it. */
+  go(): void;
+  /** Not to be started: the monitor removes the directory of a container not made, and exits. */
+  cancel(): Promise<void>;
+}
+
+/** What a monitor started before its container waits for on stdin (end of input alone: cancelled). */
+export const MONITOR_GO = 'go';
+
 const POLL_MS = 10;
 /** How long a container that runc failed to signal may take to show it was ending anyway. */
 const SIGNAL_RACE_MS = 5_000;
@@ -248,28 +263,31 @@ export class Runner {
    * `start`: a monitor of its own starts the container. With streams, this process attaches
    * first and returns the exit status; without, it returns once the process runs (or failed).
    */
-  async start(c: ContainerRecord, attach?: AttachStreams): Promise<ExitStatus | null> {
-    if (!c.config.process) throw new InvalidInputError(`container ${c.name} was created by a strata without a runtime; create it again`);
+  async start(c: ContainerRecord, attach?: AttachStreams, launched?: LaunchedMonitor): Promise<ExitStatus | null> {
+    if (!c.config.process) {
+      await launched?.cancel();
+      throw new InvalidInputError(`container ${c.name} was created by a strata without a runtime; create it again`);
+    }
     if (this.isRunning(c.id)) {
+      await launched?.cancel();
       if (attach) return this.attach(c, attach, false);
       return null;
     }
-    mkdirSync(this.containerDir(c.id), { recursive: true, mode: 0o710 });
+    log.debug(`run ${c.id.slice(0, 12)}: created, starting`);
     rmSync(this.stoppedFile(c.id), { force: true });
     rmSync(join(this.containerDir(c.id), 'restart-count'), { force: true });
-    const errLog = openSync(join(this.containerDir(c.id), 'monitor.log'), 'a', 0o600);
-    const [cmd, ...args] = this.d.monitorCommand;
-    const mon = spawn(cmd!, [...args, '__monitor', c.id, ...(attach ? ['--attach'] : [])], { detached: true, stdio: ['ignore', 'ignore', errLog] });
-    closeSync(errLog);
-    const monitorExited = new Promise<void>((r) => mon.once('exit', () => r()));
-    mon.unref();
+    const mon = launched ?? this.launchMonitor(c.id, attach !== undefined, false);
+    mon.go();
+    const monitorExited = mon.exited;
     let gone = false;
     void monitorExited.then(() => (gone = true));
     if (attach) {
       const status = await this.attach(c, attach, true, monitorExited);
+      log.debug(`run ${c.id.slice(0, 12)}: exit status received`);
       // `run --rm` returns once the container is gone, as docker's does: the monitor removes it
-      // after it has sent the exit status. (A sleep loop: it keeps this process alive.)
-      while (c.config.host?.autoRemove && !status.detached && !gone) await sleep(POLL_MS);
+      // after it has sent the exit status.
+      if (c.config.host?.autoRemove && !status.detached) await mon.gone();
+      log.debug(`run ${c.id.slice(0, 12)}: monitor gone`);
       return status;
     }
     // Wait until the monitor says the process runs, or the monitor is gone (it failed to start,
@@ -282,6 +300,42 @@ export class Runner {
     }
     this.throwIfStartFailed(c);
     return null;
+  }
+
+  /**
+   * Start the monitor process of container `id`. With `whenCreated`, before the container exists
+   * (`run` overlaps the monitor's start-up, a node process opening the store, with the create):
+   * it waits until `go` says the container is made, and exits untouched on `cancel`.
+   */
+  launchMonitor(id: string, attach: boolean, whenCreated: boolean): LaunchedMonitor {
+    mkdirSync(this.containerDir(id), { recursive: true, mode: 0o710 });
+    const errLog = openSync(join(this.containerDir(id), 'monitor.log'), 'a', 0o600);
+    const [cmd, ...args] = this.d.monitorCommand;
+    // The monitor's debug lines go to its monitor.log.
+    const level = log.enabled('debug') ? ['--log-level', 'debug'] : [];
+    const flags = [...(attach ? ['--attach'] : []), ...(whenCreated ? ['--when-created'] : [])];
+    const mon = spawn(cmd!, [...args, ...level, '__monitor', id, ...flags], { detached: true, stdio: [whenCreated ? 'pipe' : 'ignore', 'ignore', errLog] });
+    closeSync(errLog);
+    const exited = new Promise<void>((r) => mon.once('exit', () => r()));
+    mon.unref();
+    log.debug(`run ${id.slice(0, 12)}: monitor spawned`);
+    const gone = () => {
+      mon.ref();
+      return exited;
+    };
+    return {
+      exited,
+      gone,
+      go: () => mon.stdin?.end(MONITOR_GO),
+      cancel: async () => {
+        // Its input ends without the word: it removes the container's directory, closes the
+        // store it opened and exits, before we return (a failed `run` leaves nothing running;
+        // a killed monitor would leave its store mark behind, and the next open would scan for
+        // leftovers). A `run` killed meanwhile ends its input all the same.
+        mon.stdin?.end();
+        await gone();
+      },
+    };
   }
 
   private throwIfStartFailed(c: ContainerRecord): void {
@@ -400,7 +454,7 @@ export class Runner {
    * socket, the network namespace) goes with it, and the exec root too when nothing is left.
    */
   async forget(c: ContainerRecord): Promise<void> {
-    if (existsSync(join(this.execRoot, 'runc', c.id))) await this.runc(c).delete(c.id).catch(() => undefined);
+    await this.runc(c).delete(c.id).catch(() => undefined);
     rmSync(this.socketPath(c.id), { force: true });
     closeSandbox(this.netnsDir, c.id.slice(0, 32));
     this.pruneExecRoot();
@@ -532,13 +586,20 @@ export class Runner {
   }
 
   /** Run inside the monitor process: mount, write the bundle, run, record, clean up. */
-  async monitor(id: string, waitForAttach: boolean): Promise<void> {
+  async monitor(id: string, waitForAttach: boolean, made?: Promise<boolean>): Promise<void> {
+    if (made && !(await made)) {
+      // Its `run` failed before the container was made, or died making it: the directory it
+      // made for our log goes, unless the container exists after all.
+      if (!this.d.containers.get(id)) rmSync(this.containerDir(id), { recursive: true, force: true });
+      return;
+    }
     const c = this.d.containers.get(id);
     if (!c || !c.config.process || !c.config.host) throw new StrataError(`No such container: ${id}`);
     const proc = c.config.process;
     const host = c.config.host;
     const dir = this.containerDir(id);
     const runc = this.runc(c);
+    log.debug(`monitor ${id.slice(0, 12)}: begins`);
     this.d.states.update(id, { monitor: ownerId(), error: '' });
     // Recorded first: from now on no other monitor prunes the exec root (pruneExecRoot).
     mkdirSync(this.execRoot, { recursive: true, mode: 0o700 });
@@ -552,6 +613,7 @@ export class Runner {
       throw err;
     }
     try {
+      log.debug(`monitor ${id.slice(0, 12)}: root mounted`);
       const hostname = host.network === 'host' ? hostHostname() : c.config.hostname;
       const files = { hostname: join(dir, 'hostname'), hosts: join(dir, 'hosts'), resolvConf: join(dir, 'resolv.conf') };
       writeFileSync(files.hostname, `${hostname}\n`);
@@ -592,6 +654,7 @@ export class Runner {
       writeFileSync(join(dir, 'config.json'), JSON.stringify(spec, null, 2));
       // A leftover of an earlier run that nobody deleted (a monitor killed mid-way).
       await runc.delete(id).catch(() => undefined);
+      log.debug(`monitor ${id.slice(0, 12)}: bundle written`);
       const policy = host.restart ?? NO_RESTART;
       const stopFile = this.stoppedFile(id);
       let count = 0;
@@ -644,8 +707,10 @@ export class Runner {
       await sandbox?.close();
       rmSync(this.socketPath(id), { force: true });
       await this.d.driver.put(c.layer).catch(() => undefined);
+      log.debug(`monitor ${id.slice(0, 12)}: root unmounted`);
     }
     if (host.autoRemove) await this.d.removeContainer(id);
+    log.debug(`monitor ${id.slice(0, 12)}: done`);
     this.pruneExecRoot();
   }
 }

@@ -615,15 +615,15 @@ export class Store {
   /**
    * `create`: an `-init` layer with Docker's files, then the container's read-write layer. What
    * it will run (command, env, user, …) is resolved against the image now, as Docker does.
+   * `id` is chosen by the caller when `run` has started the container's monitor already.
    */
-  async createContainer(imageRef: string, opts: CreateOptions = {}): Promise<ContainerRecord> {
+  async createContainer(imageRef: string, opts: CreateOptions = {}, id = randomBytes(32).toString('hex')): Promise<ContainerRecord> {
     const img = opts.pull ? this.images.get(await imageForRun(this, imageRef, opts.pull)) : this.images.resolve(imageRef);
     // Removed by another process since it was found or pulled.
     if (!img) throw new NotFoundError(`No such image: ${imageRef}`);
     // Docker looks the image up (and pulls it) first, then checks the name: before any layer is made.
     const name = opts.name === undefined ? this.freeName() : containerName(opts.name);
     const cfg = parseConfig(img);
-    const id = randomBytes(32).toString('hex');
     const hostname = opts.hostname ?? id.slice(0, 12);
     const { process: proc, host } = runConfig(cfg.config, hostname, opts);
     // Docker's naming: the read-write layer has a random id, its init layer that id + "-init".
@@ -689,9 +689,18 @@ export class Store {
 
   /** `run`: create, then start; with streams, attached until the process exits. */
   async run(imageRef: string, opts: CreateOptions = {}, attach?: AttachStreams): Promise<{ container: ContainerRecord; exit: ExitStatus | null }> {
-    const c = await this.createContainer(imageRef, opts);
+    // The monitor, a process of its own, starts up while the container is made.
+    const id = randomBytes(32).toString('hex');
+    const monitor = this.runner.launchMonitor(id, attach !== undefined, true);
+    let c: ContainerRecord;
     try {
-      return { container: c, exit: await this.runner.start(c, attach) };
+      c = await this.createContainer(imageRef, opts, id);
+    } catch (err) {
+      await monitor.cancel();
+      throw err;
+    }
+    try {
+      return { container: c, exit: await this.runner.start(c, attach, monitor) };
     } catch (err) {
       if (opts.autoRemove) await this.removeContainer(c.id, { force: true }).catch(() => undefined);
       throw err;
@@ -774,9 +783,12 @@ export class Store {
     return this.runner.state(this.containers.resolve(ref).id);
   }
 
-  /** The body of `strata __monitor ID`: the process that watches one running container. */
-  monitorContainer(id: string, waitForAttach: boolean): Promise<void> {
-    return this.runner.monitor(id, waitForAttach);
+  /**
+   * The body of `strata __monitor ID`: the process that watches one running container. `made`:
+   * for a monitor started before its container (`run`), whether it was made after all.
+   */
+  monitorContainer(id: string, waitForAttach: boolean, made?: Promise<boolean>): Promise<void> {
+    return this.runner.monitor(id, waitForAttach, made);
   }
 
   private freeName(): string {

@@ -35,16 +35,19 @@ export function seekData(fd: number, offset: number): number | null {
   throw sysError('lseek(SEEK_DATA)', e);
 }
 
+/**
+ * Move to the end of what fd reads. On /dev/kmsg: past the last record, so the next read returns
+ * the next record logged, without reading through the whole ring buffer first.
+ */
+export function seekEnd(fd: number): void {
+  if (Number(c().lseek(fd, 0, SEEK_END)) < 0) throw sysError('lseek(SEEK_END)', koffi().errno());
+}
+
 /** Start of the next hole at or after offset (the file size when there is none). */
 export function seekHole(fd: number, offset: number): number {
   const r = Number(c().lseek(fd, offset, SEEK_HOLE));
   if (r >= 0) return r;
   throw sysError('lseek(SEEK_HOLE)', koffi().errno());
-}
-
-/** Move fd to its end: on /dev/kmsg, past every record already logged (node's fs cannot seek). */
-export function seekEnd(fd: number): void {
-  if (Number(c().lseek(fd, 0, SEEK_END)) < 0) throw sysError('lseek(SEEK_END)', koffi().errno());
 }
 
 /** Set atime and mtime (nanoseconds since the epoch) without following a final symlink. */

@@ -10,6 +10,7 @@ import { ProgressRenderer } from '../progress.js';
 import { parseResourceFlags, type ResourceFlags } from '../../runtime/resources.js';
 import { parseDetachKeys } from '../../runtime/terminal.js';
 import { parsePullPolicy, type ImagePullOptions } from '../../store/transfer.js';
+import { MONITOR_GO } from '../../store/run.js';
 
 /** The flags of `create` and `run` that say what the container runs and how. */
 export function runFlags(cmd: Command): Command {
@@ -165,6 +166,16 @@ function parseTime(v: string): Date {
 export function detachKeysOpt(spec: string | undefined): string | undefined {
   if (spec !== undefined) parseDetachKeys(spec);
   return spec;
+}
+
+/**
+ * For a monitor that `run` started before the container was made: true once `run` writes
+ * MONITOR_GO on stdin, false when stdin ends without it (`run` is gone, no container to watch).
+ */
+async function containerMade(): Promise<boolean> {
+  let got = '';
+  for await (const chunk of process.stdin) got += String(chunk);
+  return got === MONITOR_GO;
 }
 
 /** Docker's exit codes: a failure of strata itself before the process runs is 125. */
@@ -356,10 +367,11 @@ export function addRunCommands(program: Command, { io, withStore }: Context): vo
     .command('__monitor', { hidden: true })
     .argument('<id>')
     .option('--attach', 'start the process once a client attaches')
-    .action(async (id: string, o: { attach?: boolean }) => {
+    .option('--when-created', 'started before the container exists: wait until stdin says it does')
+    .action(async (id: string, o: { attach?: boolean; whenCreated?: boolean }) => {
       // A process of its own: no terminal to die with, nothing to answer on.
       process.on('SIGHUP', () => undefined);
       process.on('SIGINT', () => undefined);
-      await withStore((store) => store.monitorContainer(id, o.attach ?? false));
+      await withStore((store) => store.monitorContainer(id, o.attach ?? false, o.whenCreated ? containerMade() : undefined));
     });
 }
