@@ -1,6 +1,6 @@
 // Storage drivers by name, and the choice of one for a store root the way Docker makes it:
 // data already in the root decides; else the first usable driver in priority order.
-import { opendir } from 'node:fs/promises';
+import { opendir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DriverError, type Driver, type DriverOptions } from './driver.js';
 import { isRootless } from '../sys/rootless.js';
@@ -106,26 +106,33 @@ export async function driversWithData(root: string): Promise<string[]> {
   const names = new Set([...KNOWN_DATA_DIRS, ...drivers.keys()]);
   const found: string[] = [];
   for (const name of (await listDir(root)).filter((n) => names.has(n))) {
-    try {
-      // One entry is enough: a store's driver directory holds an entry per layer, and this runs
-      // at every open.
-      const dir = await opendir(join(root, name), { bufferSize: 1 });
-      try {
-        if ((await dir.read()) !== null) found.push(name);
-      } finally {
-        await dir.close();
-      }
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw err;
-    }
+    if (await hasEntries(join(root, name))) found.push(name);
   }
   return found.sort((a, b) => rank(a) - rank(b));
 }
 
 /** Whether the data directory of driver name under root holds anything. */
 export async function hasDriverData(root: string, name: string): Promise<boolean> {
-  return (await listDir(join(root, name))).length > 0;
+  return hasEntries(join(root, name));
+}
+
+/**
+ * Whether dir holds anything. One entry is enough: a store's driver directory holds an entry per
+ * layer, and this runs at every open.
+ */
+async function hasEntries(dir: string): Promise<boolean> {
+  try {
+    const d = await opendir(dir, { bufferSize: 1 });
+    try {
+      return (await d.read()) !== null;
+    } finally {
+      await d.close();
+    }
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT' && code !== 'ENOTDIR') throw err;
+    return false;
+  }
 }
 
 /** A directory's names; none when it does not exist or is not a directory. */
