@@ -4,7 +4,7 @@
 // cannot drift apart.
 import type { Change } from '../archive/changes.js';
 import type { ImageAnalysis, LayerAnalysis } from '../store/analysis/analyze.js';
-import { LayerFiles, type CopyUpReport } from '../store/analysis/copyups.js';
+import { LayerReader, type CopyUpReport } from '../store/analysis/copyups.js';
 import type { LayerNode } from '../store/analysis/tree.js';
 import { familiar } from '../store/images.js';
 import type { LayerKind } from '../store/layers.js';
@@ -136,7 +136,7 @@ export async function layerDetail(store: Store, state: UiState, id: string): Pro
     return { layer, changes: copyUpChanges(await store.copyUps(layer.containers[0])) };
   }
   const changes = await store.driver.changes(layer.id, layer.parent);
-  const files = await LayerFiles.open(store.driver, layer.id);
+  const files = await LayerReader.open(store.driver, layer.id);
   try {
     const sized: UiChange[] = [];
     for (const c of changes) {

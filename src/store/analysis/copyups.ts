@@ -121,7 +121,7 @@ export const READS_PER_TURN = 256;
  * such as `strata ui` answers from it), else through the layer's mounted view, taken on the
  * first read and dropped by close.
  */
-export class LayerFiles {
+export class LayerReader {
   private reads = 0;
 
   private constructor(
@@ -132,9 +132,9 @@ export class LayerFiles {
   ) {}
 
   /** `mounted`: the caller needs the layer held mounted and paths in that view (Driver.blockUsage). */
-  static async open(driver: Driver, id: string, opts: { mounted?: boolean } = {}): Promise<LayerFiles> {
-    if (opts.mounted) return new LayerFiles(driver, id, null, await driver.get(id));
-    return new LayerFiles(driver, id, (await driver.ownDir?.(id)) ?? null, null);
+  static async open(driver: Driver, id: string, opts: { mounted?: boolean } = {}): Promise<LayerReader> {
+    if (opts.mounted) return new LayerReader(driver, id, null, await driver.get(id));
+    return new LayerReader(driver, id, (await driver.ownDir?.(id)) ?? null, null);
   }
 
   /** The host path of path (absolute in the layer's view). */
@@ -161,8 +161,8 @@ export async function copyUps(input: CopyUpInput): Promise<CopyUpReport> {
   let method = METHODS[driver.name] ?? 'file-bytes';
   const changes = await input.changes(c.layer, c.initLayer);
   const initChanged = new Set((await input.changes(c.initLayer, input.imageTop)).filter((x) => x.kind !== 'D').map((x) => x.path));
-  const layer = await LayerFiles.open(driver, c.layer, { mounted: driver.blockUsage !== undefined });
-  const init = await LayerFiles.open(driver, c.initLayer);
+  const layer = await LayerReader.open(driver, c.layer, { mounted: driver.blockUsage !== undefined });
+  const init = await LayerReader.open(driver, c.initLayer);
   try {
     const files: CopyUp[] = [];
     for (const ch of changes) {
