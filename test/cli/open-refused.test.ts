@@ -18,6 +18,10 @@ const REFUSED: { driver: string; opts: string[]; error: RegExp }[] = [
   { driver: 'zfs', opts: [], error: /^Error: storage driver zfs is not usable for .*: .* is not on a ZFS dataset\n$/ },
   { driver: 'vfs', opts: ['--storage-opt', 'vfs.bogus=1'], error: /^Error: vfs: unknown storage option vfs\.bogus\n$/ },
   { driver: 'overlay2', opts: ['--storage-opt', 'overlay2.bogus=1'], error: /^Error: overlay2: unknown option overlay2\.bogus=1\n$/ },
+  // Keys without the driver's prefix are refused too, as Docker refuses them (they were ignored).
+  { driver: 'overlay2', opts: ['--storage-opt', 'bogus.key=1'], error: /^Error: overlay2: unknown option bogus\.key=1\n$/ },
+  { driver: 'fuse-overlayfs', opts: ['--storage-opt', 'bogus.key=1'], error: /^Error: fuse-overlayfs: unknown option bogus\.key\n$/ },
+  { driver: 'aufs', opts: ['--storage-opt', 'bogus.key=1'], error: /^Error: aufs: unknown storage option bogus\.key\n$/ },
 ];
 
 function refuse(root: string, r: (typeof REFUSED)[number]): void {
@@ -29,12 +33,12 @@ function refuse(root: string, r: (typeof REFUSED)[number]): void {
 
 test('a refused driver creates nothing: not the root, nor anything in an existing one', async (t) => {
   const work = scratch(t);
-  for (const r of REFUSED) {
-    const fresh = join(work, `fresh-${r.driver}`);
+  for (const [i, r] of REFUSED.entries()) {
+    const fresh = join(work, `fresh-${i}-${r.driver}`);
     refuse(fresh, r);
     assert.equal(existsSync(fresh), false, `${r.driver} made ${fresh}`);
 
-    const empty = join(work, `empty-${r.driver}`);
+    const empty = join(work, `empty-${i}-${r.driver}`);
     mkdirSync(empty);
     refuse(empty, r);
     assert.deepEqual(readdirSync(empty), [], r.driver);
@@ -52,8 +56,9 @@ test('a refused driver creates nothing: not the root, nor anything in an existin
   for (const r of [...REFUSED, { driver: 'overlay2', opts: [], error: otherRoot }]) {
     const out = strataIn(used, r.driver).run([...r.opts, 'info']);
     assert.notEqual(out.code, 0, r.driver);
-    // overlay2 with a bad option meets the root's refusal first.
-    assert.match(out.stderr, r.driver === 'overlay2' ? otherRoot : r.error);
+    // Another driver with a bad option may meet the root's refusal first.
+    const theirs = new RegExp(`^Error: storage driver ${r.driver} cannot open .*: its images and containers are stored with vfs`);
+    if (r.driver === 'vfs' || !theirs.test(out.stderr)) assert.match(out.stderr, r.error, r.driver);
     assert.deepEqual(diffTrees(before, await snapshotTree(used, { times: 'files' })), [], r.driver);
   }
   assert.equal(vfs.ok(['ps', '-a', '--format', '{{.Names}}']), 'c1\n');

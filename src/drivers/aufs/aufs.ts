@@ -73,7 +73,7 @@ export class AufsDriver implements Driver {
   /** Open (creating if needed) the aufs data under `${root}/aufs`. */
   static async open(opts: DriverOptions): Promise<AufsDriver> {
     for (const key of Object.keys(opts.options)) {
-      if (key.startsWith('aufs.') || key === 'size') throw new DriverError(`aufs: unknown storage option ${key}`);
+      throw new DriverError(`aufs: unknown storage option ${key}`);
     }
     let method: AufsMountMethod = 'aufs';
     if (!kernelHasAufs()) {

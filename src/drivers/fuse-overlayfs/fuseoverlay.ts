@@ -31,7 +31,7 @@ export class FuseOverlayDriver extends OverlayBase {
   static async open(opts: DriverOptions): Promise<FuseOverlayDriver> {
     for (const key of Object.keys(opts.options)) {
       if (key === 'fuse-overlayfs.size') throw new DriverError('fuse-overlayfs has no quota support');
-      if (key.startsWith('fuse-overlayfs.')) throw new DriverError(`fuse-overlayfs: unknown option ${key}`);
+      throw new DriverError(`fuse-overlayfs: unknown option ${key}`);
     }
     const program = findProgram(FUSE_OVERLAYFS);
     if (program === null) throw new DriverError(`fuse-overlayfs is not usable: the ${FUSE_OVERLAYFS} program is not installed`);

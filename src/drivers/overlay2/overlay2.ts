@@ -68,7 +68,8 @@ export class Overlay2Driver extends OverlayBase {
     super('overlay2', opts);
     let api: MountApi = 'auto';
     for (const [key, value] of Object.entries(opts.options)) {
-      if (!key.startsWith('overlay2.')) continue;
+      // Any other key is refused, as Docker's overlay2 refuses it: an option taken and ignored
+      // would let a script believe it had an effect.
       if (key === 'overlay2.size') {
         throw new DriverError('overlay2.size needs xfs project quota, which strata does not support');
       }
