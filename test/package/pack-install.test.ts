@@ -60,10 +60,10 @@ test('npm pack, npm install -g into an empty prefix, then the CLI and the typed 
   const tarball = join(dir, packed.trim().split('\n').at(-1)!);
   assert.equal(tarball, join(dir, `${pkg.name}-${pkg.version}.tgz`));
   const entries = execFileSync('tar', ['-tzf', tarball], { encoding: 'utf8' }).trim().split('\n');
-  for (const f of ['package/package.json', 'package/LICENSE', 'package/README.md', 'package/bin/strata.cjs', 'package/bin/bundle-loader.cjs', 'package/dist/strata.cjs', 'package/dist/strata.cjs.codecache', 'package/dist/src/index.js', 'package/dist/src/index.d.ts', 'package/dist/web/app.js', 'package/dist/web/app.css']) {
+  for (const f of ['package/package.json', 'package/LICENSE', 'package/README.md', 'package/bin/strata.cjs', 'package/bin/bundle-loader.cjs', 'package/dist/strata.cjs', 'package/dist/strata.cjs.codecache', 'package/dist/strata.cjs.layers.codecache', 'package/dist/src/index.js', 'package/dist/src/index.d.ts', 'package/dist/web/app.js', 'package/dist/web/app.css']) {
     assert.ok(entries.includes(f), `${f} in the tarball`);
   }
-  const strays = entries.filter((e) => !/^package\/(package\.json|LICENSE|README\.md|bin\/[^/]+\.cjs|dist\/strata\.cjs(\.map|\.codecache)?|dist\/web\/app\.(js|css)|dist\/src\/.+\.(js|d\.ts))$/.test(e));
+  const strays = entries.filter((e) => !/^package\/(package\.json|LICENSE|README\.md|bin\/[^/]+\.cjs|dist\/strata\.cjs(\.map|\.codecache|\.layers\.codecache)?|dist\/web\/app\.(js|css)|dist\/src\/.+\.(js|d\.ts))$/.test(e));
   assert.deepEqual(strays, [], 'only what runs ships (no tests, benches, sources or maps of missing sources)');
 
   // --- install into an empty prefix: empty HOME and npm cache, none of this checkout's tools
