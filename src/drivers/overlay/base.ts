@@ -175,9 +175,13 @@ export abstract class OverlayBase implements Driver {
    */
   private async pruneStacks(): Promise<void> {
     if (!this.mountStack) return;
+    const isStack = (mp: string) => mp.endsWith(`${sep}stack`);
+    // Every store close and open comes here: with no stack mounted (no chain deeper than 500),
+    // neither the lock nor the state file is touched.
+    if (!mountsUnder(this.home).some(isStack)) return;
     await this.refs.exclusive(async () => {
       const mounts = mountsUnder(this.home);
-      const stackMounts = mounts.filter((mp) => mp.endsWith(`${sep}stack`));
+      const stackMounts = mounts.filter(isStack);
       if (stackMounts.length === 0) return;
       const live = new Set(mounts.filter((mp) => mp.endsWith(`${sep}merged`)).map((mp) => basename(dirname(mp))));
       const unmount = (mp: string) => this.unmountLayer(mp);
