@@ -29,12 +29,19 @@ export interface MonitorOptions {
   tty: boolean;
   /** Start the process only when a client sends Start (a foreground `run` or `start -a`). */
   waitForAttach: boolean;
+  /**
+   * Asked once the wait for a client is over: true when the container was removed meanwhile (a
+   * `run` whose client died before it attached, then `rm -f`). Nothing is started then.
+   */
+  removed?(): boolean;
   onStarted(pid: number): Promise<void> | void;
   onExited(status: ExitStatus): Promise<void> | void;
 }
 
 /** How long a foreground run may take to attach before the monitor starts without it. */
 const ATTACH_WAIT_MS = 30_000;
+/** How often a monitor waiting for its client looks whether its container was removed. */
+const REMOVED_POLL_MS = 250;
 
 function readPid(file: string): number | null {
   try {
@@ -45,7 +52,8 @@ function readPid(file: string): number | null {
   }
 }
 
-export async function runMonitor(opts: MonitorOptions): Promise<ExitStatus> {
+/** The process's exit status; null when it was never started because its container was removed. */
+export async function runMonitor(opts: MonitorOptions): Promise<ExitStatus | null> {
   const clients = new Set<Socket>();
   let stdinOwner: Socket | null = null;
   let child: ReturnType<Runc['spawnRun']> | PtyChild | null = null;
@@ -108,84 +116,101 @@ export async function runMonitor(opts: MonitorOptions): Promise<ExitStatus> {
   }
 
   debugLog.debug(`monitor ${opts.id.slice(0, 12)}: listening`);
-  if (opts.waitForAttach) await Promise.race([attached, new Promise((r) => setTimeout(r, ATTACH_WAIT_MS).unref())]);
-
-  const log = new JsonLogWriter(opts.logPath);
-  rmSync(opts.pidFile, { force: true });
-  child = opts.tty
-    ? await spawnRunInPty(opts.runc, opts.id, opts.bundle, opts.pidFile, opts.runcLog, size)
-    : opts.runc.spawnRun(opts.id, opts.bundle, opts.pidFile, opts.runcLog, [opts.openStdin ? 'pipe' : 'ignore', 'pipe', 'pipe']);
-  const c = child;
-  debugLog.debug(`monitor ${opts.id.slice(0, 12)}: runtime spawned`);
-  // A client that hangs up while we write to stdin must not end the monitor.
-  c.stdin?.on('error', () => undefined);
-  for (const d of early.splice(0)) c.stdin?.write(d);
-  if (earlyEnd) c.stdin?.end();
-  const send = (kind: Frame, data: Buffer) => {
-    const f = frame(kind, data);
-    for (const s of clients) s.write(f);
-  };
-  const stdoutDone = new Promise<void>((r) => c.stdout!.on('end', r).on('error', () => r()));
-  const stderrDone = new Promise<void>((r) => c.stderr!.on('end', r).on('error', () => r()));
-  const earlyErr: Buffer[] = [];
-  let started = false;
-  // What the process wrote to stderr before we saw it start is its own output after all.
-  const releaseEarlyErr = () => {
-    for (const d of earlyErr.splice(0)) {
-      log.write('stderr', d);
-      send(Frame.Stderr, d);
+  // Whatever ends this run, normally or by a throw, the socket closes: a listening server would
+  // keep the monitor's process alive for ever after its error was printed.
+  try {
+    if (opts.waitForAttach) {
+      let isAttached = false;
+      void attached.then(() => (isAttached = true));
+      const until = Date.now() + ATTACH_WAIT_MS;
+      while (!isAttached && Date.now() < until && !opts.removed?.()) {
+        await Promise.race([attached, new Promise((r) => setTimeout(r, REMOVED_POLL_MS))]);
+      }
     }
-  };
-  c.stdout!.on('data', (d: Buffer) => {
-    log.write('stdout', d);
-    send(Frame.Stdout, d);
-  });
-  c.stderr!.on('data', (d: Buffer) => {
-    // Until the process has started, stderr is runc's own (its error when it cannot start).
-    if (!started) earlyErr.push(d);
-    else {
-      log.write('stderr', d);
-      send(Frame.Stderr, d);
-    }
-  });
+    if (opts.removed?.()) return null;
+    return await supervise();
+  } finally {
+    server.close();
+    for (const s of clients) s.destroy();
+    if (existsSync(opts.socketPath)) rmSync(opts.socketPath, { force: true });
+  }
 
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => c.on('exit', (code, signal) => r({ code, signal })));
-  let done = false;
-  void exited.then(() => (done = true));
-  // runc writes the pid file once the container exists, just before it starts the process.
-  while (!done) {
-    const pid = readPid(opts.pidFile);
-    if (pid !== null) {
-      started = true;
-      debugLog.debug(`monitor ${opts.id.slice(0, 12)}: process started`);
+  async function supervise(): Promise<ExitStatus> {
+    const log = new JsonLogWriter(opts.logPath);
+    rmSync(opts.pidFile, { force: true });
+    child = opts.tty
+      ? await spawnRunInPty(opts.runc, opts.id, opts.bundle, opts.pidFile, opts.runcLog, size)
+      : opts.runc.spawnRun(opts.id, opts.bundle, opts.pidFile, opts.runcLog, [opts.openStdin ? 'pipe' : 'ignore', 'pipe', 'pipe']);
+    const c = child;
+    debugLog.debug(`monitor ${opts.id.slice(0, 12)}: runtime spawned`);
+    // A client that hangs up while we write to stdin must not end the monitor.
+    c.stdin?.on('error', () => undefined);
+    for (const d of early.splice(0)) c.stdin?.write(d);
+    if (earlyEnd) c.stdin?.end();
+    const send = (kind: Frame, data: Buffer) => {
+      const f = frame(kind, data);
+      for (const s of clients) s.write(f);
+    };
+    const stdoutDone = new Promise<void>((r) => c.stdout!.on('end', r).on('error', () => r()));
+    const stderrDone = new Promise<void>((r) => c.stderr!.on('end', r).on('error', () => r()));
+    const earlyErr: Buffer[] = [];
+    let started = false;
+    // What the process wrote to stderr before we saw it start is its own output after all.
+    const releaseEarlyErr = () => {
+      for (const d of earlyErr.splice(0)) {
+        log.write('stderr', d);
+        send(Frame.Stderr, d);
+      }
+    };
+    c.stdout!.on('data', (d: Buffer) => {
+      log.write('stdout', d);
+      send(Frame.Stdout, d);
+    });
+    c.stderr!.on('data', (d: Buffer) => {
+      // Until the process has started, stderr is runc's own (its error when it cannot start).
+      if (!started) earlyErr.push(d);
+      else {
+        log.write('stderr', d);
+        send(Frame.Stderr, d);
+      }
+    });
+
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => c.on('exit', (code, signal) => r({ code, signal })));
+    let done = false;
+    void exited.then(() => (done = true));
+    // runc writes the pid file once the container exists, just before it starts the process.
+    while (!done) {
+      const pid = readPid(opts.pidFile);
+      if (pid !== null) {
+        started = true;
+        debugLog.debug(`monitor ${opts.id.slice(0, 12)}: process started`);
+        releaseEarlyErr();
+        await opts.onStarted(pid);
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    const { code, signal } = await exited;
+    debugLog.debug(`monitor ${opts.id.slice(0, 12)}: runtime exited`);
+    await Promise.all([stdoutDone, stderrDone]);
+    let status: ExitStatus;
+    if (!started && readPid(opts.pidFile) === null) {
+      const msg = Runc.lastError(opts.runcLog) ?? (Buffer.concat(earlyErr).toString().trim() || `runtime exited with ${code ?? signal}`);
+      status = { exitCode: startErrorCode(msg), error: msg.replace(/^runc (run|create) failed: /, '') };
+    } else {
+      // A process that ended before we saw its pid file: what it wrote to stderr goes to the log
+      // and to the attached clients like any other output.
       releaseEarlyErr();
-      await opts.onStarted(pid);
-      break;
+      // ... and its start is recorded all the same (inspect's StartedAt).
+      if (!started) await opts.onStarted(readPid(opts.pidFile)!);
+      status = { exitCode: code ?? 128 + (osConstants.signals[signal as keyof typeof osConstants.signals] ?? 0) };
     }
-    await new Promise((r) => setTimeout(r, 5));
+    log.close();
+    await opts.runc.delete(opts.id).catch(() => undefined);
+    debugLog.debug(`monitor ${opts.id.slice(0, 12)}: runtime deleted`);
+    await opts.onExited(status);
+    const last = frame(Frame.Exit, JSON.stringify(status));
+    await Promise.all([...clients].map((s) => new Promise<void>((r) => s.end(last, () => r()))));
+    return status;
   }
-  const { code, signal } = await exited;
-  debugLog.debug(`monitor ${opts.id.slice(0, 12)}: runtime exited`);
-  await Promise.all([stdoutDone, stderrDone]);
-  let status: ExitStatus;
-  if (!started && readPid(opts.pidFile) === null) {
-    const msg = Runc.lastError(opts.runcLog) ?? (Buffer.concat(earlyErr).toString().trim() || `runtime exited with ${code ?? signal}`);
-    status = { exitCode: startErrorCode(msg), error: msg.replace(/^runc (run|create) failed: /, '') };
-  } else {
-    // A process that ended before we saw its pid file: what it wrote to stderr goes to the log
-    // and to the attached clients like any other output.
-    releaseEarlyErr();
-    // ... and its start is recorded all the same (inspect's StartedAt).
-    if (!started) await opts.onStarted(readPid(opts.pidFile)!);
-    status = { exitCode: code ?? 128 + (osConstants.signals[signal as keyof typeof osConstants.signals] ?? 0) };
-  }
-  log.close();
-  await opts.runc.delete(opts.id).catch(() => undefined);
-  debugLog.debug(`monitor ${opts.id.slice(0, 12)}: runtime deleted`);
-  await opts.onExited(status);
-  const last = frame(Frame.Exit, JSON.stringify(status));
-  await Promise.all([...clients].map((s) => new Promise<void>((r) => s.end(last, () => r()))));
-  server.close();
-  if (existsSync(opts.socketPath)) rmSync(opts.socketPath, { force: true });
-  return status;
 }

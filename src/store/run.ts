@@ -606,6 +606,8 @@ export class Runner {
     const failStart = (message: string, exitCode: number) => this.d.states.update(id, { error: message, exitCode, monitor: null });
     let rootfs: string;
     let sandbox: Sandbox | undefined;
+    // The container was removed while its first run waited for a client (rm -f).
+    let gone = false;
     try {
       rootfs = await this.d.driver.get(c.layer);
     } catch (err) {
@@ -664,7 +666,7 @@ export class Runner {
         let startedAt = Date.now();
         rmSync(this.oomFile(id), { force: true });
         const oom = OomWatch.open(cgroupsPath);
-        await runMonitor({
+        const ran = await runMonitor({
           runc,
           id,
           bundle: dir,
@@ -676,6 +678,7 @@ export class Runner {
           tty: proc.tty,
           // A restarted process does not wait for a client: the first run had its attach.
           waitForAttach: waitForAttach && count === 0,
+          removed: () => this.d.containers.get(id)?.state !== 'created',
           onStarted: (pid) => {
             startedAt = Date.now();
             this.d.states.update(id, { status: 'running', process: identityOf(pid), startedAt: now(), exitCode: 0, error: '', ports });
@@ -689,6 +692,10 @@ export class Runner {
             else this.d.states.update(id, { status: 'exited', exitCode: status.exitCode, process: null, monitor: null, finishedAt: now(), ports: [] });
           },
         });
+        if (ran === null) {
+          gone = true;
+          break;
+        }
         if (!again) break;
         delay = nextDelay(delay, Date.now() - startedAt);
         const until = Date.now() + delay;
@@ -709,7 +716,8 @@ export class Runner {
       await this.d.driver.put(c.layer).catch(() => undefined);
       log.debug(`monitor ${id.slice(0, 12)}: root unmounted`);
     }
-    if (host.autoRemove) await this.d.removeContainer(id);
+    if (gone) log.debug(`monitor ${id.slice(0, 12)}: removed before it started`);
+    else if (host.autoRemove) await this.d.removeContainer(id);
     log.debug(`monitor ${id.slice(0, 12)}: done`);
     this.pruneExecRoot();
   }

@@ -346,6 +346,31 @@ describe('run (overlay2)', () => {
     assert.deepEqual(leftovers(s.root, s.work), []);
   });
 
+  test('rm -f of a run whose client died before it attached: its waiting monitor goes at once', async (t) => {
+    const strace = ['/usr/bin/strace', '/bin/strace'].find((p) => existsSync(p));
+    if (!strace) return t.skip('strace is not installed');
+    owns(t, 'wa');
+    // strace holds the client's connect to the attach socket (its main thread's only connect),
+    // so the client is surely between its create and its attach when it is killed.
+    const argv = [strataBin, '--root', s.root, '--driver', 'overlay2', 'run', '--network', 'none', '--name', 'wa', 'bb', 'sleep', '60'];
+    const fg = spawn(strace, ['-qq', '-o', '/dev/null', '-e', 'trace=connect', '-e', 'inject=connect:delay_enter=60000000', process.execPath, ...argv], {
+      stdio: 'ignore',
+      detached: true,
+    });
+    let alive = true;
+    const exited = new Promise((r) => fg.once('exit', r)).then(() => (alive = false));
+    t.after(() => void (alive && process.kill(-fg.pid!, 'SIGKILL')));
+    await until('wa created, its monitor waiting', () => psAll().some((c) => c.Names === 'wa') && recordedPids(s.root).length === 1, 30_000);
+    assert.equal(inspect('wa').State.Status, 'created');
+    process.kill(-fg.pid!, 'SIGKILL');
+    await exited;
+    cli.ok(['rm', '-f', 'wa']);
+    // Before, it waited 30 s for a client, then failed on the removed container and stayed.
+    await until('the monitor gone', () => leftovers(s.root, s.work).length === 0, 5_000);
+    assert.deepEqual(psAll(), []);
+    assert.equal(cli.ok(['check']).trim(), 'no problems found');
+  });
+
   test('the after-hook cleanup undoes a running container', (t) => {
     owns(t, 'left');
     cli.ok(['run', '-d', '--name', 'left', 'bb', 'sleep', '60']);
