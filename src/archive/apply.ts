@@ -46,6 +46,7 @@ import { resolveInRoot, resolveInRootFrom, type RootWalk } from './rootpath.js';
 import { LayerArchiveError, bytesToName, cPath, fsPath, nameToBytes, type TarHeader } from './tar/header.js';
 import { readTar } from './tar/reader.js';
 import { lstatOrNull } from '../sys/errno.js';
+import { syncFs } from '../sys/fileio.js';
 
 export { LayerArchiveError };
 
@@ -55,6 +56,11 @@ export interface ApplyOptions {
   whiteouts: WhiteoutFormat;
   /** Layered formats: the lower layer dirs (top first), to copy up a hardlink target not in this layer. */
   lowers?: string[];
+  /**
+   * syncfs(2) root's filesystem after the last entry: a layer is recorded complete after this
+   * returns, and must not come back from a power cut as empty or truncated files.
+   */
+  durable?: boolean;
 }
 
 /** The archive tries to reach outside the root or is otherwise hostile. */
@@ -597,5 +603,6 @@ export async function applyLayer(root: string, tar: Readable, opts: ApplyOptions
     }
   }
   await applier.finish();
+  if (opts.durable) await syncFs(realRoot);
   return { size: applier.size };
 }

@@ -1,6 +1,8 @@
 // Layers: image layers stored once per chain ID, plus the init and read-write layers of
 // containers. A row is written `incomplete` (with its writer's identity) before the driver
-// touches the disk and marked `complete` last, so a crash leaves nothing that looks usable.
+// touches the disk and marked `complete` last, so a crash leaves nothing that looks usable;
+// before that mark, an image layer's files and its tar-split are flushed to storage (syncfs),
+// so a power cut cannot leave a complete row over empty or truncated files.
 import { randomBytes } from 'node:crypto';
 import { DigestStream, sha256Digest as sha256 } from '../image/digest.js';
 import { mkdirSync, renameSync, rmSync } from 'node:fs';
@@ -16,6 +18,7 @@ import { ownerAlive, ownerId } from './owner.js';
 import { ConflictError, StrataError } from './errors.js';
 import { freeBytes, isNoSpace } from './reserve.js';
 import { fault } from '../sys/fault.js';
+import { syncFs } from '../sys/fileio.js';
 
 export type LayerKind = 'image' | 'init' | 'container';
 
@@ -366,6 +369,7 @@ export class LayerStore {
         events.onLayer?.(input.label, 'extracting');
         const { diffID, size, contentSize } = await this.applyInto(id, parent?.id ?? null, input);
         const chain = chainId ?? (parent ? sha256(`${parent.chainId} ${diffID}`) : diffID);
+        await syncFs(this.root);
         const done = writeTx(this.db, () => {
           const other = this.db.prepare('SELECT id, state FROM layers WHERE chain_id = ? AND id != ?').get(chain, id) as
             | { id: string; state: string }
@@ -441,6 +445,7 @@ export class LayerStore {
       }
       while (running.size > 0) await Promise.race(running);
       if (failure) throw failure.err;
+      await syncFs(this.root);
       writeTx(this.db, () => {
         for (const c of claimed) {
           if (c.existing) continue;

@@ -348,6 +348,7 @@ export class AufsDriver implements Driver {
     const { size } = await applyLayer(this.diffDir(id), tar, {
       whiteouts: 'aufs',
       lowers: ancestors.map((a) => join(this.home, 'diff', a)),
+      durable: true,
     });
     return size;
   }

@@ -54,7 +54,7 @@ export class NaiveDiff {
 
   /** Apply a layer tar onto id, which already holds a copy of its parent; returns content bytes. */
   async applyDiff(id: string, _parent: string | null, tar: Readable): Promise<number> {
-    return this.withMount(id, async (layerFs) => (await applyLayer(layerFs, tar, { whiteouts: 'snapshot' })).size);
+    return this.withMount(id, async (layerFs) => (await applyLayer(layerFs, tar, { whiteouts: 'snapshot', durable: true })).size);
   }
 
   /**

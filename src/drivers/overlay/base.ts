@@ -284,6 +284,7 @@ export abstract class OverlayBase implements Driver {
     const { size } = await applyLayer(this.layout.diffDir(id), tar, {
       whiteouts: 'overlay',
       lowers: await this.layout.lowerDirs(id),
+      durable: true,
     });
     return size;
   }
