@@ -50,6 +50,19 @@ describe('aufs', () => {
     await assert.rejects(d.create('../x', null), /invalid layer id/);
   });
 
+  it("an open leaves another process's layers/<id>.tmp alone (it may be writing it); remove takes it", async (t) => {
+    const root = driverRoot(t, 'strata-aufs-');
+    const d = await open(root);
+    const id = newId();
+    await d.create(id, null);
+    const tmp = join(root, 'aufs/layers', `${id}.tmp`);
+    writeFileSync(tmp, 'being written');
+    await open(root);
+    assert.equal(readFileSync(tmp, 'utf8'), 'being written');
+    await d.remove(id);
+    assert.deepEqual(readdirSync(join(root, 'aufs/layers')), []);
+  });
+
   it('says which mount method is in use, and is never picked unless named or already in the root', async (t) => {
     const root = driverRoot(t, 'strata-aufs-');
     const d = await open(root);

@@ -203,9 +203,9 @@ export class AufsDriver implements Driver {
         if (abandoned(name)) await rm(join(this.home, sub, name), { recursive: true, force: true });
       }
     }
-    for (const name of await readdir(join(this.home, 'layers'))) {
-      if (name.endsWith('.tmp')) await rm(join(this.home, 'layers', name), { force: true });
-    }
+    // A layers/<id>.tmp is not swept here: another process may be writing it this moment (a
+    // `run` whose monitor opens the store while the run creates the container's layers). One a
+    // killed process left belongs to an incomplete layer, and goes with it (remove).
   }
 
   async get(id: string): Promise<string> {
