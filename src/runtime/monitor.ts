@@ -30,8 +30,9 @@ export interface MonitorOptions {
   /** Start the process only when a client sends Start (a foreground `run` or `start -a`). */
   waitForAttach: boolean;
   /**
-   * Asked once the wait for a client is over: true when the container was removed meanwhile (a
-   * `run` whose client died before it attached, then `rm -f`). Nothing is started then.
+   * Asked every REMOVED_POLL_MS while waiting for a client, and once after: true when the
+   * container was removed meanwhile (a `run` whose client died before it attached, then
+   * `rm -f`). Nothing is started then.
    */
   removed?(): boolean;
   onStarted(pid: number): Promise<void> | void;
